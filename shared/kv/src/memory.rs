@@ -1,0 +1,227 @@
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::{Backend, CasHandle, KvError};
+
+/// How `increment` stores its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncrementEncoding {
+    /// 8-byte little-endian i64 (Spin's SQLite backend).
+    LeI64,
+    /// ASCII decimal (Spin's Redis backend, INCRBY).
+    AsciiDecimal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetManyDefect {
+    None,
+    /// Absent keys are left out of the answer instead of returned as none (SQLite).
+    OmitAbsent,
+    /// The call fails outright (Redis: the backend issues a malformed command).
+    Fail,
+}
+
+/// Which observed backend defects to reproduce. See `shared/spec/spin-platform.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defects {
+    pub increment_encoding: IncrementEncoding,
+    /// Increment on a value that is not in the counter encoding errors (SQLite panics).
+    pub increment_rejects_foreign_values: bool,
+    pub get_many: GetManyDefect,
+    /// A CAS ticket taken on an absent key swaps unconditionally (SQLite lost update).
+    pub cas_absent_overwrites: bool,
+}
+
+impl Defects {
+    /// Correct semantics: what the wasi:keyvalue interfaces promise.
+    pub const fn strict() -> Self {
+        Defects {
+            increment_encoding: IncrementEncoding::LeI64,
+            increment_rejects_foreign_values: true,
+            get_many: GetManyDefect::None,
+            cas_absent_overwrites: false,
+        }
+    }
+
+    /// Spin 4's default SQLite key-value backend.
+    pub const fn spin_sqlite() -> Self {
+        Defects {
+            increment_encoding: IncrementEncoding::LeI64,
+            increment_rejects_foreign_values: true,
+            get_many: GetManyDefect::OmitAbsent,
+            cas_absent_overwrites: true,
+        }
+    }
+
+    /// Spin 4's Redis key-value backend.
+    pub const fn redis() -> Self {
+        Defects {
+            increment_encoding: IncrementEncoding::AsciiDecimal,
+            increment_rejects_foreign_values: true,
+            get_many: GetManyDefect::Fail,
+            cas_absent_overwrites: false,
+        }
+    }
+}
+
+/// In-memory backend for native tests; thread-safe so concurrency can be exercised.
+#[derive(Debug)]
+pub struct MemoryBackend {
+    data: Mutex<HashMap<String, Vec<u8>>>,
+    defects: Defects,
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryBackend {
+    pub fn new() -> Self {
+        Self::with_defects(Defects::strict())
+    }
+
+    pub fn with_defects(defects: Defects) -> Self {
+        MemoryBackend { data: Mutex::new(HashMap::new()), defects }
+    }
+
+    /// Every key and value, for tests that inspect what is at rest (e.g. "no plaintext
+    /// secret in a dump of the store").
+    pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<_> =
+            self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort();
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        // A panicking test thread must not wedge the others.
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn decode_counter(&self, raw: &[u8]) -> Option<i64> {
+        match self.defects.increment_encoding {
+            IncrementEncoding::LeI64 => raw.try_into().ok().map(i64::from_le_bytes),
+            IncrementEncoding::AsciiDecimal => std::str::from_utf8(raw).ok()?.parse().ok(),
+        }
+    }
+
+    fn encode_counter(&self, v: i64) -> Vec<u8> {
+        match self.defects.increment_encoding {
+            IncrementEncoding::LeI64 => v.to_le_bytes().to_vec(),
+            IncrementEncoding::AsciiDecimal => v.to_string().into_bytes(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct MemoryCas {
+    key: String,
+    seen: Option<Vec<u8>>,
+}
+
+impl CasHandle for MemoryCas {
+    fn current(&self) -> Option<&[u8]> {
+        self.seen.as_deref()
+    }
+}
+
+impl Backend for MemoryBackend {
+    type Cas = MemoryCas;
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self.lock().get(key).cloned())
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.lock().insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.lock().remove(key);
+        Ok(())
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        Ok(self.lock().contains_key(key))
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+        let data = self.lock();
+        match self.defects.get_many {
+            GetManyDefect::Fail => {
+                Err(KvError::Backend("ERR wrong number of arguments for 'mget' command".into()))
+            }
+            GetManyDefect::OmitAbsent => Ok(keys
+                .iter()
+                .filter_map(|k| data.get(k).map(|v| (k.clone(), Some(v.clone()))))
+                .collect()),
+            GetManyDefect::None => {
+                Ok(keys.iter().map(|k| (k.clone(), data.get(k).cloned())).collect())
+            }
+        }
+    }
+
+    async fn set_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        let mut data = self.lock();
+        for (k, v) in items {
+            data.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        let mut data = self.lock();
+        for k in keys {
+            data.remove(k);
+        }
+        Ok(())
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        let mut data = self.lock();
+        let current = match data.get(key) {
+            None => 0,
+            Some(raw) => match self.decode_counter(raw) {
+                Some(v) => v,
+                None if self.defects.increment_rejects_foreign_values => {
+                    return Err(KvError::Backend(format!(
+                        "increment on {key:?}: stored value is not a counter"
+                    )));
+                }
+                None => 0,
+            },
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Backend(format!("increment on {key:?} overflows")))?;
+        data.insert(key.to_owned(), self.encode_counter(next));
+        Ok(next)
+    }
+
+    async fn cas_begin(&self, key: &str) -> Result<MemoryCas, KvError> {
+        Ok(MemoryCas { key: key.to_owned(), seen: self.lock().get(key).cloned() })
+    }
+
+    async fn cas_swap(&self, cas: MemoryCas, value: &[u8]) -> Result<bool, KvError> {
+        let mut data = self.lock();
+        let unchanged = data.get(&cas.key).map(Vec::as_slice) == cas.seen.as_deref();
+        let blind = cas.seen.is_none() && self.defects.cas_absent_overwrites;
+        if unchanged || blind {
+            data.insert(cas.key, value.to_vec());
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+}
