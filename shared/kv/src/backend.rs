@@ -64,11 +64,8 @@ pub trait Backend {
     fn cas_begin(&self, key: &str) -> impl Future<Output = Result<Self::Cas, KvError>>;
     /// wasi:keyvalue/atomics.swap: `Ok(true)` if stored, `Ok(false)` if the value changed
     /// since the ticket was taken.
-    fn cas_swap(
-        &self,
-        cas: Self::Cas,
-        value: &[u8],
-    ) -> impl Future<Output = Result<bool, KvError>>;
+    fn cas_swap(&self, cas: Self::Cas, value: &[u8])
+    -> impl Future<Output = Result<bool, KvError>>;
 }
 
 impl<B: Backend> Backend for &B {

@@ -33,7 +33,10 @@ impl Report {
     }
 
     fn record(&mut self, name: &'static str, result: Result<(), String>) {
-        self.checks.push(Check { name, failure: result.err() });
+        self.checks.push(Check {
+            name,
+            failure: result.err(),
+        });
     }
 }
 
@@ -71,18 +74,36 @@ impl Keys<'_> {
 
 /// Runs every check under `prefix` (e.g. `"diag:1234:"`) and cleans up.
 pub async fn run<B: Backend>(store: &Store<B>, prefix: &str) -> Report {
-    let mut keys = Keys { prefix, used: Vec::new() };
+    let mut keys = Keys {
+        prefix,
+        used: Vec::new(),
+    };
     let mut report = Report::default();
-    report.record("set_get_roundtrip", set_get_roundtrip(store, &mut keys).await);
-    report.record("absent_and_delete", absent_and_delete(store, &mut keys).await);
+    report.record(
+        "set_get_roundtrip",
+        set_get_roundtrip(store, &mut keys).await,
+    );
+    report.record(
+        "absent_and_delete",
+        absent_and_delete(store, &mut keys).await,
+    );
     report.record("batch_get_many", batch_get_many(store, &mut keys).await);
-    report.record("batch_set_delete_many", batch_set_delete_many(store, &mut keys).await);
+    report.record(
+        "batch_set_delete_many",
+        batch_set_delete_many(store, &mut keys).await,
+    );
     report.record("increment", increment(store, &mut keys).await);
     report.record("claim_is_exclusive", claim(store, &mut keys).await);
-    report.record("counter_misuse_rejected", counter_misuse(store, &mut keys).await);
+    report.record(
+        "counter_misuse_rejected",
+        counter_misuse(store, &mut keys).await,
+    );
     report.record("invalid_keys_rejected", invalid_keys(store).await);
     report.record("compare_and_swap", compare_and_swap(store, &mut keys).await);
-    report.record("cas_never_creates", cas_never_creates(store, &mut keys).await);
+    report.record(
+        "cas_never_creates",
+        cas_never_creates(store, &mut keys).await,
+    );
     report.record("update", update(store, &mut keys).await);
     // Clean-up goes to the backend directly: the Store refuses to delete counters.
     for k in &keys.used {
@@ -95,27 +116,47 @@ async fn set_get_roundtrip<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Res
     let k = keys.data("bytes");
     let all_bytes: Vec<u8> = (0..=255u8).collect();
     s.set(&k, &all_bytes).await.map_err(kv)?;
-    ensure!(s.get(&k).await.map_err(kv)? == Some(all_bytes), "binary value changed in transit");
+    ensure!(
+        s.get(&k).await.map_err(kv)? == Some(all_bytes),
+        "binary value changed in transit"
+    );
     s.set(&k, b"").await.map_err(kv)?;
-    ensure!(s.get(&k).await.map_err(kv)? == Some(vec![]), "empty value not kept as empty");
+    ensure!(
+        s.get(&k).await.map_err(kv)? == Some(vec![]),
+        "empty value not kept as empty"
+    );
     // Large enough to catch truncation, below DynamoDB's 400 KB item limit.
     let big: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
     s.set(&k, &big).await.map_err(kv)?;
-    ensure!(s.get(&k).await.map_err(kv)? == Some(big), "64 KiB value not returned intact");
+    ensure!(
+        s.get(&k).await.map_err(kv)? == Some(big),
+        "64 KiB value not returned intact"
+    );
     s.set(&k, b"second").await.map_err(kv)?;
-    ensure!(s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"second"[..]), "overwrite lost");
+    ensure!(
+        s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"second"[..]),
+        "overwrite lost"
+    );
     Ok(())
 }
 
 async fn absent_and_delete<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), String> {
     let k = keys.data("gone");
-    ensure!(s.get(&k).await.map_err(kv)?.is_none(), "absent key returned a value");
+    ensure!(
+        s.get(&k).await.map_err(kv)?.is_none(),
+        "absent key returned a value"
+    );
     ensure!(!s.exists(&k).await.map_err(kv)?, "absent key exists");
-    s.delete(&k).await.map_err(|e| format!("deleting an absent key failed: {e}"))?;
+    s.delete(&k)
+        .await
+        .map_err(|e| format!("deleting an absent key failed: {e}"))?;
     s.set(&k, b"v").await.map_err(kv)?;
     ensure!(s.exists(&k).await.map_err(kv)?, "stored key does not exist");
     s.delete(&k).await.map_err(kv)?;
-    ensure!(s.get(&k).await.map_err(kv)?.is_none(), "deleted key still readable");
+    ensure!(
+        s.get(&k).await.map_err(kv)?.is_none(),
+        "deleted key still readable"
+    );
     ensure!(!s.exists(&k).await.map_err(kv)?, "deleted key still exists");
     Ok(())
 }
@@ -127,12 +168,20 @@ async fn batch_get_many<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result
     s.set(&a, b"A").await.map_err(kv)?;
     s.set(&b, b"B").await.map_err(kv)?;
     let got = s.get_many(&[&b, &missing, &a, &b]).await.map_err(kv)?;
-    let want = vec![Some(b"B".to_vec()), None, Some(b"A".to_vec()), Some(b"B".to_vec())];
+    let want = vec![
+        Some(b"B".to_vec()),
+        None,
+        Some(b"A".to_vec()),
+        Some(b"B".to_vec()),
+    ];
     ensure!(got == want, "get_many returned {got:?}, expected {want:?}");
     // More keys than one batch holds.
     let names: Vec<String> = (0..150).map(|i| keys.data(&format!("chunk-{i}"))).collect();
-    let items: Vec<(&str, Vec<u8>)> =
-        names.iter().step_by(2).map(|k| (k.as_str(), k.as_bytes().to_vec())).collect();
+    let items: Vec<(&str, Vec<u8>)> = names
+        .iter()
+        .step_by(2)
+        .map(|k| (k.as_str(), k.as_bytes().to_vec()))
+        .collect();
     let refs: Vec<(&str, &[u8])> = items.iter().map(|(k, v)| (*k, v.as_slice())).collect();
     s.set_many(&refs).await.map_err(kv)?;
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -151,26 +200,50 @@ async fn batch_set_delete_many<B: Backend>(
     let a = keys.data("setmany-a");
     let b = keys.data("setmany-b");
     s.set_many(&[(&a, b"1"), (&b, b"2")]).await.map_err(kv)?;
-    ensure!(s.get(&a).await.map_err(kv)?.as_deref() == Some(&b"1"[..]), "set_many lost a");
-    ensure!(s.get(&b).await.map_err(kv)?.as_deref() == Some(&b"2"[..]), "set_many lost b");
+    ensure!(
+        s.get(&a).await.map_err(kv)?.as_deref() == Some(&b"1"[..]),
+        "set_many lost a"
+    );
+    ensure!(
+        s.get(&b).await.map_err(kv)?.as_deref() == Some(&b"2"[..]),
+        "set_many lost b"
+    );
     s.delete_many(&[&a, &b]).await.map_err(kv)?;
-    ensure!(!s.exists(&a).await.map_err(kv)? && !s.exists(&b).await.map_err(kv)?, "delete_many left keys");
+    ensure!(
+        !s.exists(&a).await.map_err(kv)? && !s.exists(&b).await.map_err(kv)?,
+        "delete_many left keys"
+    );
     Ok(())
 }
 
 async fn increment<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), String> {
     let c = keys.counter("seq")?;
-    ensure!(s.counter(&c).await.map_err(kv)? == 0, "a fresh counter is not 0");
+    ensure!(
+        s.counter(&c).await.map_err(kv)? == 0,
+        "a fresh counter is not 0"
+    );
     for want in 1..=3 {
         let got = s.increment(&c, 1).await.map_err(kv)?;
         ensure!(got == want, "increment returned {got}, expected {want}");
     }
-    ensure!(s.increment(&c, 10).await.map_err(kv)? == 13, "increment by 10 wrong");
-    ensure!(s.increment(&c, -5).await.map_err(kv)? == 8, "negative delta wrong");
-    ensure!(s.counter(&c).await.map_err(kv)? == 8, "reading a counter changed it");
+    ensure!(
+        s.increment(&c, 10).await.map_err(kv)? == 13,
+        "increment by 10 wrong"
+    );
+    ensure!(
+        s.increment(&c, -5).await.map_err(kv)? == 8,
+        "negative delta wrong"
+    );
+    ensure!(
+        s.counter(&c).await.map_err(kv)? == 8,
+        "reading a counter changed it"
+    );
     let big = keys.counter("big")?;
     s.increment(&big, 1 << 40).await.map_err(kv)?;
-    ensure!(s.counter(&big).await.map_err(kv)? == 1 << 40, "64-bit counter value truncated");
+    ensure!(
+        s.counter(&big).await.map_err(kv)? == 1 << 40,
+        "64-bit counter value truncated"
+    );
     Ok(())
 }
 
@@ -185,17 +258,32 @@ async fn counter_misuse<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result
     let c = keys.counter("misuse")?;
     s.increment(&c, 1).await.map_err(kv)?;
     let is_misuse = |r: Result<(), KvError>| matches!(r, Err(KvError::CounterMisuse(_)));
-    ensure!(is_misuse(s.get(c.as_str()).await.map(|_| ())), "get on a counter allowed");
-    ensure!(is_misuse(s.set(c.as_str(), b"x").await), "set on a counter allowed");
-    ensure!(is_misuse(s.delete(c.as_str()).await), "delete of a counter allowed");
-    ensure!(s.counter(&c).await.map_err(kv)? == 1, "counter damaged by refused calls");
+    ensure!(
+        is_misuse(s.get(c.as_str()).await.map(|_| ())),
+        "get on a counter allowed"
+    );
+    ensure!(
+        is_misuse(s.set(c.as_str(), b"x").await),
+        "set on a counter allowed"
+    );
+    ensure!(
+        is_misuse(s.delete(c.as_str()).await),
+        "delete of a counter allowed"
+    );
+    ensure!(
+        s.counter(&c).await.map_err(kv)? == 1,
+        "counter damaged by refused calls"
+    );
     Ok(())
 }
 
 async fn invalid_keys<B: Backend>(s: &Store<B>) -> Result<(), String> {
     for bad in ["", "has/slash", "has space", "q?", "h#", "back\\slash"] {
         let r = s.set(bad, b"v").await;
-        ensure!(matches!(r, Err(KvError::InvalidKey(_))), "key {bad:?} accepted: {r:?}");
+        ensure!(
+            matches!(r, Err(KvError::InvalidKey(_))),
+            "key {bad:?} accepted: {r:?}"
+        );
     }
     Ok(())
 }
@@ -207,18 +295,29 @@ async fn compare_and_swap<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Resu
     ensure!(r == CasOutcome::Swapped, "matching CAS did not swap: {r:?}");
     let r = s.compare_and_swap(&k, b"one", b"three").await.map_err(kv)?;
     ensure!(
-        r == CasOutcome::Conflict { current: Some(b"two".to_vec()) },
+        r == CasOutcome::Conflict {
+            current: Some(b"two".to_vec())
+        },
         "stale CAS not refused: {r:?}"
     );
-    ensure!(s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"two"[..]), "stale CAS wrote");
+    ensure!(
+        s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"two"[..]),
+        "stale CAS wrote"
+    );
     Ok(())
 }
 
 async fn cas_never_creates<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), String> {
     let k = keys.data("cas-absent");
     let r = s.compare_and_swap(&k, b"", b"created").await.map_err(kv)?;
-    ensure!(r == CasOutcome::Conflict { current: None }, "CAS on absent key: {r:?}");
-    ensure!(s.get(&k).await.map_err(kv)?.is_none(), "CAS created an absent key");
+    ensure!(
+        r == CasOutcome::Conflict { current: None },
+        "CAS on absent key: {r:?}"
+    );
+    ensure!(
+        s.get(&k).await.map_err(kv)?.is_none(),
+        "CAS created an absent key"
+    );
     Ok(())
 }
 
@@ -226,13 +325,24 @@ async fn update<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), Str
     let k = keys.data("update");
     let absent = s.update::<()>(&k, 3, |_| Ok(Some(b"x".to_vec()))).await;
     ensure!(absent == Ok(None), "update of an absent key: {absent:?}");
-    ensure!(!s.exists(&k).await.map_err(kv)?, "update created an absent key");
+    ensure!(
+        !s.exists(&k).await.map_err(kv)?,
+        "update created an absent key"
+    );
     s.set(&k, b"1").await.map_err(kv)?;
-    let r = s.update::<()>(&k, 3, |v| Ok(Some([v, b"2"].concat()))).await;
+    let r = s
+        .update::<()>(&k, 3, |v| Ok(Some([v, b"2"].concat())))
+        .await;
     ensure!(r == Ok(Some(b"12".to_vec())), "update returned {r:?}");
     let r = s.update::<&str>(&k, 3, |_| Err("no")).await;
-    ensure!(r == Err(UpdateError::Rejected("no")), "rejection not passed through: {r:?}");
-    ensure!(s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"12"[..]), "rejected update wrote");
+    ensure!(
+        r == Err(UpdateError::Rejected("no")),
+        "rejection not passed through: {r:?}"
+    );
+    ensure!(
+        s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"12"[..]),
+        "rejected update wrote"
+    );
     Ok(())
 }
 
@@ -243,7 +353,10 @@ async fn update<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), Str
 // `contention_totals`: increments and CAS updates must all be counted.
 
 fn contention_keys(prefix: &str) -> Result<(CounterKey, String), KvError> {
-    Ok((CounterKey::new(&format!("{prefix}hits"))?, format!("{prefix}swaps")))
+    Ok((
+        CounterKey::new(&format!("{prefix}hits"))?,
+        format!("{prefix}swaps"),
+    ))
 }
 
 pub async fn contention_setup<B: Backend>(s: &Store<B>, prefix: &str) -> Result<(), KvError> {
@@ -289,7 +402,10 @@ pub async fn contention_totals<B: Backend>(
 ) -> Result<(i64, u64), KvError> {
     let (hits, swaps) = contention_keys(prefix)?;
     let n = s.counter(&hits).await?;
-    let raw = s.get(&swaps).await?.ok_or_else(|| KvError::Backend("contention key missing".into()))?;
+    let raw = s
+        .get(&swaps)
+        .await?
+        .ok_or_else(|| KvError::Backend("contention key missing".into()))?;
     let m = std::str::from_utf8(&raw)
         .ok()
         .and_then(|t| t.parse().ok())

@@ -31,7 +31,9 @@ pub fn validate(key: &str) -> Result<(), KvError> {
         )));
     }
     if let Some(c) = key.chars().find(|c| !allowed(*c)) {
-        return Err(KvError::InvalidKey(format!("character {c:?} not allowed in {key:?}")));
+        return Err(KvError::InvalidKey(format!(
+            "character {c:?} not allowed in {key:?}"
+        )));
     }
     Ok(())
 }

@@ -83,14 +83,20 @@ impl MemoryBackend {
     }
 
     pub fn with_defects(defects: Defects) -> Self {
-        MemoryBackend { data: Mutex::new(HashMap::new()), defects }
+        MemoryBackend {
+            data: Mutex::new(HashMap::new()),
+            defects,
+        }
     }
 
     /// Every key and value, for tests that inspect what is at rest (e.g. "no plaintext
     /// secret in a dump of the store").
     pub fn dump(&self) -> Vec<(String, Vec<u8>)> {
-        let mut all: Vec<_> =
-            self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut all: Vec<_> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         all.sort();
         all
     }
@@ -159,16 +165,17 @@ impl Backend for MemoryBackend {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
         let data = self.lock();
         match self.defects.get_many {
-            GetManyDefect::Fail => {
-                Err(KvError::Backend("ERR wrong number of arguments for 'mget' command".into()))
-            }
+            GetManyDefect::Fail => Err(KvError::Backend(
+                "ERR wrong number of arguments for 'mget' command".into(),
+            )),
             GetManyDefect::OmitAbsent => Ok(keys
                 .iter()
                 .filter_map(|k| data.get(k).map(|v| (k.clone(), Some(v.clone()))))
                 .collect()),
-            GetManyDefect::None => {
-                Ok(keys.iter().map(|k| (k.clone(), data.get(k).cloned())).collect())
-            }
+            GetManyDefect::None => Ok(keys
+                .iter()
+                .map(|k| (k.clone(), data.get(k).cloned()))
+                .collect()),
         }
     }
 
@@ -210,7 +217,10 @@ impl Backend for MemoryBackend {
     }
 
     async fn cas_begin(&self, key: &str) -> Result<MemoryCas, KvError> {
-        Ok(MemoryCas { key: key.to_owned(), seen: self.lock().get(key).cloned() })
+        Ok(MemoryCas {
+            key: key.to_owned(),
+            seen: self.lock().get(key).cloned(),
+        })
     }
 
     async fn cas_swap(&self, cas: MemoryCas, value: &[u8]) -> Result<bool, KvError> {

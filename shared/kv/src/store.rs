@@ -12,7 +12,9 @@ const BATCH_CHUNK: usize = 100;
 pub enum CasOutcome {
     Swapped,
     /// Not written; `current` is the value found (None: the key does not exist).
-    Conflict { current: Option<Vec<u8>> },
+    Conflict {
+        current: Option<Vec<u8>>,
+    },
 }
 
 /// The store domain code uses: only operations that are correct on every backend.
@@ -97,8 +99,10 @@ impl<B: Backend> Store<B> {
             data_key(k)?;
         }
         for chunk in items.chunks(BATCH_CHUNK) {
-            let owned: Vec<(String, Vec<u8>)> =
-                chunk.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect();
+            let owned: Vec<(String, Vec<u8>)> = chunk
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+                .collect();
             self.backend.set_many(&owned).await?;
         }
         Ok(())
@@ -145,12 +149,18 @@ impl<B: Backend> Store<B> {
         let cas = self.backend.cas_begin(key).await?;
         match cas.current() {
             Some(cur) if cur == expected => {}
-            other => return Ok(CasOutcome::Conflict { current: other.map(<[u8]>::to_vec) }),
+            other => {
+                return Ok(CasOutcome::Conflict {
+                    current: other.map(<[u8]>::to_vec),
+                });
+            }
         }
         if self.backend.cas_swap(cas, new).await? {
             Ok(CasOutcome::Swapped)
         } else {
-            Ok(CasOutcome::Conflict { current: self.backend.get(key).await? })
+            Ok(CasOutcome::Conflict {
+                current: self.backend.get(key).await?,
+            })
         }
     }
 

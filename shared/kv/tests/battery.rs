@@ -6,7 +6,11 @@ use mdm_kv::battery::{self, contention_setup, contention_totals, contention_work
 use mdm_kv::{Backend, CasHandle, Defects, MemoryBackend, Store};
 
 fn profiles() -> [(&'static str, Defects); 3] {
-    [("strict", Defects::strict()), ("spin-sqlite", Defects::spin_sqlite()), ("redis", Defects::redis())]
+    [
+        ("strict", Defects::strict()),
+        ("spin-sqlite", Defects::spin_sqlite()),
+        ("redis", Defects::redis()),
+    ]
 }
 
 #[test]
@@ -16,7 +20,11 @@ fn battery_passes_on_every_backend_profile() {
         let report = block_on(battery::run(&store, "t:1:"));
         assert!(report.passed(), "{name}: {:#?}", report.failures());
         assert!(report.checks.len() >= 10);
-        assert!(store.backend().is_empty(), "{name}: battery left keys behind: {:?}", store.backend().dump());
+        assert!(
+            store.backend().is_empty(),
+            "{name}: battery left keys behind: {:?}",
+            store.backend().dump()
+        );
     }
 }
 
@@ -34,8 +42,16 @@ fn concurrent_increments_and_swaps_lose_nothing() {
             }
         });
         let (hits, swaps) = block_on(contention_totals(&store, "c:")).unwrap();
-        assert_eq!(hits, i64::from(THREADS * INCREMENTS), "{name}: lost increments");
-        assert_eq!(swaps, u64::from(THREADS * SWAPS), "{name}: lost CAS updates");
+        assert_eq!(
+            hits,
+            i64::from(THREADS * INCREMENTS),
+            "{name}: lost increments"
+        );
+        assert_eq!(
+            swaps,
+            u64::from(THREADS * SWAPS),
+            "{name}: lost CAS updates"
+        );
     }
 }
 
@@ -48,7 +64,10 @@ fn emulated_sqlite_loses_cas_updates_on_absent_keys() {
         let ticket = raw.cas_begin("k").await.unwrap();
         assert!(ticket.current().is_none());
         raw.set("k", b"concurrent writer").await.unwrap();
-        assert!(raw.cas_swap(ticket, b"mine").await.unwrap(), "defect not emulated");
+        assert!(
+            raw.cas_swap(ticket, b"mine").await.unwrap(),
+            "defect not emulated"
+        );
         assert_eq!(raw.get("k").await.unwrap().unwrap(), b"mine");
     });
     let strict = MemoryBackend::new();
@@ -65,10 +84,17 @@ fn emulated_batch_and_counter_defects() {
         let sqlite = MemoryBackend::with_defects(Defects::spin_sqlite());
         sqlite.set("a", b"1").await.unwrap();
         let got = sqlite.get_many(&["a".into(), "b".into()]).await.unwrap();
-        assert_eq!(got, vec![("a".to_string(), Some(b"1".to_vec()))], "absent key not omitted");
+        assert_eq!(
+            got,
+            vec![("a".to_string(), Some(b"1".to_vec()))],
+            "absent key not omitted"
+        );
         assert_eq!(sqlite.increment("n", 5).await.unwrap(), 5);
         assert_eq!(sqlite.get("n").await.unwrap().unwrap(), 5i64.to_le_bytes());
-        assert!(sqlite.increment("a", 1).await.is_err(), "increment on a 1-byte value accepted");
+        assert!(
+            sqlite.increment("a", 1).await.is_err(),
+            "increment on a 1-byte value accepted"
+        );
 
         let redis = MemoryBackend::with_defects(Defects::redis());
         assert!(redis.get_many(&["a".into()]).await.is_err());

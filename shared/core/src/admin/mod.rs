@@ -1,0 +1,80 @@
+//! The admin HTTP API (`/api/v1/...`): bearer-key authentication, routing, handlers.
+//! Every route here is described in `docs/openapi.yaml`; a test keeps the two in step.
+
+mod diagnostics;
+mod health;
+
+use crate::Platform;
+use crate::api::{self, ApiError, Params, Request, Response, Route};
+use crate::config::{self, ADMIN_API_KEY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Health,
+    KvBattery,
+    ContentionStart,
+    ContentionWork,
+    ContentionTotals,
+    ContentionDelete,
+}
+
+/// The admin API's routes: (method, path pattern, operation).
+pub const ROUTES: &[Route<Op>] = &[
+    ("GET", "/api/v1/health", Op::Health),
+    ("POST", "/api/v1/diagnostics/kv", Op::KvBattery),
+    (
+        "POST",
+        "/api/v1/diagnostics/kv/contention",
+        Op::ContentionStart,
+    ),
+    (
+        "GET",
+        "/api/v1/diagnostics/kv/contention/{run}",
+        Op::ContentionTotals,
+    ),
+    (
+        "DELETE",
+        "/api/v1/diagnostics/kv/contention/{run}",
+        Op::ContentionDelete,
+    ),
+    (
+        "POST",
+        "/api/v1/diagnostics/kv/contention/{run}/work",
+        Op::ContentionWork,
+    ),
+];
+
+/// Entry point of the admin component.
+pub async fn handle(p: &impl Platform, req: Request) -> Response {
+    match dispatch(p, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
+    // Authenticate before routing, so unauthenticated callers learn nothing about routes.
+    let key = config::secret(p.vars(), ADMIN_API_KEY).await?;
+    if !api::bearer_matches(&req, key.expose()) {
+        return Err(ApiError::unauthorized("mdm-admin"));
+    }
+    let (op, params) = api::route(ROUTES, req.method(), req.uri().path())?;
+    run(p, op, &params, &req).await
+}
+
+async fn run(
+    p: &impl Platform,
+    op: Op,
+    params: &Params,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let run_id = || params.get("run").unwrap_or_default();
+    match op {
+        Op::Health => health::get(p).await,
+        Op::KvBattery => diagnostics::battery(p).await,
+        Op::ContentionStart => diagnostics::contention_start(p).await,
+        Op::ContentionWork => diagnostics::contention_work(p, run_id(), req).await,
+        Op::ContentionTotals => diagnostics::contention_totals(p, run_id()).await,
+        Op::ContentionDelete => diagnostics::contention_delete(p, run_id()).await,
+    }
+}

@@ -1,0 +1,70 @@
+//! Configuration read from Spin variables. Names are the `[variables]` of spin.toml.
+
+use std::fmt;
+
+use crate::Variables;
+use crate::api::ApiError;
+
+/// Public base URL devices and admins reach, e.g. `https://mdm.example.com`.
+pub const SERVER_URL: &str = "server_url";
+/// Bearer key of the admin API.
+pub const ADMIN_API_KEY: &str = "admin_api_key";
+/// Bearer key of the scheduler routes under `/internal/`.
+pub const SYNC_API_KEY: &str = "sync_api_key";
+/// Master secret from which the keys encrypting secrets at rest are derived.
+pub const STORAGE_KEY: &str = "storage_key";
+
+/// A configured secret. Its `Debug`/`Display` never show the value, so it cannot end up
+/// in a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A variable that must be set; a missing one is a deployment error (500 naming it).
+pub async fn required(vars: &impl Variables, name: &str) -> Result<String, ApiError> {
+    match vars.get(name).await {
+        Ok(Some(v)) if !v.trim().is_empty() => Ok(v),
+        Ok(_) => Err(ApiError::misconfigured(format!(
+            "variable {name} is not set"
+        ))),
+        Err(e) => Err(ApiError::misconfigured(format!("variable {name}: {e}"))),
+    }
+}
+
+pub async fn secret(vars: &impl Variables, name: &str) -> Result<Secret, ApiError> {
+    required(vars, name).await.map(Secret::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2".into());
+        assert!(!format!("{s:?} {s}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,15 @@
+//! The MDM server core. Everything here is runtime-independent: the Spin components in
+//! `functions/` only translate their requests and host interfaces into the types of
+//! [`platform`] and [`api`] and call the entry points below.
+
+pub mod admin;
+pub mod api;
+pub mod checkin;
+pub mod commands;
+pub mod config;
+pub mod platform;
+pub mod random;
+pub mod sync;
+
+pub use api::{Request, Response};
+pub use platform::{Clock, Env, HttpClient, Platform, Variables};
