@@ -1,0 +1,205 @@
+//! Spin 4 implementations of the core's platform traits, and the glue each component's
+//! `#[http_service]` function uses. Nothing here knows about MDM.
+
+use futures::StreamExt;
+use spin_sdk::experimental::wasi::keyvalue::{atomics, batch, store as wasi_store};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::key_value;
+
+use mdm_core::platform::TransportError;
+use mdm_core::{Clock, Env, HttpClient, Response, Variables, api};
+use mdm_kv::{Backend, CasHandle, KvError, Store};
+
+/// The key-value store label every component uses (spin.toml `key_value_stores`).
+pub const STORE_LABEL: &str = "default";
+
+/// Largest request body a component reads; anything longer is refused with 413 before
+/// it is buffered.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+fn kv_error(e: key_value::Error) -> KvError {
+    match e {
+        key_value::Error::NoSuchStore => KvError::NoSuchStore,
+        key_value::Error::AccessDenied => KvError::AccessDenied,
+        key_value::Error::StoreTableFull => KvError::Backend("store table full".into()),
+        key_value::Error::Other(m) => KvError::Backend(m),
+    }
+}
+
+fn wasi_error(e: wasi_store::Error) -> KvError {
+    match e {
+        wasi_store::Error::NoSuchStore => KvError::NoSuchStore,
+        wasi_store::Error::AccessDenied => KvError::AccessDenied,
+        wasi_store::Error::Other(m) => KvError::Backend(m),
+    }
+}
+
+/// spin:key-value for plain operations, wasi:keyvalue (same label, same data) for batch
+/// and atomics, which spin:key-value does not offer.
+pub struct SpinKv {
+    kv: key_value::Store,
+    bucket: wasi_store::Bucket,
+}
+
+impl SpinKv {
+    pub async fn open(label: &str) -> Result<Self, KvError> {
+        let kv = key_value::Store::open(label).await.map_err(kv_error)?;
+        let bucket = wasi_store::open(label).map_err(wasi_error)?;
+        Ok(SpinKv { kv, bucket })
+    }
+}
+
+pub struct SpinCas {
+    ticket: atomics::Cas,
+    seen: Option<Vec<u8>>,
+}
+
+impl CasHandle for SpinCas {
+    fn current(&self) -> Option<&[u8]> {
+        self.seen.as_deref()
+    }
+}
+
+impl Backend for SpinKv {
+    type Cas = SpinCas;
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.kv.get(key).await.map_err(kv_error)
+    }
+
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.kv.set(key, value).await.map_err(kv_error)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.kv.delete(key).await.map_err(kv_error)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        self.kv.exists(key).await.map_err(kv_error)
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+        batch::get_many(&self.bucket, keys).map_err(wasi_error)
+    }
+
+    async fn set_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        batch::set_many(&self.bucket, items).map_err(wasi_error)
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        batch::delete_many(&self.bucket, keys).map_err(wasi_error)
+    }
+
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        atomics::increment(&self.bucket, key, delta).map_err(wasi_error)
+    }
+
+    async fn cas_begin(&self, key: &str) -> Result<SpinCas, KvError> {
+        let ticket = atomics::Cas::new(&self.bucket, key).map_err(wasi_error)?;
+        let seen = ticket.current().map_err(wasi_error)?;
+        Ok(SpinCas { ticket, seen })
+    }
+
+    async fn cas_swap(&self, cas: SpinCas, value: &[u8]) -> Result<bool, KvError> {
+        match atomics::swap(cas.ticket, value) {
+            Ok(()) => Ok(true),
+            Err(atomics::CasError::CasFailed(_)) => Ok(false),
+            Err(atomics::CasError::StoreError(e)) => Err(wasi_error(e)),
+        }
+    }
+}
+
+/// Component variables (spin:variables); an undefined one is `None`.
+pub struct SpinVariables;
+
+impl Variables for SpinVariables {
+    async fn get(&self, name: &str) -> Result<Option<String>, String> {
+        match spin_sdk::variables::get(name).await {
+            Ok(v) => Ok(Some(v)),
+            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// wasi:clocks wall clock.
+pub struct SpinClock;
+
+impl Clock for SpinClock {
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+}
+
+/// Outbound HTTP through the host (wasi:http client); hosts must be allowed in spin.toml
+/// and client certificates come from the runtime config's `[[client_tls]]`.
+pub struct SpinHttp;
+
+impl HttpClient for SpinHttp {
+    async fn send(
+        &self,
+        request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<Vec<u8>>, TransportError> {
+        let (parts, body) = request.into_parts();
+        let outgoing =
+            http::Request::from_parts(parts, http_body_util::Full::new(bytes::Bytes::from(body)));
+        let resp = spin_sdk::http::send(outgoing)
+            .await
+            .map_err(|e| TransportError(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let bytes = body
+            .bytes()
+            .await
+            .map_err(|e| TransportError(format!("reading response body: {e:?}")))?;
+        Ok(http::Response::from_parts(parts, bytes.to_vec()))
+    }
+}
+
+pub type SpinEnv = Env<SpinKv, SpinHttp, SpinClock, SpinVariables>;
+
+/// Opens the platform for one request.
+pub async fn env() -> Result<SpinEnv, KvError> {
+    Ok(Env {
+        store: Store::new(SpinKv::open(STORE_LABEL).await?),
+        http: SpinHttp,
+        clock: SpinClock,
+        vars: SpinVariables,
+    })
+}
+
+/// Buffers the request body (refusing more than [`MAX_BODY`]) into the core's type.
+pub async fn read_request(req: spin_sdk::http::Request) -> Result<api::Request, api::ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut stream = body.stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| api::ApiError::bad_request(format!("reading request body: {e:?}")))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(api::ApiError::payload_too_large(MAX_BODY));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(http::Request::from_parts(parts, buf))
+}
+
+/// The whole life of one request: read it, open the platform, run `handler`.
+pub async fn serve<F, Fut>(
+    req: spin_sdk::http::Request,
+    handler: F,
+) -> http::Response<http_body_util::Full<bytes::Bytes>>
+where
+    F: FnOnce(SpinEnv, api::Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let resp = match read_request(req).await {
+        Err(e) => e.into_response(),
+        Ok(req) => match env().await {
+            Ok(env) => handler(env, req).await,
+            Err(e) => api::ApiError::store(e).into_response(),
+        },
+    };
+    let (parts, body) = resp.into_parts();
+    http::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::from(body)))
+}

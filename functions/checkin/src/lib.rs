@@ -1,0 +1,12 @@
+//! The `checkin` Spin component: wiring only, the logic is `mdm_core::checkin`.
+
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+
+#[http_service]
+async fn handle(req: Request) -> impl IntoResponse {
+    mdm_spin::serve(req, |env, req| async move {
+        mdm_core::checkin::handle(&env, req).await
+    })
+    .await
+}
