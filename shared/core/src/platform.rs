@@ -6,9 +6,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mdm_kv::{Backend, Store};
 
-/// Wall-clock time, injectable so expiry and scheduling logic is testable.
+/// Wall-clock time and waiting, injectable so expiry, scheduling and backoff logic is
+/// testable without real waits.
 pub trait Clock {
     fn now(&self) -> SystemTime;
+
+    /// Waits `d` (a test clock just moves forward).
+    fn sleep(&self, d: Duration) -> impl Future<Output = ()>;
 
     fn unix_seconds(&self) -> u64 {
         self.now()
@@ -102,8 +106,10 @@ pub mod testing {
         pub fn at_unix(secs: u64) -> Self {
             ManualClock(AtomicU64::new(secs))
         }
+        /// Moves time forward, rounding up to whole seconds.
         pub fn advance(&self, by: Duration) {
-            self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
+            let secs = by.as_secs() + u64::from(by.subsec_nanos() > 0);
+            self.0.fetch_add(secs, Ordering::SeqCst);
         }
         pub fn set_unix(&self, secs: u64) {
             self.0.store(secs, Ordering::SeqCst);
@@ -114,6 +120,10 @@ pub mod testing {
         fn now(&self) -> SystemTime {
             UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
         }
+
+        async fn sleep(&self, d: Duration) {
+            self.advance(d);
+        }
     }
 
     /// The real system clock, for native tools.
@@ -123,6 +133,11 @@ pub mod testing {
     impl Clock for SystemClock {
         fn now(&self) -> SystemTime {
             SystemTime::now()
+        }
+
+        /// Blocks the thread: for native tools and tests only.
+        async fn sleep(&self, d: Duration) {
+            std::thread::sleep(d);
         }
     }
 

@@ -130,6 +130,10 @@ impl Clock for SpinClock {
     fn now(&self) -> std::time::SystemTime {
         std::time::SystemTime::now()
     }
+
+    async fn sleep(&self, d: std::time::Duration) {
+        spin_sdk::time::sleep(d).await;
+    }
 }
 
 /// Outbound HTTP through the host (wasi:http client); hosts must be allowed in spin.toml
