@@ -7,9 +7,11 @@ pub mod api;
 pub mod checkin;
 pub mod commands;
 pub mod config;
+pub mod dep;
 pub mod platform;
 pub mod random;
 pub mod sync;
+pub mod time;
 
 pub use api::{Request, Response};
 pub use platform::{Clock, Env, HttpClient, Platform, Variables};

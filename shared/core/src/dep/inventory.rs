@@ -1,0 +1,518 @@
+//! The device inventory of each server token: what Apple's Device Assignment API says is
+//! assigned to us.
+//!
+//! Key layout (per token `t`, serial `s` as a key segment):
+//! - `dev:<t>:<s>`            the [`DeviceRecord`] (JSON), which names its index slot.
+//!                            Never deleted while the token exists: removal leaves a
+//!                            tombstone, so a serial keeps its one slot.
+//! - `devix:<t>:<slot>`       the serial at index slot `slot` (1-based, append-only). A
+//!                            slot whose record names another slot is an orphan left by
+//!                            a crashed run and is skipped.
+//! - `ctr:devix:<t>`          last index slot allocated (increment-only)
+//! - `ctr:devn:<t>`           number of live (non-tombstone) devices
+//!
+//! Applying a page of N devices costs one batched read, one batched write of records
+//! and, for new serials only, one increment and one batched index write: O(1) calls per
+//! 100 devices whatever the inventory size.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use mdm_kv::key::segment;
+use mdm_kv::{Backend, CounterKey, KvError, Store};
+
+use super::TokenId;
+use crate::time::parse_rfc3339;
+
+pub fn device_key(token: TokenId, serial: &str) -> String {
+    format!("dev:{token}:{}", segment(serial))
+}
+
+fn index_key(token: TokenId, slot: u64) -> String {
+    format!("devix:{token}:{slot}")
+}
+
+fn index_counter(token: TokenId) -> CounterKey {
+    CounterKey::new(&format!("devix:{token}")).expect("static counter name")
+}
+
+fn live_counter(token: TokenId) -> CounterKey {
+    CounterKey::new(&format!("devn:{token}")).expect("static counter name")
+}
+
+/// One device as we keep it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    pub serial_number: String,
+    /// Every field Apple sent in the latest applied record, as sent.
+    #[serde(default)]
+    pub apple: Map<String, Value>,
+    /// Unix time of the latest applied sync event (`op_date`), for latest-wins ordering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op_time: Option<i64>,
+    /// Set when Apple reported the device deleted (removed from ABM/ASM or reassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<u64>,
+    pub first_seen_at: u64,
+    pub updated_at: u64,
+    /// This serial's slot in the token's device index.
+    pub slot: u64,
+    /// Deleted by an admin or purged; kept so the serial keeps its one index slot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
+}
+
+impl DeviceRecord {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.apple.get(name).and_then(Value::as_str)
+    }
+
+    pub fn profile_uuid(&self) -> Option<&str> {
+        self.field("profile_uuid").filter(|s| !s.is_empty())
+    }
+
+    pub fn profile_status(&self) -> &str {
+        self.field("profile_status").unwrap_or("empty")
+    }
+}
+
+/// How a page is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyMode {
+    /// Every record updates what we hold (delta sync, regular full sync).
+    Upsert,
+    /// Only serials we do not hold yet are stored (a full sync requested sooner than the
+    /// policy allows).
+    AddOnly,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PageStats {
+    pub records: u64,
+    pub added: u64,
+    pub updated: u64,
+    pub removed: u64,
+    /// Older than what we already hold, or known serials in add-only mode.
+    pub skipped: u64,
+    /// Records without a usable serial number.
+    pub invalid: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Upsert,
+    Deleted,
+}
+
+fn op_of(rec: &Map<String, Value>) -> Op {
+    match rec.get("op_type").and_then(Value::as_str) {
+        Some(t) if t.eq_ignore_ascii_case("deleted") => Op::Deleted,
+        _ => Op::Upsert,
+    }
+}
+
+fn serial_of(rec: &Map<String, Value>) -> Option<String> {
+    let s = rec.get("serial_number")?.as_str()?.trim();
+    // Apple serials are short alphanumerics; refuse anything that is not plausible.
+    (!s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_owned())
+}
+
+/// Applies one page of Apple device records (fetch or sync) to the inventory.
+///
+/// Within the page records are ordered by `op_date` and the latest per serial wins;
+/// across pages a record older than the one held is skipped. Applying the same page
+/// twice (a run resumed after a crash) changes nothing the second time.
+pub async fn apply_page<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    records: Vec<Map<String, Value>>,
+    mode: ApplyMode,
+    now: u64,
+) -> Result<PageStats, KvError> {
+    let mut stats = PageStats {
+        records: records.len() as u64,
+        ..Default::default()
+    };
+
+    // Latest record per serial within the page; stable for records without op_date.
+    let mut latest: HashMap<String, (Option<i64>, usize, Map<String, Value>)> = HashMap::new();
+    for (pos, rec) in records.into_iter().enumerate() {
+        let Some(serial) = serial_of(&rec) else {
+            stats.invalid += 1;
+            continue;
+        };
+        let t = rec
+            .get("op_date")
+            .and_then(Value::as_str)
+            .and_then(parse_rfc3339);
+        match latest.get(&serial) {
+            Some((held_t, held_pos, _)) if (*held_t, *held_pos) > (t, pos) => stats.skipped += 1,
+            Some(_) => {
+                stats.skipped += 1;
+                latest.insert(serial, (t, pos, rec));
+            }
+            None => {
+                latest.insert(serial, (t, pos, rec));
+            }
+        }
+    }
+    let mut page: Vec<(String, Option<i64>, Map<String, Value>)> =
+        latest.into_iter().map(|(s, (t, _, r))| (s, t, r)).collect();
+    page.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let keys: Vec<String> = page.iter().map(|(s, _, _)| device_key(token, s)).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let held = store.get_many(&key_refs).await?;
+
+    let mut updates: Vec<(String, DeviceRecord)> = Vec::new();
+    let mut live_delta: i64 = 0;
+    for ((serial, t, rec), (key, held)) in page.into_iter().zip(keys.into_iter().zip(held)) {
+        let held: Option<DeviceRecord> = held.and_then(|raw| serde_json::from_slice(&raw).ok());
+        let op = op_of(&rec);
+        let was_live = held.as_ref().is_some_and(|h| !h.tombstone);
+        if held.is_none() && op == Op::Deleted {
+            // Deleted before we ever knew it: nothing to flag.
+            stats.skipped += 1;
+            continue;
+        }
+        if let Some(h) = &held {
+            let stale = matches!((h.op_time, t), (Some(old), Some(new)) if new < old);
+            if stale || (mode == ApplyMode::AddOnly && !h.tombstone) {
+                stats.skipped += 1;
+                continue;
+            }
+        }
+        let mut record = match held {
+            Some(h) if !h.tombstone => h,
+            other => DeviceRecord {
+                serial_number: serial.clone(),
+                apple: Map::new(),
+                op_time: None,
+                removed_at: None,
+                first_seen_at: now,
+                updated_at: now,
+                // 0 = not indexed yet; a tombstone keeps its slot.
+                slot: other.map_or(0, |h| h.slot),
+                tombstone: false,
+            },
+        };
+        if t.is_some() {
+            record.op_time = t;
+        }
+        record.updated_at = now;
+        match op {
+            Op::Deleted => {
+                // Keep the last known fields; the purge removes the record later.
+                if record.removed_at.is_none() {
+                    record.removed_at = Some(now);
+                }
+                for (k, v) in [
+                    ("op_type", rec.get("op_type")),
+                    ("op_date", rec.get("op_date")),
+                ] {
+                    if let Some(v) = v {
+                        record.apple.insert(k.to_owned(), v.clone());
+                    }
+                }
+                stats.removed += 1;
+            }
+            Op::Upsert => {
+                record.apple = rec;
+                record.removed_at = None;
+                if was_live {
+                    stats.updated += 1;
+                } else {
+                    stats.added += 1;
+                }
+            }
+        }
+        if !was_live {
+            live_delta += 1;
+        }
+        updates.push((key, record));
+    }
+
+    // Index slots before records: a crash in between leaves orphan slots (skipped when
+    // listing), never a record missing from the index.
+    let unindexed: Vec<usize> = updates
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, r))| r.slot == 0)
+        .map(|(i, _)| i)
+        .collect();
+    if !unindexed.is_empty() {
+        let n = unindexed.len() as u64;
+        let last = store.increment(&index_counter(token), n as i64).await? as u64;
+        let mut index: Vec<(String, Vec<u8>)> = Vec::with_capacity(unindexed.len());
+        for (offset, &i) in unindexed.iter().enumerate() {
+            let slot = last + 1 - n + offset as u64;
+            let record = &mut updates[i].1;
+            record.slot = slot;
+            index.push((
+                index_key(token, slot),
+                record.serial_number.as_bytes().to_vec(),
+            ));
+        }
+        let refs: Vec<(&str, &[u8])> = index
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        store.set_many(&refs).await?;
+    }
+    let writes: Vec<(String, Vec<u8>)> = updates
+        .iter()
+        .map(|(k, r)| (k.clone(), serde_json::to_vec(r).expect("record serialises")))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = writes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    store.set_many(&refs).await?;
+    if live_delta != 0 {
+        store.increment(&live_counter(token), live_delta).await?;
+    }
+    Ok(stats)
+}
+
+/// The live record of a serial (`None` if unknown or deleted).
+pub async fn get<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    serial: &str,
+) -> Result<Option<DeviceRecord>, KvError> {
+    let raw = store.get(&device_key(token, serial)).await?;
+    Ok(raw
+        .and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
+        .filter(|r| !r.tombstone))
+}
+
+/// Number of live devices of a token.
+pub async fn live_count<B: Backend>(store: &Store<B>, token: TokenId) -> Result<i64, KvError> {
+    Ok(store.counter(&live_counter(token)).await?.max(0))
+}
+
+/// Which devices a listing shows, by profile assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// No profile (never assigned, or `profile_status` removed/empty).
+    Unassigned,
+    /// Any profile.
+    Any,
+    /// This profile UUID.
+    Profile(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Continue after this index slot (the `next` of the previous page); 0 = from the start.
+    pub after: u64,
+    pub limit: usize,
+    pub assignment: Option<Assignment>,
+    pub serial_prefix: Option<String>,
+    /// `Some(true)`: only devices Apple reported removed; `Some(false)`: only present ones.
+    pub removed: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub devices: Vec<DeviceRecord>,
+    /// Pass as `after` for the next page; `None` when the listing is complete.
+    pub next: Option<u64>,
+}
+
+/// Slots read per listing call at most, so a selective filter over a large inventory
+/// returns partial pages (with `next`) instead of one unbounded scan.
+pub const MAX_SCAN: u64 = 20_000;
+const SCAN_BATCH: u64 = 100;
+
+fn matches(r: &DeviceRecord, q: &ListQuery) -> bool {
+    if let Some(p) = &q.serial_prefix {
+        if !r
+            .serial_number
+            .to_ascii_uppercase()
+            .starts_with(&p.to_ascii_uppercase())
+        {
+            return false;
+        }
+    }
+    if let Some(removed) = q.removed {
+        if r.removed_at.is_some() != removed {
+            return false;
+        }
+    }
+    let assigned = r.profile_uuid().is_some() && !matches!(r.profile_status(), "empty" | "removed");
+    match &q.assignment {
+        None => true,
+        Some(Assignment::Unassigned) => !assigned,
+        Some(Assignment::Any) => assigned,
+        Some(Assignment::Profile(uuid)) => assigned && r.profile_uuid() == Some(uuid.as_str()),
+    }
+}
+
+/// Reads index slots `from..=to` and the records they point at, skipping orphan slots.
+async fn read_slots<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, DeviceRecord)>, KvError> {
+    let slot_keys: Vec<String> = (from..=to).map(|s| index_key(token, s)).collect();
+    let refs: Vec<&str> = slot_keys.iter().map(String::as_str).collect();
+    let serials = store.get_many(&refs).await?;
+    let present: Vec<(u64, String)> = (from..=to)
+        .zip(serials)
+        .filter_map(|(slot, s)| Some((slot, String::from_utf8(s?).ok()?)))
+        .collect();
+    let dev_keys: Vec<String> = present.iter().map(|(_, s)| device_key(token, s)).collect();
+    let refs: Vec<&str> = dev_keys.iter().map(String::as_str).collect();
+    let records = store.get_many(&refs).await?;
+    Ok(present
+        .into_iter()
+        .zip(records)
+        .filter_map(|((slot, _), raw)| {
+            let r: DeviceRecord = serde_json::from_slice(&raw?).ok()?;
+            (r.slot == slot).then_some((slot, r))
+        })
+        .collect())
+}
+
+/// One page of a token's devices in index order.
+pub async fn list<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    q: &ListQuery,
+) -> Result<ListPage, KvError> {
+    let last = store.counter(&index_counter(token)).await?.max(0) as u64;
+    let limit = q.limit.max(1);
+    let mut devices = Vec::new();
+    let mut slot = q.after;
+    let scan_end = q.after.saturating_add(MAX_SCAN).min(last);
+    while slot < scan_end && devices.len() < limit {
+        let to = (slot + SCAN_BATCH).min(scan_end);
+        for (s, r) in read_slots(store, token, slot + 1, to).await? {
+            if devices.len() == limit {
+                return Ok(ListPage {
+                    devices,
+                    next: Some(s - 1),
+                });
+            }
+            if !r.tombstone && matches(&r, q) {
+                devices.push(r);
+            }
+        }
+        slot = to;
+    }
+    Ok(ListPage {
+        devices,
+        next: (slot < last).then_some(slot),
+    })
+}
+
+/// An admin deletes a device record. If Apple still assigns the device to us it comes
+/// back with the next full sync. Returns false if there was no such live device.
+pub async fn delete_by_admin<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    serial: &str,
+    now: u64,
+) -> Result<bool, KvError> {
+    let key = device_key(token, serial);
+    let mut deleted = false;
+    let r = store
+        .update::<KvError>(&key, 20, |raw| {
+            let mut rec: DeviceRecord = serde_json::from_slice(raw)
+                .map_err(|e| KvError::Backend(format!("device record: {e}")))?;
+            if rec.tombstone {
+                deleted = false;
+                return Ok(None);
+            }
+            deleted = true;
+            rec.tombstone = true;
+            rec.updated_at = now;
+            rec.apple.clear();
+            Ok(Some(serde_json::to_vec(&rec).expect("record serialises")))
+        })
+        .await;
+    match r {
+        Ok(_) => {}
+        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => return Err(e),
+    }
+    if deleted {
+        store.increment(&live_counter(token), -1).await?;
+    }
+    Ok(deleted)
+}
+
+/// Progress of a maintenance scan over a token's index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanState {
+    /// Last slot scanned in the current pass.
+    pub position: u64,
+    /// Live devices counted so far in this pass.
+    pub live_seen: i64,
+}
+
+/// Scans up to `max_slots` index slots from `state.position`: tombstones devices that
+/// Apple reported removed before `purge_before`, and at the end of a full pass corrects
+/// the live-device counter (it can drift if a run dies between two writes). Returns the
+/// number purged and whether the pass completed (state reset for the next pass).
+pub async fn maintenance_scan<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    state: &mut ScanState,
+    max_slots: u64,
+    purge_before: u64,
+    now: u64,
+) -> Result<(u64, bool), KvError> {
+    let last = store.counter(&index_counter(token)).await?.max(0) as u64;
+    let end = state.position.saturating_add(max_slots).min(last);
+    let mut purged = 0;
+    let mut slot = state.position;
+    while slot < end {
+        let to = (slot + SCAN_BATCH).min(end);
+        let mut writes = Vec::new();
+        for (_, mut r) in read_slots(store, token, slot + 1, to).await? {
+            if r.tombstone {
+                continue;
+            }
+            if r.removed_at.is_some_and(|t| t < purge_before) {
+                r.tombstone = true;
+                r.apple.clear();
+                r.updated_at = now;
+                writes.push((
+                    device_key(token, &r.serial_number),
+                    serde_json::to_vec(&r).expect("record serialises"),
+                ));
+                purged += 1;
+            } else {
+                state.live_seen += 1;
+            }
+        }
+        let refs: Vec<(&str, &[u8])> = writes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        store.set_many(&refs).await?;
+        slot = to;
+    }
+    if purged > 0 {
+        store
+            .increment(&live_counter(token), -(purged as i64))
+            .await?;
+    }
+    state.position = slot;
+    if slot >= last {
+        let counted = store.counter(&live_counter(token)).await?;
+        if counted != state.live_seen {
+            store
+                .increment(&live_counter(token), state.live_seen - counted)
+                .await?;
+        }
+        *state = ScanState::default();
+        return Ok((purged, true));
+    }
+    Ok((purged, false))
+}

@@ -1,0 +1,18 @@
+//! Automated Device Enrollment: server tokens, the device inventory synced from Apple,
+//! and the sync engine.
+
+pub mod inventory;
+
+/// A token slot's id: small sequential numbers allocated by a counter, so every slot can
+/// be enumerated without listing keys.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct TokenId(pub u64);
+
+impl std::fmt::Display for TokenId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
