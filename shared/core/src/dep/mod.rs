@@ -2,6 +2,7 @@
 //! and the sync engine.
 
 pub mod inventory;
+pub mod sync;
 
 /// A token slot's id: small sequential numbers allocated by a counter, so every slot can
 /// be enumerated without listing keys.

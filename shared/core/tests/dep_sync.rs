@@ -1,0 +1,355 @@
+//! The sync engine with a scripted device feed: policy, leases, kill-and-resume, errors.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::executor::block_on;
+use mdm_core::Clock;
+use mdm_core::dep::TokenId;
+use mdm_core::dep::inventory::{self, ListQuery};
+use mdm_core::dep::sync::{
+    self, DeviceFeed, FeedError, FeedPage, ManualRefusal, Outcome, Plan, Policy, SyncKind,
+};
+use mdm_core::platform::testing::ManualClock;
+use mdm_kv::{Defects, MemoryBackend, Store};
+use serde_json::{Map, Value, json};
+
+const T: TokenId = TokenId(1);
+const DAY: u64 = 86400;
+
+fn dev(serial: &str) -> Map<String, Value> {
+    json!({ "serial_number": serial, "model": "iPhone" })
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+/// Apple's full fetch over `devices`, `page` at a time; cursors are offsets. Records the
+/// cursors it was called with. `stall_after` makes the call after that many pages hang
+/// forever (the process is killed while waiting for Apple).
+struct Feed {
+    devices: Vec<String>,
+    page: usize,
+    calls: Vec<Option<String>>,
+    stall_after: Option<usize>,
+    sync_script: VecDeque<Result<FeedPage, FeedError>>,
+    fetch_error: Option<FeedError>,
+}
+
+impl Feed {
+    fn new(n: usize, page: usize) -> Self {
+        Feed {
+            devices: (0..n).map(|i| format!("SER{i:06}")).collect(),
+            page,
+            calls: vec![],
+            stall_after: None,
+            sync_script: VecDeque::new(),
+            fetch_error: None,
+        }
+    }
+}
+
+impl DeviceFeed for Feed {
+    async fn fetch(&mut self, cursor: Option<&str>) -> Result<FeedPage, FeedError> {
+        self.calls.push(cursor.map(str::to_owned));
+        if let Some(e) = self.fetch_error.clone() {
+            return Err(e);
+        }
+        if self.stall_after == Some(self.calls.len() - 1) {
+            std::future::pending::<()>().await;
+        }
+        let from: usize = cursor.map_or(0, |c| c.parse().unwrap());
+        if from >= self.devices.len() && cursor.is_some() {
+            return Err(FeedError::ExhaustedCursor);
+        }
+        let to = (from + self.page).min(self.devices.len());
+        Ok(FeedPage {
+            devices: self.devices[from..to].iter().map(|s| dev(s)).collect(),
+            cursor: Some(to.to_string()),
+            more_to_follow: to < self.devices.len(),
+        })
+    }
+
+    async fn sync(&mut self, cursor: &str) -> Result<FeedPage, FeedError> {
+        self.calls.push(Some(format!("sync:{cursor}")));
+        self.sync_script.pop_front().unwrap_or(Ok(FeedPage {
+            devices: vec![],
+            cursor: Some(cursor.to_owned()),
+            more_to_follow: false,
+        }))
+    }
+}
+
+fn setup() -> (Store<MemoryBackend>, ManualClock) {
+    let s = Store::new(MemoryBackend::with_defects(Defects::spin_sqlite()));
+    block_on(sync::init(&s, T)).unwrap();
+    (s, ManualClock::at_unix(1_800_000_000))
+}
+
+fn state(s: &Store<MemoryBackend>) -> sync::SyncState {
+    block_on(sync::load(s, T)).unwrap().unwrap()
+}
+
+fn serials(s: &Store<MemoryBackend>) -> Vec<String> {
+    let mut q = ListQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut out = vec![];
+    loop {
+        let p = block_on(inventory::list(s, T, &q)).unwrap();
+        out.extend(p.devices.into_iter().map(|d| d.serial_number));
+        match p.next {
+            Some(n) => q.after = n,
+            None => return out,
+        }
+    }
+}
+
+fn full() -> Plan {
+    Plan {
+        kind: SyncKind::Full,
+        add_only: false,
+        manual: false,
+    }
+}
+
+#[test]
+fn first_sync_is_full_then_delta_every_12_hours() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    assert_eq!(plan.kind, SyncKind::Full);
+    let mut feed = Feed::new(2500, 1000);
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert_eq!(
+        (r.outcome, r.pages, r.stats.added),
+        (Outcome::Completed, 3, 2500)
+    );
+    assert_eq!(serials(&s).len(), 2500);
+    let st = state(&s);
+    assert_eq!(st.cursor.as_deref(), Some("2500"));
+    assert!(
+        st.scheduled_plan(clock.unix_seconds(), &p).is_none(),
+        "nothing due right after a sync"
+    );
+    clock.advance(Duration::from_secs(12 * 3600));
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    assert_eq!(plan.kind, SyncKind::Delta);
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert_eq!(r.outcome, Outcome::Completed);
+    assert_eq!(feed.calls.last().unwrap().as_deref(), Some("sync:2500"));
+}
+
+#[test]
+fn killed_run_resumes_from_the_stored_cursor_without_loss_or_duplicates() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut feed = Feed::new(5000, 1000);
+    feed.stall_after = Some(3);
+    // The process dies while waiting for page 4: the future is dropped mid-run.
+    let fut = sync::run(&s, &clock, T, &mut feed, full(), &p);
+    assert!(fut.now_or_never().is_none());
+    assert_eq!(serials(&s).len(), 3000);
+    let st = state(&s);
+    assert!(
+        st.running(clock.unix_seconds()),
+        "lease still held by the dead run"
+    );
+    assert!(st.scheduled_plan(clock.unix_seconds(), &p).is_none());
+    // A second trigger while the lease is valid does nothing.
+    let mut other = Feed::new(5000, 1000);
+    let r = block_on(sync::run(&s, &clock, T, &mut other, full(), &p)).unwrap();
+    assert_eq!(r.outcome, Outcome::Busy);
+    assert!(other.calls.is_empty());
+
+    clock.advance(Duration::from_secs(p.lease_ttl + 1));
+    let plan = state(&s)
+        .scheduled_plan(clock.unix_seconds(), &p)
+        .expect("interrupted run is due");
+    let mut feed = Feed::new(5000, 1000);
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert_eq!(r.outcome, Outcome::Completed);
+    assert_eq!(
+        feed.calls.first().unwrap().as_deref(),
+        Some("3000"),
+        "resumed at the stored cursor"
+    );
+    let got = serials(&s);
+    assert_eq!(got.len(), 5000);
+    assert_eq!(
+        got,
+        (0..5000).map(|i| format!("SER{i:06}")).collect::<Vec<_>>()
+    );
+    assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 5000);
+    assert_eq!(state(&s).last_run.unwrap().pages, 5);
+}
+
+#[test]
+fn budget_pauses_a_run_which_the_next_trigger_continues() {
+    let (s, clock) = setup();
+    let p = Policy {
+        run_budget: 0,
+        ..Policy::default()
+    };
+    let mut feed = Feed::new(100, 10);
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, full(), &p)).unwrap();
+    assert_eq!((r.outcome, r.pages), (Outcome::Paused, 0));
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    let r = block_on(sync::run(
+        &s,
+        &clock,
+        T,
+        &mut feed,
+        plan,
+        &Policy::default(),
+    ))
+    .unwrap();
+    assert_eq!(r.outcome, Outcome::Completed);
+    assert_eq!(serials(&s).len(), 100);
+}
+
+#[test]
+fn manual_sync_limits() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let now = clock.unix_seconds();
+    // No cursor yet: a requested delta becomes full.
+    let plan = state(&s).manual_plan(SyncKind::Delta, now, &p).unwrap();
+    assert_eq!((plan.kind, plan.add_only), (SyncKind::Full, false));
+    let mut feed = Feed::new(10, 10);
+    block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    clock.advance(Duration::from_secs(60));
+    let refused = state(&s).manual_plan(SyncKind::Delta, clock.unix_seconds(), &p);
+    assert_eq!(
+        refused,
+        Err(ManualRefusal::TooSoon {
+            next_allowed_at: now + 15 * 60
+        })
+    );
+    clock.advance(Duration::from_secs(15 * 60));
+    let plan = state(&s)
+        .manual_plan(SyncKind::Delta, clock.unix_seconds(), &p)
+        .unwrap();
+    assert_eq!(plan.kind, SyncKind::Delta);
+    // A full sync within 7 days of the last only adds serials we do not know.
+    let plan = state(&s)
+        .manual_plan(SyncKind::Full, clock.unix_seconds(), &p)
+        .unwrap();
+    assert_eq!((plan.kind, plan.add_only), (SyncKind::Full, true));
+    clock.advance(Duration::from_secs(7 * DAY));
+    let plan = state(&s)
+        .manual_plan(SyncKind::Full, clock.unix_seconds(), &p)
+        .unwrap();
+    assert!(!plan.add_only);
+}
+
+#[test]
+fn stale_or_rejected_cursor_and_failed_delta_force_full() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut feed = Feed::new(10, 10);
+    block_on(sync::run(&s, &clock, T, &mut feed, full(), &p)).unwrap();
+    // Cursor older than 7 days.
+    clock.advance(Duration::from_secs(7 * DAY));
+    assert_eq!(
+        state(&s)
+            .scheduled_plan(clock.unix_seconds(), &p)
+            .unwrap()
+            .kind,
+        SyncKind::Full
+    );
+    block_on(sync::run(&s, &clock, T, &mut feed, full(), &p)).unwrap();
+    // Apple rejects the cursor during a delta.
+    clock.advance(Duration::from_secs(13 * 3600));
+    feed.sync_script
+        .push_back(Err(FeedError::CursorRejected("EXPIRED_CURSOR".into())));
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    assert_eq!(plan.kind, SyncKind::Delta);
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert!(matches!(r.outcome, Outcome::Failed(_)));
+    let st = state(&s);
+    assert!(st.full_required && st.cursor.is_none());
+    assert!(st.last_error.as_deref().unwrap().contains("EXPIRED_CURSOR"));
+    assert_eq!(
+        st.scheduled_plan(clock.unix_seconds(), &p).unwrap().kind,
+        SyncKind::Full
+    );
+    // Any other failed delta also makes the next sync full, but keeps the cursor.
+    block_on(sync::run(&s, &clock, T, &mut feed, full(), &p)).unwrap();
+    clock.advance(Duration::from_secs(13 * 3600));
+    feed.sync_script
+        .push_back(Err(FeedError::Other("HTTP 500".into())));
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert_eq!(
+        state(&s)
+            .scheduled_plan(clock.unix_seconds(), &p)
+            .unwrap()
+            .kind,
+        SyncKind::Full
+    );
+}
+
+#[test]
+fn exhausted_cursor_completes_a_full_fetch_and_throttling_defers() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut feed = Feed::new(10, 10);
+    // Interrupted exactly at the end: resuming fetches with an exhausted cursor.
+    block_on(sync::run(&s, &clock, T, &mut feed, full(), &p)).unwrap();
+    let mut st = state(&s);
+    st.run = Some(sync::Run {
+        id: "x".into(),
+        kind: SyncKind::Full,
+        add_only: false,
+        manual: false,
+        started_at: 0,
+        pages: 1,
+        devices_seen: 10,
+        cursor: Some("10".into()),
+    });
+    block_on(s.set(&sync::state_key(T), &serde_json::to_vec(&st).unwrap())).unwrap();
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert_eq!(r.outcome, Outcome::Completed);
+
+    clock.advance(Duration::from_secs(13 * 3600));
+    feed.sync_script
+        .push_back(Err(FeedError::Throttled { retry_after: 120 }));
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert!(matches!(r.outcome, Outcome::Throttled { .. }));
+    assert!(
+        state(&s).scheduled_plan(clock.unix_seconds(), &p).is_none(),
+        "waits for Retry-After"
+    );
+    clock.advance(Duration::from_secs(121));
+    assert_eq!(
+        state(&s)
+            .scheduled_plan(clock.unix_seconds(), &p)
+            .unwrap()
+            .kind,
+        SyncKind::Delta
+    );
+}
+
+#[test]
+fn terms_not_signed_is_recorded_for_the_admin() {
+    let (s, clock) = setup();
+    let mut feed = Feed::new(10, 10);
+    feed.fetch_error = Some(FeedError::TermsNotSigned);
+    let r = block_on(sync::run(
+        &s,
+        &clock,
+        T,
+        &mut feed,
+        full(),
+        &Policy::default(),
+    ))
+    .unwrap();
+    assert!(matches!(r.outcome, Outcome::Failed(_)));
+    assert!(state(&s).last_error.unwrap().contains("T_C_NOT_SIGNED"));
+    assert!(state(&s).lease.is_none());
+}
