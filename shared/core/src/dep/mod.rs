@@ -3,6 +3,7 @@
 
 pub mod inventory;
 pub mod sync;
+pub mod tokens;
 
 /// A token slot's id: small sequential numbers allocated by a counter, so every slot can
 /// be enumerated without listing keys.
