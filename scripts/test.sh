@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 
 rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 \
-    -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync -p host-probe
+    -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
 cargo test --workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin \
-    --exclude mdm-sync --exclude host-probe --exclude mdm-spin "$@"
+    --exclude mdm-sync --exclude mdm-spin "$@"
