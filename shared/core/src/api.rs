@@ -207,6 +207,22 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Query-string pairs, percent-decoded (`+` is a space). Undecodable pairs are a 400.
+pub fn query(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(q) = req.uri().query() else { return Ok(Vec::new()) };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| percent_decode(&s.replace('+', " "));
+            match (dec(k), dec(v)) {
+                (Some(k), Some(v)) => Ok((k, v)),
+                _ => Err(ApiError::bad_request(format!("malformed query parameter {pair:?}"))),
+            }
+        })
+        .collect()
+}
+
 fn match_pattern(pattern: &str, path: &str) -> Option<Params> {
     let mut params = Vec::new();
     let mut pat = pattern.trim_end_matches('/').split('/');

@@ -1,6 +1,7 @@
 //! The admin HTTP API (`/api/v1/...`): bearer-key authentication, routing, handlers.
 //! Every route here is described in `docs/openapi.yaml`; a test keeps the two in step.
 
+mod dep;
 mod diagnostics;
 mod health;
 
@@ -16,32 +17,25 @@ pub enum Op {
     ContentionWork,
     ContentionTotals,
     ContentionDelete,
+    SyncStatus,
+    ListDevices,
+    GetDevice,
+    DeleteDevice,
 }
 
 /// The admin API's routes: (method, path pattern, operation).
+#[rustfmt::skip]
 pub const ROUTES: &[Route<Op>] = &[
     ("GET", "/api/v1/health", Op::Health),
     ("POST", "/api/v1/diagnostics/kv", Op::KvBattery),
-    (
-        "POST",
-        "/api/v1/diagnostics/kv/contention",
-        Op::ContentionStart,
-    ),
-    (
-        "GET",
-        "/api/v1/diagnostics/kv/contention/{run}",
-        Op::ContentionTotals,
-    ),
-    (
-        "DELETE",
-        "/api/v1/diagnostics/kv/contention/{run}",
-        Op::ContentionDelete,
-    ),
-    (
-        "POST",
-        "/api/v1/diagnostics/kv/contention/{run}/work",
-        Op::ContentionWork,
-    ),
+    ("POST", "/api/v1/diagnostics/kv/contention", Op::ContentionStart),
+    ("GET", "/api/v1/diagnostics/kv/contention/{run}", Op::ContentionTotals),
+    ("DELETE", "/api/v1/diagnostics/kv/contention/{run}", Op::ContentionDelete),
+    ("POST", "/api/v1/diagnostics/kv/contention/{run}/work", Op::ContentionWork),
+    ("GET", "/api/v1/tokens/{token}/sync", Op::SyncStatus),
+    ("GET", "/api/v1/tokens/{token}/devices", Op::ListDevices),
+    ("GET", "/api/v1/tokens/{token}/devices/{serial}", Op::GetDevice),
+    ("DELETE", "/api/v1/tokens/{token}/devices/{serial}", Op::DeleteDevice),
 ];
 
 /// Entry point of the admin component.
@@ -76,5 +70,9 @@ async fn run(
         Op::ContentionWork => diagnostics::contention_work(p, run_id(), req).await,
         Op::ContentionTotals => diagnostics::contention_totals(p, run_id()).await,
         Op::ContentionDelete => diagnostics::contention_delete(p, run_id()).await,
+        Op::SyncStatus => dep::get_sync(p, params).await,
+        Op::ListDevices => dep::list_devices(p, params, req).await,
+        Op::GetDevice => dep::get_device(p, params).await,
+        Op::DeleteDevice => dep::delete_device(p, params).await,
     }
 }

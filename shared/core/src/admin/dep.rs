@@ -1,0 +1,155 @@
+//! Admin endpoints of Automated Device Enrollment: a token's sync status and its device
+//! inventory.
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::api::{self, ApiError, Params, Request, Response};
+use crate::dep::inventory::{self, Assignment, DeviceRecord, ListQuery};
+use crate::dep::sync::{self, Policy, SyncState};
+use crate::dep::{tokens, TokenId};
+use crate::time::format_rfc3339;
+use crate::{Clock, Platform};
+
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+fn ts(t: Option<u64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_rfc3339(t as i64)))
+}
+
+/// The token named in the path, which must exist.
+pub async fn token_id(p: &impl Platform, params: &Params) -> Result<TokenId, ApiError> {
+    let raw = params.get("token").unwrap_or_default();
+    let id = raw.parse::<u64>().ok().filter(|n| *n > 0).map(TokenId);
+    match id {
+        Some(id) if tokens::load(p.store(), id).await?.is_some() => Ok(id),
+        _ => Err(ApiError::not_found(format!("no token {raw:?}"))),
+    }
+}
+
+pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
+    let state = if s.running(now) {
+        "running"
+    } else if s.retry_after.is_some_and(|t| t > now) {
+        "throttled"
+    } else if s.run.is_some() {
+        "paused"
+    } else if s.last_run.as_ref().is_some_and(|r| r.outcome == "failed") {
+        "failed"
+    } else {
+        "idle"
+    };
+    let run = s.run.as_ref();
+    let next_manual = s.next_manual_at(policy).filter(|t| *t > now).or(s.retry_after.filter(|t| *t > now));
+    json!({
+        "state": state,
+        "kind": run.map(|r| r.kind).or(s.last_run.as_ref().map(|r| r.kind)),
+        "started_at": ts(run.map(|r| r.started_at)),
+        "pages": run.map_or(0, |r| r.pages),
+        "devices_seen": run.map_or(0, |r| r.devices_seen),
+        "last_full_at": ts(s.last_full_at),
+        "last_delta_at": ts(s.last_delta_at),
+        "next_allowed_at": ts(Some(next_manual.unwrap_or(now))),
+        "next_sync_is_full": s.full_required || s.cursor.is_none(),
+        "retry_after": ts(s.retry_after),
+        "last_error": s.last_error,
+        "last_error_at": ts(s.last_error_at),
+        "last_run": s.last_run.as_ref().map(|r| json!({
+            "kind": r.kind,
+            "add_only": r.add_only,
+            "started_at": ts(Some(r.started_at)),
+            "finished_at": ts(Some(r.finished_at)),
+            "pages": r.pages,
+            "devices_seen": r.devices_seen,
+            "outcome": r.outcome,
+        })),
+    })
+}
+
+pub async fn get_sync(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
+    let token = token_id(p, params).await?;
+    let state = sync::load(p.store(), token).await?.unwrap_or_default();
+    Ok(api::ok_json(&sync_view(&state, p.clock().unix_seconds(), &Policy::default())))
+}
+
+fn device_view(d: &DeviceRecord) -> Value {
+    json!({
+        "serial_number": d.serial_number,
+        "profile_uuid": d.profile_uuid(),
+        "profile_status": d.profile_status(),
+        "removed_from_abm": d.removed_at.is_some(),
+        "removed_at": ts(d.removed_at),
+        "first_seen_at": ts(Some(d.first_seen_at)),
+        "updated_at": ts(Some(d.updated_at)),
+        "apple": d.apple,
+    })
+}
+
+fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
+    let mut q = ListQuery { limit: DEFAULT_PAGE, ..Default::default() };
+    let mut bad = Vec::new();
+    for (k, v) in api::query(req)? {
+        match k.as_str() {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
+                _ => bad.push(json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") })),
+            },
+            "after" => match v.parse::<u64>() {
+                Ok(n) => q.after = n,
+                Err(_) => bad.push(json!({ "field": "after", "rule": "the `next` value of the previous page" })),
+            },
+            "assignment" => {
+                q.assignment = Some(match v.as_str() {
+                    "unassigned" => Assignment::Unassigned,
+                    "any" => Assignment::Any,
+                    "" => {
+                        bad.push(json!({ "field": "assignment", "rule": "unassigned, any or a profile UUID" }));
+                        continue;
+                    }
+                    uuid => Assignment::Profile(uuid.to_owned()),
+                })
+            }
+            "serial_prefix" if !v.is_empty() && v.len() <= 64 => q.serial_prefix = Some(v),
+            "serial_prefix" => bad.push(json!({ "field": "serial_prefix", "rule": "1 to 64 characters" })),
+            "removed" => match v.as_str() {
+                "true" => q.removed = Some(true),
+                "false" => q.removed = Some(false),
+                _ => bad.push(json!({ "field": "removed", "rule": "true or false" })),
+            },
+            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
+        }
+    }
+    if bad.is_empty() { Ok(q) } else { Err(ApiError::unprocessable(Value::Array(bad))) }
+}
+
+pub async fn list_devices(p: &impl Platform, params: &Params, req: &Request) -> Result<Response, ApiError> {
+    let token = token_id(p, params).await?;
+    let q = list_query(req)?;
+    let page = inventory::list(p.store(), token, &q).await?;
+    let total = inventory::live_count(p.store(), token).await?;
+    Ok(api::ok_json(&json!({
+        "devices": page.devices.iter().map(device_view).collect::<Vec<_>>(),
+        "next": page.next.map(|n| n.to_string()),
+        "total": total,
+    })))
+}
+
+pub async fn get_device(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
+    let token = token_id(p, params).await?;
+    let serial = params.get("serial").unwrap_or_default();
+    match inventory::get(p.store(), token, serial).await? {
+        Some(d) => Ok(api::ok_json(&device_view(&d))),
+        None => Err(ApiError::not_found(format!("no device {serial:?} in token {token}"))),
+    }
+}
+
+pub async fn delete_device(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
+    let token = token_id(p, params).await?;
+    let serial = params.get("serial").unwrap_or_default();
+    if inventory::delete_by_admin(p.store(), token, serial, p.clock().unix_seconds()).await? {
+        Ok(http::Response::builder().status(StatusCode::NO_CONTENT).body(Vec::new()).expect("static response"))
+    } else {
+        Err(ApiError::not_found(format!("no device {serial:?} in token {token}")))
+    }
+}
