@@ -209,7 +209,9 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// Query-string pairs, percent-decoded (`+` is a space). Undecodable pairs are a 400.
 pub fn query(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(q) = req.uri().query() else { return Ok(Vec::new()) };
+    let Some(q) = req.uri().query() else {
+        return Ok(Vec::new());
+    };
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|pair| {
@@ -217,7 +219,9 @@ pub fn query(req: &Request) -> Result<Vec<(String, String)>, ApiError> {
             let dec = |s: &str| percent_decode(&s.replace('+', " "));
             match (dec(k), dec(v)) {
                 (Some(k), Some(v)) => Ok((k, v)),
-                _ => Err(ApiError::bad_request(format!("malformed query parameter {pair:?}"))),
+                _ => Err(ApiError::bad_request(format!(
+                    "malformed query parameter {pair:?}"
+                ))),
             }
         })
         .collect()

@@ -1,15 +1,24 @@
 //! Scheduled work (`/internal/...`), called by a scheduler with the `sync_api_key`
-//! bearer key: Device Assignment sync, push retries, purges. Jobs join the table as
-//! they land; an unknown job answers 404 after authentication.
+//! bearer key (see infra/). `POST /internal/tick` does whatever is due for every server
+//! token; it is idempotent and safe when triggers overlap (per-token leases).
 
-use crate::Platform;
+use serde_json::{Value, json};
+
 use crate::api::{self, ApiError, Request, Response, Route};
 use crate::config::{self, SYNC_API_KEY};
+use crate::dep::sync::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE, Policy};
+use crate::dep::tokens;
+use crate::{Clock, Platform, Variables};
+
+/// Days after which devices Apple removed are purged (30–45).
+pub const DEP_PURGE_DAYS: &str = "dep_purge_days";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {}
+pub enum Op {
+    Tick,
+}
 
-pub const ROUTES: &[Route<Op>] = &[];
+pub const ROUTES: &[Route<Op>] = &[("POST", "/internal/tick", Op::Tick)];
 
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match dispatch(p, req).await {
@@ -24,5 +33,50 @@ async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError>
         return Err(ApiError::unauthorized("mdm-internal"));
     }
     let (op, _) = api::route(ROUTES, req.method(), req.uri().path())?;
-    match op {}
+    match op {
+        Op::Tick => tick(p).await,
+    }
+}
+
+async fn purge_days(vars: &impl Variables) -> Result<u64, ApiError> {
+    match vars.get(DEP_PURGE_DAYS).await {
+        Ok(None) => Ok(PURGE_DAYS_DEFAULT),
+        Ok(Some(v)) if v.trim().is_empty() => Ok(PURGE_DAYS_DEFAULT),
+        Ok(Some(v)) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|d| PURGE_DAYS_RANGE.contains(d))
+            .ok_or_else(|| {
+                ApiError::misconfigured(format!(
+                    "variable {DEP_PURGE_DAYS} must be a number of days from 30 to 45"
+                ))
+            }),
+        Err(e) => Err(ApiError::misconfigured(format!(
+            "variable {DEP_PURGE_DAYS}: {e}"
+        ))),
+    }
+}
+
+async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
+    let days = purge_days(p.vars()).await?;
+    let policy = Policy::default();
+    let mut report: Vec<Value> = Vec::new();
+    for token in tokens::list(p.store()).await? {
+        let entry = match sync::maintain(p.store(), p.clock(), token.id, days, &policy).await {
+            Ok(Maintenance::NotDue) => json!({ "token": token.id, "maintenance": "not_due" }),
+            Ok(Maintenance::Busy) => json!({ "token": token.id, "maintenance": "busy" }),
+            Ok(Maintenance::Scanned {
+                purged,
+                pass_complete,
+            }) => {
+                json!({ "token": token.id, "maintenance": "scanned", "purged": purged, "pass_complete": pass_complete })
+            }
+            Err(e) => json!({ "token": token.id, "maintenance": "error", "error": e.to_string() }),
+        };
+        report.push(entry);
+    }
+    Ok(api::ok_json(
+        &json!({ "time": p.clock().unix_seconds(), "tokens": report }),
+    ))
 }

@@ -2,12 +2,12 @@
 //! inventory.
 
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::dep::inventory::{self, Assignment, DeviceRecord, ListQuery};
 use crate::dep::sync::{self, Policy, SyncState};
-use crate::dep::{tokens, TokenId};
+use crate::dep::{TokenId, tokens};
 use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
 
@@ -41,7 +41,10 @@ pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
         "idle"
     };
     let run = s.run.as_ref();
-    let next_manual = s.next_manual_at(policy).filter(|t| *t > now).or(s.retry_after.filter(|t| *t > now));
+    let next_manual = s
+        .next_manual_at(policy)
+        .filter(|t| *t > now)
+        .or(s.retry_after.filter(|t| *t > now));
     json!({
         "state": state,
         "kind": run.map(|r| r.kind).or(s.last_run.as_ref().map(|r| r.kind)),
@@ -70,7 +73,11 @@ pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
 pub async fn get_sync(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
     let token = token_id(p, params).await?;
     let state = sync::load(p.store(), token).await?.unwrap_or_default();
-    Ok(api::ok_json(&sync_view(&state, p.clock().unix_seconds(), &Policy::default())))
+    Ok(api::ok_json(&sync_view(
+        &state,
+        p.clock().unix_seconds(),
+        &Policy::default(),
+    )))
 }
 
 fn device_view(d: &DeviceRecord) -> Value {
@@ -87,17 +94,24 @@ fn device_view(d: &DeviceRecord) -> Value {
 }
 
 fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
-    let mut q = ListQuery { limit: DEFAULT_PAGE, ..Default::default() };
+    let mut q = ListQuery {
+        limit: DEFAULT_PAGE,
+        ..Default::default()
+    };
     let mut bad = Vec::new();
     for (k, v) in api::query(req)? {
         match k.as_str() {
             "limit" => match v.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
-                _ => bad.push(json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") })),
+                _ => bad.push(
+                    json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") }),
+                ),
             },
             "after" => match v.parse::<u64>() {
                 Ok(n) => q.after = n,
-                Err(_) => bad.push(json!({ "field": "after", "rule": "the `next` value of the previous page" })),
+                Err(_) => bad.push(
+                    json!({ "field": "after", "rule": "the `next` value of the previous page" }),
+                ),
             },
             "assignment" => {
                 q.assignment = Some(match v.as_str() {
@@ -111,7 +125,9 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
                 })
             }
             "serial_prefix" if !v.is_empty() && v.len() <= 64 => q.serial_prefix = Some(v),
-            "serial_prefix" => bad.push(json!({ "field": "serial_prefix", "rule": "1 to 64 characters" })),
+            "serial_prefix" => {
+                bad.push(json!({ "field": "serial_prefix", "rule": "1 to 64 characters" }))
+            }
             "removed" => match v.as_str() {
                 "true" => q.removed = Some(true),
                 "false" => q.removed = Some(false),
@@ -120,10 +136,18 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
             other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
         }
     }
-    if bad.is_empty() { Ok(q) } else { Err(ApiError::unprocessable(Value::Array(bad))) }
+    if bad.is_empty() {
+        Ok(q)
+    } else {
+        Err(ApiError::unprocessable(Value::Array(bad)))
+    }
 }
 
-pub async fn list_devices(p: &impl Platform, params: &Params, req: &Request) -> Result<Response, ApiError> {
+pub async fn list_devices(
+    p: &impl Platform,
+    params: &Params,
+    req: &Request,
+) -> Result<Response, ApiError> {
     let token = token_id(p, params).await?;
     let q = list_query(req)?;
     let page = inventory::list(p.store(), token, &q).await?;
@@ -140,7 +164,9 @@ pub async fn get_device(p: &impl Platform, params: &Params) -> Result<Response, 
     let serial = params.get("serial").unwrap_or_default();
     match inventory::get(p.store(), token, serial).await? {
         Some(d) => Ok(api::ok_json(&device_view(&d))),
-        None => Err(ApiError::not_found(format!("no device {serial:?} in token {token}"))),
+        None => Err(ApiError::not_found(format!(
+            "no device {serial:?} in token {token}"
+        ))),
     }
 }
 
@@ -148,8 +174,13 @@ pub async fn delete_device(p: &impl Platform, params: &Params) -> Result<Respons
     let token = token_id(p, params).await?;
     let serial = params.get("serial").unwrap_or_default();
     if inventory::delete_by_admin(p.store(), token, serial, p.clock().unix_seconds()).await? {
-        Ok(http::Response::builder().status(StatusCode::NO_CONTENT).body(Vec::new()).expect("static response"))
+        Ok(http::Response::builder()
+            .status(StatusCode::NO_CONTENT)
+            .body(Vec::new())
+            .expect("static response"))
     } else {
-        Err(ApiError::not_found(format!("no device {serial:?} in token {token}")))
+        Err(ApiError::not_found(format!(
+            "no device {serial:?} in token {token}"
+        )))
     }
 }

@@ -553,3 +553,94 @@ fn add_stats(total: &mut PageStats, page: &PageStats) {
     total.skipped += page.skipped;
     total.invalid += page.invalid;
 }
+
+/// Days after which a device Apple reported removed is purged (30–45, default 30).
+pub const PURGE_DAYS_DEFAULT: u64 = 30;
+pub const PURGE_DAYS_RANGE: std::ops::RangeInclusive<u64> = 30..=45;
+/// A maintenance pass starts at most once a day per token.
+pub const SCAN_INTERVAL: u64 = 86400;
+/// Index slots scanned per trigger and token, to keep each trigger short.
+pub const SCAN_SLOTS_PER_TRIGGER: u64 = 50_000;
+
+/// Result of [`maintain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Maintenance {
+    NotDue,
+    Busy,
+    Scanned { purged: u64, pass_complete: bool },
+}
+
+/// Runs a slice of the daily maintenance scan (purge + recount) for `token`, under the
+/// same lease as syncs so it never interleaves with a sync of the same token.
+pub async fn maintain<B: Backend, C: Clock>(
+    store: &Store<B>,
+    clock: &C,
+    token: TokenId,
+    purge_days: u64,
+    policy: &Policy,
+) -> Result<Maintenance, SyncError> {
+    let now = clock.unix_seconds();
+    let me = random::hex_id(8);
+    let mut verdict = Maintenance::NotDue;
+    let state = modify(store, token, |s| {
+        let in_pass = s.scan.position > 0;
+        let due = in_pass
+            || s.last_scan_at
+                .is_none_or(|t| now.saturating_sub(t) >= SCAN_INTERVAL);
+        if !due {
+            verdict = Maintenance::NotDue;
+            return Ok(false);
+        }
+        if s.running(now) {
+            verdict = Maintenance::Busy;
+            return Ok(false);
+        }
+        verdict = Maintenance::Scanned {
+            purged: 0,
+            pass_complete: false,
+        };
+        s.lease = Some(Lease {
+            holder: me.clone(),
+            expires_at: now + policy.lease_ttl,
+        });
+        Ok(true)
+    })
+    .await?;
+    if verdict
+        != (Maintenance::Scanned {
+            purged: 0,
+            pass_complete: false,
+        })
+    {
+        return Ok(verdict);
+    }
+    let mut scan = state.scan;
+    let purge_before = now.saturating_sub(
+        purge_days.clamp(*PURGE_DAYS_RANGE.start(), *PURGE_DAYS_RANGE.end()) * 86400,
+    );
+    let (purged, complete) = inventory::maintenance_scan(
+        store,
+        token,
+        &mut scan,
+        SCAN_SLOTS_PER_TRIGGER,
+        purge_before,
+        now,
+    )
+    .await?;
+    modify(store, token, |s| {
+        if s.lease.as_ref().is_none_or(|l| l.holder != me) {
+            return Err(SyncError::LeaseLost);
+        }
+        s.lease = None;
+        s.scan = scan;
+        if complete {
+            s.last_scan_at = Some(now);
+        }
+        Ok(true)
+    })
+    .await?;
+    Ok(Maintenance::Scanned {
+        purged,
+        pass_complete: complete,
+    })
+}

@@ -118,7 +118,10 @@ pub enum TokenStatus {
 
 impl TokenRecord {
     pub fn status(&self, now: u64) -> TokenStatus {
-        let Some(expiry) = self.access_token_expiry.filter(|_| self.sealed_secrets.is_some()) else {
+        let Some(expiry) = self
+            .access_token_expiry
+            .filter(|_| self.sealed_secrets.is_some())
+        else {
             return TokenStatus::AwaitingToken;
         };
         if expiry <= now {
@@ -129,18 +132,28 @@ impl TokenRecord {
             Some(AppleVerdict::TermsNotSigned) => return TokenStatus::TermsNotSigned,
             _ => {}
         }
-        if expiry - now <= EXPIRY_WARNING { TokenStatus::Expiring } else { TokenStatus::Ok }
+        if expiry - now <= EXPIRY_WARNING {
+            TokenStatus::Expiring
+        } else {
+            TokenStatus::Ok
+        }
     }
 
     pub fn days_left(&self, now: u64) -> Option<i64> {
-        self.access_token_expiry.map(|e| (e as i64 - now as i64).div_euclid(86400))
+        self.access_token_expiry
+            .map(|e| (e as i64 - now as i64).div_euclid(86400))
     }
 }
 
-pub async fn load<B: Backend>(store: &Store<B>, token: TokenId) -> Result<Option<TokenRecord>, KvError> {
+pub async fn load<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+) -> Result<Option<TokenRecord>, KvError> {
     match store.get(&record_key(token)).await? {
         None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw).map(Some).map_err(|e| KvError::Backend(format!("token record {token}: {e}"))),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| KvError::Backend(format!("token record {token}: {e}"))),
     }
 }
 
@@ -165,13 +178,20 @@ pub async fn allocate<B: Backend>(store: &Store<B>) -> Result<Option<TokenId>, K
         store.increment(&live_counter(), -1).await?;
         return Ok(None);
     }
-    Ok(Some(TokenId(store.increment(&seq_counter(), 1).await? as u64)))
+    Ok(Some(TokenId(
+        store.increment(&seq_counter(), 1).await? as u64,
+    )))
 }
 
 /// Stores a brand-new slot (no race: the id was just allocated to us).
 pub async fn create<B: Backend>(store: &Store<B>, record: &TokenRecord) -> Result<(), KvError> {
     super::sync::init(store, record.id).await?;
-    store.set(&record_key(record.id), &serde_json::to_vec(record).expect("serialises")).await
+    store
+        .set(
+            &record_key(record.id),
+            &serde_json::to_vec(record).expect("serialises"),
+        )
+        .await
 }
 
 /// Read-modify-write of a slot. `change` may refuse with its own error.
@@ -198,7 +218,11 @@ pub async fn modify<B: Backend, E: From<KvError>>(
 /// Removes a slot and its sync state and session. The caller checked it holds nothing.
 pub async fn remove<B: Backend>(store: &Store<B>, token: TokenId) -> Result<(), KvError> {
     store
-        .delete_many(&[&record_key(token), &super::sync::state_key(token), &session_key(token)])
+        .delete_many(&[
+            &record_key(token),
+            &super::sync::state_key(token),
+            &session_key(token),
+        ])
         .await?;
     store.increment(&live_counter(), -1).await?;
     Ok(())

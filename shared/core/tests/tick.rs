@@ -1,0 +1,144 @@
+//! The scheduler's tick: authentication and the daily maintenance scan.
+
+use std::time::Duration;
+
+use futures::executor::block_on;
+use http::{Method, StatusCode};
+use mdm_core::dep::inventory::{self, ApplyMode};
+use mdm_core::dep::tokens::{self, KeyPair, TokenRecord};
+use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
+use mdm_core::{Env, sync as tick};
+use mdm_kv::{Defects, MemoryBackend, Store};
+use serde_json::{Value, json};
+
+const KEY: &str = "sync-key-for-tick-tests";
+type E = Env<MemoryBackend, NoHttp, ManualClock, MapVariables>;
+
+fn env() -> E {
+    Env {
+        store: Store::new(MemoryBackend::with_defects(Defects::redis())),
+        http: NoHttp,
+        clock: ManualClock::at_unix(1_800_000_000),
+        vars: MapVariables::new([("sync_api_key", KEY)]),
+    }
+}
+
+fn add_token(e: &E) -> mdm_core::dep::TokenId {
+    let id = block_on(tokens::allocate(&e.store)).unwrap().unwrap();
+    let rec = TokenRecord {
+        id,
+        name: "t".into(),
+        created_at: 0,
+        key: KeyPair {
+            certificate: String::new(),
+            sealed_key: String::new(),
+            created_at: 0,
+        },
+        staged_key: None,
+        sealed_secrets: None,
+        consumer_key: None,
+        access_token_expiry: None,
+        uploaded_at: None,
+        apple_id: None,
+        account: None,
+        apple_verdict: None,
+        apple_verdict_at: None,
+        profile_count: 0,
+        default_profile: None,
+    };
+    block_on(tokens::create(&e.store, &rec)).unwrap();
+    id
+}
+
+fn post(e: &E, key: &str) -> (StatusCode, Value) {
+    let req = http::Request::builder()
+        .method(Method::POST)
+        .uri("/internal/tick")
+        .header("authorization", format!("Bearer {key}"))
+        .body(vec![])
+        .unwrap();
+    let resp = block_on(tick::handle(e, req));
+    (
+        resp.status(),
+        serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn tick_requires_the_sync_key() {
+    let e = env();
+    assert_eq!(post(&e, "wrong").0, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(&e, KEY).0, StatusCode::OK);
+}
+
+#[test]
+fn removed_devices_are_purged_after_the_configured_days() {
+    let e = env();
+    let t = add_token(&e);
+    let now = 1_800_000_000;
+    let page = vec![
+        json!({"serial_number": "GONE"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        json!({"serial_number": "STAYS"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    ];
+    block_on(inventory::apply_page(
+        &e.store,
+        t,
+        page,
+        ApplyMode::Upsert,
+        now,
+    ))
+    .unwrap();
+    let del = vec![
+        json!({"serial_number": "GONE", "op_type": "deleted", "op_date": "2027-01-15T08:00:00Z"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    ];
+    block_on(inventory::apply_page(
+        &e.store,
+        t,
+        del,
+        ApplyMode::Upsert,
+        now,
+    ))
+    .unwrap();
+
+    let (_, b) = post(&e, KEY);
+    assert_eq!(b["tokens"][0]["maintenance"], "scanned");
+    assert_eq!(b["tokens"][0]["purged"], 0);
+    // Same day: not due again.
+    assert_eq!(post(&e, KEY).1["tokens"][0]["maintenance"], "not_due");
+    e.clock.advance(Duration::from_secs(31 * 86400));
+    let (_, b) = post(&e, KEY);
+    assert_eq!(b["tokens"][0]["purged"], 1, "{b}");
+    assert!(
+        block_on(inventory::get(&e.store, t, "GONE"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        block_on(inventory::get(&e.store, t, "STAYS"))
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(block_on(inventory::live_count(&e.store, t)).unwrap(), 1);
+}
+
+#[test]
+fn purge_days_outside_30_to_45_is_a_configuration_error() {
+    let e = env();
+    for bad in ["29", "46", "soon"] {
+        e.vars.set("dep_purge_days", bad);
+        let (s, b) = post(&e, KEY);
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{bad}");
+        assert!(b["detail"].as_str().unwrap().contains("dep_purge_days"));
+    }
+    e.vars.set("dep_purge_days", "45");
+    assert_eq!(post(&e, KEY).0, StatusCode::OK);
+}
