@@ -177,6 +177,22 @@ pub fn bearer_matches(req: &Request, expected: &str) -> bool {
     !expected.is_empty() && bool::from(a.ct_eq(&b))
 }
 
+/// Authenticates a request against the bearer key held in variable `key_var`.
+/// A key that is not configured is a deployment error, never an open door.
+pub async fn authorize(
+    vars: &impl crate::Variables,
+    key_var: &str,
+    realm: &str,
+    req: &Request,
+) -> Result<(), ApiError> {
+    let key = crate::config::secret(vars, key_var).await?;
+    if bearer_matches(req, key.expose()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(realm))
+    }
+}
+
 /// Path parameters captured by [`route`], in pattern order, percent-decoded.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Params(Vec<(String, String)>);

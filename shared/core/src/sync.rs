@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::api::{self, ApiError, Request, Response, Route};
-use crate::config::{self, SYNC_API_KEY};
+use crate::config::SYNC_API_KEY;
 use crate::dep::sync::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE, Policy};
 use crate::dep::tokens;
 use crate::{Clock, Platform, Variables};
@@ -28,10 +28,7 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 }
 
 async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
-    let key = config::secret(p.vars(), SYNC_API_KEY).await?;
-    if !api::bearer_matches(&req, key.expose()) {
-        return Err(ApiError::unauthorized("mdm-internal"));
-    }
+    api::authorize(p.vars(), SYNC_API_KEY, "mdm-internal", &req).await?;
     let (op, _) = api::route(ROUTES, req.method(), req.uri().path())?;
     match op {
         Op::Tick => tick(p).await,

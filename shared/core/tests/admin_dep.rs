@@ -21,27 +21,12 @@ fn env_with_token() -> (E, TokenId) {
         vars: MapVariables::new([("admin_api_key", KEY)]),
     };
     let id = block_on(tokens::allocate(&e.store)).unwrap().unwrap();
-    let rec = TokenRecord {
-        id,
-        name: "Main".into(),
-        created_at: 1,
-        key: KeyPair {
-            certificate: String::new(),
-            sealed_key: String::new(),
-            created_at: 1,
-        },
-        staged_key: None,
-        sealed_secrets: None,
-        consumer_key: None,
-        access_token_expiry: None,
-        uploaded_at: None,
-        apple_id: None,
-        account: None,
-        apple_verdict: None,
-        apple_verdict_at: None,
-        profile_count: 0,
-        default_profile: None,
+    let key = KeyPair {
+        certificate: String::new(),
+        sealed_key: String::new(),
+        created_at: 0,
     };
+    let rec = TokenRecord::new(id, "Main".into(), key, 0);
     block_on(tokens::create(&e.store, &rec)).unwrap();
     let page: Vec<_> = ["C02A", "C02B", "DMP1"]
         .iter()

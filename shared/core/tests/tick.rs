@@ -25,27 +25,12 @@ fn env() -> E {
 
 fn add_token(e: &E) -> mdm_core::dep::TokenId {
     let id = block_on(tokens::allocate(&e.store)).unwrap().unwrap();
-    let rec = TokenRecord {
-        id,
-        name: "t".into(),
+    let key = KeyPair {
+        certificate: String::new(),
+        sealed_key: String::new(),
         created_at: 0,
-        key: KeyPair {
-            certificate: String::new(),
-            sealed_key: String::new(),
-            created_at: 0,
-        },
-        staged_key: None,
-        sealed_secrets: None,
-        consumer_key: None,
-        access_token_expiry: None,
-        uploaded_at: None,
-        apple_id: None,
-        account: None,
-        apple_verdict: None,
-        apple_verdict_at: None,
-        profile_count: 0,
-        default_profile: None,
     };
+    let rec = TokenRecord::new(id, "Main".into(), key, 0);
     block_on(tokens::create(&e.store, &rec)).unwrap();
     id
 }

@@ -7,7 +7,7 @@ mod health;
 
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response, Route};
-use crate::config::{self, ADMIN_API_KEY};
+use crate::config::ADMIN_API_KEY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -48,10 +48,7 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 
 async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
     // Authenticate before routing, so unauthenticated callers learn nothing about routes.
-    let key = config::secret(p.vars(), ADMIN_API_KEY).await?;
-    if !api::bearer_matches(&req, key.expose()) {
-        return Err(ApiError::unauthorized("mdm-admin"));
-    }
+    api::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await?;
     let (op, params) = api::route(ROUTES, req.method(), req.uri().path())?;
     run(p, op, &params, &req).await
 }

@@ -117,6 +117,27 @@ pub enum TokenStatus {
 }
 
 impl TokenRecord {
+    /// A new slot holding only its key pair: no token uploaded yet.
+    pub fn new(id: TokenId, name: String, key: KeyPair, now: u64) -> Self {
+        TokenRecord {
+            id,
+            name,
+            created_at: now,
+            key,
+            staged_key: None,
+            sealed_secrets: None,
+            consumer_key: None,
+            access_token_expiry: None,
+            uploaded_at: None,
+            apple_id: None,
+            account: None,
+            apple_verdict: None,
+            apple_verdict_at: None,
+            profile_count: 0,
+            default_profile: None,
+        }
+    }
+
     pub fn status(&self, now: u64) -> TokenStatus {
         let Some(expiry) = self
             .access_token_expiry
