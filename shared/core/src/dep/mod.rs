@@ -2,6 +2,7 @@
 //! and the sync engine.
 
 pub mod inventory;
+pub mod profiles;
 pub mod skipkeys;
 pub mod sync;
 pub mod tokens;

@@ -1,0 +1,412 @@
+//! Enrollment profiles as an administrator defines them, their validation, and the
+//! profile JSON Apple's Device Assignment API receives (`POST /profile`).
+//!
+//! Validation runs before anything is sent to Apple and reports every offending field
+//! with the rule it breaks. Limits are those of Apple's error table (dep-api.md §6).
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::skipkeys::{self, Platform};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserAffinity {
+    /// The user signs in on our page during Setup Assistant (`configuration_web_url`).
+    WithUser,
+    /// Kiosk, shared or utility devices.
+    WithoutUser,
+    /// Shared iPad (`is_multi_user`).
+    Shared,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pairing {
+    AllowAll,
+    DenyAll,
+    /// Only hosts whose certificate is in `pairing_certificates` (Apple Configurator).
+    Certificates,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pane {
+    Show,
+    Hide,
+}
+
+/// Shared iPad settings, delivered as Settings command items while the device awaits
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedIpad {
+    pub maximum_cached_users: u32,
+    /// Seconds after screen lock before the passcode is required.
+    pub passcode_lock_grace_period: u32,
+    /// Seconds of inactivity before the user session logs out (0 = never).
+    pub user_session_timeout: u32,
+    #[serde(default)]
+    pub temporary_session_only: bool,
+    #[serde(default)]
+    pub temporary_session_timeout: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn allow_all() -> Pairing {
+    Pairing::AllowAll
+}
+
+/// What the admin API accepts for an enrollment profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    pub name: String,
+    /// Shown to admins only; devices never see it.
+    #[serde(default)]
+    pub description: String,
+    pub platform: Platform,
+    pub user_affinity: UserAffinity,
+    #[serde(default = "yes")]
+    pub supervised: bool,
+    #[serde(default)]
+    pub locked_enrollment: bool,
+    #[serde(default = "yes")]
+    pub await_device_configured: bool,
+    #[serde(default)]
+    pub shared_ipad: Option<SharedIpad>,
+    #[serde(default = "allow_all")]
+    pub pairing: Pairing,
+    /// Base64 DER certificates of the hosts allowed to pair.
+    #[serde(default)]
+    pub pairing_certificates: Vec<String>,
+    #[serde(default)]
+    pub device_name_template: Option<String>,
+    #[serde(default)]
+    pub esim_server_url: Option<String>,
+    #[serde(default)]
+    pub department: Option<String>,
+    #[serde(default)]
+    pub support_phone_number: Option<String>,
+    #[serde(default)]
+    pub support_email_address: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub org_magic: Option<String>,
+    /// Setup Assistant panes by skip key; panes not named are shown.
+    #[serde(default)]
+    pub setup_assistant: std::collections::BTreeMap<String, Pane>,
+    /// Base64 DER TLS anchors for the enrollment URL.
+    #[serde(default)]
+    pub anchor_certificates: Vec<String>,
+}
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+}
+
+pub const NAME_TEMPLATE_MAX: usize = 63;
+pub const NAME_VARIABLES: [&str; 2] = ["{{SERIAL}}", "{{DEVICETYPE}}"];
+pub const PASSCODE_GRACE_VALUES: [u32; 6] = [0, 60, 300, 900, 3600, 14400];
+
+/// Notes the response carries alongside a valid profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Notices(pub Vec<String>);
+
+struct Check {
+    errors: Vec<FieldError>,
+}
+
+impl Check {
+    fn fail(&mut self, field: &str, rule: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.to_owned(),
+            rule: rule.into(),
+        });
+    }
+
+    fn length(&mut self, field: &str, value: &Option<String>, max: usize) {
+        if let Some(v) = value {
+            let n = v.chars().count();
+            if n == 0 || n > max {
+                self.fail(field, format!("1 to {max} characters"));
+            }
+        }
+    }
+
+    fn certificates(&mut self, field: &str, list: &[String]) {
+        for (i, c) in list.iter().enumerate() {
+            let der = base64::engine::general_purpose::STANDARD.decode(c.trim());
+            // A DER certificate is a SEQUENCE; full parsing happens in the crypto core.
+            if !matches!(der.as_deref(), Ok([0x30, _, ..])) {
+                self.fail(
+                    &format!("{field}[{i}]"),
+                    "a base64-encoded DER X.509 certificate",
+                );
+            }
+        }
+    }
+}
+
+fn is_https_url(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("https://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    !host.is_empty() && !host.contains(char::is_whitespace) && s.len() <= 2000
+}
+
+fn template_is_valid(t: &str) -> Result<(), String> {
+    if t.chars().count() > NAME_TEMPLATE_MAX {
+        return Err(format!(
+            "at most {NAME_TEMPLATE_MAX} characters including the variables"
+        ));
+    }
+    let mut rest = t;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start..];
+        let Some(end) = after.find("}}") else {
+            return Err("unclosed {{".into());
+        };
+        let var = &after[..end + 2];
+        if !NAME_VARIABLES.contains(&var) {
+            return Err(format!(
+                "unknown variable {var}; use {{{{SERIAL}}}} or {{{{DEVICETYPE}}}}"
+            ));
+        }
+        rest = &after[end + 2..];
+    }
+    if t.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(())
+}
+
+impl ProfileSpec {
+    /// Every rule, every field: `Err` lists all that are broken.
+    pub fn validate(&self) -> Result<Notices, Vec<FieldError>> {
+        let mut c = Check { errors: Vec::new() };
+        let mut notices = Notices::default();
+        let n = self.name.trim().chars().count();
+        if n == 0 || n > 125 {
+            c.fail("name", "1 to 125 characters");
+        }
+        if self.description.chars().count() > 2000 {
+            c.fail("description", "at most 2000 characters");
+        }
+        let ios = self.platform == Platform::Ios;
+        if ios && !self.supervised {
+            notices.0.push("iOS and iPadOS 13 and later are always supervised through Automated Device Enrollment".into());
+        }
+        let supervised = self.supervised || ios;
+        if self.locked_enrollment && !supervised {
+            c.fail("locked_enrollment", "requires supervised");
+        }
+        let shared = self.user_affinity == UserAffinity::Shared;
+        if shared {
+            if !ios {
+                c.fail(
+                    "user_affinity",
+                    "shared mode (Shared iPad) is for iPadOS only",
+                );
+            }
+            if !supervised {
+                c.fail("user_affinity", "shared mode requires supervised");
+            }
+            if self.await_device_configured {
+                c.fail(
+                    "await_device_configured",
+                    "cannot be used with shared mode (userless Shared iPad)",
+                );
+            }
+            match &self.shared_ipad {
+                None => c.fail("shared_ipad", "required in shared mode"),
+                Some(s) => {
+                    if !(1..=24).contains(&s.maximum_cached_users) {
+                        c.fail("shared_ipad.maximum_cached_users", "1 to 24");
+                    }
+                    if !PASSCODE_GRACE_VALUES.contains(&s.passcode_lock_grace_period) {
+                        c.fail(
+                            "shared_ipad.passcode_lock_grace_period",
+                            "one of 0, 60, 300, 900, 3600, 14400",
+                        );
+                    }
+                    for (f, v) in [
+                        ("user_session_timeout", s.user_session_timeout),
+                        ("temporary_session_timeout", s.temporary_session_timeout),
+                    ] {
+                        if v != 0 && v < 30 {
+                            c.fail(
+                                &format!("shared_ipad.{f}"),
+                                "0 (never) or at least 30 seconds",
+                            );
+                        }
+                    }
+                }
+            }
+        } else if self.shared_ipad.is_some() {
+            c.fail("shared_ipad", "only with user_affinity shared");
+        }
+        match self.pairing {
+            Pairing::Certificates => {
+                if !supervised {
+                    c.fail("pairing", "pairing by certificate requires supervised");
+                }
+                if self.pairing_certificates.is_empty() {
+                    c.fail(
+                        "pairing_certificates",
+                        "at least one certificate when pairing is certificates",
+                    );
+                }
+                c.certificates("pairing_certificates", &self.pairing_certificates);
+            }
+            _ if !self.pairing_certificates.is_empty() => {
+                c.fail("pairing_certificates", "only when pairing is certificates")
+            }
+            _ => {}
+        }
+        if let Some(t) = &self.device_name_template {
+            if let Err(rule) = template_is_valid(t) {
+                c.fail("device_name_template", rule);
+            }
+        }
+        if let Some(u) = &self.esim_server_url {
+            if !ios {
+                c.fail(
+                    "esim_server_url",
+                    "cellular plans are for iOS and iPadOS only",
+                );
+            }
+            if !is_https_url(u) {
+                c.fail("esim_server_url", "an https URL of at most 2000 characters");
+            }
+        }
+        c.length("department", &self.department, 125);
+        c.length("support_phone_number", &self.support_phone_number, 50);
+        c.length("support_email_address", &self.support_email_address, 250);
+        if let Some(e) = &self.support_email_address {
+            let ok = e.split_once('@').is_some_and(|(l, d)| {
+                !l.is_empty() && d.contains('.') && !e.contains(char::is_whitespace)
+            });
+            if !ok {
+                c.fail("support_email_address", "an email address");
+            }
+        }
+        c.length("org_magic", &self.org_magic, 256);
+        for (field, value, len) in [
+            ("language", &self.language, 2..=3),
+            ("region", &self.region, 2..=2),
+        ] {
+            if let Some(v) = value {
+                if ios {
+                    c.fail(field, "applies to macOS and tvOS only");
+                }
+                let alpha = v.chars().all(|ch| ch.is_ascii_alphabetic());
+                if !len.contains(&v.len()) || !alpha {
+                    let rule = if field == "language" {
+                        "an ISO 639 language code"
+                    } else {
+                        "an ISO 3166-1 alpha-2 region code"
+                    };
+                    c.fail(field, rule);
+                }
+            }
+        }
+        for key in self.setup_assistant.keys() {
+            match skipkeys::lookup(key) {
+                None => c.fail(
+                    &format!("setup_assistant.{key}"),
+                    "not a Setup Assistant skip key",
+                ),
+                Some(k) if k.on(self.platform).introduced.is_none() => c.fail(
+                    &format!("setup_assistant.{key}"),
+                    format!("not available on {:?}", self.platform),
+                ),
+                Some(_) => {}
+            }
+        }
+        c.certificates("anchor_certificates", &self.anchor_certificates);
+        if c.errors.is_empty() {
+            Ok(notices)
+        } else {
+            Err(c.errors)
+        }
+    }
+
+    /// The profile JSON for Apple. `enroll_url` and `web_url` are our own endpoints
+    /// (built from `server_url`); the admin never types them.
+    pub fn apple_profile(&self, enroll_url: &str, web_url: &str) -> Value {
+        let supervised = self.supervised || self.platform == Platform::Ios;
+        let mut p = Map::new();
+        p.insert("profile_name".into(), json!(self.name.trim()));
+        p.insert("url".into(), json!(enroll_url));
+        if self.user_affinity == UserAffinity::WithUser {
+            p.insert("configuration_web_url".into(), json!(web_url));
+        }
+        p.insert("is_supervised".into(), json!(supervised));
+        // Always sent: Apple's default is removable.
+        p.insert("is_mdm_removable".into(), json!(!self.locked_enrollment));
+        p.insert("is_mandatory".into(), json!(true));
+        p.insert(
+            "await_device_configured".into(),
+            json!(self.await_device_configured),
+        );
+        p.insert(
+            "is_multi_user".into(),
+            json!(self.user_affinity == UserAffinity::Shared),
+        );
+        p.insert(
+            "allow_pairing".into(),
+            json!(self.pairing != Pairing::DenyAll),
+        );
+        if self.pairing == Pairing::Certificates {
+            p.insert(
+                "supervising_host_certs".into(),
+                json!(self.pairing_certificates),
+            );
+        }
+        if self.platform != Platform::Ios {
+            p.insert("auto_advance_setup".into(), json!(false));
+        }
+        let skip: Vec<&str> = self
+            .setup_assistant
+            .iter()
+            .filter(|(_, v)| **v == Pane::Hide)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        p.insert("skip_setup_items".into(), json!(skip));
+        for (key, value) in [
+            ("department", &self.department),
+            ("support_phone_number", &self.support_phone_number),
+            ("support_email_address", &self.support_email_address),
+            ("language", &self.language),
+            ("region", &self.region),
+            ("org_magic", &self.org_magic),
+        ] {
+            if let Some(v) = value {
+                p.insert(key.into(), json!(v));
+            }
+        }
+        if !self.anchor_certificates.is_empty() {
+            p.insert("anchor_certs".into(), json!(self.anchor_certificates));
+        }
+        Value::Object(p)
+    }
+}
+
+/// The device name a template gives a device (`{{SERIAL}}`, `{{DEVICETYPE}}`).
+pub fn device_name(template: &str, serial: &str, device_type: &str) -> String {
+    template
+        .replace("{{SERIAL}}", serial)
+        .replace("{{DEVICETYPE}}", device_type)
+}

@@ -1,0 +1,242 @@
+//! Enrollment profile validation (every rule) and the JSON Apple receives.
+
+use mdm_core::dep::profiles::{ProfileSpec, device_name};
+use serde_json::{Value, json};
+
+/// A real certificate (Apple's root CA) as base64 DER.
+fn cert() -> String {
+    let pem = include_str!("../../../../shared/test-vectors/apple-ca/apple-root-ca.pem");
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+fn spec(v: Value) -> ProfileSpec {
+    let mut base =
+        json!({ "name": "Staff iPhones", "platform": "ios", "user_affinity": "with_user" });
+    for (k, val) in v.as_object().unwrap() {
+        base[k] = val.clone();
+    }
+    serde_json::from_value(base).unwrap()
+}
+
+fn errors(v: Value) -> Vec<(String, String)> {
+    match spec(v).validate() {
+        Ok(_) => vec![],
+        Err(e) => e.into_iter().map(|f| (f.field, f.rule)).collect(),
+    }
+}
+
+fn fields(v: Value) -> Vec<String> {
+    errors(v).into_iter().map(|(f, _)| f).collect()
+}
+
+#[test]
+fn defaults_are_valid_and_map_to_apple_keys() {
+    let s = spec(json!({}));
+    assert!(s.validate().is_ok());
+    let p = s.apple_profile(
+        "https://mdm.example.com/mdm/enroll/ade",
+        "https://mdm.example.com/mdm/enroll/web",
+    );
+    assert_eq!(p["profile_name"], "Staff iPhones");
+    assert_eq!(p["url"], "https://mdm.example.com/mdm/enroll/ade");
+    assert_eq!(
+        p["configuration_web_url"],
+        "https://mdm.example.com/mdm/enroll/web"
+    );
+    assert_eq!(p["is_supervised"], true);
+    assert_eq!(p["is_mdm_removable"], true);
+    assert_eq!(p["await_device_configured"], true);
+    assert_eq!(p["is_multi_user"], false);
+    assert_eq!(p["allow_pairing"], true);
+    assert_eq!(p["skip_setup_items"], json!([]));
+    assert!(p.get("supervising_host_certs").is_none());
+}
+
+#[test]
+fn every_setting_reaches_the_apple_json() {
+    let s = spec(json!({
+        "platform": "macos", "user_affinity": "without_user", "locked_enrollment": true,
+        "pairing": "certificates", "pairing_certificates": [cert()],
+        "department": "IT", "support_phone_number": "+44 20 1234", "support_email_address": "it@example.com",
+        "language": "en", "region": "GB", "org_magic": "m4g1c",
+        "setup_assistant": { "FileVault": "hide", "Location": "show", "Siri": "hide" },
+        "anchor_certificates": [cert()],
+    }));
+    assert_eq!(s.validate(), Ok(Default::default()));
+    let p = s.apple_profile("https://x/e", "https://x/w");
+    assert!(
+        p.get("configuration_web_url").is_none(),
+        "no user affinity, no web URL"
+    );
+    assert_eq!(p["is_mdm_removable"], false);
+    assert_eq!(p["supervising_host_certs"], json!([cert()]));
+    assert_eq!(p["skip_setup_items"], json!(["FileVault", "Siri"]));
+    for (k, v) in [
+        ("department", "IT"),
+        ("support_phone_number", "+44 20 1234"),
+        ("support_email_address", "it@example.com"),
+        ("language", "en"),
+        ("region", "GB"),
+        ("org_magic", "m4g1c"),
+    ] {
+        assert_eq!(p[k], v, "{k}");
+    }
+    assert_eq!(p["anchor_certs"], json!([cert()]));
+    let deny = spec(json!({ "pairing": "deny_all" })).apple_profile("https://x/e", "https://x/w");
+    assert_eq!(deny["allow_pairing"], false);
+}
+
+#[test]
+fn unsupervised_ios_is_noted_as_supervised_anyway() {
+    let notices = spec(json!({ "supervised": false })).validate().unwrap();
+    assert!(notices.0[0].contains("always supervised"));
+    assert_eq!(
+        fields(json!({ "platform": "macos", "supervised": false, "locked_enrollment": true })),
+        ["locked_enrollment"]
+    );
+}
+
+#[test]
+fn shared_ipad_rules() {
+    let ok = json!({ "user_affinity": "shared", "await_device_configured": false,
+        "shared_ipad": { "maximum_cached_users": 8, "passcode_lock_grace_period": 300, "user_session_timeout": 0 } });
+    assert!(errors(ok.clone()).is_empty());
+    assert_eq!(
+        spec(ok).apple_profile("https://x/e", "https://x/w")["is_multi_user"],
+        true
+    );
+    assert_eq!(
+        fields(json!({ "user_affinity": "shared", "await_device_configured": false })),
+        ["shared_ipad"]
+    );
+    assert_eq!(
+        fields(
+            json!({ "user_affinity": "shared", "shared_ipad": { "maximum_cached_users": 25, "passcode_lock_grace_period": 61, "user_session_timeout": 29, "temporary_session_timeout": 5 } })
+        ),
+        [
+            "await_device_configured",
+            "shared_ipad.maximum_cached_users",
+            "shared_ipad.passcode_lock_grace_period",
+            "shared_ipad.user_session_timeout",
+            "shared_ipad.temporary_session_timeout"
+        ]
+    );
+    let mac = fields(
+        json!({ "platform": "macos", "supervised": false, "user_affinity": "shared", "await_device_configured": false, "shared_ipad": { "maximum_cached_users": 1, "passcode_lock_grace_period": 0, "user_session_timeout": 30 } }),
+    );
+    assert_eq!(mac, ["user_affinity", "user_affinity"]);
+    assert_eq!(
+        fields(
+            json!({ "shared_ipad": { "maximum_cached_users": 1, "passcode_lock_grace_period": 0, "user_session_timeout": 0 } })
+        ),
+        ["shared_ipad"]
+    );
+}
+
+#[test]
+fn pairing_certificate_rules() {
+    assert_eq!(
+        fields(json!({ "pairing": "certificates" })),
+        ["pairing_certificates"]
+    );
+    assert_eq!(
+        fields(json!({ "pairing_certificates": [cert()] })),
+        ["pairing_certificates"]
+    );
+    assert_eq!(
+        fields(json!({ "pairing": "certificates", "pairing_certificates": ["bm90IGEgY2VydA=="] })),
+        ["pairing_certificates[0]"]
+    );
+    assert_eq!(
+        fields(
+            json!({ "platform": "tvos", "supervised": false, "pairing": "certificates", "pairing_certificates": [cert()] })
+        ),
+        ["pairing"]
+    );
+    assert_eq!(
+        fields(json!({ "anchor_certificates": ["%%%"] })),
+        ["anchor_certificates[0]"]
+    );
+}
+
+#[test]
+fn device_name_template_rules() {
+    assert!(
+        errors(json!({ "device_name_template": "Staff-{{SERIAL}}-{{DEVICETYPE}}" })).is_empty()
+    );
+    assert_eq!(
+        device_name("Staff-{{SERIAL}}-{{DEVICETYPE}}", "F9FXX1", "iPad"),
+        "Staff-F9FXX1-iPad"
+    );
+    let long = format!("{}{{{{SERIAL}}}}", "x".repeat(54));
+    assert_eq!(long.chars().count(), 64);
+    assert_eq!(
+        fields(json!({ "device_name_template": long })),
+        ["device_name_template"]
+    );
+    let e = errors(json!({ "device_name_template": "Dev-{{USER}}" }));
+    assert!(e[0].1.contains("unknown variable {{USER}}"), "{e:?}");
+    assert_eq!(
+        fields(json!({ "device_name_template": "Dev-{{SERIAL" })),
+        ["device_name_template"]
+    );
+    assert_eq!(
+        fields(json!({ "device_name_template": "  " })),
+        ["device_name_template"]
+    );
+}
+
+#[test]
+fn lengths_urls_locale_and_platform_rules() {
+    let e = fields(json!({
+        "name": "",
+        "department": "d".repeat(126), "support_phone_number": "1".repeat(51),
+        "support_email_address": "not-an-email", "org_magic": "m".repeat(257),
+        "esim_server_url": "http://esim.example.com", "language": "en", "region": "GBR",
+    }));
+    assert_eq!(
+        e,
+        [
+            "name",
+            "esim_server_url",
+            "department",
+            "support_phone_number",
+            "support_email_address",
+            "org_magic",
+            "language",
+            "region",
+            "region"
+        ]
+    );
+    assert_eq!(
+        fields(json!({ "platform": "macos", "esim_server_url": "https://esim.example.com/x" })),
+        ["esim_server_url"]
+    );
+    assert_eq!(fields(json!({ "name": "n".repeat(126) })), ["name"]);
+    assert!(errors(json!({ "esim_server_url": "https://esim.example.com/activate" })).is_empty());
+}
+
+#[test]
+fn skip_keys_are_checked_against_the_platform() {
+    let e = errors(
+        json!({ "setup_assistant": { "FileVault": "hide", "NoSuchPane": "hide", "Location": "hide" } }),
+    );
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].0, "setup_assistant.FileVault");
+    assert!(e[0].1.contains("not available on Ios"));
+    assert_eq!(
+        e[1],
+        (
+            "setup_assistant.NoSuchPane".into(),
+            "not a Setup Assistant skip key".into()
+        )
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected_by_the_parser() {
+    let r: Result<ProfileSpec, _> = serde_json::from_value(
+        json!({ "name": "x", "platform": "ios", "user_affinity": "with_user", "is_supervised": true }),
+    );
+    assert!(r.unwrap_err().to_string().contains("is_supervised"));
+}
