@@ -8,6 +8,7 @@ pub mod checkin;
 pub mod commands;
 pub mod config;
 pub mod dep;
+pub mod mdm;
 pub mod platform;
 pub mod random;
 pub mod sync;

@@ -1,0 +1,3 @@
+//! The MDM protocol: check-in messages, and (later) the command loop.
+
+pub mod checkin;
