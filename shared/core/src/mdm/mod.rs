@@ -1,3 +1,4 @@
 //! The MDM protocol: check-in messages, and (later) the command loop.
 
 pub mod checkin;
+pub mod queue;
