@@ -248,3 +248,32 @@ fn concurrent_enqueue_while_the_device_polls() {
         );
     }
 }
+
+/// An enqueue that stalled past the hole TTL re-queues itself instead of being lost.
+#[test]
+fn a_stalled_enqueue_is_requeued_not_lost() {
+    let s = store();
+    let ch = Channel::device("UDID-7");
+    block_on(queue::open(&s, &ch)).unwrap();
+    // The head already gave sequence 1 up as abandoned: the enqueue about to be handed
+    // number 1 is exactly the stalled one.
+    block_on(s.set("cqh:UDID-7", br#"{"next":{"n":2}}"#)).unwrap();
+    let cmd = block_on(queue::enqueue(
+        &s,
+        &ch,
+        "late",
+        "X",
+        vec![],
+        Lane::Normal,
+        0,
+        10,
+    ))
+    .unwrap();
+    assert_eq!(cmd.seq, 2, "re-queued under a fresh number");
+    assert!(
+        block_on(s.get("cq:UDID-7:n:1")).unwrap().is_none(),
+        "the unreachable entry is removed"
+    );
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("late"));
+    done(&s, &ch, "late");
+}

@@ -12,7 +12,8 @@
 //! Admins only increment a lane counter and write new keys, so they never contend with
 //! the device; the head is written by the device's own (sequential) requests with CAS.
 //! Delivering the next command reads the head and, normally, one entry per lane: O(1)
-//! whatever the queue length.
+//! whatever the queue length. An enqueue that stalls past [`HOLE_TTL`] notices that the
+//! head gave its number up and queues again under a fresh one.
 
 use std::collections::BTreeMap;
 
@@ -204,30 +205,38 @@ pub async fn enqueue<B: Backend>(
     if pending(store, ch).await? >= limit {
         return Err(QueueError::Full { limit });
     }
-    let seq = store.increment(&ch.counter(lane), 1).await? as u64;
-    let cmd = QueuedCommand {
-        uuid: uuid.to_owned(),
-        request_type: request_type.to_owned(),
-        body,
-        lane,
-        seq,
-        enqueued_at: now,
-        done: false,
-    };
     // The UUID index first: once the entry is visible the device may answer it at once.
-    store
-        .set(
-            &ch.uuid_key(uuid),
-            &serde_json::to_vec(&(lane, seq)).expect("serialises"),
-        )
-        .await?;
-    store
-        .set(
-            &ch.entry_key(lane, seq),
-            &serde_json::to_vec(&cmd).expect("serialises"),
-        )
-        .await?;
-    Ok(cmd)
+    // If this call stalled so long that the head gave its sequence number up as an
+    // abandoned hole, the entry would never be delivered: take a fresh number.
+    loop {
+        let seq = store.increment(&ch.counter(lane), 1).await? as u64;
+        let cmd = QueuedCommand {
+            uuid: uuid.to_owned(),
+            request_type: request_type.to_owned(),
+            body: body.clone(),
+            lane,
+            seq,
+            enqueued_at: now,
+            done: false,
+        };
+        store
+            .set(
+                &ch.uuid_key(uuid),
+                &serde_json::to_vec(&(lane, seq)).expect("serialises"),
+            )
+            .await?;
+        store
+            .set(
+                &ch.entry_key(lane, seq),
+                &serde_json::to_vec(&cmd).expect("serialises"),
+            )
+            .await?;
+        let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
+        if h.next(lane) <= seq {
+            return Ok(cmd);
+        }
+        store.delete(&ch.entry_key(lane, seq)).await?;
+    }
 }
 
 async fn modify_head<B: Backend>(
