@@ -1,4 +1,5 @@
 //! The MDM protocol: check-in messages, and (later) the command loop.
 
 pub mod checkin;
+pub mod commands_table;
 pub mod queue;
