@@ -2,4 +2,5 @@
 
 pub mod checkin;
 pub mod commands_table;
+pub mod enrollment_type;
 pub mod queue;
