@@ -4,3 +4,4 @@ pub mod checkin;
 pub mod commands_table;
 pub mod enrollment_type;
 pub mod queue;
+pub mod report;
