@@ -11,6 +11,7 @@ pub mod dep;
 pub mod mdm;
 pub mod platform;
 pub mod random;
+pub mod seal;
 pub mod sync;
 pub mod time;
 
