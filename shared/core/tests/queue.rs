@@ -188,9 +188,10 @@ fn concurrent_enqueue_while_the_device_polls() {
     let s = store();
     let ch = Channel::device("UDID-6");
     block_on(queue::open(&s, &ch)).unwrap();
+    let finished = std::sync::atomic::AtomicUsize::new(0);
     let delivered = std::thread::scope(|scope| {
         for a in 0..ADMINS {
-            let (s, ch) = (&s, &ch);
+            let (s, ch, finished) = (&s, &ch, &finished);
             scope.spawn(move || {
                 for i in 0..EACH {
                     block_on(queue::enqueue(
@@ -205,12 +206,15 @@ fn concurrent_enqueue_while_the_device_polls() {
                     ))
                     .unwrap();
                 }
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             });
         }
+        // The device polls until every admin is done and the queue is empty, however
+        // slowly the admin threads get scheduled.
         let device = scope.spawn(|| {
             let mut got = Vec::new();
-            let mut idle_rounds = 0;
-            while got.len() < ADMINS * EACH && idle_rounds < 1_000_000 {
+            loop {
+                let all_enqueued = finished.load(std::sync::atomic::Ordering::SeqCst) == ADMINS;
                 match block_on(queue::next(&s, &ch, 0)).unwrap() {
                     Some(c) => {
                         assert!(
@@ -222,13 +226,10 @@ fn concurrent_enqueue_while_the_device_polls() {
                         );
                         got.push(c.uuid);
                     }
-                    None => {
-                        idle_rounds += 1;
-                        std::thread::yield_now();
-                    }
+                    None if all_enqueued => return got,
+                    None => std::thread::yield_now(),
                 }
             }
-            got
         });
         device.join().unwrap()
     });

@@ -235,6 +235,16 @@ pub async fn enqueue<B: Backend>(
         if h.next(lane) <= seq {
             return Ok(cmd);
         }
+        // The head is past us. Either the device already delivered and answered the
+        // command (its entry is done, or purged), or it gave our number up as abandoned
+        // before we wrote it (the entry is still there, never delivered).
+        let skipped = match store.get(&ch.entry_key(lane, seq)).await? {
+            Some(raw) => !decode::<QueuedCommand>(&raw, "queued command")?.done,
+            None => false,
+        };
+        if !skipped {
+            return Ok(cmd);
+        }
         store.delete(&ch.entry_key(lane, seq)).await?;
     }
 }
