@@ -1,10 +1,11 @@
 //! Admin endpoints of the device inventory and sync status, natively.
 
+mod common;
+
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
 use mdm_core::dep::inventory::{self, ApplyMode};
-use mdm_core::dep::tokens::{self, KeyPair, TokenRecord};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
 use mdm_core::{Env, admin};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -20,14 +21,7 @@ fn env_with_token() -> (E, TokenId) {
         clock: ManualClock::at_unix(1_800_000_000),
         vars: MapVariables::new([("admin_api_key", KEY)]),
     };
-    let id = block_on(tokens::allocate(&e.store)).unwrap().unwrap();
-    let key = KeyPair {
-        certificate: String::new(),
-        sealed_key: String::new(),
-        created_at: 0,
-    };
-    let rec = TokenRecord::new(id, "Main".into(), key, 0);
-    block_on(tokens::create(&e.store, &rec)).unwrap();
+    let id = common::add_token(&e.store);
     let page: Vec<_> = ["C02A", "C02B", "DMP1"]
         .iter()
         .map(|s| {
@@ -49,12 +43,7 @@ fn env_with_token() -> (E, TokenId) {
 }
 
 fn get(e: &E, method: Method, path: &str) -> (StatusCode, Value) {
-    let req = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("authorization", format!("Bearer {KEY}"))
-        .body(vec![])
-        .unwrap();
+    let req = common::request(method, path, KEY);
     let resp = block_on(admin::handle(e, req));
     (
         resp.status(),

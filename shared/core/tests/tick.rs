@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+mod common;
+
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::dep::inventory::{self, ApplyMode};
-use mdm_core::dep::tokens::{self, KeyPair, TokenRecord};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
 use mdm_core::{Env, sync as tick};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -23,25 +24,8 @@ fn env() -> E {
     }
 }
 
-fn add_token(e: &E) -> mdm_core::dep::TokenId {
-    let id = block_on(tokens::allocate(&e.store)).unwrap().unwrap();
-    let key = KeyPair {
-        certificate: String::new(),
-        sealed_key: String::new(),
-        created_at: 0,
-    };
-    let rec = TokenRecord::new(id, "Main".into(), key, 0);
-    block_on(tokens::create(&e.store, &rec)).unwrap();
-    id
-}
-
 fn post(e: &E, key: &str) -> (StatusCode, Value) {
-    let req = http::Request::builder()
-        .method(Method::POST)
-        .uri("/internal/tick")
-        .header("authorization", format!("Bearer {key}"))
-        .body(vec![])
-        .unwrap();
+    let req = common::request(Method::POST, "/internal/tick", key);
     let resp = block_on(tick::handle(e, req));
     (
         resp.status(),
@@ -59,7 +43,7 @@ fn tick_requires_the_sync_key() {
 #[test]
 fn removed_devices_are_purged_after_the_configured_days() {
     let e = env();
-    let t = add_token(&e);
+    let t = common::add_token(&e.store);
     let now = 1_800_000_000;
     let page = vec![
         json!({"serial_number": "GONE"})

@@ -30,6 +30,26 @@ pub struct Enrollment {
 }
 
 impl Enrollment {
+    /// The identity keys of any check-in or report dictionary. `Err` names a key that
+    /// is present but not a string.
+    pub fn from_plist(d: &plist::Dictionary) -> Result<Self, String> {
+        let string = |key: &str| match d.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_string()
+                .map(|s| (!s.is_empty()).then(|| s.to_owned()))
+                .ok_or_else(|| format!("{key} must be a string")),
+        };
+        Ok(Enrollment {
+            udid: string("UDID")?,
+            enrollment_id: string("EnrollmentID")?,
+            user_id: string("UserID")?,
+            enrollment_user_id: string("EnrollmentUserID")?,
+            user_short_name: string("UserShortName")?,
+            user_long_name: string("UserLongName")?,
+        })
+    }
+
     /// The device channel id.
     pub fn device_id(&self) -> Option<&str> {
         self.udid
@@ -165,16 +185,6 @@ impl std::error::Error for CheckinError {}
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Wire {
-    #[serde(rename = "UDID")]
-    udid: Option<String>,
-    #[serde(rename = "EnrollmentID")]
-    enrollment_id: Option<String>,
-    #[serde(rename = "UserID")]
-    user_id: Option<String>,
-    #[serde(rename = "EnrollmentUserID")]
-    enrollment_user_id: Option<String>,
-    user_short_name: Option<String>,
-    user_long_name: Option<String>,
     topic: Option<String>,
     device_name: Option<String>,
     model_name: Option<String>,
@@ -224,14 +234,11 @@ impl CheckinMessage {
                     reason: format!("{key} is missing"),
                 })
         };
-        let enrollment = Enrollment {
-            udid: w.udid,
-            enrollment_id: w.enrollment_id,
-            user_id: w.user_id,
-            enrollment_user_id: w.enrollment_user_id,
-            user_short_name: w.user_short_name,
-            user_long_name: w.user_long_name,
-        };
+        let enrollment = Enrollment::from_plist(value.as_dictionary().expect("checked above"))
+            .map_err(|reason| CheckinError::Malformed {
+                message_type: kind.clone(),
+                reason,
+            })?;
         if enrollment.device_id().is_none() {
             return Err(CheckinError::NoEnrollmentId);
         }

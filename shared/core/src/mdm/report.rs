@@ -101,14 +101,7 @@ impl Report {
             .ok_or_else(|| ReportError::NotAPlist("top level is not a dictionary".into()))?;
         let status_text = string(&raw, "Status").ok_or(ReportError::MissingStatus)?;
         let status = Status::parse(&status_text).ok_or(ReportError::UnknownStatus(status_text))?;
-        let enrollment = Enrollment {
-            udid: string(&raw, "UDID"),
-            enrollment_id: string(&raw, "EnrollmentID"),
-            user_id: string(&raw, "UserID"),
-            enrollment_user_id: string(&raw, "EnrollmentUserID"),
-            user_short_name: string(&raw, "UserShortName"),
-            user_long_name: string(&raw, "UserLongName"),
-        };
+        let enrollment = Enrollment::from_plist(&raw).map_err(ReportError::Malformed)?;
         if enrollment.device_id().is_none() {
             return Err(ReportError::NoEnrollmentId);
         }
