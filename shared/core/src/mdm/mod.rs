@@ -3,5 +3,6 @@
 pub mod checkin;
 pub mod commands_table;
 pub mod enrollment_type;
+pub mod enrollments;
 pub mod queue;
 pub mod report;

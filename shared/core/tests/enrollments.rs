@@ -1,0 +1,203 @@
+//! The check-in state machine: binding, enrollment, push info, user channels, bootstrap
+//! tokens, and refusals (400, never 401).
+
+use futures::executor::block_on;
+use mdm_core::config::Secret;
+use mdm_core::mdm::checkin::CheckinMessage;
+use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Refusal, Reply};
+use mdm_core::mdm::queue::{self, Channel};
+use mdm_kv::{Defects, MemoryBackend, Store};
+
+const CERT_A: &str = "aa11";
+const CERT_B: &str = "bb22";
+const TOPIC: &str = "com.apple.mgmt.External.e0bd1eac";
+
+fn key() -> Secret {
+    Secret::new("storage-key-for-tests".into())
+}
+
+fn msg(body: &str) -> CheckinMessage {
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>{body}</dict></plist>"#
+    );
+    CheckinMessage::parse(xml.as_bytes()).unwrap()
+}
+
+fn authenticate(id: &str) -> CheckinMessage {
+    msg(&format!(
+        "<key>MessageType</key><string>Authenticate</string><key>UDID</key><string>{id}</string><key>Topic</key><string>{TOPIC}</string><key>SerialNumber</key><string>F5JM992LF193</string>"
+    ))
+}
+
+fn token_update(id: &str, extra: &str) -> CheckinMessage {
+    msg(&format!(
+        "<key>MessageType</key><string>TokenUpdate</string><key>UDID</key><string>{id}</string><key>Topic</key><string>{TOPIC}</string><key>PushMagic</key><string>PM-1</string><key>Token</key><data>AAECAw==</data>{extra}"
+    ))
+}
+
+fn run(s: &Store<MemoryBackend>, cert: &str, m: &CheckinMessage) -> Result<Reply, Refusal> {
+    block_on(enrollments::checkin(s, &key(), cert, m, 1_000))
+}
+
+fn record(s: &Store<MemoryBackend>, id: &str) -> EnrollmentRecord {
+    serde_json::from_slice(
+        &block_on(s.get(&enrollments::record_key(id)))
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+fn store() -> Store<MemoryBackend> {
+    Store::new(MemoryBackend::with_defects(Defects::spin_sqlite()))
+}
+
+#[test]
+fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
+    let s = store();
+    assert_eq!(run(&s, CERT_A, &authenticate("U1")), Ok(Reply::Empty));
+    let r = record(&s, "U1");
+    assert!(!r.enrolled && r.push.is_none());
+    assert_eq!(r.serial_number.as_deref(), Some("F5JM992LF193"));
+    assert_eq!(
+        block_on(queue::next(&s, &Channel::device("U1"), 0)),
+        Err(queue::QueueError::NoChannel)
+    );
+
+    let tu = token_update(
+        "U1",
+        "<key>UnlockToken</key><data>dW5sb2NrLXNlY3JldA==</data><key>AwaitingConfiguration</key><true/>",
+    );
+    assert_eq!(run(&s, CERT_A, &tu), Ok(Reply::Empty));
+    let r = record(&s, "U1");
+    assert!(r.enrolled && r.awaiting_configuration);
+    assert_eq!(r.push.as_ref().unwrap().token_hex, "00010203");
+    assert_eq!(r.push.as_ref().unwrap().push_magic, "PM-1");
+    assert_eq!(
+        enrollments::unlock_token(&r, &key()).unwrap(),
+        b"unlock-secret"
+    );
+    assert!(enrollments::unlock_token(&r, &Secret::new("other".into())).is_none());
+    // No plaintext unlock token anywhere in the store.
+    assert!(
+        !s.backend()
+            .dump()
+            .iter()
+            .any(|(_, v)| v.windows(13).any(|w| w == b"unlock-secret"))
+    );
+    assert_eq!(
+        block_on(queue::next(&s, &Channel::device("U1"), 0)),
+        Ok(None),
+        "queue open"
+    );
+}
+
+#[test]
+fn certificate_binding_is_enforced() {
+    let s = store();
+    run(&s, CERT_A, &authenticate("U1")).unwrap();
+    // Another device cannot use U1's certificate, and U1's messages need its certificate.
+    assert!(matches!(
+        run(&s, CERT_A, &authenticate("U2")),
+        Err(Refusal::BadRequest(_))
+    ));
+    assert!(matches!(
+        run(&s, CERT_B, &token_update("U1", "")),
+        Err(Refusal::BadRequest(_))
+    ));
+    assert!(matches!(
+        run(&s, CERT_A, &token_update("U9", "")),
+        Err(Refusal::BadRequest(_))
+    ));
+    // A renewed identity re-authenticates and both certificates stay bound.
+    run(&s, CERT_B, &authenticate("U1")).unwrap();
+    assert_eq!(record(&s, "U1").cert_hashes, [CERT_A, CERT_B]);
+    assert_eq!(run(&s, CERT_A, &token_update("U1", "")), Ok(Reply::Empty));
+    // A TokenUpdate for another push topic is refused.
+    let wrong = msg(
+        "<key>MessageType</key><string>TokenUpdate</string><key>UDID</key><string>U1</string><key>Topic</key><string>com.other</string><key>PushMagic</key><string>p</string><key>Token</key><data>AA==</data>",
+    );
+    assert!(matches!(
+        run(&s, CERT_A, &wrong),
+        Err(Refusal::BadRequest(_))
+    ));
+}
+
+#[test]
+fn user_channel_checkout_and_user_authenticate() {
+    let s = store();
+    run(&s, CERT_A, &authenticate("M1")).unwrap();
+    run(&s, CERT_A, &token_update("M1", "")).unwrap();
+    let user = token_update(
+        "M1",
+        "<key>UserID</key><string>GUID-1</string><key>UserShortName</key><string>ann</string>",
+    );
+    assert_eq!(run(&s, CERT_A, &user), Ok(Reply::Empty));
+    assert_eq!(
+        block_on(queue::next(&s, &Channel::user("M1", "GUID-1"), 0)),
+        Ok(None)
+    );
+    let ua = msg(
+        "<key>MessageType</key><string>UserAuthenticate</string><key>UDID</key><string>M1</string><key>UserID</key><string>GUID-2</string>",
+    );
+    assert_eq!(run(&s, CERT_A, &ua), Ok(Reply::Gone));
+    let out = msg(&format!(
+        "<key>MessageType</key><string>CheckOut</string><key>UDID</key><string>M1</string><key>Topic</key><string>{TOPIC}</string>"
+    ));
+    assert_eq!(run(&s, CERT_A, &out), Ok(Reply::Empty));
+    let r = record(&s, "M1");
+    assert!(!r.enrolled && r.checked_out_at == Some(1_000));
+}
+
+#[test]
+fn bootstrap_token_escrow_and_user_enrollment_limits() {
+    let s = store();
+    run(&s, CERT_A, &authenticate("M1")).unwrap();
+    let get = msg(
+        "<key>MessageType</key><string>GetBootstrapToken</string><key>UDID</key><string>M1</string>",
+    );
+    assert_eq!(
+        run(&s, CERT_A, &get),
+        Ok(Reply::Empty),
+        "nothing escrowed yet"
+    );
+    let set = msg(
+        "<key>MessageType</key><string>SetBootstrapToken</string><key>UDID</key><string>M1</string><key>BootstrapToken</key><data>Ym9vdHN0cmFw</data>",
+    );
+    assert_eq!(run(&s, CERT_A, &set), Ok(Reply::Empty));
+    let Ok(Reply::Plist(xml)) = run(&s, CERT_A, &get) else {
+        panic!()
+    };
+    let v = plist::Value::from_reader_xml(&xml[..]).unwrap();
+    assert_eq!(
+        v.as_dictionary().unwrap()["BootstrapToken"]
+            .as_data()
+            .unwrap(),
+        b"bootstrap"
+    );
+    assert!(
+        !s.backend()
+            .dump()
+            .iter()
+            .any(|(_, v)| v.windows(9).any(|w| w == b"bootstrap"))
+    );
+    let clear = msg(
+        "<key>MessageType</key><string>SetBootstrapToken</string><key>UDID</key><string>M1</string>",
+    );
+    run(&s, CERT_A, &clear).unwrap();
+    assert_eq!(run(&s, CERT_A, &get), Ok(Reply::Empty));
+
+    // User Enrollment (EnrollmentID): bootstrap tokens and UserAuthenticate are refused.
+    let ue_auth = msg(&format!(
+        "<key>MessageType</key><string>Authenticate</string><key>EnrollmentID</key><string>E1</string><key>Topic</key><string>{TOPIC}</string>"
+    ));
+    run(&s, CERT_B, &ue_auth).unwrap();
+    assert!(record(&s, "E1").user_enrollment);
+    let ue_set = msg(
+        "<key>MessageType</key><string>SetBootstrapToken</string><key>EnrollmentID</key><string>E1</string><key>BootstrapToken</key><data>AA==</data>",
+    );
+    assert!(matches!(
+        run(&s, CERT_B, &ue_set),
+        Err(Refusal::BadRequest(_))
+    ));
+}
