@@ -137,7 +137,7 @@ async fn save<B: Backend>(store: &Store<B>, rec: &EnrollmentRecord) -> Result<()
 }
 
 /// Every message but Authenticate must come from a certificate bound to its device.
-async fn require_binding<B: Backend>(
+pub async fn require_binding<B: Backend>(
     store: &Store<B>,
     cert_hash: &str,
     device_id: &str,

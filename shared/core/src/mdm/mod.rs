@@ -2,6 +2,7 @@
 
 pub mod checkin;
 pub mod commands_table;
+pub mod connect;
 pub mod enrollment_type;
 pub mod enrollments;
 pub mod queue;
