@@ -142,3 +142,21 @@ fn unbound_or_unenrolled_devices_are_refused() {
         Err(Refusal::BadRequest(_))
     ));
 }
+
+#[test]
+fn acknowledged_inventory_commands_update_the_device_record() {
+    let s = enrolled();
+    enqueue(&s, "info");
+    status(&s, "Idle", None, "").unwrap();
+    let resp = "<key>QueryResponses</key><dict><key>OSVersion</key><string>17.4</string><key>IsSupervised</key><true/><key>BatteryLevel</key><real>0.5</real></dict>";
+    status(&s, "Acknowledged", Some("info"), resp).unwrap();
+    let raw = block_on(s.get(&enrollments::record_key("U1")))
+        .unwrap()
+        .unwrap();
+    let rec: enrollments::EnrollmentRecord = serde_json::from_slice(&raw).unwrap();
+    let inv = &rec.inventory["DeviceInformation"];
+    assert_eq!(inv.reported_at, 50);
+    assert_eq!(inv.data["OSVersion"], "17.4");
+    assert_eq!(inv.data["IsSupervised"], true);
+    assert_eq!(inv.data["BatteryLevel"], 0.5);
+}

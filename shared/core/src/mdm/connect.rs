@@ -141,6 +141,10 @@ pub async fn report<B: Backend>(
                     .await?;
                 let n = store.increment(&history_counter(&tag), 1).await?;
                 store.set(&history_key(&tag, n), uuid.as_bytes()).await?;
+                if report.status == Status::Acknowledged && report.enrollment.user_id().is_none() {
+                    update_inventory(store, &device_id, &result.request_type, &report.raw, now)
+                        .await?;
+                }
             }
         }
         _ => unreachable!("every status is handled above"),
@@ -148,6 +152,72 @@ pub async fn report<B: Backend>(
     match queue::next(store, &ch, now).await.map_err(queue_refusal)? {
         Some(cmd) => Ok(Next::Command(cmd.body)),
         None => Ok(Next::Nothing),
+    }
+}
+
+/// Which key of a result carries inventory, per RequestType.
+pub const INVENTORY: &[(&str, &str)] = &[
+    ("DeviceInformation", "QueryResponses"),
+    ("SecurityInfo", "SecurityInfo"),
+    ("InstalledApplicationList", "InstalledApplicationList"),
+    ("CertificateList", "CertificateList"),
+    ("ProfileList", "ProfileList"),
+];
+
+/// Plist to JSON for the admin API: data as base64, dates as RFC 3339.
+fn to_json(v: &plist::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        plist::Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
+        plist::Value::Dictionary(d) => {
+            J::Object(d.iter().map(|(k, v)| (k.clone(), to_json(v))).collect())
+        }
+        plist::Value::Boolean(b) => J::Bool(*b),
+        plist::Value::Data(d) => J::String(base64::engine::general_purpose::STANDARD.encode(d)),
+        plist::Value::Date(d) => J::String(d.to_xml_format()),
+        plist::Value::Real(r) => serde_json::Number::from_f64(*r).map_or(J::Null, J::Number),
+        plist::Value::Integer(i) => i
+            .as_signed()
+            .map(J::from)
+            .or(i.as_unsigned().map(J::from))
+            .unwrap_or(J::Null),
+        plist::Value::String(s) => J::String(s.clone()),
+        plist::Value::Uid(u) => J::from(u.get()),
+        _ => J::Null,
+    }
+}
+
+async fn update_inventory<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    request_type: &str,
+    raw: &plist::Dictionary,
+    now: u64,
+) -> Result<(), Refusal> {
+    let Some((_, key)) = INVENTORY.iter().find(|(rt, _)| *rt == request_type) else {
+        return Ok(());
+    };
+    let Some(value) = raw.get(*key) else {
+        return Ok(());
+    };
+    let section = enrollments::InventorySection {
+        reported_at: now,
+        data: to_json(value),
+    };
+    let r = store
+        .update::<mdm_kv::KvError>(&enrollments::record_key(device_id), 20, |bytes| {
+            let mut rec: enrollments::EnrollmentRecord = serde_json::from_slice(bytes)
+                .map_err(|e| mdm_kv::KvError::Backend(format!("enrollment record: {e}")))?;
+            rec.inventory
+                .insert(request_type.to_owned(), section.clone());
+            Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
+        })
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => {
+            Err(Refusal::Store(e))
+        }
     }
 }
 

@@ -74,6 +74,16 @@ pub struct EnrollmentRecord {
     /// Base64 of the sealed UnlockToken (for ClearPasscode).
     pub unlock_token: Option<String>,
     pub awaiting_configuration: bool,
+    /// Latest inventory by section (`DeviceInformation`, `SecurityInfo`, ...), from command
+    /// results, with the time each section was reported.
+    #[serde(default)]
+    pub inventory: std::collections::BTreeMap<String, InventorySection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventorySection {
+    pub reported_at: u64,
+    pub data: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +215,7 @@ pub async fn checkin<B: Backend>(
                 push: None,
                 unlock_token: None,
                 awaiting_configuration: false,
+                inventory: previous.map(|p| p.inventory).unwrap_or_default(),
             };
             save(store, &rec).await?;
             Ok(Reply::Empty)
