@@ -240,3 +240,112 @@ fn unknown_fields_are_rejected_by_the_parser() {
     );
     assert!(r.unwrap_err().to_string().contains("is_supervised"));
 }
+
+/// Every key the enrollment commands use exists in Apple's command schemas.
+#[test]
+fn enrollment_commands_use_apple_keys() {
+    let s = spec(json!({
+        "user_affinity": "shared", "await_device_configured": false,
+        "shared_ipad": { "maximum_cached_users": 8, "passcode_lock_grace_period": 300, "user_session_timeout": 3600, "temporary_session_only": true, "temporary_session_timeout": 600 },
+        "device_name_template": "Cart-{{SERIAL}}", "esim_server_url": "https://esim.example.com/plans",
+    }));
+    s.validate().unwrap();
+    let cmds = s.enrollment_commands("F9FXX1", "iPad");
+    assert_eq!(
+        cmds.iter().map(|(rt, _)| *rt).collect::<Vec<_>>(),
+        ["Settings", "RefreshCellularPlans"]
+    );
+    let settings = cmds[0].1["Settings"].as_array().unwrap();
+    let item = |name: &str| {
+        settings
+            .iter()
+            .find(|i| i.as_dictionary().unwrap()["Item"].as_string() == Some(name))
+            .unwrap()
+            .as_dictionary()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        item("DeviceName")["DeviceName"].as_string(),
+        Some("Cart-F9FXX1")
+    );
+    assert_eq!(
+        item("MaximumResidentUsers")["MaximumResidentUsers"].as_signed_integer(),
+        Some(8)
+    );
+    let shared = item("SharedDeviceConfiguration");
+    assert_eq!(
+        shared["PasscodePolicy"].as_dictionary().unwrap()["PasscodeLockGracePeriod"]
+            .as_signed_integer(),
+        Some(300)
+    );
+    assert_eq!(shared["TemporarySessionOnly"].as_boolean(), Some(true));
+
+    // Names checked against the YAML: every key we emit is a key Apple defines.
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/apple-device-management/mdm/commands/"
+    );
+    let settings_yaml = std::fs::read_to_string(format!("{dir}settings.yaml")).unwrap();
+    let esim_yaml = std::fs::read_to_string(format!("{dir}device.esim.yaml")).unwrap();
+    fn keys(d: &plist::Dictionary, out: &mut Vec<String>) {
+        for (k, v) in d {
+            out.push(k.clone());
+            if let Some(inner) = v.as_dictionary() {
+                keys(inner, out);
+            }
+            for e in v.as_array().into_iter().flatten() {
+                if let Some(inner) = e.as_dictionary() {
+                    keys(inner, out);
+                }
+            }
+        }
+    }
+    let mut used = Vec::new();
+    keys(&cmds[0].1, &mut used);
+    for k in used {
+        assert!(
+            settings_yaml.contains(&format!("key: {k}\n")),
+            "Settings key {k} not in Apple's schema"
+        );
+    }
+    assert!(
+        esim_yaml.contains("key: eSIMServerURL\n")
+            && esim_yaml.contains("requesttype: RefreshCellularPlans")
+    );
+    for name in [
+        "DeviceName",
+        "MaximumResidentUsers",
+        "SharedDeviceConfiguration",
+    ] {
+        assert!(
+            settings_yaml.contains(&format!("      - {name}\n")),
+            "Item {name} not in Apple's rangelist"
+        );
+    }
+    // A plain profile needs no enrollment commands.
+    assert!(
+        spec(json!({}))
+            .enrollment_commands("S", "iPhone")
+            .is_empty()
+    );
+}
+
+#[test]
+fn command_plists_have_apple_shape() {
+    let mut payload = plist::Dictionary::new();
+    payload.insert(
+        "Queries".into(),
+        plist::Value::Array(vec!["OSVersion".into()]),
+    );
+    let xml = mdm_core::mdm::command::build("uuid-1", "DeviceInformation", payload);
+    let v = plist::Value::from_reader_xml(&xml[..]).unwrap();
+    let d = v.as_dictionary().unwrap();
+    assert_eq!(d["CommandUUID"].as_string(), Some("uuid-1"));
+    let c = d["Command"].as_dictionary().unwrap();
+    assert_eq!(c["RequestType"].as_string(), Some("DeviceInformation"));
+    assert_eq!(
+        c["Queries"].as_array().unwrap()[0].as_string(),
+        Some("OSVersion")
+    );
+}

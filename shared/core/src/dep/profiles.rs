@@ -410,3 +410,71 @@ pub fn device_name(template: &str, serial: &str, device_type: &str) -> String {
         .replace("{{SERIAL}}", serial)
         .replace("{{DEVICETYPE}}", device_type)
 }
+
+impl ProfileSpec {
+    /// Commands the server sends while a device enrolled with this profile awaits
+    /// configuration: its name from the template, the Shared iPad settings, the eSIM
+    /// plan refresh. `(RequestType, payload keys)`, in sending order.
+    pub fn enrollment_commands(
+        &self,
+        serial: &str,
+        device_type: &str,
+    ) -> Vec<(&'static str, plist::Dictionary)> {
+        use crate::mdm::command::settings_item;
+        use plist::Value;
+        let mut items = Vec::new();
+        if let Some(t) = &self.device_name_template {
+            items.push(settings_item(
+                "DeviceName",
+                [(
+                    "DeviceName",
+                    Value::String(device_name(t, serial, device_type)),
+                )],
+            ));
+        }
+        if let (UserAffinity::Shared, Some(s)) = (self.user_affinity, &self.shared_ipad) {
+            items.push(settings_item(
+                "MaximumResidentUsers",
+                [(
+                    "MaximumResidentUsers",
+                    Value::Integer(s.maximum_cached_users.into()),
+                )],
+            ));
+            let mut policy = plist::Dictionary::new();
+            policy.insert(
+                "PasscodeLockGracePeriod".into(),
+                Value::Integer(s.passcode_lock_grace_period.into()),
+            );
+            items.push(settings_item(
+                "SharedDeviceConfiguration",
+                [
+                    (
+                        "UserSessionTimeout",
+                        Value::Integer(s.user_session_timeout.into()),
+                    ),
+                    (
+                        "TemporarySessionOnly",
+                        Value::Boolean(s.temporary_session_only),
+                    ),
+                    (
+                        "TemporarySessionTimeout",
+                        Value::Integer(s.temporary_session_timeout.into()),
+                    ),
+                    ("PasscodePolicy", Value::Dictionary(policy)),
+                ],
+            ));
+        }
+        let mut out = Vec::new();
+        if !items.is_empty() {
+            let mut payload = plist::Dictionary::new();
+            payload.insert("Settings".into(), Value::Array(items));
+            out.push(("Settings", payload));
+        }
+        if let Some(url) = &self.esim_server_url {
+            let mut payload = plist::Dictionary::new();
+            payload.insert("eSIMServerURL".into(), Value::String(url.clone()));
+            out.push(("RefreshCellularPlans", payload));
+        }
+        out
+    }
+}

@@ -1,6 +1,7 @@
 //! The MDM protocol: check-in messages, and (later) the command loop.
 
 pub mod checkin;
+pub mod command;
 pub mod commands_table;
 pub mod connect;
 pub mod enrollment_type;
