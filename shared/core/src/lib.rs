@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod ber;
 pub mod checkin;
 pub mod commands;
 pub mod config;

@@ -8,3 +8,4 @@ pub mod enrollment_type;
 pub mod enrollments;
 pub mod queue;
 pub mod report;
+pub mod signature;
