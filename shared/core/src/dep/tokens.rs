@@ -18,13 +18,8 @@ use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
 use super::TokenId;
 
 pub const MAX_TOKENS: i64 = 2_000;
-/// Above this many devices a token's status carries a warning.
-pub const DEVICE_WARNING: i64 = 200_000;
 /// A token expiring within this many seconds is `expiring`.
 pub const EXPIRY_WARNING: u64 = 30 * 86400;
-/// Validity of the certificate the admin uploads: long enough that the same key
-/// decrypts every renewal for years.
-pub const KEY_CERT_VALIDITY_DAYS: u64 = 5 * 365;
 
 pub fn record_key(token: TokenId) -> String {
     format!("tok:{token}")
@@ -41,11 +36,6 @@ pub(crate) fn seq_counter() -> CounterKey {
 pub(crate) fn live_counter() -> CounterKey {
     CounterKey::new("tok:live").expect("static counter name")
 }
-
-/// Sealing purposes (each derives its own key from `storage_key`).
-pub const SEAL_KEY: &str = "dep-token-private-key";
-pub const SEAL_SECRETS: &str = "dep-token-oauth-secrets";
-pub const SEAL_SESSION: &str = "dep-session";
 
 /// A key pair of the slot. The private key is sealed; the certificate is public.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,11 +148,6 @@ impl TokenRecord {
         } else {
             TokenStatus::Ok
         }
-    }
-
-    pub fn days_left(&self, now: u64) -> Option<i64> {
-        self.access_token_expiry
-            .map(|e| (e as i64 - now as i64).div_euclid(86400))
     }
 }
 
