@@ -1,0 +1,144 @@
+//! The server's RSA key pair: decrypts the ADE server token and signs the DEP JWT.
+
+use std::fmt;
+
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
+use rsa::traits::PublicKeyParts;
+use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::CryptoError;
+use crate::pem;
+use crate::rng::SysRng;
+
+/// Size of generated keys; Apple asks for RSA-2048.
+pub const GENERATED_KEY_BITS: usize = 2048;
+/// Imported keys outside this range are refused: weaker ones are unsafe, larger ones
+/// make every decryption needlessly slow in WebAssembly.
+const IMPORT_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
+/// An RSA private key. `Debug` shows only the key size.
+#[derive(Clone)]
+pub struct KeyPair {
+    key: RsaPrivateKey,
+}
+
+impl KeyPair {
+    /// A fresh RSA-2048 key from the platform's randomness.
+    pub fn generate() -> Result<KeyPair, CryptoError> {
+        let key = RsaPrivateKey::new(&mut SysRng, GENERATED_KEY_BITS)
+            .map_err(|e| CryptoError::Failed(format!("RSA key generation: {e}")))?;
+        Ok(KeyPair { key })
+    }
+
+    /// Reads an unencrypted PKCS#8 `PrivateKeyInfo` (what [`KeyPair::to_pkcs8_der`] writes).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<KeyPair, CryptoError> {
+        let key = RsaPrivateKey::from_pkcs8_der(der)
+            .map_err(|e| CryptoError::InvalidKey(format!("not an RSA PKCS#8 key: {e}")))?;
+        Self::checked(key)
+    }
+
+    /// Reads a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl req -nodes`
+    /// writes) or PKCS#1 (`BEGIN RSA PRIVATE KEY`), so keys made by hand can be imported.
+    pub fn from_pem(text: &str) -> Result<KeyPair, CryptoError> {
+        let block = pem::find_block(text)
+            .ok_or_else(|| CryptoError::InvalidKey("no PEM block found".into()))?;
+        if block.has_headers || block.label.contains("ENCRYPTED") {
+            return Err(CryptoError::InvalidKey(
+                "encrypted private keys are not supported (export it with `openssl pkcs8 -topk8 -nocrypt`)"
+                    .into(),
+            ));
+        }
+        let der = Zeroizing::new(
+            pem::decode_base64(block.body)
+                .map_err(|e| CryptoError::InvalidKey(format!("PEM body: {e}")))?,
+        );
+        let key = match block.label {
+            "PRIVATE KEY" => RsaPrivateKey::from_pkcs8_der(&der)
+                .map_err(|e| CryptoError::InvalidKey(format!("not an RSA PKCS#8 key: {e}")))?,
+            "RSA PRIVATE KEY" => RsaPrivateKey::from_pkcs1_der(&der)
+                .map_err(|e| CryptoError::InvalidKey(format!("not a PKCS#1 RSA key: {e}")))?,
+            other => {
+                return Err(CryptoError::InvalidKey(format!(
+                    "PEM block is {other:?}, expected PRIVATE KEY or RSA PRIVATE KEY"
+                )));
+            }
+        };
+        Self::checked(key)
+    }
+
+    fn checked(key: RsaPrivateKey) -> Result<KeyPair, CryptoError> {
+        let bits = key.size() * 8;
+        if !IMPORT_BITS.contains(&bits) {
+            return Err(CryptoError::InvalidKey(format!(
+                "RSA-{bits} is not supported (2048 to 4096 bits)"
+            )));
+        }
+        key.validate()
+            .map_err(|e| CryptoError::InvalidKey(format!("inconsistent RSA key: {e}")))?;
+        Ok(KeyPair { key })
+    }
+
+    /// PKCS#8 `PrivateKeyInfo` DER, wiped from memory when dropped.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let doc = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| CryptoError::Failed(format!("PKCS#8 encoding: {e}")))?;
+        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, LF line endings), for an admin export.
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, CryptoError> {
+        self.key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| CryptoError::Failed(format!("PKCS#8 encoding: {e}")))
+    }
+
+    /// The public key as DER `SubjectPublicKeyInfo`.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
+        RsaPublicKey::from(&self.key)
+            .to_public_key_der()
+            .map(|d| d.into_vec())
+            .map_err(|e| CryptoError::Failed(format!("SPKI encoding: {e}")))
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.key.size() * 8
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message` (JWT `RS256`), blinded.
+    pub fn sign_sha256(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let signer = SigningKey::<Sha256>::new(self.key.clone());
+        signer
+            .try_sign_with_rng(&mut SysRng, message)
+            .map(|s| s.to_vec())
+            .map_err(|e| CryptoError::Failed(format!("RSA signature: {e}")))
+    }
+
+    /// RSAES-PKCS1-v1_5 decryption (blinded). `None` on any failure: callers only learn
+    /// that the key did not fit.
+    pub(crate) fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.key
+            .decrypt_blinded(&mut SysRng, Pkcs1v15Encrypt, ciphertext)
+            .ok()
+            .map(Zeroizing::new)
+    }
+
+    pub(crate) fn rsa(&self) -> &RsaPrivateKey {
+        &self.key
+    }
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("bits", &self.bits())
+            .finish_non_exhaustive()
+    }
+}
