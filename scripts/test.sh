@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: builds the Spin components for wasm32-wasip2 (the integration tests
-# drive those real .wasm files through the local host), then the whole test suite.
+# Every test: builds the Spin components for wasm32-wasip2, then runs the native tests,
+# including the end-to-end tests (tests/e2e) that serve those .wasm files through the
+# local host (tests/host) and drive them over HTTP on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,0 +1,166 @@
+//! Test kit for integration tests: start the app from the workspace's `spin.toml` on the
+//! local host, with test secrets and a private state directory, and call it over HTTP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use bytes::Bytes;
+pub use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use mdm_host::{HostConfig, RunningHost};
+use serde_json::Value;
+
+pub const ADMIN_KEY: &str = "e2e-admin-key-4f1c9a7b2d";
+pub const SYNC_KEY: &str = "e2e-sync-key-8e2b6d0c1a";
+pub const STORAGE_KEY: &str = "e2e-storage-key-0a9b8c7d6e5f";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// The app running on the local host.
+pub struct App {
+    host: Option<RunningHost>,
+    pub addr: SocketAddr,
+    state_dir: PathBuf,
+    extra_vars: Vec<(String, String)>,
+}
+
+impl App {
+    /// Starts the app with its state in `state_dir` (reuse one to test persistence).
+    pub async fn start(state_dir: &Path) -> anyhow::Result<App> {
+        Self::start_with(state_dir, Vec::new()).await
+    }
+
+    pub async fn start_with(
+        state_dir: &Path,
+        extra_vars: Vec<(String, String)>,
+    ) -> anyhow::Result<App> {
+        let root = workspace_root();
+        let wasm = root.join("target/wasm32-wasip2/release/mdm_admin.wasm");
+        anyhow::ensure!(
+            wasm.exists(),
+            "{} is missing: run ./scripts/test.sh, which builds the components",
+            wasm.display()
+        );
+        let mut variables = vec![
+            ("admin_api_key".to_owned(), ADMIN_KEY.to_owned()),
+            ("sync_api_key".to_owned(), SYNC_KEY.to_owned()),
+            ("storage_key".to_owned(), STORAGE_KEY.to_owned()),
+        ];
+        variables.extend(extra_vars.iter().cloned());
+        let host = mdm_host::start(HostConfig {
+            manifest: root.join("spin.toml"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: state_dir.to_path_buf(),
+            runtime_config: None,
+            variables,
+            kv_strict: false,
+        })
+        .await
+        .context("starting the local host")?;
+        Ok(App {
+            addr: host.addr(),
+            host: Some(host),
+            state_dir: state_dir.to_path_buf(),
+            extra_vars,
+        })
+    }
+
+    /// Stops the host and starts a new one on the same state directory.
+    pub async fn restart(mut self) -> anyhow::Result<App> {
+        if let Some(h) = self.host.take() {
+            h.shutdown().await;
+        }
+        Self::start_with(&self.state_dir, std::mem::take(&mut self.extra_vars)).await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(h) = self.host.take() {
+            h.shutdown().await;
+        }
+    }
+
+    /// A request with the admin key; returns status and JSON body (Null if not JSON).
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(method, path, Some(ADMIN_KEY), body).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut headers = Vec::new();
+        if let Some(k) = key {
+            headers.push(("authorization".to_owned(), format!("Bearer {k}")));
+        }
+        let body = match body {
+            Some(b) => {
+                headers.push(("content-type".to_owned(), "application/json".to_owned()));
+                serde_json::to_vec(&b).expect("JSON body")
+            }
+            None => Vec::new(),
+        };
+        let (status, _, bytes) = self
+            .raw(method, path, &headers, body)
+            .await
+            .expect("request reached the host");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// One request on a fresh connection; returns status, headers and body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(StatusCode, http::HeaderMap, Bytes)> {
+        request(self.addr, method, path, headers, body).await
+    }
+}
+
+/// A plain HTTP/1.1 client request to `addr`.
+pub async fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> anyhow::Result<(StatusCode, http::HeaderMap, Bytes)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(mdm_host::TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let resp = sender
+        .send_request(req.body(Full::new(Bytes::from(body)))?)
+        .await?;
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await?.to_bytes();
+    drop(sender);
+    let _ = conn.await;
+    Ok((parts.status, parts.headers, bytes))
+}

@@ -1,0 +1,46 @@
+//! A small local host for the app's Spin components, for development and tests (the
+//! `spin` CLI cannot be installed on our build machines). It reads `spin.toml`, serves
+//! each component's HTTP routes on wasmtime 47 with wasi:http@0.3.0 (the crates Spin 4
+//! is built on), and provides what the components import: spin:key-value, wasi:keyvalue
+//! (store, atomics, batch) on SQLite, spin:variables and outbound HTTP limited to
+//! `allowed_outbound_hosts` with the runtime config's `[[client_tls]]`.
+//!
+//! It implements only what Spin implements, so nothing may come to depend on it:
+//! `spin up` on the same manifest is the production path.
+
+pub mod kv;
+pub mod manifest;
+pub mod outbound;
+pub mod runtime_config;
+mod server;
+pub mod spin_api;
+pub mod variables;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use server::RunningHost;
+/// hyper I/O over tokio streams, for clients in tests.
+pub use wasmtime_wasi_http::io::TokioIo;
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The Spin manifest (`spin.toml`); component sources resolve against its directory.
+    pub manifest: PathBuf,
+    /// Where to listen; port 0 picks a free one (see [`RunningHost::addr`]).
+    pub listen: SocketAddr,
+    /// Key-value data (`sqlite_key_value.db`) and the compiled-component cache live here
+    /// unless the runtime config says otherwise. Spin's default is `<app dir>/.spin`.
+    pub state_dir: PathBuf,
+    /// A Spin runtime-config file (`--runtime-config-file`).
+    pub runtime_config: Option<PathBuf>,
+    /// `--variable name=value` pairs; they win over `SPIN_VARIABLE_*` and defaults.
+    pub variables: Vec<(String, String)>,
+    /// Correct key-value semantics instead of Spin SQLite's observed defects.
+    pub kv_strict: bool,
+}
+
+/// Loads the app, binds the listener and starts serving in the background.
+pub async fn start(config: HostConfig) -> anyhow::Result<RunningHost> {
+    server::start(config, |name| std::env::var(name).ok()).await
+}

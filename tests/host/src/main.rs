@@ -1,0 +1,157 @@
+//! `mdm-host`: serve the app's Spin components locally, with `spin up`'s flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use mdm_host::HostConfig;
+
+const USAGE: &str = "\
+mdm-host: a local host for this app's Spin components (development and tests)
+
+USAGE: mdm-host [OPTIONS]
+
+  -f, --from <spin.toml>             manifest (default: spin.toml)
+      --listen <addr:port>           where to listen (default: 127.0.0.1:3000)
+      --runtime-config-file <file>   Spin runtime config (key-value stores, client_tls)
+      --state-dir <dir>              key-value data and compiled components (default: <app>/.spin)
+      --variable <name=value>        set an application variable (repeatable);
+                                     SPIN_VARIABLE_<NAME> environment variables work too
+      --kv-strict                    correct key-value semantics instead of reproducing
+                                     Spin SQLite's defects (see shared/spec/spin-platform.md)
+  -h, --help
+";
+
+fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig>> {
+    let mut manifest = PathBuf::from("spin.toml");
+    let mut listen: SocketAddr = "127.0.0.1:3000".parse().expect("literal");
+    let mut runtime_config = None;
+    let mut state_dir = None;
+    let mut variables = Vec::new();
+    let mut kv_strict = false;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> anyhow::Result<String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args.next().with_context(|| format!("{name} needs a value")),
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "-f" | "--from" | "--file" => manifest = PathBuf::from(value(&flag)?),
+            "--listen" => {
+                let v = value(&flag)?;
+                listen = v
+                    .parse()
+                    .with_context(|| format!("--listen {v:?}: expected ip:port"))?;
+            }
+            "--runtime-config-file" => runtime_config = Some(PathBuf::from(value(&flag)?)),
+            "--state-dir" => state_dir = Some(PathBuf::from(value(&flag)?)),
+            "--variable" => {
+                let v = value(&flag)?;
+                let (k, val) = v.split_once('=').with_context(|| {
+                    format!(
+                        "--variable {k:?}: expected name=value",
+                        k = v.split('=').next().unwrap_or("")
+                    )
+                })?;
+                variables.push((k.to_owned(), val.to_owned()));
+            }
+            "--kv-strict" => kv_strict = true,
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    if manifest.is_dir() {
+        manifest = manifest.join("spin.toml");
+    }
+    let state_dir = state_dir.unwrap_or_else(|| {
+        manifest
+            .parent()
+            .map(|p| p.join(".spin"))
+            .unwrap_or_else(|| PathBuf::from(".spin"))
+    });
+    Ok(Some(HostConfig {
+        manifest,
+        listen,
+        state_dir,
+        runtime_config,
+        variables,
+        kv_strict,
+    }))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = match parse(std::env::args().skip(1)) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            print!("{USAGE}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("mdm-host: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let manifest = config.manifest.clone();
+    let host = match mdm_host::start(config).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("mdm-host: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let addr = host.addr();
+    println!("Serving http://{addr}");
+    if let Ok(m) = mdm_host::manifest::Manifest::load(&manifest) {
+        println!("Available Routes:");
+        for (route, component) in &m.routes {
+            println!("  {component}: http://{addr}{}", route.as_manifest());
+        }
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("mdm-host: stopping");
+            host.shutdown().await;
+        }
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> impl Iterator<Item = String> {
+        s.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn flags_like_spin_up() {
+        let c = parse(args(
+            "--from app/spin.toml --listen 127.0.0.1:8080 --variable a=b=c --variable=x=y --kv-strict",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.manifest, PathBuf::from("app/spin.toml"));
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.state_dir, PathBuf::from("app/.spin"));
+        assert_eq!(
+            c.variables,
+            vec![("a".into(), "b=c".into()), ("x".into(), "y".into())]
+        );
+        assert!(c.kv_strict);
+        assert!(parse(args("--listen nope")).is_err());
+        assert!(parse(args("--variable novalue")).is_err());
+        assert!(parse(args("--bogus")).is_err());
+        assert!(parse(args("--help")).unwrap().is_none());
+    }
+}

@@ -1,0 +1,404 @@
+//! Outbound wasi:http for a component: only to its `allowed_outbound_hosts`, over TLS
+//! with the runtime config's `[[client_tls]]` for that component and host (client
+//! certificate, extra roots), offering HTTP/2 by ALPN as Spin does. One connection per
+//! request, which is what Spin's `connection_pooling = false` asks for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use http::uri::Scheme;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p3::{RequestOptions, WasiHttpHooks};
+
+use crate::runtime_config::{ClientTls, RuntimeConfig};
+
+/// One `allowed_outbound_hosts` entry: `scheme://host[:port]`, where scheme, the leading
+/// label(s) of host and port may be `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedHost {
+    scheme: Option<String>,
+    host: HostPattern,
+    port: PortPattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Any,
+    Exact(String),
+    /// `*.example.com`: any subdomain.
+    Suffix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PortPattern {
+    Any,
+    Port(u16),
+    /// No port written: the scheme's default.
+    Default,
+}
+
+impl AllowedHost {
+    pub fn parse(entry: &str) -> anyhow::Result<AllowedHost> {
+        let (scheme, rest) = entry.split_once("://").with_context(|| {
+            format!("allowed_outbound_hosts entry {entry:?} needs a scheme (https://...)")
+        })?;
+        let scheme = match scheme {
+            "*" => None,
+            "http" | "https" => Some(scheme.to_owned()),
+            other => bail!("allowed_outbound_hosts entry {entry:?}: scheme {other:?} is not HTTP"),
+        };
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty() {
+            bail!("allowed_outbound_hosts entry {entry:?} has no host");
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
+            _ => (authority, None),
+        };
+        let port = match port {
+            None => PortPattern::Default,
+            Some("*") => PortPattern::Any,
+            Some(p) => PortPattern::Port(
+                p.parse()
+                    .with_context(|| format!("allowed_outbound_hosts entry {entry:?}: bad port"))?,
+            ),
+        };
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostPattern::Any
+        } else if let Some(suffix) = host.strip_prefix("*.") {
+            HostPattern::Suffix(suffix.to_owned())
+        } else if host.contains('*') {
+            bail!(
+                "allowed_outbound_hosts entry {entry:?}: '*' only as the whole host or its first label"
+            );
+        } else {
+            HostPattern::Exact(host)
+        };
+        Ok(AllowedHost { scheme, host, port })
+    }
+
+    pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let host = host.to_ascii_lowercase();
+        let scheme_ok = self.scheme.as_deref().is_none_or(|s| s == scheme);
+        let host_ok = match &self.host {
+            HostPattern::Any => true,
+            HostPattern::Exact(h) => *h == host,
+            HostPattern::Suffix(s) => host.len() > s.len() + 1 && host.ends_with(&format!(".{s}")),
+        };
+        let port_ok = match self.port {
+            PortPattern::Any => true,
+            PortPattern::Port(p) => p == port,
+            PortPattern::Default => port == default_port(scheme),
+        };
+        scheme_ok && host_ok && port_ok
+    }
+}
+
+fn default_port(scheme: &str) -> u16 {
+    if scheme == "https" { 443 } else { 80 }
+}
+
+/// Everything a component's outbound requests need, shared by all its requests.
+pub struct OutboundPolicy {
+    pub component: String,
+    pub allowed: Vec<AllowedHost>,
+    runtime: Arc<RuntimeConfig>,
+    default_tls: Arc<rustls::ClientConfig>,
+}
+
+impl OutboundPolicy {
+    pub fn new(
+        component: &str,
+        allowed: Vec<AllowedHost>,
+        runtime: Arc<RuntimeConfig>,
+    ) -> anyhow::Result<Self> {
+        // Check every client_tls entry of this component now, not on the first request.
+        for tls in runtime
+            .client_tls
+            .iter()
+            .filter(|t| t.component_ids.iter().any(|c| c == component))
+        {
+            tls_config(Some(tls))
+                .with_context(|| format!("client_tls for component {component:?}"))?;
+        }
+        Ok(OutboundPolicy {
+            component: component.to_owned(),
+            allowed,
+            runtime,
+            default_tls: Arc::new(tls_config(None)?),
+        })
+    }
+
+    fn tls_for(&self, host: &str) -> Result<Arc<rustls::ClientConfig>, ErrorCode> {
+        match self.runtime.client_tls_for(&self.component, host) {
+            None => Ok(self.default_tls.clone()),
+            Some(tls) => tls_config(Some(tls))
+                .map(Arc::new)
+                .map_err(|e| ErrorCode::InternalError(Some(format!("client_tls: {e:#}")))),
+        }
+    }
+}
+
+fn tls_config(tls: Option<&ClientTls>) -> anyhow::Result<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let mut roots = rustls::RootCertStore::empty();
+    if tls.is_none_or(|t| t.use_public_roots) {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = tls.and_then(|t| t.ca_roots_file.as_ref()) {
+        for cert in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("reading {}", path.display()))?
+        {
+            roots.add(cert.with_context(|| format!("parsing {}", path.display()))?)?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match tls.and_then(|t| {
+        t.client_cert_file
+            .as_ref()
+            .zip(t.client_private_key_file.as_ref())
+    }) {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .with_context(|| format!("reading {}", cert.display()))?
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("parsing {}", cert.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .with_context(|| format!("reading the private key {}", key.display()))?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The hooks wasi:http calls for one request's store.
+pub struct Hooks {
+    pub policy: Arc<OutboundPolicy>,
+}
+
+type SendResult = wasmtime_wasi::TrappableError<ErrorCode>;
+type BoxedIo = Box<dyn Future<Output = Result<(), ErrorCode>> + Send>;
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<UnsyncBoxBody<Bytes, ErrorCode>>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), ErrorCode>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (http::Response<UnsyncBoxBody<Bytes, ErrorCode>>, BoxedIo),
+                    SendResult,
+                >,
+            > + Send,
+    > {
+        let policy = self.policy.clone();
+        Box::new(async move {
+            send(&policy, request, options)
+                .await
+                .map_err(SendResult::from)
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+struct TokioExec;
+
+impl<F> hyper::rt::Executor<F> for TokioExec
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut);
+    }
+}
+
+async fn send(
+    policy: &OutboundPolicy,
+    mut request: http::Request<UnsyncBoxBody<Bytes, ErrorCode>>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<UnsyncBoxBody<Bytes, ErrorCode>>, BoxedIo), ErrorCode> {
+    let uri = request.uri().clone();
+    let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTPS);
+    let tls = scheme == Scheme::HTTPS;
+    let host = uri
+        .host()
+        .ok_or(ErrorCode::HttpRequestUriInvalid)?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let host_for_match = host.trim_start_matches('[').trim_end_matches(']');
+    if !policy
+        .allowed
+        .iter()
+        .any(|a| a.allows(scheme.as_str(), host_for_match, port))
+    {
+        eprintln!(
+            "mdm-host: component {:?} may not reach {}://{}:{} (allowed_outbound_hosts)",
+            policy.component, scheme, host, port
+        );
+        return Err(ErrorCode::HttpRequestDenied);
+    }
+    let timeout = |f: fn(&RequestOptions) -> Option<Duration>| {
+        options
+            .as_ref()
+            .and_then(f)
+            .unwrap_or(Duration::from_secs(600))
+    };
+    let connect_timeout = timeout(|o| o.connect_timeout);
+    let first_byte_timeout = timeout(|o| o.first_byte_timeout);
+
+    let tcp = tokio::time::timeout(
+        connect_timeout,
+        tokio::net::TcpStream::connect((host_for_match, port)),
+    )
+    .await
+    .map_err(|_| ErrorCode::ConnectionTimeout)?
+    .map_err(|e| {
+        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            ErrorCode::ConnectionRefused
+        } else {
+            ErrorCode::InternalError(Some(format!("connect: {e}")))
+        }
+    })?;
+    let _ = tcp.set_nodelay(true);
+
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .build()
+        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+
+    let response = if tls {
+        let config = policy.tls_for(host_for_match)?;
+        let name = rustls_pki_types::ServerName::try_from(host_for_match.to_owned())
+            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        let stream = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| {
+                eprintln!("mdm-host: TLS to {host}:{port} failed: {e}");
+                ErrorCode::TlsProtocolError
+            })?;
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        exchange(
+            TokioIo::new(stream),
+            h2,
+            request,
+            first_byte_timeout,
+            &host,
+            port,
+        )
+        .await?
+    } else {
+        exchange(
+            TokioIo::new(tcp),
+            false,
+            request,
+            first_byte_timeout,
+            &host,
+            port,
+        )
+        .await?
+    };
+    Ok((response, Box::new(async { Ok(()) }) as BoxedIo))
+}
+
+async fn exchange<IO>(
+    io: IO,
+    h2: bool,
+    mut request: http::Request<UnsyncBoxBody<Bytes, ErrorCode>>,
+    first_byte_timeout: Duration,
+    host: &str,
+    port: u16,
+) -> Result<http::Response<UnsyncBoxBody<Bytes, ErrorCode>>, ErrorCode>
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let response = if h2 {
+        // HTTP/2 carries the authority in the URI, not a Host header.
+        request.headers_mut().remove(http::header::HOST);
+        *request.uri_mut() = http::Uri::builder()
+            .scheme("https")
+            .authority(format!("{host}:{port}"))
+            .path_and_query(
+                request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/"),
+            )
+            .build()
+            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExec)
+            .handshake(io)
+            .await
+            .map_err(ErrorCode::from_hyper_request_error)?;
+        tokio::spawn(conn);
+        tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(ErrorCode::from_hyper_request_error)?;
+        tokio::spawn(conn);
+        tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await
+    };
+    let response = response
+        .map_err(|_| ErrorCode::ConnectionReadTimeout)?
+        .map_err(ErrorCode::from_hyper_request_error)?;
+    Ok(response.map(|body| {
+        body.map_err(|e| ErrorCode::InternalError(Some(format!("response body: {e}"))))
+            .boxed_unsync()
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_match_like_spin() {
+        let a = AllowedHost::parse("https://mdmenrollment.apple.com").unwrap();
+        assert!(a.allows("https", "mdmenrollment.apple.com", 443));
+        assert!(a.allows("https", "MDMENROLLMENT.apple.com", 443));
+        assert!(!a.allows("http", "mdmenrollment.apple.com", 80));
+        assert!(!a.allows("https", "mdmenrollment.apple.com", 8443));
+        assert!(!a.allows("https", "evil.com", 443));
+
+        let b = AllowedHost::parse("http://127.0.0.1:9000").unwrap();
+        assert!(b.allows("http", "127.0.0.1", 9000));
+        assert!(!b.allows("http", "127.0.0.1", 9001));
+
+        let c = AllowedHost::parse("*://*.push.apple.com:*").unwrap();
+        assert!(c.allows("https", "api.push.apple.com", 2197));
+        assert!(!c.allows("https", "push.apple.com", 443));
+        assert!(!c.allows("https", "api.push.apple.com.evil", 443));
+
+        let d = AllowedHost::parse("https://api.example.com/some/path").unwrap();
+        assert!(d.allows("https", "api.example.com", 443));
+
+        for bad in [
+            "api.example.com",
+            "ftp://x",
+            "https://",
+            "https://a*b.com",
+            "https://x:port",
+        ] {
+            assert!(AllowedHost::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Loading the app and serving HTTP: one fresh component instance per request, as Spin
+//! does, so no state can leak between requests except through the key-value store.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
+use wasmtime_wasi_http::p3::bindings::{Service, ServicePre};
+use wasmtime_wasi_http::p3::{Request, WasiHttpCtxView, WasiHttpView};
+
+use crate::HostConfig;
+use crate::kv::Db;
+use crate::manifest::{Manifest, Route};
+use crate::outbound::{AllowedHost, Hooks, OutboundPolicy};
+use crate::runtime_config::{RuntimeConfig, StoreConfig};
+use crate::spin_api::{self, ComponentEnv, SpinView};
+use crate::variables::Resolved;
+
+/// Per-request store data.
+struct Ctx {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+    env: Arc<ComponentEnv>,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+fn spin_view(c: &mut Ctx) -> SpinView<'_> {
+    SpinView {
+        table: &mut c.table,
+        env: &c.env,
+    }
+}
+
+struct LoadedComponent {
+    pre: ServicePre<Ctx>,
+    env: Arc<ComponentEnv>,
+    policy: Arc<OutboundPolicy>,
+}
+
+struct App {
+    engine: Engine,
+    manifest: Manifest,
+    components: BTreeMap<String, LoadedComponent>,
+}
+
+/// The host serving in the background; dropping it without [`RunningHost::shutdown`]
+/// also stops it.
+pub struct RunningHost {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningHost {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns when all is closed.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves until the task ends (the binary's main loop).
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningHost {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub(crate) async fn start(
+    config: HostConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<RunningHost> {
+    let manifest = Manifest::load(&config.manifest)?;
+    let runtime = match &config.runtime_config {
+        Some(p) => RuntimeConfig::load(p)?,
+        None => RuntimeConfig::default(),
+    };
+    let variables = Resolved::resolve(&manifest, &config.variables, env)?;
+    let app = load(
+        manifest,
+        runtime,
+        &variables,
+        &config.state_dir,
+        config.kv_strict,
+    )?;
+    let app = Arc::new(app);
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, app, stopped));
+    Ok(RunningHost {
+        addr,
+        stop,
+        task: Some(task),
+    })
+}
+
+fn engine() -> anyhow::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model_async(true);
+    Ok(Engine::new(&config)?)
+}
+
+/// `anyhow` context for wasmtime's own error type.
+fn wt<T>(r: wasmtime::Result<T>, msg: impl FnOnce() -> String) -> anyhow::Result<T> {
+    r.map_err(|e| anyhow::Error::from(e).context(msg()))
+}
+
+fn load(
+    manifest: Manifest,
+    runtime: RuntimeConfig,
+    variables: &Resolved,
+    state_dir: &Path,
+    kv_strict: bool,
+) -> anyhow::Result<App> {
+    let engine = engine()?;
+    let runtime = Arc::new(runtime);
+
+    // Spin always offers the `default` label (SQLite under the state directory); the
+    // runtime config may move it or add more labels.
+    let mut store_configs: BTreeMap<String, StoreConfig> = BTreeMap::new();
+    store_configs.insert(
+        "default".into(),
+        StoreConfig {
+            path: state_dir.join("sqlite_key_value.db"),
+        },
+    );
+    store_configs.extend(runtime.stores.clone());
+    // Labels sharing a file share one connection.
+    let mut dbs: BTreeMap<PathBuf, Arc<Db>> = BTreeMap::new();
+    let mut labels: BTreeMap<String, Arc<Db>> = BTreeMap::new();
+    for (label, sc) in &store_configs {
+        let used = manifest
+            .components
+            .values()
+            .any(|c| c.key_value_stores.contains(label));
+        if !used {
+            continue;
+        }
+        let db = match dbs.get(&sc.path) {
+            Some(db) => db.clone(),
+            None => {
+                let db = Arc::new(Db::open(&sc.path, kv_strict)?);
+                dbs.insert(sc.path.clone(), db.clone());
+                db
+            }
+        };
+        labels.insert(label.clone(), db);
+    }
+    let known_labels: Vec<String> = store_configs.keys().cloned().collect();
+
+    let mut linker: Linker<Ctx> = Linker::new(&engine);
+    wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker), || {
+        "linking WASI 0.2".into()
+    })?;
+    wt(wasmtime_wasi::p3::add_to_linker(&mut linker), || {
+        "linking WASI 0.3".into()
+    })?;
+    wt(wasmtime_wasi_http::p3::add_to_linker(&mut linker), || {
+        "linking wasi:http 0.3".into()
+    })?;
+    wt(spin_api::add_to_linker(&mut linker, spin_view), || {
+        "linking the Spin interfaces".into()
+    })?;
+
+    let cache_dir = state_dir.join("compiled");
+    let mut components = BTreeMap::new();
+    for (id, decl) in &manifest.components {
+        let mut stores = BTreeMap::new();
+        for label in &decl.key_value_stores {
+            let db = labels.get(label).with_context(|| {
+                format!("component {id:?} uses key-value store {label:?}, which no runtime config defines")
+            })?;
+            stores.insert(label.clone(), db.clone());
+        }
+        let vars = decl
+            .variables
+            .iter()
+            .map(|(name, template)| {
+                variables
+                    .expand(template)
+                    .map(|v| (name.clone(), v))
+                    .with_context(|| format!("component {id:?} variable {name:?}"))
+            })
+            .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
+        let allowed = decl
+            .allowed_outbound_hosts
+            .iter()
+            .map(|h| {
+                variables
+                    .expand(h)
+                    .and_then(|h| AllowedHost::parse(&h))
+                    .with_context(|| format!("component {id:?} allowed_outbound_hosts"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let policy = Arc::new(OutboundPolicy::new(id, allowed, runtime.clone())?);
+        let component = compile(&engine, &decl.source, &cache_dir)
+            .with_context(|| format!("loading component {id:?}"))?;
+        let pre = wt(linker.instantiate_pre(&component), || {
+            format!("component {id:?} imports something this host does not provide")
+        })?;
+        let pre = wt(ServicePre::new(pre), || {
+            format!("component {id:?} does not export wasi:http/handler@0.3.0")
+        })?;
+        components.insert(
+            id.clone(),
+            LoadedComponent {
+                pre,
+                env: Arc::new(ComponentEnv {
+                    stores,
+                    known_labels: known_labels.clone(),
+                    variables: vars,
+                }),
+                policy,
+            },
+        );
+    }
+    Ok(App {
+        engine,
+        manifest,
+        components,
+    })
+}
+
+/// Compiles a component, or loads the machine code compiled for the same bytes and
+/// engine settings before: compiling the app takes seconds, loading it milliseconds.
+fn compile(engine: &Engine, source: &Path, cache_dir: &Path) -> anyhow::Result<Component> {
+    let wasm = std::fs::read(source).with_context(|| {
+        format!(
+            "reading {} (build the components first: cargo build --release --target wasm32-wasip2)",
+            source.display()
+        )
+    })?;
+    let mut h = Sha256::new();
+    h.update(&wasm);
+    let mut engine_hash = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
+    h.update(std::hash::Hasher::finish(&engine_hash).to_le_bytes());
+    h.update(env!("CARGO_PKG_VERSION"));
+    let cached = cache_dir.join(format!("{}.cwasm", hex::encode(h.finalize())));
+    if cached.exists() {
+        // SAFETY: the file was written by `precompile_component` of this same engine
+        // configuration (its name hashes the engine settings and the wasm bytes) into our
+        // own state directory.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(c) => return Ok(c),
+            Err(e) => eprintln!("mdm-host: recompiling {} ({e})", source.display()),
+        }
+    }
+    let compiled = engine.precompile_component(&wasm)?;
+    std::fs::create_dir_all(cache_dir)?;
+    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, &compiled)?;
+    std::fs::rename(&tmp, &cached)?;
+    // SAFETY: produced just above by this engine.
+    Ok(unsafe { Component::deserialize(engine, &compiled) }?)
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<App>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, client) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("mdm-host: accept failed: {e}");
+                        continue;
+                    }
+                };
+                // Without it a response's last segment waits for the client's delayed ACK
+                // (~40 ms per request on keep-alive connections; see spin-platform.md).
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let mut stop = stopped.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let app = app.clone();
+                        async move { Ok::<_, Infallible>(handle(app, req, client).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => { let _ = r; }
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+fn text(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "text/plain")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("static response")
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: hyper::Request<Incoming>,
+    client: SocketAddr,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let Some((route, component_id)) = app.manifest.route(&path) else {
+        return text(404, "Not Found");
+    };
+    let component = &app.components[component_id];
+    let req = spin_request(req, route, client);
+    match run(&app.engine, component, req).await {
+        Ok(res) => res,
+        Err(e) => {
+            eprintln!("mdm-host: component {component_id:?} failed on {path}: {e:#}");
+            text(500, "Internal Server Error")
+        }
+    }
+}
+
+/// The request as Spin gives it to a component: absolute URI and the `spin-*` headers.
+fn spin_request(
+    req: hyper::Request<Incoming>,
+    route: &Route,
+    client: SocketAddr,
+) -> hyper::Request<Incoming> {
+    let (mut parts, body) = req.into_parts();
+    let authority = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    if let Ok(uri) = http::Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(pq.as_str())
+        .build()
+    {
+        parts.uri = uri;
+    }
+    let path = parts.uri.path().to_owned();
+    let path_info = path.strip_prefix(route.base()).unwrap_or("").to_owned();
+    let h = &mut parts.headers;
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    };
+    put("spin-full-url", format!("http://{authority}{pq}"));
+    put("spin-path-info", path_info);
+    put("spin-matched-route", route.as_manifest());
+    put("spin-raw-component-route", route.as_manifest());
+    put("spin-component-route", route.base().to_owned());
+    put("spin-base-path", "/".to_owned());
+    put("spin-client-addr", client.to_string());
+    hyper::Request::from_parts(parts, body)
+}
+
+async fn run(
+    engine: &Engine,
+    component: &LoadedComponent,
+    req: hyper::Request<Incoming>,
+) -> anyhow::Result<hyper::Response<Full<Bytes>>> {
+    let mut store = Store::new(
+        engine,
+        Ctx {
+            table: ResourceTable::new(),
+            wasi: WasiCtxBuilder::new()
+                .inherit_stdout()
+                .inherit_stderr()
+                .build(),
+            http: WasiHttpCtx::new(),
+            hooks: Hooks {
+                policy: component.policy.clone(),
+            },
+            env: component.env.clone(),
+        },
+    );
+    let service: Service = component.pre.instantiate_async(&mut store).await?;
+    let req = req
+        .map(|body| body.map_err(|e| ErrorCode::InternalError(Some(format!("request body: {e}")))));
+    let (req, io) = Request::from_http(req);
+    let response = store
+        .run_concurrent(async |store| {
+            let handled = async {
+                let res = match service.handle(store, req).await? {
+                    Ok(res) => res,
+                    Err(code) => anyhow::bail!("the component returned error-code {code:?}"),
+                };
+                let res = store.with(|store| res.into_http(store, async { Ok(()) }))?;
+                let (parts, body) = res.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("response body: {e:?}"))?
+                    .to_bytes();
+                anyhow::Ok(hyper::Response::from_parts(parts, Full::new(body)))
+            };
+            let consumed = async { io.await.map_err(|e| anyhow::anyhow!("request body: {e:?}")) };
+            let (res, ()) = futures::try_join!(handled, consumed)?;
+            anyhow::Ok(res)
+        })
+        .await??;
+    Ok(response)
+}
