@@ -1,7 +1,9 @@
 //! Automated Device Enrollment: server tokens, the device inventory synced from Apple,
 //! and the sync engine.
 
+pub mod client;
 pub mod inventory;
+pub mod oauth;
 pub mod profiles;
 pub mod skipkeys;
 pub mod sync;
