@@ -12,6 +12,7 @@
 mod ber;
 mod cert;
 mod error;
+mod issue;
 mod key;
 mod pem;
 mod rng;
@@ -19,6 +20,7 @@ mod token;
 
 pub use cert::{Certificate, self_signed_certificate};
 pub use error::CryptoError;
+pub use issue::{encrypt_server_token, token_plaintext};
 pub use key::{GENERATED_KEY_BITS, KeyPair};
 pub use token::{
     ServerTokenSecrets, TokenFileError, decrypt_server_token, decrypt_server_token_with_cert,
