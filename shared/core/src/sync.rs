@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use crate::api::{self, ApiError, Request, Response, Route};
-use crate::config::SYNC_API_KEY;
+use crate::config::{self, STORAGE_KEY, SYNC_API_KEY};
+use crate::dep::apple;
 use crate::dep::sync::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE, Policy};
 use crate::dep::tokens;
 use crate::{Clock, Platform, Variables};
@@ -58,8 +59,11 @@ async fn purge_days(vars: &impl Variables) -> Result<u64, ApiError> {
 async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     let days = purge_days(p.vars()).await?;
     let policy = Policy::default();
+    let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
+    let base = apple::base_url(p.vars()).await;
     let mut report: Vec<Value> = Vec::new();
     for token in tokens::list(p.store()).await? {
+        let sync = scheduled_sync(p, &token, &policy, &storage_key, &base).await;
         let entry = match sync::maintain(p.store(), p.clock(), token.id, days, &policy).await {
             Ok(Maintenance::NotDue) => json!({ "token": token.id, "maintenance": "not_due" }),
             Ok(Maintenance::Busy) => json!({ "token": token.id, "maintenance": "busy" }),
@@ -71,9 +75,44 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
             }
             Err(e) => json!({ "token": token.id, "maintenance": "error", "error": e.to_string() }),
         };
+        let mut entry = entry;
+        entry["sync"] = sync;
         report.push(entry);
     }
     Ok(api::ok_json(
         &json!({ "time": p.clock().unix_seconds(), "tokens": report }),
     ))
+}
+
+/// The sync due for one token, if any: a resumed run, a 12-hourly delta, or the full
+/// sync the policy requires. Overlapping ticks meet at the run's lease.
+async fn scheduled_sync(
+    p: &impl Platform,
+    token: &tokens::TokenRecord,
+    policy: &Policy,
+    storage_key: &crate::config::Secret,
+    base: &str,
+) -> Value {
+    let now = p.clock().unix_seconds();
+    if token.sealed_secrets.is_none() {
+        return json!("no_token");
+    }
+    if token.access_token_expiry.is_some_and(|e| e <= now) {
+        return json!("token_expired");
+    }
+    let state = match sync::load(p.store(), token.id).await {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let Some(plan) = state.scheduled_plan(now, policy) else {
+        return json!("not_due");
+    };
+    match apple::run_sync(p, token, plan, policy, storage_key, base).await {
+        Ok(report) => json!({
+            "kind": report.kind,
+            "outcome": format!("{:?}", report.outcome),
+            "pages": report.pages,
+        }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
 }

@@ -4,6 +4,7 @@
 mod dep;
 mod diagnostics;
 mod health;
+mod tokens;
 
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response, Route};
@@ -17,6 +18,15 @@ pub enum Op {
     ContentionWork,
     ContentionTotals,
     ContentionDelete,
+    ListTokens,
+    CreateToken,
+    GetToken,
+    PatchToken,
+    DeleteToken,
+    PublicKey,
+    UploadToken,
+    RotateKey,
+    SyncNow,
     SyncStatus,
     ListDevices,
     GetDevice,
@@ -32,6 +42,15 @@ pub const ROUTES: &[Route<Op>] = &[
     ("GET", "/api/v1/diagnostics/kv/contention/{run}", Op::ContentionTotals),
     ("DELETE", "/api/v1/diagnostics/kv/contention/{run}", Op::ContentionDelete),
     ("POST", "/api/v1/diagnostics/kv/contention/{run}/work", Op::ContentionWork),
+    ("GET", "/api/v1/tokens", Op::ListTokens),
+    ("POST", "/api/v1/tokens", Op::CreateToken),
+    ("GET", "/api/v1/tokens/{token}", Op::GetToken),
+    ("PATCH", "/api/v1/tokens/{token}", Op::PatchToken),
+    ("DELETE", "/api/v1/tokens/{token}", Op::DeleteToken),
+    ("GET", "/api/v1/tokens/{token}/public-key", Op::PublicKey),
+    ("PUT", "/api/v1/tokens/{token}/server-token", Op::UploadToken),
+    ("POST", "/api/v1/tokens/{token}/rotate-key", Op::RotateKey),
+    ("POST", "/api/v1/tokens/{token}/sync", Op::SyncNow),
     ("GET", "/api/v1/tokens/{token}/sync", Op::SyncStatus),
     ("GET", "/api/v1/tokens/{token}/devices", Op::ListDevices),
     ("GET", "/api/v1/tokens/{token}/devices/{serial}", Op::GetDevice),
@@ -67,6 +86,15 @@ async fn run(
         Op::ContentionWork => diagnostics::contention_work(p, run_id(), req).await,
         Op::ContentionTotals => diagnostics::contention_totals(p, run_id()).await,
         Op::ContentionDelete => diagnostics::contention_delete(p, run_id()).await,
+        Op::ListTokens => tokens::list(p).await,
+        Op::CreateToken => tokens::create(p, req).await,
+        Op::GetToken => tokens::get(p, params).await,
+        Op::PatchToken => tokens::patch(p, params, req).await,
+        Op::DeleteToken => tokens::delete(p, params).await,
+        Op::PublicKey => tokens::public_key(p, params).await,
+        Op::UploadToken => tokens::upload(p, params, req).await,
+        Op::RotateKey => tokens::rotate_key(p, params).await,
+        Op::SyncNow => tokens::sync_now(p, params, req).await,
         Op::SyncStatus => dep::get_sync(p, params).await,
         Op::ListDevices => dep::list_devices(p, params, req).await,
         Op::GetDevice => dep::get_device(p, params).await,

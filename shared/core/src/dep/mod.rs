@@ -1,6 +1,7 @@
 //! Automated Device Enrollment: server tokens, the device inventory synced from Apple,
 //! and the sync engine.
 
+pub mod apple;
 pub mod client;
 pub mod inventory;
 pub mod oauth;

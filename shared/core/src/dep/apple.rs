@@ -1,0 +1,242 @@
+//! Talking to Apple for one token slot: its secrets opened from the store, a
+//! Device Assignment client with the cached session, and the [`DeviceFeed`] the sync
+//! engine pulls pages from.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use mdm_kv::{Backend, KvError, Store};
+
+use super::TokenId;
+use super::client::{DepClient, DepCredentials, DepError};
+use super::sync::{DeviceFeed, FeedError, FeedPage};
+use super::tokens::{self, TokenRecord};
+use crate::config::Secret;
+use crate::platform::{Clock, HttpClient};
+use crate::seal::Sealer;
+
+/// Variable naming Apple's Device Assignment base URL (tests point it at depsim).
+pub const DEP_BASE_URL: &str = "dep_base_url";
+/// Page size we ask for; the client clamps nothing, Apple's maximum is 1000.
+pub const PAGE_LIMIT: u32 = 1000;
+
+const KEY_PURPOSE: &str = "dep-token-private-key";
+const SECRETS_PURPOSE: &str = "dep-token-oauth-secrets";
+const SESSION_PURPOSE: &str = "dep-session";
+
+fn aad(token: TokenId, what: &str) -> Vec<u8> {
+    format!("tok:{token}:{what}").into_bytes()
+}
+
+/// Seals secrets of one slot; every sealed value is bound to the slot id.
+pub struct SlotSealer<'a> {
+    pub storage_key: &'a Secret,
+    pub token: TokenId,
+}
+
+#[derive(Debug)]
+pub struct Unsealable(pub String);
+
+impl SlotSealer<'_> {
+    pub fn seal_key(&self, pkcs8_der: &[u8]) -> String {
+        B64.encode(
+            Sealer::new(self.storage_key, KEY_PURPOSE).seal(pkcs8_der, &aad(self.token, "key")),
+        )
+    }
+
+    pub fn open_key(&self, sealed: &str) -> Result<mdm_crypto::KeyPair, Unsealable> {
+        let raw = B64
+            .decode(sealed)
+            .map_err(|_| Unsealable("sealed private key is not base64".into()))?;
+        let der = Sealer::new(self.storage_key, KEY_PURPOSE)
+            .open(&raw, &aad(self.token, "key"))
+            .map_err(|e| Unsealable(format!("private key: {e}")))?;
+        mdm_crypto::KeyPair::from_pkcs8_der(&der)
+            .map_err(|e| Unsealable(format!("private key: {e}")))
+    }
+
+    pub fn seal_secrets(&self, creds: &DepCredentials) -> String {
+        let json = serde_json::to_vec(creds).expect("serialises");
+        B64.encode(
+            Sealer::new(self.storage_key, SECRETS_PURPOSE).seal(&json, &aad(self.token, "secrets")),
+        )
+    }
+
+    pub fn open_secrets(&self, sealed: &str) -> Result<DepCredentials, Unsealable> {
+        let raw = B64
+            .decode(sealed)
+            .map_err(|_| Unsealable("sealed OAuth secrets are not base64".into()))?;
+        let json = Sealer::new(self.storage_key, SECRETS_PURPOSE)
+            .open(&raw, &aad(self.token, "secrets"))
+            .map_err(|e| Unsealable(format!("OAuth secrets: {e}")))?;
+        serde_json::from_slice(&json).map_err(|_| Unsealable("OAuth secrets are not JSON".into()))
+    }
+
+    fn seal_session(&self, session: &str) -> Vec<u8> {
+        Sealer::new(self.storage_key, SESSION_PURPOSE)
+            .seal(session.as_bytes(), &aad(self.token, "session"))
+    }
+
+    fn open_session(&self, sealed: &[u8]) -> Option<String> {
+        Sealer::new(self.storage_key, SESSION_PURPOSE)
+            .open(sealed, &aad(self.token, "session"))
+            .ok()
+            .and_then(|s| String::from_utf8(s).ok())
+    }
+}
+
+/// The cached Device Assignment session of a slot, if any (sessions live minutes; a
+/// stale one costs one 401 and a new session).
+pub async fn load_session<B: Backend>(
+    store: &Store<B>,
+    sealer: &SlotSealer<'_>,
+) -> Result<Option<String>, KvError> {
+    Ok(store
+        .get(&tokens::session_key(sealer.token))
+        .await?
+        .and_then(|raw| sealer.open_session(&raw)))
+}
+
+pub async fn save_session<B: Backend>(
+    store: &Store<B>,
+    sealer: &SlotSealer<'_>,
+    session: Option<&str>,
+) -> Result<(), KvError> {
+    let key = tokens::session_key(sealer.token);
+    match session {
+        Some(s) => store.set(&key, &sealer.seal_session(s)).await,
+        None => store.delete(&key).await,
+    }
+}
+
+/// The slot's OAuth credentials, when a token was uploaded.
+pub fn credentials(
+    record: &TokenRecord,
+    storage_key: &Secret,
+) -> Result<Option<DepCredentials>, Unsealable> {
+    let sealer = SlotSealer {
+        storage_key,
+        token: record.id,
+    };
+    record
+        .sealed_secrets
+        .as_deref()
+        .map(|s| sealer.open_secrets(s))
+        .transpose()
+}
+
+/// Apple's device endpoints through our client, as the sync engine wants them.
+pub struct DepFeed<'a, H: HttpClient, C: Clock> {
+    pub client: DepClient<'a, H, C>,
+    /// Errors as they happened (the engine maps them; the verdict is kept on the slot).
+    pub last_error: Option<DepError>,
+}
+
+impl<'a, H: HttpClient, C: Clock> DepFeed<'a, H, C> {
+    pub fn new(client: DepClient<'a, H, C>) -> Self {
+        DepFeed {
+            client,
+            last_error: None,
+        }
+    }
+
+    fn fail(&mut self, e: DepError) -> FeedError {
+        let mapped = e.to_feed_error();
+        self.last_error = Some(e);
+        mapped
+    }
+}
+
+impl<H: HttpClient, C: Clock> DeviceFeed for DepFeed<'_, H, C> {
+    async fn fetch(&mut self, cursor: Option<&str>) -> Result<FeedPage, FeedError> {
+        match self.client.fetch_devices(cursor, Some(PAGE_LIMIT)).await {
+            Ok(page) => Ok(page.into_feed_page()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    async fn sync(&mut self, cursor: &str) -> Result<FeedPage, FeedError> {
+        match self.client.sync_devices(cursor, Some(PAGE_LIMIT)).await {
+            Ok(page) => Ok(page.into_feed_page()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+}
+
+/// Why a sync could not start for a slot.
+#[derive(Debug)]
+pub enum SyncStartError {
+    /// No server token has been uploaded into the slot yet.
+    NoToken,
+    Unsealable(Unsealable),
+    Sync(super::sync::SyncError),
+}
+
+impl std::fmt::Display for SyncStartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncStartError::NoToken => f.write_str("no server token uploaded"),
+            SyncStartError::Unsealable(u) => write!(f, "cannot open the slot's secrets: {}", u.0),
+            SyncStartError::Sync(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Runs (or resumes) `plan` for a slot against Apple, keeping the session cache and
+/// the slot's verdict (terms not signed, token rejected) up to date.
+pub async fn run_sync<P: crate::Platform>(
+    p: &P,
+    record: &TokenRecord,
+    plan: super::sync::Plan,
+    policy: &super::sync::Policy,
+    storage_key: &Secret,
+    base_url: &str,
+) -> Result<super::sync::Report, SyncStartError> {
+    let creds = credentials(record, storage_key)
+        .map_err(SyncStartError::Unsealable)?
+        .ok_or(SyncStartError::NoToken)?;
+    let sealer = SlotSealer {
+        storage_key,
+        token: record.id,
+    };
+    let session = load_session(p.store(), &sealer)
+        .await
+        .map_err(|e| SyncStartError::Sync(e.into()))?;
+    let client = DepClient::new(p.http(), p.clock(), base_url, creds).with_session(session.clone());
+    let mut feed = DepFeed::new(client);
+    let report = super::sync::run(p.store(), p.clock(), record.id, &mut feed, plan, policy)
+        .await
+        .map_err(SyncStartError::Sync)?;
+    let now_session = feed.client.session_token().map(str::to_owned);
+    if now_session != session {
+        // Losing the cache only costs a new session next time.
+        let _ = save_session(p.store(), &sealer, now_session.as_deref()).await;
+    }
+    let verdict = match (
+        &report.outcome,
+        feed.last_error.as_ref().map(DepError::to_feed_error),
+    ) {
+        (_, Some(FeedError::TermsNotSigned)) => Some(tokens::AppleVerdict::TermsNotSigned),
+        (_, Some(FeedError::TokenRejected(_))) => Some(tokens::AppleVerdict::Rejected),
+        (super::sync::Outcome::Completed, _) => Some(tokens::AppleVerdict::Ok),
+        _ => None,
+    };
+    if let Some(v) = verdict.filter(|v| record.apple_verdict != Some(*v)) {
+        let now = p.clock().unix_seconds();
+        let _ = tokens::modify::<_, KvError>(p.store(), record.id, |r| {
+            r.apple_verdict = Some(v);
+            r.apple_verdict_at = Some(now);
+            Ok(())
+        })
+        .await;
+    }
+    Ok(report)
+}
+
+/// The `dep_base_url` variable, or Apple's.
+pub async fn base_url(vars: &impl crate::Variables) -> String {
+    match vars.get(DEP_BASE_URL).await {
+        Ok(Some(v)) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
+        _ => super::client::DEFAULT_BASE_URL.to_owned(),
+    }
+}
