@@ -59,11 +59,22 @@ async fn purge_days(vars: &impl Variables) -> Result<u64, ApiError> {
 async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     let days = purge_days(p.vars()).await?;
     let policy = Policy::default();
-    let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
+    // Only tokens with uploaded secrets need it; maintenance runs without.
+    let storage_key = config::secret(p.vars(), STORAGE_KEY).await.ok();
     let base = apple::base_url(p.vars()).await;
     let mut report: Vec<Value> = Vec::new();
     for token in tokens::list(p.store()).await? {
-        let sync = scheduled_sync(p, &token, &policy, &storage_key, &base).await;
+        let (sync, retries) = match (&storage_key, token.sealed_secrets.is_some()) {
+            (_, false) => (json!("no_token"), Value::Null),
+            (None, true) => {
+                let e = json!({ "error": "variable storage_key is not set" });
+                (e.clone(), e)
+            }
+            (Some(key), true) => (
+                scheduled_sync(p, &token, &policy, key, &base).await,
+                assignment_retries(p, &token, key, &base).await,
+            ),
+        };
         let entry = match sync::maintain(p.store(), p.clock(), token.id, days, &policy).await {
             Ok(Maintenance::NotDue) => json!({ "token": token.id, "maintenance": "not_due" }),
             Ok(Maintenance::Busy) => json!({ "token": token.id, "maintenance": "busy" }),
@@ -77,6 +88,7 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
         };
         let mut entry = entry;
         entry["sync"] = sync;
+        entry["assignment_retries"] = retries;
         report.push(entry);
     }
     Ok(api::ok_json(
@@ -113,6 +125,34 @@ async fn scheduled_sync(
             "outcome": format!("{:?}", report.outcome),
             "pages": report.pages,
         }),
+        Err(e) => json!({ "error": e.to_string() }),
+    }
+}
+
+/// Profile assignments Apple answered FAILED or THROTTLED, retried when due.
+async fn assignment_retries(
+    p: &impl Platform,
+    token: &tokens::TokenRecord,
+    storage_key: &crate::config::Secret,
+    base: &str,
+) -> Value {
+    let now = p.clock().unix_seconds();
+    if token.sealed_secrets.is_none() || token.access_token_expiry.is_some_and(|e| e <= now) {
+        return Value::Null;
+    }
+    match crate::dep::assign::due_retries(p.store(), token.id, now).await {
+        Ok(due) if due.is_empty() => return Value::Null,
+        Ok(_) => {}
+        Err(e) => return json!({ "error": e.to_string() }),
+    }
+    let (mut client, before) = match apple::client_for(p, token, storage_key, base).await {
+        Ok(c) => c,
+        Err(e) => return json!({ "error": e.to_string() }),
+    };
+    let r = crate::dep::assign::retry_due(p.store(), &mut client, token.id, now).await;
+    apple::finish(p, token.id, storage_key, &client, before).await;
+    match r {
+        Ok(summary) => serde_json::to_value(summary).unwrap_or(Value::Null),
         Err(e) => json!({ "error": e.to_string() }),
     }
 }

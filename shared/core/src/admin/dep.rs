@@ -163,7 +163,22 @@ pub async fn get_device(p: &impl Platform, params: &Params) -> Result<Response, 
     let token = token_id(p, params).await?;
     let serial = params.get("serial").unwrap_or_default();
     match inventory::get(p.store(), token, serial).await? {
-        Some(d) => Ok(api::ok_json(&device_view(&d))),
+        Some(d) => {
+            let mut v = device_view(&d);
+            // Why a device is (not) assigned: Apple's last answer for it.
+            v["assignment"] = match crate::dep::assign::results(p.store(), token, serial).await? {
+                Some(r) => json!({
+                    "status": r.status,
+                    "at": ts(Some(r.at)),
+                    "profile": r.profile,
+                    "apple_uuid": r.apple_uuid,
+                    "retry_at": ts(r.retry_at),
+                    "failures": r.failures,
+                }),
+                None => Value::Null,
+            };
+            Ok(api::ok_json(&v))
+        }
         None => Err(ApiError::not_found(format!(
             "no device {serial:?} in token {token}"
         ))),

@@ -125,17 +125,26 @@ pub fn credentials(
         .transpose()
 }
 
-/// Apple's device endpoints through our client, as the sync engine wants them.
-pub struct DepFeed<'a, H: HttpClient, C: Clock> {
+/// Apple's device endpoints through our client, as the sync engine wants them, with
+/// auto-assignment of new devices when the token has rules or a default profile.
+pub struct DepFeed<'a, H: HttpClient, C: Clock, B: Backend> {
     pub client: DepClient<'a, H, C>,
+    clock: &'a C,
+    pub auto: Option<super::assign::AutoAssign<'a, B>>,
     /// Errors as they happened (the engine maps them; the verdict is kept on the slot).
     pub last_error: Option<DepError>,
 }
 
-impl<'a, H: HttpClient, C: Clock> DepFeed<'a, H, C> {
-    pub fn new(client: DepClient<'a, H, C>) -> Self {
+impl<'a, H: HttpClient, C: Clock, B: Backend> DepFeed<'a, H, C, B> {
+    pub fn new(
+        client: DepClient<'a, H, C>,
+        clock: &'a C,
+        auto: Option<super::assign::AutoAssign<'a, B>>,
+    ) -> Self {
         DepFeed {
             client,
+            clock,
+            auto,
             last_error: None,
         }
     }
@@ -145,19 +154,28 @@ impl<'a, H: HttpClient, C: Clock> DepFeed<'a, H, C> {
         self.last_error = Some(e);
         mapped
     }
+
+    async fn arrived(&mut self, page: FeedPage) -> Result<FeedPage, FeedError> {
+        if let Some(auto) = self.auto.as_mut() {
+            auto.page(&mut self.client, &page.devices, self.clock.unix_seconds())
+                .await
+                .map_err(|e| FeedError::Other(format!("auto-assignment: {e}")))?;
+        }
+        Ok(page)
+    }
 }
 
-impl<H: HttpClient, C: Clock> DeviceFeed for DepFeed<'_, H, C> {
+impl<H: HttpClient, C: Clock, B: Backend> DeviceFeed for DepFeed<'_, H, C, B> {
     async fn fetch(&mut self, cursor: Option<&str>) -> Result<FeedPage, FeedError> {
         match self.client.fetch_devices(cursor, Some(PAGE_LIMIT)).await {
-            Ok(page) => Ok(page.into_feed_page()),
+            Ok(page) => self.arrived(page.into_feed_page()).await,
             Err(e) => Err(self.fail(e)),
         }
     }
 
     async fn sync(&mut self, cursor: &str) -> Result<FeedPage, FeedError> {
         match self.client.sync_devices(cursor, Some(PAGE_LIMIT)).await {
-            Ok(page) => Ok(page.into_feed_page()),
+            Ok(page) => self.arrived(page.into_feed_page()).await,
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -203,7 +221,10 @@ pub async fn run_sync<P: crate::Platform>(
         .await
         .map_err(|e| SyncStartError::Sync(e.into()))?;
     let client = DepClient::new(p.http(), p.clock(), base_url, creds).with_session(session.clone());
-    let mut feed = DepFeed::new(client);
+    let auto = super::assign::AutoAssign::load(p.store(), record)
+        .await
+        .map_err(|e| SyncStartError::Sync(e.into()))?;
+    let mut feed = DepFeed::new(client, p.clock(), auto);
     let report = super::sync::run(p.store(), p.clock(), record.id, &mut feed, plan, policy)
         .await
         .map_err(SyncStartError::Sync)?;
@@ -238,5 +259,43 @@ pub async fn base_url(vars: &impl crate::Variables) -> String {
     match vars.get(DEP_BASE_URL).await {
         Ok(Some(v)) if !v.trim().is_empty() => v.trim().trim_end_matches('/').to_owned(),
         _ => super::client::DEFAULT_BASE_URL.to_owned(),
+    }
+}
+
+/// A client for the slot with its cached session; give it back to [`finish`] after use.
+pub async fn client_for<'a, P: crate::Platform>(
+    p: &'a P,
+    record: &TokenRecord,
+    storage_key: &Secret,
+    base_url: &str,
+) -> Result<(DepClient<'a, P::Http, P::Clock>, Option<String>), SyncStartError> {
+    let creds = credentials(record, storage_key)
+        .map_err(SyncStartError::Unsealable)?
+        .ok_or(SyncStartError::NoToken)?;
+    let sealer = SlotSealer {
+        storage_key,
+        token: record.id,
+    };
+    let session = load_session(p.store(), &sealer)
+        .await
+        .map_err(|e| SyncStartError::Sync(e.into()))?;
+    Ok((
+        DepClient::new(p.http(), p.clock(), base_url, creds).with_session(session.clone()),
+        session,
+    ))
+}
+
+/// Keeps the session the client ended with.
+pub async fn finish<P: crate::Platform>(
+    p: &P,
+    token: TokenId,
+    storage_key: &Secret,
+    client: &DepClient<'_, P::Http, P::Clock>,
+    session_before: Option<String>,
+) {
+    let now = client.session_token().map(str::to_owned);
+    if now != session_before {
+        let sealer = SlotSealer { storage_key, token };
+        let _ = save_session(p.store(), &sealer, now.as_deref()).await;
     }
 }

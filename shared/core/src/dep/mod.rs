@@ -2,9 +2,11 @@
 //! and the sync engine.
 
 pub mod apple;
+pub mod assign;
 pub mod client;
 pub mod inventory;
 pub mod oauth;
+pub mod profile_store;
 pub mod profiles;
 pub mod skipkeys;
 pub mod sync;
