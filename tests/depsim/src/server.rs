@@ -1,0 +1,237 @@
+//! The HTTP/1.1 server: accepts connections, reads bodies, applies scripted faults,
+//! and hands requests to the API under the state lock.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+
+use crate::api::{Reply, Req, error_reply};
+use crate::control::SimControl;
+use crate::io::TokioIo;
+use crate::state::{Fault, FaultAction};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 8 << 20;
+/// Prefix of the control routes.
+pub const CONTROL_PREFIX: &str = "/_depsim/";
+
+/// A scripted dropped connection: hyper closes the connection when the service fails.
+#[derive(Debug)]
+struct Disconnect;
+
+impl std::fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("scripted disconnect")
+    }
+}
+
+impl std::error::Error for Disconnect {}
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    control: SimControl,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors and the like: back off a little.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let control = control.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(control.clone(), req));
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo(stream), service)
+                        .await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        }
+    }
+    connections.abort_all();
+}
+
+fn to_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    if let Some(ct) = reply.content_type {
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    for (name, value) in reply.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.append(name, v);
+        }
+    }
+    response
+}
+
+async fn handle(
+    control: SimControl,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Disconnect> {
+    let (parts, body) = req.into_parts();
+    let style = control.lock().cfg.error_style;
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return Ok(to_response(error_reply(style, 413, "REQUEST_TOO_LARGE"))),
+    };
+    let path = parts.uri.path().to_owned();
+    if path.starts_with(CONTROL_PREFIX) && control.lock().cfg.control_api {
+        return Ok(to_response(control_route(
+            &control,
+            &parts.method,
+            &path,
+            &body,
+        )));
+    }
+
+    let fault = control.lock().take_fault(&parts.method, &path);
+    let early = match fault {
+        None => None,
+        Some(FaultAction::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Some(FaultAction::Disconnect) => {
+            control.lock().count_faulted(&path, None);
+            return Err(Disconnect);
+        }
+        Some(FaultAction::Error { status, code }) => Some(error_reply(style, status, &code)),
+        Some(FaultAction::Raw { status, body }) => Some(Reply {
+            status,
+            body: body.into_bytes(),
+            content_type: Some("text/plain;charset=UTF8"),
+            headers: Vec::new(),
+        }),
+        Some(FaultAction::RetryAfter { status, seconds }) => {
+            let text = match status {
+                429 => "TOO_MANY_REQUESTS",
+                503 => "SERVICE_UNAVAILABLE",
+                _ => "RETRY_LATER",
+            };
+            Some(error_reply(style, status, text).header("Retry-After", seconds.to_string()))
+        }
+    };
+    if let Some(reply) = early {
+        control.lock().count_faulted(&path, Some(reply.status));
+        return Ok(to_response(reply));
+    }
+
+    let reply = control.lock().handle(&Req {
+        method: &parts.method,
+        path: &path,
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    });
+    Ok(to_response(reply))
+}
+
+/// `/_depsim/…`: the control handle over HTTP, for a simulator in another process.
+fn control_route(control: &SimControl, method: &Method, path: &str, body: &[u8]) -> Reply {
+    let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return Reply::json(400, &json!({ "error": e.to_string() })),
+        }
+    };
+    let u64_of = |k: &str| input.get(k).and_then(Value::as_u64);
+    let str_of = |k: &str| input.get(k).and_then(Value::as_str);
+    let serials = || -> Vec<String> {
+        input
+            .get("serials")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let route = path.trim_start_matches(CONTROL_PREFIX);
+    match (method.as_str(), route) {
+        ("GET", "stats") => Reply::json(200, &control.stats()),
+        ("POST", "stats/reset") => {
+            control.reset_stats();
+            Reply::json(200, &json!({}))
+        }
+        ("GET", "account") => Reply::json(200, &control.lock().account_json()),
+        ("POST", "devices/add") => {
+            let n = u64_of("count").unwrap_or(1);
+            let serials = match str_of("op") {
+                Some("modified") => control.move_in_devices(n),
+                _ => control.add_devices(n),
+            };
+            Reply::json(200, &json!({ "serials": serials }))
+        }
+        ("POST", "devices/delete") => {
+            let n = serials()
+                .iter()
+                .filter(|s| control.delete_device(s))
+                .count();
+            Reply::json(200, &json!({ "deleted": n }))
+        }
+        ("POST", "devices/profile_status") => {
+            let status = str_of("status").unwrap_or("removed");
+            let n = serials()
+                .iter()
+                .filter(|s| control.set_profile_status(s, status))
+                .count();
+            Reply::json(200, &json!({ "changed": n }))
+        }
+        ("POST", "faults") => {
+            let times = u64_of("count").unwrap_or(1) as u32;
+            let status = u64_of("status").unwrap_or(500) as u16;
+            let action = if input.get("disconnect").and_then(Value::as_bool) == Some(true) {
+                FaultAction::Disconnect
+            } else if let Some(ms) = u64_of("delay_ms") {
+                FaultAction::Delay(Duration::from_millis(ms))
+            } else if let Some(seconds) = u64_of("retry_after") {
+                FaultAction::RetryAfter { status, seconds }
+            } else {
+                FaultAction::Error {
+                    status,
+                    code: str_of("code").unwrap_or_default().to_owned(),
+                }
+            };
+            let mut fault = Fault::new(action, times);
+            fault.path = str_of("path").map(str::to_owned);
+            fault.method = str_of("method").and_then(|m| m.parse().ok());
+            control.inject(fault);
+            Reply::json(200, &json!({ "pending": control.pending_faults() }))
+        }
+        ("DELETE", "faults") => {
+            control.clear_faults();
+            Reply::json(200, &json!({}))
+        }
+        ("POST", "time/advance") => {
+            control.advance_time(Duration::from_secs(u64_of("seconds").unwrap_or(0)));
+            Reply::json(200, &json!({}))
+        }
+        ("POST", "sessions/expire") => {
+            control.expire_sessions();
+            Reply::json(200, &json!({}))
+        }
+        _ => Reply::json(404, &json!({ "error": "unknown control route" })),
+    }
+}
