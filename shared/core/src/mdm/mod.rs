@@ -2,6 +2,7 @@
 
 pub mod checkin;
 pub mod command;
+pub mod command_schema;
 pub mod commands_table;
 pub mod connect;
 pub mod enrollment_type;
