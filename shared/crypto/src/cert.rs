@@ -5,7 +5,9 @@
 use std::fmt;
 use std::time::Duration;
 
+use cms::cert::IssuerAndSerialNumber;
 use cms::enveloped_data::RecipientIdentifier;
+use cms::signed_data::SignerIdentifier;
 use der::asn1::{GeneralizedTime, SetOfVec, UtcTime};
 use der::{Any, DateTime, Decode, Encode, Tag};
 use rsa::pkcs1v15::SigningKey;
@@ -13,18 +15,17 @@ use sha2::Sha256;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned};
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::ext::pkix::SubjectKeyIdentifier;
+use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
+use crate::digest::DigestAlgorithm;
 use crate::error::CryptoError;
-use crate::key::KeyPair;
-use crate::pem;
+use crate::key::{self, KeyPair};
 use crate::rng::{self, SysRng};
+use crate::{oid, pem, tlv};
 
-const OID_CN: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
-const OID_SKI: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 /// X.520 ub-common-name.
 const MAX_CN_LEN: usize = 64;
 
@@ -104,17 +105,127 @@ impl Certificate {
 
     /// Whether a CMS recipient identifier names this certificate.
     pub(crate) fn is_recipient(&self, rid: &RecipientIdentifier) -> bool {
-        let tbs = &self.cert.tbs_certificate;
         match rid {
-            RecipientIdentifier::IssuerAndSerialNumber(ias) => {
-                // Compare encodings: Apple copies our issuer Name verbatim.
-                ias.serial_number.as_bytes() == tbs.serial_number.as_bytes()
-                    && matches!((ias.issuer.to_der(), tbs.issuer.to_der()), (Ok(a), Ok(b)) if a == b)
-            }
-            RecipientIdentifier::SubjectKeyIdentifier(ski) => self
-                .subject_key_identifier()
-                .is_some_and(|ours| ours.0.as_bytes() == ski.0.as_bytes()),
+            RecipientIdentifier::IssuerAndSerialNumber(ias) => self.is_issuer_and_serial(ias),
+            RecipientIdentifier::SubjectKeyIdentifier(ski) => self.has_key_id(ski.0.as_bytes()),
         }
+    }
+
+    /// Whether a CMS signer identifier names this certificate.
+    pub(crate) fn is_signer(&self, sid: &SignerIdentifier) -> bool {
+        match sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => self.is_issuer_and_serial(ias),
+            SignerIdentifier::SubjectKeyIdentifier(ski) => self.has_key_id(ski.0.as_bytes()),
+        }
+    }
+
+    fn is_issuer_and_serial(&self, ias: &IssuerAndSerialNumber) -> bool {
+        let tbs = &self.cert.tbs_certificate;
+        // Compare encodings: Apple copies our issuer Name verbatim.
+        ias.serial_number.as_bytes() == tbs.serial_number.as_bytes()
+            && matches!((ias.issuer.to_der(), tbs.issuer.to_der()), (Ok(a), Ok(b)) if a == b)
+    }
+
+    fn has_key_id(&self, id: &[u8]) -> bool {
+        self.subject_key_identifier()
+            .is_some_and(|ours| ours.0.as_bytes() == id)
+    }
+
+    /// Subject as an RFC 4514 string (last RDN first), for logs and display: compare
+    /// DER, not this.
+    pub fn subject(&self) -> String {
+        self.cert.tbs_certificate.subject.to_string()
+    }
+
+    /// Issuer as an RFC 4514 string.
+    pub fn issuer(&self) -> String {
+        self.cert.tbs_certificate.issuer.to_string()
+    }
+
+    /// The first common name of the subject, if any.
+    pub fn common_name(&self) -> Option<String> {
+        name_common_name(&self.cert.tbs_certificate.subject)
+    }
+
+    /// The certified public key as DER `SubjectPublicKeyInfo`.
+    pub fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
+        self.cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| CryptoError::InvalidCertificate(format!("public key: {e}")))
+    }
+
+    /// Whether basicConstraints says this is a CA certificate.
+    pub fn is_ca(&self) -> bool {
+        self.extension(oid::BASIC_CONSTRAINTS)
+            .and_then(|v| BasicConstraints::from_der(v).ok())
+            .is_some_and(|bc| bc.ca)
+    }
+
+    /// The subject key identifier extension's value, if present.
+    pub fn subject_key_id(&self) -> Option<Vec<u8>> {
+        self.subject_key_identifier()
+            .map(|s| s.0.as_bytes().to_vec())
+    }
+
+    /// Checks that `issuer` signed this certificate: issuer name matches, and the
+    /// signature (RSA PKCS#1 v1.5, SHA-1/256/384/512) over the TBS bytes as sent verifies
+    /// with `issuer`'s key. Validity dates are not checked (the caller has the clock).
+    pub fn verify_issued_by(&self, issuer: &Certificate) -> Result<(), CryptoError> {
+        let bad = |d: &str| CryptoError::InvalidCertificate(d.to_string());
+        let (ours, theirs) = (
+            self.cert.tbs_certificate.issuer.to_der(),
+            issuer.cert.tbs_certificate.subject.to_der(),
+        );
+        if !matches!((ours, theirs), (Ok(a), Ok(b)) if a == b) {
+            return Err(bad(
+                "issuer name does not match the issuing certificate's subject",
+            ));
+        }
+        let alg = &self.cert.signature_algorithm.oid;
+        let digest = DigestAlgorithm::from_rsa_signature_oid(alg)
+            .filter(|_| crate::digest::null_or_absent_params(&self.cert.signature_algorithm))
+            .ok_or_else(|| bad(&format!("unsupported signature algorithm {alg}")))?;
+        let outer = tlv::read_exact(&self.der).map_err(|e| bad(&e.to_string()))?;
+        let tbs = tlv::children(outer.content)
+            .map_err(|e| bad(&e.to_string()))?
+            .first()
+            .map(|t| t.raw)
+            .ok_or_else(|| bad("no TBSCertificate"))?;
+        let key = key::rsa_public_from_spki(&issuer.public_key_der()?, 1024..=4096)
+            .map_err(|e| bad(&format!("issuer key: {e}")))?;
+        let sig = self
+            .cert
+            .signature
+            .as_bytes()
+            .ok_or_else(|| bad("signature has unused bits"))?;
+        if !digest.verify_rsa(&key, tbs, sig) {
+            return Err(bad("signature does not verify with the issuer's key"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn x509(&self) -> &x509_cert::Certificate {
+        &self.cert
+    }
+
+    /// Wraps a certificate this crate just built.
+    pub(crate) fn from_x509(cert: x509_cert::Certificate) -> Result<Certificate, CryptoError> {
+        let der = cert
+            .to_der()
+            .map_err(|e| CryptoError::Failed(format!("certificate encoding: {e}")))?;
+        Ok(Certificate { der, cert })
+    }
+
+    fn extension(&self, id: ObjectIdentifier) -> Option<&[u8]> {
+        self.cert
+            .tbs_certificate
+            .extensions
+            .as_ref()?
+            .iter()
+            .find(|e| e.extn_id == id)
+            .map(|e| e.extn_value.as_bytes())
     }
 
     fn subject_key_identifier(&self) -> Option<SubjectKeyIdentifier> {
@@ -123,9 +234,19 @@ impl Certificate {
             .extensions
             .as_ref()?
             .iter()
-            .find(|e| e.extn_id == OID_SKI)
+            .find(|e| e.extn_id == oid::SUBJECT_KEY_ID)
             .and_then(|e| SubjectKeyIdentifier::from_der(e.extn_value.as_bytes()).ok())
     }
+}
+
+/// The first CN attribute of `name` as text (UTF8String, PrintableString, IA5String,
+/// TeletexString read as Latin-1, BMPString).
+pub(crate) fn name_common_name(name: &Name) -> Option<String> {
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == oid::CN)
+        .and_then(|atv| crate::csr::directory_string(&atv.value))
 }
 
 impl fmt::Debug for Certificate {
@@ -143,7 +264,7 @@ fn unix(t: Time) -> i64 {
 }
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
-fn x509_time(unix: i64, what: &str) -> Result<Time, CryptoError> {
+pub(crate) fn x509_time(unix: i64, what: &str) -> Result<Time, CryptoError> {
     let bad =
         || CryptoError::InvalidInput(format!("{what} {unix} is not a time from 1970 to 9999"));
     let secs = u64::try_from(unix).map_err(|_| bad())?;
@@ -159,23 +280,51 @@ fn x509_time(unix: i64, what: &str) -> Result<Time, CryptoError> {
 
 /// `CN=<common_name>` as a UTF8String, built by hand so commas or `=` in the name are
 /// taken literally rather than parsed as RFC 4514 syntax.
-fn cn_name(common_name: &str) -> Result<Name, CryptoError> {
-    let bad = |why: &str| CryptoError::InvalidInput(format!("common name {why}"));
-    if common_name.trim().is_empty() {
+pub(crate) fn cn_name(common_name: &str) -> Result<Name, CryptoError> {
+    name_with(common_name, None)
+}
+
+/// `O=<organization>, CN=<common_name>` (organization optional), UTF8String values.
+pub(crate) fn name_with(
+    common_name: &str,
+    organization: Option<&str>,
+) -> Result<Name, CryptoError> {
+    let mut rdns = Vec::new();
+    if let Some(org) = organization {
+        rdns.push(rdn(oid::ORGANIZATION, org, "organization")?);
+    }
+    rdns.push(rdn(oid::CN, common_name, "common name")?);
+    Ok(RdnSequence(rdns))
+}
+
+fn rdn(
+    id: ObjectIdentifier,
+    text: &str,
+    what: &str,
+) -> Result<RelativeDistinguishedName, CryptoError> {
+    let bad = |why: &str| CryptoError::InvalidInput(format!("{what} {why}"));
+    if text.trim().is_empty() {
         return Err(bad("is empty"));
     }
-    if common_name.chars().count() > MAX_CN_LEN {
+    if text.chars().count() > MAX_CN_LEN {
         return Err(bad("is longer than 64 characters"));
     }
-    if common_name.chars().any(char::is_control) {
+    if text.chars().any(char::is_control) {
         return Err(bad("contains control characters"));
     }
-    let value =
-        Any::new(Tag::Utf8String, common_name.as_bytes()).map_err(|e| bad(&e.to_string()))?;
-    let atv = AttributeTypeAndValue { oid: OID_CN, value };
-    let rdn =
-        RelativeDistinguishedName(SetOfVec::try_from(vec![atv]).map_err(|e| bad(&e.to_string()))?);
-    Ok(RdnSequence(vec![rdn]))
+    let value = Any::new(Tag::Utf8String, text.as_bytes()).map_err(|e| bad(&e.to_string()))?;
+    let atv = AttributeTypeAndValue { oid: id, value };
+    Ok(RelativeDistinguishedName(
+        SetOfVec::try_from(vec![atv]).map_err(|e| bad(&e.to_string()))?,
+    ))
+}
+
+/// A random, positive (top bit clear), minimally encoded (first byte non-zero) 128-bit
+/// serial number: unpredictable serials keep chosen-prefix collisions off the table.
+pub(crate) fn random_serial() -> Result<SerialNumber, CryptoError> {
+    let mut serial = rng::bytes(16);
+    serial[0] = (serial[0] & 0x7f) | 0x40;
+    SerialNumber::new(&serial).map_err(|e| CryptoError::Failed(format!("serial number: {e}")))
 }
 
 /// A self-signed certificate (SHA-256 with RSA) for `key` with subject `CN=<common_name>`,
@@ -200,11 +349,7 @@ pub fn self_signed_certificate(
     };
     let subject = cn_name(common_name)?;
 
-    // Random, positive (top bit clear) and minimally encoded (first byte non-zero).
-    let mut serial = rng::bytes(16);
-    serial[0] = (serial[0] & 0x7f) | 0x40;
-    let serial = SerialNumber::new(&serial)
-        .map_err(|e| CryptoError::Failed(format!("serial number: {e}")))?;
+    let serial = random_serial()?;
 
     let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der()?)
         .map_err(|e| CryptoError::Failed(format!("SPKI: {e}")))?;

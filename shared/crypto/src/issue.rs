@@ -4,21 +4,9 @@
 //! The DEP simulator hands these out, so the whole upload path is tested end to end.
 
 use base64::Engine as _;
-use cms::builder::{
-    ContentEncryptionAlgorithm, EnvelopedDataBuilder, KeyEncryptionInfo,
-    KeyTransRecipientInfoBuilder,
-};
-use cms::cert::IssuerAndSerialNumber;
-use cms::content_info::ContentInfo;
-use cms::enveloped_data::RecipientIdentifier;
-use der::asn1::ObjectIdentifier;
-use der::{Any, Decode, Encode};
-use rsa::RsaPublicKey;
-use rsa::pkcs8::DecodePublicKey;
 
+use crate::envelope::{self, EnvelopeCipher};
 use crate::{Certificate, CryptoError};
-
-const ID_ENVELOPED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
 
 /// The plaintext Apple wraps the token JSON in (header block, markers, CRLF).
 pub fn token_plaintext(json: &str) -> Vec<u8> {
@@ -34,39 +22,7 @@ pub fn encrypt_server_token(
     plaintext: &[u8],
     recipient: &Certificate,
 ) -> Result<Vec<u8>, CryptoError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| CryptoError::Failed(format!("{what}: {e}"));
-    let cert = x509_cert::Certificate::from_der(recipient.der())
-        .map_err(|e| CryptoError::InvalidCertificate(e.to_string()))?;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| fail("public key", &e))?;
-    let public = RsaPublicKey::from_public_key_der(&spki)
-        .map_err(|e| CryptoError::InvalidCertificate(format!("not an RSA key: {e}")))?;
-    let rid = RecipientIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: cert.tbs_certificate.issuer.clone(),
-        serial_number: cert.tbs_certificate.serial_number.clone(),
-    });
-    let mut key_rng = crate::rng::SysRng;
-    let mut rng = crate::rng::SysRng;
-    let ktri = KeyTransRecipientInfoBuilder::new(rid, KeyEncryptionInfo::Rsa(public), &mut key_rng)
-        .map_err(|e| fail("recipient", &e))?;
-    let mut builder =
-        EnvelopedDataBuilder::new(None, plaintext, ContentEncryptionAlgorithm::Aes256Cbc, None)
-            .map_err(|e| fail("envelope", &e))?;
-    builder
-        .add_recipient_info(ktri)
-        .map_err(|e| fail("recipient", &e))?;
-    let env = builder
-        .build_with_rng(&mut rng)
-        .map_err(|e| fail("envelope", &e))?;
-    let der = ContentInfo {
-        content_type: ID_ENVELOPED_DATA,
-        content: Any::encode_from(&env).map_err(|e| fail("envelope", &e))?,
-    }
-    .to_der()
-    .map_err(|e| fail("envelope", &e))?;
+    let der = envelope::seal(plaintext, recipient, EnvelopeCipher::Aes256Cbc)?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::from(
         "MIME-Version: 1.0\r\nContent-Disposition: attachment; filename=\"smime.p7m\"\r\n\

@@ -4,16 +4,19 @@ use std::fmt;
 
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Encrypt, RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::digest::DigestAlgorithm;
 use crate::error::CryptoError;
-use crate::pem;
 use crate::rng::SysRng;
+use crate::{oid, pem};
 
 /// Size of generated keys; Apple asks for RSA-2048.
 pub const GENERATED_KEY_BITS: usize = 2048;
@@ -31,6 +34,19 @@ impl KeyPair {
     /// A fresh RSA-2048 key from the platform's randomness.
     pub fn generate() -> Result<KeyPair, CryptoError> {
         let key = RsaPrivateKey::new(&mut SysRng, GENERATED_KEY_BITS)
+            .map_err(|e| CryptoError::Failed(format!("RSA key generation: {e}")))?;
+        Ok(KeyPair { key })
+    }
+
+    /// A fresh RSA key of `bits` (2048, 3072 or 4096). Larger keys are stronger but every
+    /// signature costs several times more, which matters in WebAssembly.
+    pub fn generate_with_bits(bits: usize) -> Result<KeyPair, CryptoError> {
+        if ![2048, 3072, 4096].contains(&bits) {
+            return Err(CryptoError::InvalidInput(format!(
+                "RSA-{bits} is not offered (2048, 3072 or 4096 bits)"
+            )));
+        }
+        let key = RsaPrivateKey::new(&mut SysRng, bits)
             .map_err(|e| CryptoError::Failed(format!("RSA key generation: {e}")))?;
         Ok(KeyPair { key })
     }
@@ -121,6 +137,17 @@ impl KeyPair {
             .map_err(|e| CryptoError::Failed(format!("RSA signature: {e}")))
     }
 
+    /// RSASSA-PKCS1-v1_5 over `message` hashed with `digest` (blinded).
+    pub(crate) fn sign(
+        &self,
+        digest: DigestAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.key
+            .sign_with_rng(&mut SysRng, digest.pkcs1v15(), &digest.digest(message))
+            .map_err(|e| CryptoError::Failed(format!("RSA signature: {e}")))
+    }
+
     /// RSAES-PKCS1-v1_5 decryption (blinded). `None` on any failure: callers only learn
     /// that the key did not fit.
     pub(crate) fn decrypt_pkcs1v15(&self, ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
@@ -141,4 +168,32 @@ impl fmt::Debug for KeyPair {
             .field("bits", &self.bits())
             .finish_non_exhaustive()
     }
+}
+
+/// An RSA public key from DER `SubjectPublicKeyInfo`, refused when it is another
+/// algorithm or its modulus size is outside `bits`. The error text names what was wrong.
+pub(crate) fn rsa_public_from_spki(
+    spki_der: &[u8],
+    bits: std::ops::RangeInclusive<usize>,
+) -> Result<RsaPublicKey, String> {
+    use der::Decode;
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| format!("public key does not decode: {e}"))?;
+    if spki.algorithm.oid != oid::RSA_ENCRYPTION {
+        return Err(format!(
+            "only RSA keys are accepted, this key is {}",
+            spki.algorithm.oid
+        ));
+    }
+    let key = RsaPublicKey::from_public_key_der(spki_der)
+        .map_err(|e| format!("RSA public key does not decode: {e}"))?;
+    let size = key.n().bits();
+    if !bits.contains(&size) {
+        return Err(format!(
+            "RSA-{size} is outside the accepted {} to {} bits",
+            bits.start(),
+            bits.end()
+        ));
+    }
+    Ok(key)
 }

@@ -1,27 +1,55 @@
-//! Cryptography for the ADE (DEP) server token, pure Rust so it runs in the Spin
+//! Cryptography for the MDM server, pure Rust (RustCrypto) so it runs in the Spin
 //! components (wasm32-wasip2):
 //!
-//! - [`KeyPair`]: the server's RSA-2048 key (PKCS#8 in and out, SPKI public key).
-//! - [`self_signed_certificate`]: the certificate whose `.pem` the admin uploads to
-//!   Apple Business Manager.
-//! - [`decrypt_server_token`] / [`parse_token_json`]: open the `.p7m` ABM gives back and
-//!   read its OAuth secrets ([`ServerTokenSecrets`]).
+//! - [`KeyPair`]: RSA keys (PKCS#8 in and out, SPKI public key).
+//! - [`Certificate`], [`self_signed_certificate`]: X.509, e.g. the certificate the admin
+//!   uploads to Apple Business Manager.
+//! - [`decrypt_server_token`] / [`parse_token_json`]: open the ADE server token (`.p7m`)
+//!   ABM gives back and read its OAuth secrets ([`ServerTokenSecrets`]).
+//! - [`sign_profile`], [`sign_data`], [`certs_only`], [`verify_signed_data`]: CMS
+//!   SignedData for signed enrollment profiles and SCEP.
+//! - [`CertificateAuthority`], [`Csr`]: the SCEP CA (with an RA key for requests) that
+//!   issues device identity certificates from verified PKCS#10 requests.
+//! - [`parse_pki_message`], [`cert_rep_success`] & co.: SCEP (RFC 8894) messages, server
+//!   and client side ([`build_pkcs_req`], [`parse_cert_rep`]).
 //!
-//! Nothing here prints key material or token secrets, in errors or `Debug`.
+//! Nothing here prints key material, token secrets or challenge passwords, in errors or
+//! `Debug`.
 
 mod ber;
+mod ca;
 mod cert;
+mod csr;
+mod digest;
+mod envelope;
 mod error;
 mod issue;
 mod key;
+mod oid;
 mod pem;
 mod rng;
+mod scep;
+mod sign;
+mod tlv;
 mod token;
 
+pub use ca::{CaOptions, CertificateAuthority, DEFAULT_CA_KEY_BITS, IssueOptions};
 pub use cert::{Certificate, self_signed_certificate};
+pub use csr::{CSR_KEY_BITS, Csr, CsrParams, build_csr};
+pub use digest::DigestAlgorithm;
+pub use envelope::EnvelopeCipher;
 pub use error::CryptoError;
 pub use issue::{encrypt_server_token, token_plaintext};
 pub use key::{GENERATED_KEY_BITS, KeyPair};
+pub use scep::{
+    BuiltRequest, CertRep, FailInfo, MessageType, PkiMessage, PkiStatus, RequestOptions, ScepError,
+    build_pkcs_req, cert_rep_failure, cert_rep_pending, cert_rep_success, parse_cert_rep,
+    parse_pki_message, reply_cipher, transaction_id_for,
+};
+pub use sign::{
+    MAX_MESSAGE_LEN, SignOptions, SignedAttribute, SignedMessage, certs_only, parse_certs_only,
+    sign_data, sign_profile, verify_signed_data,
+};
 pub use token::{
     ServerTokenSecrets, TokenFileError, decrypt_server_token, decrypt_server_token_with_cert,
     parse_token_json, read_server_token,

@@ -5,26 +5,17 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use aes::cipher::block_padding::Pkcs7;
-use aes::cipher::{BlockDecryptMut, KeyIvInit};
 use cms::content_info::ContentInfo;
 use cms::enveloped_data::{EnvelopedData, KeyTransRecipientInfo, RecipientInfo};
 use der::Decode;
-use der::asn1::OctetString;
-use spki::{AlgorithmIdentifierOwned, ObjectIdentifier};
 use zeroize::Zeroizing;
 
 use crate::ber;
 use crate::cert::Certificate;
+use crate::envelope::{CipherError, ContentAlg};
 use crate::key::KeyPair;
+use crate::oid::{ID_ENVELOPED_DATA, RSA_ENCRYPTION};
 use crate::pem::{self, Base64Error};
-
-const ID_ENVELOPED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
-const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const AES128_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.2");
-const AES192_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.22");
-const AES256_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42");
-const DES_EDE3_CBC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.3.7");
 
 /// A token file is a few kilobytes; refuse to chew on anything absurd.
 const MAX_FILE_LEN: usize = 1 << 20;
@@ -112,18 +103,14 @@ fn decrypt(
     let ber = unwrap_transport(input)?;
     let env = parse_enveloped(&ber)?;
     let eci = &env.encrypted_content;
-    let cipher = ContentCipher::from_algorithm(&eci.content_enc_alg)?;
+    // Single DES is for SCEP's legacy clients only, never for a token.
+    let cipher = ContentAlg::from_algorithm(&eci.content_enc_alg, false).map_err(token_error)?;
     let ciphertext = eci
         .encrypted_content
         .as_ref()
         .ok_or_else(|| TokenFileError::Corrupt("no encrypted content in the message".into()))?
         .as_bytes();
-    if ciphertext.is_empty() || ciphertext.len() % cipher.block_len() != 0 {
-        return Err(TokenFileError::Corrupt(format!(
-            "encrypted content is {} bytes, not a whole number of cipher blocks",
-            ciphertext.len()
-        )));
-    }
+    cipher.check_length(ciphertext).map_err(token_error)?;
 
     let ktris: Vec<&KeyTransRecipientInfo> = env
         .recip_infos
@@ -157,21 +144,28 @@ fn decrypt(
         };
         // A wrong key passes PKCS#1 v1.5 unpadding with the exact key length only with
         // negligible probability, so failures from here on mean a damaged file.
-        if cek.len() != cipher.key_len() {
+        if cek.len() != cipher.cipher.key_len() {
             let detail = format!(
                 "content key is {} bytes, the cipher needs {}",
                 cek.len(),
-                cipher.key_len()
+                cipher.cipher.key_len()
             );
             failure = more_telling(failure, TokenFileError::Corrupt(detail));
             continue;
         }
         match cipher.decrypt(&cek, ciphertext) {
             Ok(plaintext) => return Ok(plaintext),
-            Err(e) => failure = more_telling(failure, e),
+            Err(e) => failure = more_telling(failure, token_error(e)),
         }
     }
     Err(failure)
+}
+
+fn token_error(e: CipherError) -> TokenFileError {
+    match e {
+        CipherError::Unsupported(oid) => TokenFileError::UnsupportedAlgorithm(oid),
+        CipherError::Corrupt(d) => TokenFileError::Corrupt(d),
+    }
 }
 
 /// A damaged file or an algorithm we lack says more than "this key does not fit".
@@ -297,96 +291,6 @@ fn parse_enveloped(ber: &[u8]) -> Result<EnvelopedData, TokenFileError> {
     ci.content
         .decode_as::<EnvelopedData>()
         .map_err(|e| TokenFileError::Corrupt(format!("EnvelopedData: {e}")))
-}
-
-#[derive(Clone, Copy)]
-enum Cipher {
-    Aes128,
-    Aes192,
-    Aes256,
-    DesEde3,
-}
-
-struct ContentCipher {
-    cipher: Cipher,
-    iv: Vec<u8>,
-}
-
-impl ContentCipher {
-    fn from_algorithm(alg: &AlgorithmIdentifierOwned) -> Result<ContentCipher, TokenFileError> {
-        let cipher = match alg.oid {
-            AES128_CBC => Cipher::Aes128,
-            AES192_CBC => Cipher::Aes192,
-            AES256_CBC => Cipher::Aes256,
-            DES_EDE3_CBC => Cipher::DesEde3,
-            other => return Err(TokenFileError::UnsupportedAlgorithm(other.to_string())),
-        };
-        let iv = alg
-            .parameters
-            .as_ref()
-            .and_then(|p| p.decode_as::<OctetString>().ok())
-            .ok_or_else(|| TokenFileError::Corrupt("content cipher has no IV".into()))?
-            .into_bytes();
-        let c = ContentCipher { cipher, iv };
-        if c.iv.len() != c.block_len() {
-            return Err(TokenFileError::Corrupt(format!(
-                "IV is {} bytes, the cipher needs {}",
-                c.iv.len(),
-                c.block_len()
-            )));
-        }
-        Ok(c)
-    }
-
-    fn block_len(&self) -> usize {
-        match self.cipher {
-            Cipher::DesEde3 => 8,
-            _ => 16,
-        }
-    }
-
-    fn key_len(&self) -> usize {
-        match self.cipher {
-            Cipher::Aes128 => 16,
-            Cipher::Aes192 | Cipher::DesEde3 => 24,
-            Cipher::Aes256 => 32,
-        }
-    }
-
-    /// CBC decryption and PKCS#7 unpadding. Lengths were checked by the caller.
-    fn decrypt(&self, key: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, TokenFileError> {
-        fn run<C>(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<usize, TokenFileError>
-        where
-            cbc::Decryptor<C>: KeyIvInit + BlockDecryptMut,
-            C: aes::cipher::BlockCipher + aes::cipher::BlockDecryptMut,
-        {
-            let dec = cbc::Decryptor::<C>::new_from_slices(key, iv).map_err(|_| {
-                TokenFileError::Corrupt("content key or IV has the wrong size".into())
-            })?;
-            dec.decrypt_padded_mut::<Pkcs7>(buf)
-                .map(|p| p.len())
-                .map_err(|_| {
-                    TokenFileError::Corrupt("decrypted content has invalid padding".into())
-                })
-        }
-        let mut buf = ciphertext.to_vec();
-        let n = match self.cipher {
-            Cipher::Aes128 => run::<aes::Aes128>(key, &self.iv, &mut buf),
-            Cipher::Aes192 => run::<aes::Aes192>(key, &self.iv, &mut buf),
-            Cipher::Aes256 => run::<aes::Aes256>(key, &self.iv, &mut buf),
-            Cipher::DesEde3 => run::<des::TdesEde3>(key, &self.iv, &mut buf),
-        };
-        match n {
-            Ok(n) => {
-                buf.truncate(n);
-                Ok(buf)
-            }
-            Err(e) => {
-                zeroize::Zeroize::zeroize(&mut buf);
-                Err(e)
-            }
-        }
-    }
 }
 
 /// The OAuth 1.0a credentials in a server token. `Debug` shows only the consumer key

@@ -287,3 +287,76 @@ pub fn openssl_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// One SCEP CA (CA + RA, RSA-2048) shared by every test in a binary.
+pub fn test_ca() -> &'static mdm_crypto::CertificateAuthority {
+    static CA: OnceLock<mdm_crypto::CertificateAuthority> = OnceLock::new();
+    CA.get_or_init(|| mdm_crypto::CertificateAuthority::generate("Test MDM SCEP CA", NOW).unwrap())
+}
+
+/// A second generated key, for "someone else" cases.
+pub fn other_key() -> &'static KeyPair {
+    static KEY: OnceLock<KeyPair> = OnceLock::new();
+    KEY.get_or_init(|| KeyPair::generate().unwrap())
+}
+
+/// The tests' "now": 2025-11-23T00:00:00Z.
+pub const NOW: i64 = 1_763_856_000;
+
+/// A scratch directory for files handed to the openssl CLI, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("mdm-crypto-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// Runs `openssl <args>` in `dir`; panics with a clear message when the CLI is missing
+/// (these interop tests must not pass silently without it).
+pub fn openssl(dir: &TempDir, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(&dir.0)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("the openssl CLI is required for the interop tests and could not run: {e}")
+        })
+}
+
+/// Like [`openssl`], asserting success and showing openssl's stderr otherwise.
+pub fn openssl_ok(dir: &TempDir, args: &[&str]) -> std::process::Output {
+    let out = openssl(dir, args);
+    assert!(
+        out.status.success(),
+        "openssl {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
