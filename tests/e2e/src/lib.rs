@@ -85,6 +85,20 @@ impl App {
         }
     }
 
+    /// Stops the host abruptly (requests in flight are dropped, as when the process is
+    /// killed) and starts a new one on the same state directory.
+    pub async fn kill_and_restart(mut self) -> anyhow::Result<App> {
+        if let Some(h) = self.host.take() {
+            h.kill().await;
+        }
+        Self::start_with(&self.state_dir, std::mem::take(&mut self.extra_vars)).await
+    }
+
+    /// Key-value operations the components made since this host started.
+    pub fn kv_stats(&self) -> mdm_host::KvStats {
+        self.host.as_ref().map(|h| h.kv_stats()).unwrap_or_default()
+    }
+
     /// A request with the admin key; returns status and JSON body (Null if not JSON).
     pub async fn admin(
         &self,

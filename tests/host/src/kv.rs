@@ -9,6 +9,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -30,6 +31,117 @@ fn other(e: rusqlite::Error) -> KvFailure {
 pub struct Db {
     conn: Mutex<Connection>,
     strict: bool,
+    ops: Ops,
+}
+
+/// Store operations the components asked for, counted per interface call (what a
+/// remote backend would bill as a round trip) and per key in batches. Benchmarks read
+/// them to report store operations per device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvStats {
+    pub get: u64,
+    pub set: u64,
+    pub delete: u64,
+    pub exists: u64,
+    pub get_many: u64,
+    pub get_many_keys: u64,
+    pub set_many: u64,
+    pub set_many_keys: u64,
+    pub delete_many: u64,
+    pub delete_many_keys: u64,
+    pub increment: u64,
+    pub compare_and_swap: u64,
+    pub list_keys: u64,
+}
+
+impl KvStats {
+    /// Interface calls of every kind.
+    pub fn calls(&self) -> u64 {
+        self.get
+            + self.set
+            + self.delete
+            + self.exists
+            + self.get_many
+            + self.set_many
+            + self.delete_many
+            + self.increment
+            + self.compare_and_swap
+            + self.list_keys
+    }
+
+    /// Keys read or written: a batch counts once per key.
+    pub fn keys_touched(&self) -> u64 {
+        self.get
+            + self.set
+            + self.delete
+            + self.exists
+            + self.get_many_keys
+            + self.set_many_keys
+            + self.delete_many_keys
+            + self.increment
+            + self.compare_and_swap
+    }
+
+    pub fn add(&mut self, o: &KvStats) {
+        self.get += o.get;
+        self.set += o.set;
+        self.delete += o.delete;
+        self.exists += o.exists;
+        self.get_many += o.get_many;
+        self.get_many_keys += o.get_many_keys;
+        self.set_many += o.set_many;
+        self.set_many_keys += o.set_many_keys;
+        self.delete_many += o.delete_many;
+        self.delete_many_keys += o.delete_many_keys;
+        self.increment += o.increment;
+        self.compare_and_swap += o.compare_and_swap;
+        self.list_keys += o.list_keys;
+    }
+}
+
+#[derive(Default)]
+struct Ops([AtomicU64; 13]);
+
+#[derive(Clone, Copy)]
+enum Op {
+    Get,
+    Set,
+    Delete,
+    Exists,
+    GetMany,
+    GetManyKeys,
+    SetMany,
+    SetManyKeys,
+    DeleteMany,
+    DeleteManyKeys,
+    Increment,
+    Cas,
+    ListKeys,
+}
+
+impl Ops {
+    fn count(&self, op: Op, n: usize) {
+        self.0[op as usize].fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> KvStats {
+        let v = |op: Op| self.0[op as usize].load(Ordering::Relaxed);
+        KvStats {
+            get: v(Op::Get),
+            set: v(Op::Set),
+            delete: v(Op::Delete),
+            exists: v(Op::Exists),
+            get_many: v(Op::GetMany),
+            get_many_keys: v(Op::GetManyKeys),
+            set_many: v(Op::SetMany),
+            set_many_keys: v(Op::SetManyKeys),
+            delete_many: v(Op::DeleteMany),
+            delete_many_keys: v(Op::DeleteManyKeys),
+            increment: v(Op::Increment),
+            compare_and_swap: v(Op::Cas),
+            list_keys: v(Op::ListKeys),
+        }
+    }
 }
 
 impl Db {
@@ -53,7 +165,13 @@ impl Db {
         Ok(Db {
             conn: Mutex::new(conn),
             strict,
+            ops: Ops::default(),
         })
+    }
+
+    /// Operations served since the database was opened.
+    pub fn stats(&self) -> KvStats {
+        self.ops.snapshot()
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -63,14 +181,17 @@ impl Db {
     }
 
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
+        self.ops.count(Op::Get, 1);
         get_in(&self.conn(), store, key)
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> KvResult<()> {
+        self.ops.count(Op::Set, 1);
         set_in(&self.conn(), store, key, value)
     }
 
     pub fn delete(&self, store: &str, key: &str) -> KvResult<()> {
+        self.ops.count(Op::Delete, 1);
         self.conn()
             .execute(
                 "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
@@ -81,6 +202,7 @@ impl Db {
     }
 
     pub fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
+        self.ops.count(Op::Exists, 1);
         self.conn()
             .query_row(
                 "SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2",
@@ -93,6 +215,7 @@ impl Db {
     }
 
     pub fn keys(&self, store: &str) -> KvResult<Vec<String>> {
+        self.ops.count(Op::ListKeys, 1);
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")
@@ -108,6 +231,8 @@ impl Db {
         store: &str,
         keys: &[String],
     ) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+        self.ops.count(Op::GetMany, 1);
+        self.ops.count(Op::GetManyKeys, keys.len());
         let conn = self.conn();
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -121,6 +246,8 @@ impl Db {
     }
 
     pub fn set_many(&self, store: &str, items: &[(String, Vec<u8>)]) -> KvResult<()> {
+        self.ops.count(Op::SetMany, 1);
+        self.ops.count(Op::SetManyKeys, items.len());
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(other)?;
         for (k, v) in items {
@@ -130,6 +257,8 @@ impl Db {
     }
 
     pub fn delete_many(&self, store: &str, keys: &[String]) -> KvResult<()> {
+        self.ops.count(Op::DeleteMany, 1);
+        self.ops.count(Op::DeleteManyKeys, keys.len());
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(other)?;
         for k in keys {
@@ -144,6 +273,7 @@ impl Db {
 
     /// Counters are 8-byte little-endian i64 values, as Spin's SQLite backend keeps them.
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> KvResult<i64> {
+        self.ops.count(Op::Increment, 1);
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(other)?;
         let current = match get_in(&tx, store, key)? {
@@ -181,6 +311,7 @@ impl Db {
         seen: Option<&[u8]>,
         value: &[u8],
     ) -> KvResult<bool> {
+        self.ops.count(Op::Cas, 1);
         let conn = self.conn();
         let changed = match seen {
             Some(old) => conn.execute(

@@ -19,6 +19,7 @@ pub mod variables;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use kv::KvStats;
 pub use server::RunningHost;
 /// hyper I/O over tokio streams, for clients in tests.
 pub use wasmtime_wasi_http::io::TokioIo;

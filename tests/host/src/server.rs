@@ -23,7 +23,7 @@ use wasmtime_wasi_http::p3::bindings::{Service, ServicePre};
 use wasmtime_wasi_http::p3::{Request, WasiHttpCtxView, WasiHttpView};
 
 use crate::HostConfig;
-use crate::kv::Db;
+use crate::kv::{Db, KvStats};
 use crate::manifest::{Manifest, Route};
 use crate::outbound::{AllowedHost, Hooks, OutboundPolicy};
 use crate::runtime_config::{RuntimeConfig, StoreConfig};
@@ -75,6 +75,8 @@ struct App {
     engine: Engine,
     manifest: Manifest,
     components: BTreeMap<String, LoadedComponent>,
+    /// Every key-value database in use (for [`RunningHost::kv_stats`]).
+    dbs: Vec<Arc<Db>>,
 }
 
 /// The host serving in the background; dropping it without [`RunningHost::shutdown`]
@@ -83,11 +85,31 @@ pub struct RunningHost {
     addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    dbs: Vec<Arc<Db>>,
 }
 
 impl RunningHost {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Key-value operations served so far, summed over the app's stores.
+    pub fn kv_stats(&self) -> KvStats {
+        let mut total = KvStats::default();
+        for db in &self.dbs {
+            total.add(&db.stats());
+        }
+        total
+    }
+
+    /// Stops at once, like a killed process: requests in flight are dropped wherever
+    /// they are (their component instances with them) and get no answer. What they
+    /// already wrote to the store stays, as it would on disk.
+    pub async fn kill(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     /// Stops accepting, lets requests in flight finish, and returns when all is closed.
@@ -129,6 +151,7 @@ pub(crate) async fn start(
         &config.state_dir,
         config.kv_strict,
     )?;
+    let dbs = app.dbs.clone();
     let app = Arc::new(app);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -141,6 +164,7 @@ pub(crate) async fn start(
         addr,
         stop,
         task: Some(task),
+        dbs,
     })
 }
 
@@ -268,6 +292,7 @@ fn load(
         engine,
         manifest,
         components,
+        dbs: dbs.into_values().collect(),
     })
 }
 
