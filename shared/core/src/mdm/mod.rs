@@ -7,6 +7,7 @@ pub mod commands_table;
 pub mod connect;
 pub mod enrollment_type;
 pub mod enrollments;
+pub mod push;
 pub mod queue;
 pub mod report;
 pub mod signature;
