@@ -1,18 +1,173 @@
 //! Device-facing endpoints of the `checkin` component: check-in (`/mdm/checkin`), ADE
 //! enrollment (`/mdm/enroll/...`) and SCEP (`/scep`). Routes join the table as their
 //! protocol handlers land; a path without one answers 404.
+//!
+//! Also the request authentication every device-facing endpoint shares
+//! ([`authenticate_device`]): devices answer to failures they do not expect in ways we
+//! do not want, so refusals are 400 with a plain-text reason, never 401 (which can make
+//! a device unenroll).
 
-use crate::Platform;
+use http::{HeaderValue, StatusCode, header};
+
 use crate::api::{self, Request, Response, Route};
+use crate::config::{self, STORAGE_KEY};
+use crate::mdm::checkin::CheckinMessage;
+use crate::mdm::enrollments::{self, Refusal, Reply};
+use crate::mdm::signature::{self, SCEP_CA_CERT_KEY, Signer};
+use crate::{Clock, Platform};
+use mdm_kv::{Backend, KvError, Store};
+
+/// Largest check-in body accepted (check-ins are a few KiB).
+pub const MAX_CHECKIN_BODY: usize = 1024 * 1024;
+/// The header carrying the detached CMS signature over the body.
+pub const MDM_SIGNATURE: &str = "mdm-signature";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {}
+pub enum Op {
+    Checkin,
+}
 
-pub const ROUTES: &[Route<Op>] = &[];
+pub const ROUTES: &[Route<Op>] = &[
+    ("PUT", "/mdm/checkin", Op::Checkin),
+    ("POST", "/mdm/checkin", Op::Checkin),
+];
 
-pub async fn handle(_p: &impl Platform, req: Request) -> Response {
+pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match api::route(ROUTES, req.method(), req.uri().path()) {
-        Ok((op, _)) => match op {},
+        Ok((op, _)) => match op {
+            Op::Checkin => checkin(p, &req)
+                .await
+                .unwrap_or_else(DeviceError::into_response),
+        },
         Err(e) => e.into_response(),
     }
+}
+
+/// A refusal answered to a device: a status and a plain-text reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceError {
+    pub status: StatusCode,
+    pub reason: String,
+}
+
+impl DeviceError {
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        DeviceError {
+            status: StatusCode::BAD_REQUEST,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut resp = http::Response::new(self.reason.into_bytes());
+        *resp.status_mut() = self.status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+        }
+        resp
+    }
+}
+
+impl From<KvError> for DeviceError {
+    fn from(e: KvError) -> Self {
+        DeviceError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: format!("store unavailable: {e}"),
+        }
+    }
+}
+
+impl From<Refusal> for DeviceError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::BadRequest(reason) => DeviceError::bad_request(reason),
+            Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<api::ApiError> for DeviceError {
+    /// Configuration errors (a missing variable): a fault on our side.
+    fn from(e: api::ApiError) -> Self {
+        DeviceError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: format!("{}: {}", e.error, e.detail.as_str().unwrap_or_default()),
+        }
+    }
+}
+
+/// The trust anchors a device identity must chain to: our SCEP CA, as stored at
+/// [`SCEP_CA_CERT_KEY`]. Empty while no CA exists (see [`signature::require_issued_by`]).
+pub async fn trust_anchors<B: Backend>(store: &Store<B>) -> Result<Vec<Vec<u8>>, KvError> {
+    Ok(store
+        .get(SCEP_CA_CERT_KEY)
+        .await?
+        .map(|raw| signature::ca_certs_from_store_value(&raw))
+        .unwrap_or_default())
+}
+
+/// Authenticates a device request: body size, the `Mdm-Signature` over the raw body, and
+/// the identity certificate's issuer (one of `anchors`). Returns the signer, whose
+/// `cert_hash` is the identity the enrollment state machine binds.
+pub fn authenticate_device(
+    req: &Request,
+    max_body: usize,
+    anchors: &[Vec<u8>],
+) -> Result<Signer, DeviceError> {
+    if req.body().len() > max_body {
+        return Err(DeviceError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            reason: format!("body exceeds {max_body} bytes"),
+        });
+    }
+    let header = req
+        .headers()
+        .get(MDM_SIGNATURE)
+        .ok_or_else(|| DeviceError::bad_request("Mdm-Signature header missing"))?
+        .to_str()
+        .map_err(|_| DeviceError::bad_request("Mdm-Signature header is not text"))?;
+    let signer = signature::verify(header, req.body())
+        .map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    signature::require_issued_by(&signer.certificate_der, anchors)
+        .map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    Ok(signer)
+}
+
+/// 200 with an XML plist body.
+pub fn plist_response(body: Vec<u8>) -> Response {
+    let mut resp = http::Response::new(body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
+/// 200 with an empty body.
+pub fn empty_response() -> Response {
+    http::Response::new(Vec::new())
+}
+
+async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
+    let anchors = trust_anchors(p.store()).await?;
+    let signer = authenticate_device(req, MAX_CHECKIN_BODY, &anchors)?;
+    let msg =
+        CheckinMessage::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
+    let now = p.clock().unix_seconds();
+    let reply = enrollments::checkin(p.store(), &storage_key, &signer.cert_hash, &msg, now).await?;
+    Ok(match reply {
+        Reply::Empty => empty_response(),
+        Reply::Plist(body) => plist_response(body),
+        Reply::Gone => {
+            let mut resp = http::Response::new(Vec::new());
+            *resp.status_mut() = StatusCode::GONE;
+            resp
+        }
+    })
 }

@@ -1,18 +1,50 @@
 //! Device-facing endpoints of the `commands` component: command delivery at the
 //! MDM ServerURL (`/mdm/connect`). Routes join the table as their
 //! protocol handlers land; a path without one answers 404.
+//!
+//! Authentication is the check-in endpoint's ([`crate::checkin::authenticate_device`]):
+//! `Mdm-Signature` over the raw body, the identity certificate's issuer, then the
+//! certificate's binding to the enrollment (in [`connect::report`]). Refusals are 400 with
+//! a plain-text reason, never 401.
 
-use crate::Platform;
 use crate::api::{self, Request, Response, Route};
+use crate::checkin::{self, DeviceError};
+use crate::mdm::connect::{self, Next};
+use crate::mdm::report::Report;
+use crate::{Clock, Platform};
+
+/// Largest report accepted: results such as InstalledApplicationList or CertificateList
+/// can be large.
+pub const MAX_REPORT_BODY: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {}
+pub enum Op {
+    Connect,
+}
 
-pub const ROUTES: &[Route<Op>] = &[];
+pub const ROUTES: &[Route<Op>] = &[
+    ("PUT", "/mdm/connect", Op::Connect),
+    ("POST", "/mdm/connect", Op::Connect),
+];
 
-pub async fn handle(_p: &impl Platform, req: Request) -> Response {
+pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match api::route(ROUTES, req.method(), req.uri().path()) {
-        Ok((op, _)) => match op {},
+        Ok((op, _)) => match op {
+            Op::Connect => connect(p, &req)
+                .await
+                .unwrap_or_else(DeviceError::into_response),
+        },
         Err(e) => e.into_response(),
+    }
+}
+
+async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
+    let anchors = checkin::trust_anchors(p.store()).await?;
+    let signer = checkin::authenticate_device(req, MAX_REPORT_BODY, &anchors)?;
+    let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    let now = p.clock().unix_seconds();
+    match connect::report(p.store(), &signer.cert_hash, &report, now).await? {
+        Next::Command(body) => Ok(checkin::plist_response(body)),
+        Next::Nothing => Ok(checkin::empty_response()),
     }
 }

@@ -91,8 +91,10 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
         entry["assignment_retries"] = retries;
         report.push(entry);
     }
+    // Command records past their retention (bounded work per tick).
+    let commands = crate::mdm::connect::retention_tick(p).await;
     Ok(api::ok_json(
-        &json!({ "time": p.clock().unix_seconds(), "tokens": report }),
+        &json!({ "time": p.clock().unix_seconds(), "tokens": report, "commands": commands }),
     ))
 }
 

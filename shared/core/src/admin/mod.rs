@@ -1,7 +1,9 @@
 //! The admin HTTP API (`/api/v1/...`): bearer-key authentication, routing, handlers.
 //! Every route here is described in `docs/openapi.yaml`; a test keeps the two in step.
 
+mod commands;
 mod dep;
+mod devices;
 mod diagnostics;
 mod health;
 mod profiles;
@@ -44,6 +46,13 @@ pub enum Op {
     ListDevices,
     GetDevice,
     DeleteDevice,
+    ListEnrolledDevices,
+    GetEnrolledDevice,
+    EnqueueCommand,
+    CommandHistory,
+    GetCommand,
+    CancelCommand,
+    EnqueueBulk,
 }
 
 /// The admin API's routes: (method, path pattern, operation).
@@ -80,6 +89,13 @@ pub const ROUTES: &[Route<Op>] = &[
     ("GET", "/api/v1/tokens/{token}/devices", Op::ListDevices),
     ("GET", "/api/v1/tokens/{token}/devices/{serial}", Op::GetDevice),
     ("DELETE", "/api/v1/tokens/{token}/devices/{serial}", Op::DeleteDevice),
+    ("GET", "/api/v1/devices", Op::ListEnrolledDevices),
+    ("GET", "/api/v1/devices/{device}", Op::GetEnrolledDevice),
+    ("POST", "/api/v1/devices/{device}/commands", Op::EnqueueCommand),
+    ("GET", "/api/v1/devices/{device}/commands", Op::CommandHistory),
+    ("GET", "/api/v1/devices/{device}/commands/{uuid}", Op::GetCommand),
+    ("DELETE", "/api/v1/devices/{device}/commands/{uuid}", Op::CancelCommand),
+    ("POST", "/api/v1/commands", Op::EnqueueBulk),
 ];
 
 /// Entry point of the admin component.
@@ -136,5 +152,12 @@ async fn run(
         Op::ListDevices => dep::list_devices(p, params, req).await,
         Op::GetDevice => dep::get_device(p, params).await,
         Op::DeleteDevice => dep::delete_device(p, params).await,
+        Op::ListEnrolledDevices => devices::list(p, req).await,
+        Op::GetEnrolledDevice => devices::get(p, params).await,
+        Op::EnqueueCommand => commands::enqueue(p, params, req).await,
+        Op::CommandHistory => commands::history(p, params, req).await,
+        Op::GetCommand => commands::get(p, params, req).await,
+        Op::CancelCommand => commands::cancel(p, params, req).await,
+        Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,
     }
 }

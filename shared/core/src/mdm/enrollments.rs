@@ -9,6 +9,9 @@
 //! - `enru:<d>:<u>`     a user channel's [`UserChannel`] record
 //! - `certb:<hash>`     device id the identity certificate is bound to
 //! - `bst:<d>`          the escrowed bootstrap token (sealed)
+//! - `ctr:enrix`        devices that ever authenticated
+//! - `enrix:<n>`        the n-th device to authenticate (its id): the device list, read
+//!   in order by the admin API without listing keys
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,14 @@ fn bootstrap_key(device_id: &str) -> String {
     format!("bst:{}", segment(device_id))
 }
 
+fn index_counter() -> mdm_kv::CounterKey {
+    mdm_kv::CounterKey::new("enrix").expect("key-safe")
+}
+
+fn index_key(n: u64) -> String {
+    format!("enrix:{n}")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Push {
     pub token_hex: String,
@@ -74,6 +85,9 @@ pub struct EnrollmentRecord {
     /// Base64 of the sealed UnlockToken (for ClearPasscode).
     pub unlock_token: Option<String>,
     pub awaiting_configuration: bool,
+    /// From the latest DeviceInformation answer (`IsSupervised`); unknown before one.
+    #[serde(default)]
+    pub supervised: Option<bool>,
     /// Latest inventory by section (`DeviceInformation`, `SecurityInfo`, ...), from command
     /// results, with the time each section was reported.
     #[serde(default)]
@@ -84,6 +98,10 @@ pub struct EnrollmentRecord {
 pub struct InventorySection {
     pub reported_at: u64,
     pub data: serde_json::Value,
+    /// The section is stored under its own key (see `connect::inventory_key`); `data`
+    /// holds only a summary.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,12 +194,12 @@ pub async fn checkin<B: Backend>(
         .to_owned();
     match msg {
         CheckinMessage::Authenticate(a) => {
-            if let Some(other) = store.get(&binding_key(cert_hash)).await? {
-                if other != device_id.as_bytes() {
-                    return Err(bad(
-                        "identity certificate already belongs to another enrollment",
-                    ));
-                }
+            if let Some(other) = store.get(&binding_key(cert_hash)).await?
+                && other != device_id.as_bytes()
+            {
+                return Err(bad(
+                    "identity certificate already belongs to another enrollment",
+                ));
             }
             let previous = load(store, &device_id).await?;
             let mut cert_hashes = previous
@@ -194,6 +212,11 @@ pub async fn checkin<B: Backend>(
             store
                 .set(&binding_key(cert_hash), device_id.as_bytes())
                 .await?;
+            if previous.is_none() {
+                // A device's Authenticate messages are sequential: listed once.
+                let n = store.increment(&index_counter(), 1).await? as u64;
+                store.set(&index_key(n), device_id.as_bytes()).await?;
+            }
             // (Re-)enrollment: reachable only after its TokenUpdate.
             let rec = EnrollmentRecord {
                 device_id: device_id.clone(),
@@ -215,6 +238,7 @@ pub async fn checkin<B: Backend>(
                 push: None,
                 unlock_token: None,
                 awaiting_configuration: false,
+                supervised: previous.as_ref().and_then(|p| p.supervised),
                 inventory: previous.map(|p| p.inventory).unwrap_or_default(),
             };
             save(store, &rec).await?;
@@ -342,4 +366,98 @@ pub fn unlock_token(
     Sealer::new(storage_key, SEAL_UNLOCK)
         .open(&sealed, record_key(&rec.device_id).as_bytes())
         .ok()
+}
+
+/// The enrollment record of a device, if it ever authenticated.
+pub async fn get<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+) -> Result<Option<EnrollmentRecord>, KvError> {
+    match store.get(&record_key(device_id)).await? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| KvError::Backend(format!("enrollment record: {e}"))),
+    }
+}
+
+/// A user channel of a device, if it finished its TokenUpdate.
+pub async fn user_channel<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    user_id: &str,
+) -> Result<Option<UserChannel>, KvError> {
+    match store.get(&user_key(device_id, user_id)).await? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|e| KvError::Backend(format!("user channel: {e}"))),
+    }
+}
+
+/// A page of [`list`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevicePage {
+    pub devices: Vec<EnrollmentRecord>,
+    /// The `after` of the next page; `None` at the end.
+    pub next: Option<u64>,
+}
+
+/// Index slots read per batch.
+const LIST_BATCH: u64 = 100;
+
+/// Devices in the order they first authenticated, after index position `after`.
+/// `enrolled`: only devices currently enrolled (true) or not (false). Reads at most
+/// `limit` x 5 (at least 200) index slots per page, so a selective filter may answer a
+/// short page with a `next`.
+pub async fn list<B: Backend>(
+    store: &Store<B>,
+    after: u64,
+    limit: usize,
+    enrolled: Option<bool>,
+) -> Result<DevicePage, KvError> {
+    let top = store.counter(&index_counter()).await?.max(0) as u64;
+    let limit = limit.max(1);
+    let budget = (limit as u64 * 5).max(200);
+    let mut pos = after;
+    let mut out = Vec::new();
+    while pos < top {
+        if pos - after >= budget {
+            return Ok(DevicePage {
+                devices: out,
+                next: Some(pos),
+            });
+        }
+        let to = (pos + LIST_BATCH).min(top);
+        let keys: Vec<String> = (pos + 1..=to).map(index_key).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let ids = store.get_many(&refs).await?;
+        let found: Vec<(u64, String)> = (pos + 1..=to)
+            .zip(ids)
+            .filter_map(|(n, id)| Some((n, String::from_utf8(id?).ok()?)))
+            .collect();
+        let rkeys: Vec<String> = found.iter().map(|(_, id)| record_key(id)).collect();
+        let rrefs: Vec<&str> = rkeys.iter().map(String::as_str).collect();
+        for ((n, _), raw) in found.iter().zip(store.get_many(&rrefs).await?) {
+            let Some(rec) = raw.and_then(|r| serde_json::from_slice::<EnrollmentRecord>(&r).ok())
+            else {
+                continue;
+            };
+            if enrolled.is_some_and(|e| e != rec.enrolled) {
+                continue;
+            }
+            out.push(rec);
+            if out.len() == limit {
+                return Ok(DevicePage {
+                    devices: out,
+                    next: (*n < top).then_some(*n),
+                });
+            }
+        }
+        pos = to;
+    }
+    Ok(DevicePage {
+        devices: out,
+        next: None,
+    })
 }

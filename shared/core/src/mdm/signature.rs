@@ -138,3 +138,95 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
 pub fn certificate(der: &[u8]) -> Option<Certificate> {
     Certificate::from_der(der).ok()
 }
+
+/// Store key of our SCEP CA certificate (DER, or PEM), written by the SCEP issuance code.
+/// While it is absent no issuer is required (see [`require_issued_by`]).
+pub const SCEP_CA_CERT_KEY: &str = "scep:ca-cert";
+
+const SHA1_WITH_RSA: &str = "1.2.840.113549.1.1.5";
+const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
+const SHA384_WITH_RSA: &str = "1.2.840.113549.1.1.12";
+const SHA512_WITH_RSA: &str = "1.2.840.113549.1.1.13";
+
+/// The trust-anchor check of a device identity: `identity_der` must have been issued (and
+/// signed) by one of `ca_certs` (DER). The `Mdm-Signature` only proves possession of the
+/// key of the certificate embedded in it; this proves that certificate is ours.
+///
+/// An empty `ca_certs` refuses nothing: today the caller passes whatever the store holds at
+/// [`SCEP_CA_CERT_KEY`], which is nothing until SCEP issuance lands. The enrollment work
+/// makes the CA mandatory (an absent CA will then refuse every device).
+///
+/// Checked: the issuer name equals the CA's subject and the certificate's signature
+/// verifies with the CA's RSA key (SHA-1/256/384/512). Validity dates are not checked:
+/// devices keep signing with an identity until they renew it.
+pub fn require_issued_by(identity_der: &[u8], ca_certs: &[Vec<u8>]) -> Result<(), SignatureError> {
+    if ca_certs.is_empty() {
+        return Ok(());
+    }
+    let leaf = certificate(identity_der).ok_or_else(|| fail("identity certificate unreadable"))?;
+    let tbs = leaf
+        .tbs_certificate
+        .to_der()
+        .map_err(|e| fail(format!("identity certificate: {e}")))?;
+    let sig = leaf
+        .signature
+        .as_bytes()
+        .ok_or_else(|| fail("identity certificate signature malformed"))?;
+    let alg = leaf.signature_algorithm.oid.to_string();
+    for ca_der in ca_certs {
+        let Some(ca) = certificate(ca_der) else {
+            continue;
+        };
+        if ca.tbs_certificate.subject != leaf.tbs_certificate.issuer {
+            continue;
+        }
+        let Ok(spki) = ca.tbs_certificate.subject_public_key_info.to_der() else {
+            continue;
+        };
+        let Ok(key) = rsa::RsaPublicKey::from_public_key_der(&spki) else {
+            continue;
+        };
+        let Ok(sig) = Signature::try_from(sig) else {
+            continue;
+        };
+        let ok = match alg.as_str() {
+            SHA1_WITH_RSA => VerifyingKey::<sha1::Sha1>::new(key).verify(&tbs, &sig),
+            SHA256_WITH_RSA => VerifyingKey::<sha2::Sha256>::new(key).verify(&tbs, &sig),
+            SHA384_WITH_RSA => VerifyingKey::<sha2::Sha384>::new(key).verify(&tbs, &sig),
+            SHA512_WITH_RSA => VerifyingKey::<sha2::Sha512>::new(key).verify(&tbs, &sig),
+            other => return Err(fail(format!("unsupported certificate signature {other}"))),
+        };
+        if ok.is_ok() {
+            return Ok(());
+        }
+    }
+    Err(fail("identity certificate was not issued by our SCEP CA"))
+}
+
+/// CA certificates from the store value at [`SCEP_CA_CERT_KEY`]: DER, or one or more PEM
+/// `CERTIFICATE` blocks.
+pub fn ca_certs_from_store_value(raw: &[u8]) -> Vec<Vec<u8>> {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return vec![raw.to_vec()];
+    };
+    if !text.contains("-----BEGIN") {
+        return vec![raw.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("-----BEGIN CERTIFICATE") {
+            body = Some(String::new());
+        } else if line.starts_with("-----END") {
+            if let Some(b) = body.take()
+                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b)
+            {
+                out.push(der);
+            }
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        }
+    }
+    out
+}

@@ -1,0 +1,121 @@
+//! Enrolled devices over the admin API: the list, and one device with its enrollment
+//! facts and inventory. Secrets of the enrollment (unlock token, bootstrap token, push
+//! token and magic) never appear: only whether they exist.
+//!
+//! Storage is [`enrollments`]' (device index `enrix:<n>`) and [`connect`]'s (inventory
+//! sections); layouts documented there.
+
+use serde_json::{Map, Value, json};
+
+use super::commands::{platform_name, platform_of};
+use crate::Platform;
+use crate::api::{self, ApiError, Params, Request, Response};
+use crate::mdm::connect;
+use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::time::format_rfc3339;
+
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+fn ts(t: Option<u64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_rfc3339(t as i64)))
+}
+
+/// The enrollment facts of a device; `inventory` is added by the caller.
+fn view(r: &EnrollmentRecord) -> Value {
+    json!({
+        "device_id": r.device_id,
+        "udid": (!r.user_enrollment).then_some(&r.device_id),
+        "enrollment_id": r.user_enrollment.then_some(&r.device_id),
+        "enrollment_type": if r.user_enrollment { "user" } else { "device" },
+        "enrolled": r.enrolled,
+        "supervised": r.supervised,
+        "platform": platform_of(r).map(platform_name),
+        "os_version": r.os_version,
+        "build_version": r.build_version,
+        "serial_number": r.serial_number,
+        "product_name": r.product_name,
+        "model": r.model,
+        "model_name": r.model_name,
+        "device_name": r.device_name,
+        "awaiting_configuration": r.awaiting_configuration,
+        "push_reachable": r.enrolled && r.push.is_some(),
+        "unlock_token_escrowed": r.unlock_token.is_some(),
+        "authenticated_at": ts(Some(r.authenticated_at)),
+        "enrolled_at": ts(r.enrolled_at),
+        "checked_out_at": ts(r.checked_out_at),
+        "last_seen_at": ts(Some(r.last_seen_at)),
+    })
+}
+
+/// `GET /api/v1/devices`
+pub async fn list(p: &impl Platform, req: &Request) -> Result<Response, ApiError> {
+    let mut limit = DEFAULT_PAGE;
+    let mut after = 0;
+    let mut enrolled = None;
+    let mut bad = Vec::new();
+    for (k, v) in api::query(req)? {
+        match k.as_str() {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
+                _ => bad.push(
+                    json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") }),
+                ),
+            },
+            "after" => match v.parse::<u64>() {
+                Ok(n) => after = n,
+                Err(_) => bad.push(
+                    json!({ "field": "after", "rule": "the `next` value of the previous page" }),
+                ),
+            },
+            "enrolled" => match v.as_str() {
+                "true" => enrolled = Some(true),
+                "false" => enrolled = Some(false),
+                _ => bad.push(json!({ "field": "enrolled", "rule": "true or false" })),
+            },
+            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(ApiError::unprocessable(Value::Array(bad)));
+    }
+    let page = enrollments::list(p.store(), after, limit, enrolled).await?;
+    let devices: Vec<Value> = page
+        .devices
+        .iter()
+        .map(|r| {
+            let mut v = view(r);
+            // Only when each section was reported; the data is on the device itself.
+            v["inventory"] = Value::Object(
+                r.inventory
+                    .iter()
+                    .map(|(k, s)| (k.clone(), json!({ "reported_at": ts(Some(s.reported_at)) })))
+                    .collect(),
+            );
+            v
+        })
+        .collect();
+    Ok(api::ok_json(&json!({
+        "devices": devices,
+        "next": page.next.map(|n| n.to_string()),
+    })))
+}
+
+/// `GET /api/v1/devices/{device}`
+pub async fn get(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
+    let device = params.get("device").unwrap_or_default();
+    let Some(r) = enrollments::get(p.store(), device).await? else {
+        return Err(ApiError::not_found(format!("no device {device:?}")));
+    };
+    let mut v = view(&r);
+    let mut inv = Map::new();
+    for (name, section) in &r.inventory {
+        let data = connect::inventory_section(p.store(), &r.device_id, name, section).await?;
+        inv.insert(
+            name.clone(),
+            json!({ "reported_at": ts(Some(section.reported_at)), "data": data }),
+        );
+    }
+    v["inventory"] = Value::Object(inv);
+    Ok(api::ok_json(&v))
+}
