@@ -9,6 +9,8 @@ use bytes::Bytes;
 pub use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mdm_host::{HostConfig, RunningHost};
+
+pub mod dep;
 use serde_json::Value;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-4f1c9a7b2d";
