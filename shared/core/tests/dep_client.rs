@@ -226,7 +226,7 @@ impl Fake {
     ) -> Result<Response<Vec<u8>>, TransportError> {
         let h = |n: &str| req.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
         assert_eq!(h("user-agent").as_deref(), Some("mdm-server/0.1.0"));
-        assert_eq!(h("x-server-protocol-version").as_deref(), Some("3"));
+        assert_eq!(h("x-server-protocol-version").as_deref(), Some("10"));
         assert_eq!(h("content-type").as_deref(), Some(MEDIA_TYPE));
         assert_eq!(h("accept").as_deref(), Some(MEDIA_TYPE));
         let path = req

@@ -232,7 +232,7 @@ async fn protocol_version_gates_fields() {
             .iter()
             .all(|d| d.get("os").is_none() && d.get("device_family").is_none())
     );
-    let mut v3 = client(&http, &SystemClock, &sim);
+    let mut v3 = client(&http, &SystemClock, &sim).with_protocol_version("3");
     let page = v3.fetch_devices(None, Some(200)).await.unwrap();
     let ipads: Vec<_> = page
         .devices
@@ -241,7 +241,8 @@ async fn protocol_version_gates_fields() {
         .collect();
     assert!(!ipads.is_empty());
     assert!(ipads.iter().all(|d| d["os"] == "iOS"));
-    let mut v7 = client(&http, &SystemClock, &sim).with_protocol_version("7");
+    // 7 and later, our default (10) among them.
+    let mut v7 = client(&http, &SystemClock, &sim);
     let page = v7.fetch_devices(None, Some(200)).await.unwrap();
     assert!(
         page.devices

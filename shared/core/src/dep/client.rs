@@ -29,11 +29,11 @@ use super::sync::{FeedError, FeedPage};
 use crate::platform::{Clock, HttpClient};
 
 pub const DEFAULT_BASE_URL: &str = "https://mdmenrollment.apple.com";
-/// The `X-Server-Protocol-Version` we speak (what nanodep's transport and micromdm send;
-/// the recorded responses in the test vectors are of this version). Fields of later
-/// versions are tolerated; per-device `THROTTLED` and `retry_after_seconds` need 9/10
-/// ([`DepClient::with_protocol_version`]).
-pub const PROTOCOL_VERSION: &str = "3";
+/// The `X-Server-Protocol-Version` we speak: 10, the first with both the per-serial
+/// `THROTTLED` answer (9) and `retry_after_seconds` (10) that assignment retries rely on,
+/// and with `os: iPadOS` (7). The recorded version-3 responses in the test vectors parse
+/// the same; [`DepClient::with_protocol_version`] pins another.
+pub const PROTOCOL_VERSION: &str = "10";
 pub const DEFAULT_USER_AGENT: &str = concat!("mdm-server/", env!("CARGO_PKG_VERSION"));
 /// `Content-Type` and `Accept` of every call (nanodep's exact string).
 pub const MEDIA_TYPE: &str = "application/json;charset=UTF8";
