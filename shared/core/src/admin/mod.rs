@@ -4,6 +4,7 @@
 mod commands;
 mod dep;
 mod devices;
+mod devlogs;
 mod diagnostics;
 mod health;
 mod profiles;
@@ -53,6 +54,7 @@ pub enum Op {
     GetCommand,
     CancelCommand,
     EnqueueBulk,
+    DeviceLogs,
 }
 
 /// The admin API's routes: (method, path pattern, operation).
@@ -96,6 +98,7 @@ pub const ROUTES: &[Route<Op>] = &[
     ("GET", "/api/v1/devices/{device}/commands/{uuid}", Op::GetCommand),
     ("DELETE", "/api/v1/devices/{device}/commands/{uuid}", Op::CancelCommand),
     ("POST", "/api/v1/commands", Op::EnqueueBulk),
+    ("GET", "/api/v1/devices/{device}/logs", Op::DeviceLogs),
 ];
 
 /// Entry point of the admin component.
@@ -156,6 +159,7 @@ async fn run(
         Op::GetEnrolledDevice => devices::get(p, params).await,
         Op::EnqueueCommand => commands::enqueue(p, params, req).await,
         Op::CommandHistory => commands::history(p, params, req).await,
+        Op::DeviceLogs => devlogs::list(p, params, req).await,
         Op::GetCommand => commands::get(p, params, req).await,
         Op::CancelCommand => commands::cancel(p, params, req).await,
         Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,

@@ -5,6 +5,7 @@ pub mod command;
 pub mod command_schema;
 pub mod commands_table;
 pub mod connect;
+pub mod devlog;
 pub mod enrollment_type;
 pub mod enrollments;
 pub mod push;
