@@ -536,6 +536,20 @@ fn lane_name(l: Lane) -> &'static str {
     }
 }
 
+/// Queues a command given as JSON (`RequestType` and payload keys) on the device
+/// channel, with every check [`enqueue`] makes: the device actions use it.
+pub(crate) async fn enqueue_json(
+    p: &impl Platform,
+    device: &str,
+    command: Map<String, Value>,
+    priority: bool,
+) -> Result<Value, ApiError> {
+    let (input, mut opts) = json_input(command, false)?;
+    opts.priority |= priority;
+    let limit = queue_limit(p.vars()).await?;
+    enqueue_for(p, device, &input, &opts, limit).await
+}
+
 /// `POST /api/v1/devices/{device}/commands`
 pub async fn enqueue(
     p: &impl Platform,

@@ -1,6 +1,7 @@
 //! The admin HTTP API (`/api/v1/...`): bearer-key authentication, routing, handlers.
 //! Every route here is described in `docs/openapi.yaml`; a test keeps the two in step.
 
+mod actions;
 mod commands;
 mod dep;
 mod devices;
@@ -55,6 +56,7 @@ pub enum Op {
     CancelCommand,
     EnqueueBulk,
     DeviceLogs,
+    DeviceAction,
 }
 
 /// The admin API's routes: (method, path pattern, operation).
@@ -99,6 +101,7 @@ pub const ROUTES: &[Route<Op>] = &[
     ("DELETE", "/api/v1/devices/{device}/commands/{uuid}", Op::CancelCommand),
     ("POST", "/api/v1/commands", Op::EnqueueBulk),
     ("GET", "/api/v1/devices/{device}/logs", Op::DeviceLogs),
+    ("POST", "/api/v1/devices/{device}/actions/{action}", Op::DeviceAction),
 ];
 
 /// Entry point of the admin component.
@@ -160,6 +163,7 @@ async fn run(
         Op::EnqueueCommand => commands::enqueue(p, params, req).await,
         Op::CommandHistory => commands::history(p, params, req).await,
         Op::DeviceLogs => devlogs::list(p, params, req).await,
+        Op::DeviceAction => actions::run(p, params, req).await,
         Op::GetCommand => commands::get(p, params, req).await,
         Op::CancelCommand => commands::cancel(p, params, req).await,
         Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,

@@ -1,0 +1,156 @@
+//! Device actions (`POST /api/v1/devices/{device}/actions/{action}`): each becomes the
+//! MDM command(s) Apple defines, queued with the same checks as any command, and the
+//! device receives them.
+
+mod mdmdevice;
+
+use http::{Method, StatusCode};
+use mdmdevice::{Device, E, Identity, admin_call, env};
+use serde_json::Value;
+
+const IPHONE: &str = "00008110-000A1C2E3E88401E";
+
+fn action(e: &E, device: &str, name: &str, body: &str) -> (StatusCode, Value) {
+    admin_call(
+        e,
+        Method::POST,
+        &format!("/api/v1/devices/{device}/actions/{name}"),
+        body,
+    )
+}
+
+fn fields(b: &Value) -> Vec<String> {
+    b["detail"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    p["field"]
+                        .as_str()
+                        .or(p["key"].as_str())
+                        .unwrap_or("")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn actions_become_commands_the_device_receives() {
+    let e = env();
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll(
+        "iPhone15,2",
+        "17.4",
+        "<key>UnlockToken</key><data>dW5sb2Nr</data>",
+    );
+
+    let (s, b) = action(&e, IPHONE, "rename", r#"{"name": "Front desk"}"#);
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let rename = b["commands"][0]["command_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(b["commands"][0]["request_type"], "Settings");
+    // Lock skips the queue: it is delivered before the rename queued earlier.
+    let (s, b) = action(
+        &e,
+        IPHONE,
+        "lock",
+        r#"{"message": "Lost, call us", "phone_number": "+1 555 0100"}"#,
+    );
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(b["commands"][0]["lane"], "priority");
+    let lock = b["commands"][0]["command_uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, b) = action(&e, IPHONE, "refresh-inventory", "");
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let kinds: Vec<&str> = b["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["request_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "DeviceInformation",
+            "SecurityInfo",
+            "InstalledApplicationList",
+            "CertificateList",
+            "ProfileList"
+        ]
+    );
+    let (s, b) = action(&e, IPHONE, "clear-passcode", "");
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+
+    let mut got = Vec::new();
+    let mut next = d.idle();
+    while let Some((uuid, rt)) = next {
+        got.push((uuid.clone(), rt));
+        next = d.ack(&uuid);
+    }
+    let order: Vec<&str> = got.iter().map(|(_, rt)| rt.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "DeviceLock",
+            "Settings",
+            "DeviceInformation",
+            "SecurityInfo",
+            "InstalledApplicationList",
+            "CertificateList",
+            "ProfileList",
+            "ClearPasscode"
+        ]
+    );
+    assert_eq!(got[0].0, lock);
+    assert_eq!(got[1].0, rename);
+}
+
+#[test]
+fn bad_actions_are_refused_by_name() {
+    let e = env();
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll("iPhone15,2", "17.4", "");
+
+    let (s, b) = action(&e, IPHONE, "explode", "");
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, b) = action(&e, IPHONE, "lock", r#"{"mesage": "typo"}"#);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&b), ["mesage"]);
+    let (s, b) = action(&e, IPHONE, "wipe", r#"{"pin": "12ab"}"#);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&b), ["pin"]);
+    let (s, b) = action(&e, IPHONE, "rename", "{}");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&b), ["name"]);
+    let (s, b) = action(&e, IPHONE, "enable-lost-mode", "{}");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&b), ["message"]);
+    let (s, b) = action(&e, IPHONE, "restart", r#"{"notify_user": "yes"}"#);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&b), ["notify_user"]);
+    let (s, _) = action(&e, IPHONE, "lock", "[1]");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // Lost mode needs a supervised device; this one says it is not.
+    let u = mdmdevice::queue(
+        &e,
+        IPHONE,
+        r#"{"RequestType":"DeviceInformation","Queries":["IsSupervised"]}"#,
+    );
+    assert_eq!(d.idle().unwrap().0, u);
+    let answer = "<key>QueryResponses</key><dict><key>IsSupervised</key><false/></dict>";
+    assert_eq!(d.report("Acknowledged", Some(&u), answer), None);
+    let (s, b) = action(&e, IPHONE, "enable-lost-mode", r#"{"message": "hi"}"#);
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b.to_string().to_lowercase().contains("supervis"), "{b}");
+    // Unknown device.
+    let (s, _) = action(&e, "NOPE", "lock", "");
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nothing of the refused actions reached the device.
+    assert_eq!(d.idle(), None);
+}
