@@ -13,6 +13,7 @@ use crate::api::{self, Request, Response, Route};
 use crate::config::{self, STORAGE_KEY};
 use crate::mdm::checkin::CheckinMessage;
 use crate::mdm::enrollments::{self, Refusal, Reply};
+use crate::mdm::push;
 use crate::mdm::signature::{self, SCEP_CA_CERT_KEY, Signer};
 use crate::{Clock, Platform};
 use mdm_kv::{Backend, KvError, Store};
@@ -25,11 +26,20 @@ pub const MDM_SIGNATURE: &str = "mdm-signature";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Checkin,
+    Scep,
+    EnrollAde,
+    EnrollWebPage,
+    EnrollWebSignIn,
 }
 
 pub const ROUTES: &[Route<Op>] = &[
     ("PUT", "/mdm/checkin", Op::Checkin),
     ("POST", "/mdm/checkin", Op::Checkin),
+    ("GET", "/scep", Op::Scep),
+    ("POST", "/scep", Op::Scep),
+    ("POST", "/mdm/enroll/ade", Op::EnrollAde),
+    ("GET", "/mdm/enroll/web", Op::EnrollWebPage),
+    ("POST", "/mdm/enroll/web", Op::EnrollWebSignIn),
 ];
 
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
@@ -38,6 +48,10 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
             Op::Checkin => checkin(p, &req)
                 .await
                 .unwrap_or_else(DeviceError::into_response),
+            Op::Scep => crate::scep::endpoint::handle(p, &req).await,
+            Op::EnrollAde => crate::enroll::ade::handle(p, &req).await,
+            Op::EnrollWebPage => crate::enroll::web::page(p, &req).await,
+            Op::EnrollWebSignIn => crate::enroll::web::sign_in(p, &req).await,
         },
         Err(e) => e.into_response(),
     }
@@ -58,12 +72,31 @@ impl DeviceError {
         }
     }
 
+    /// 403 `{"code":"com.apple.unrecognized.device"}`: we hold no enrollment for the
+    /// device, which then unenrolls (mdm/errors/unrecognized.device.yaml).
+    pub fn unrecognized(description: impl Into<String>) -> Self {
+        let doc = serde_json::json!({
+            "code": "com.apple.unrecognized.device",
+            "description": description.into(),
+        });
+        DeviceError {
+            status: StatusCode::FORBIDDEN,
+            reason: doc.to_string(),
+        }
+    }
+
+    /// Plain text; a 403 is always the JSON of [`Self::unrecognized`].
     pub fn into_response(self) -> Response {
+        let json = self.status == StatusCode::FORBIDDEN;
         let mut resp = http::Response::new(self.reason.into_bytes());
         *resp.status_mut() = self.status;
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
+            HeaderValue::from_static(if json {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            }),
         );
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
@@ -86,6 +119,7 @@ impl From<Refusal> for DeviceError {
     fn from(r: Refusal) -> Self {
         match r {
             Refusal::BadRequest(reason) => DeviceError::bad_request(reason),
+            Refusal::Unrecognized(reason) => DeviceError::unrecognized(reason),
             Refusal::Store(e) => e.into(),
         }
     }
@@ -102,7 +136,8 @@ impl From<api::ApiError> for DeviceError {
 }
 
 /// The trust anchors a device identity must chain to: our SCEP CA, as stored at
-/// [`SCEP_CA_CERT_KEY`]. Empty while no CA exists (see [`signature::require_issued_by`]).
+/// [`SCEP_CA_CERT_KEY`] (written by [`crate::scep::ca::authority`]). Empty while no CA
+/// exists, and then [`authenticate_device`] refuses every device.
 pub async fn trust_anchors<B: Backend>(store: &Store<B>) -> Result<Vec<Vec<u8>>, KvError> {
     Ok(store
         .get(SCEP_CA_CERT_KEY)
@@ -112,7 +147,8 @@ pub async fn trust_anchors<B: Backend>(store: &Store<B>) -> Result<Vec<Vec<u8>>,
 }
 
 /// Authenticates a device request: body size, the `Mdm-Signature` over the raw body, and
-/// the identity certificate's issuer (one of `anchors`). Returns the signer, whose
+/// the identity certificate's issuer (one of `anchors`, which must not be empty: without
+/// a CA no identity can be ours). Returns the signer, whose
 /// `cert_hash` is the identity the enrollment state machine binds.
 pub fn authenticate_device(
     req: &Request,
@@ -133,6 +169,11 @@ pub fn authenticate_device(
         .map_err(|_| DeviceError::bad_request("Mdm-Signature header is not text"))?;
     let signer = signature::verify(header, req.body())
         .map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    if anchors.is_empty() {
+        return Err(DeviceError::bad_request(
+            "no enrollment has been made with this server",
+        ));
+    }
     signature::require_issued_by(&signer.certificate_der, anchors)
         .map_err(|e| DeviceError::bad_request(e.to_string()))?;
     Ok(signer)
@@ -160,7 +201,18 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
         CheckinMessage::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
     let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
     let now = p.clock().unix_seconds();
-    let reply = enrollments::checkin(p.store(), &storage_key, &signer.cert_hash, &msg, now).await?;
+    let identity =
+        enrollments::DeviceIdentity::from_certificate(&signer.cert_hash, &signer.certificate_der);
+    let reply =
+        enrollments::checkin_identity(p.store(), &storage_key, &identity, &msg, now).await?;
+    if let CheckinMessage::TokenUpdate(tu) = &msg
+        && tu.enrollment.user_id().is_none()
+        && let Some(device) = tu.enrollment.device_id()
+    {
+        // A fresh token makes the device pushable again. Best effort: the unreachable
+        // mark names the dead token, so a changed token outdates it anyway.
+        let _ = push::clear_unreachable(p.store(), device).await;
+    }
     Ok(match reply {
         Reply::Empty => empty_response(),
         Reply::Plist(body) => plist_response(body),

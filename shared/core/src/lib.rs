@@ -9,12 +9,15 @@ pub mod checkin;
 pub mod commands;
 pub mod config;
 pub mod dep;
+pub mod enroll;
 pub mod mdm;
 pub mod platform;
 pub mod random;
+pub mod scep;
 pub mod seal;
 pub mod sync;
 pub mod time;
+pub mod users;
 
 pub use api::{Request, Response};
 pub use platform::{Clock, Env, HttpClient, Platform, Variables};

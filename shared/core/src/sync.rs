@@ -13,6 +13,8 @@ use crate::{Clock, Platform, Variables};
 
 /// Days after which devices Apple removed are purged (30–45).
 pub const DEP_PURGE_DAYS: &str = "dep_purge_days";
+/// Pushes one tick sends at most (retries and follow-ups); the rest wait for the next.
+pub const PUSH_BUDGET: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -93,9 +95,14 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     }
     // Command records past their retention (bounded work per tick).
     let commands = crate::mdm::connect::retention_tick(p).await;
-    Ok(api::ok_json(
-        &json!({ "time": p.clock().unix_seconds(), "tokens": report, "commands": commands }),
-    ))
+    // APNs retries and the follow-up pushes of coalesced or bulk enqueues.
+    let push = crate::mdm::push::drain_retries(p, PUSH_BUDGET).await;
+    Ok(api::ok_json(&json!({
+        "time": p.clock().unix_seconds(),
+        "tokens": report,
+        "commands": commands,
+        "push": push,
+    })))
 }
 
 /// The sync due for one token, if any: a resumed run, a 12-hourly delta, or the full

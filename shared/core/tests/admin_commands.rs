@@ -283,6 +283,7 @@ fn user_enrollment_limits_commands() {
     let e = env();
     // User Enrollment: EnrollmentID instead of UDID; EraseDevice is not allowed.
     let ue = Device::new(&e, Identity::self_signed(), "UE-ENROLLMENT-ID");
+    mdmdevice::admit(&e, &ue.id, "UE-ENROLLMENT-ID", "", mdmdevice::TOPIC);
     for (mt, extra) in [
         (
             "Authenticate",

@@ -35,6 +35,11 @@ fn captured_check_ins_enroll_a_device_over_put_and_post() {
     let e = env();
     let id = Identity::self_signed();
     let auth = vector("nanomdm-checkin/Authenticate.1.plist");
+    // Without an enrollment request (ADE or web) the device may not Authenticate.
+    let r = send(&e, Method::PUT, &auth, Some(&id.sign(&auth)));
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", text(&r));
+    assert!(text(&r).contains("enrollment"), "{}", text(&r));
+    mdmdevice::admit(&e, &id, IPAD, "F5JM992LF193", mdmdevice::TOPIC);
     let r = send(&e, Method::PUT, &auth, Some(&id.sign(&auth)));
     assert_eq!(r.status(), StatusCode::OK, "{}", text(&r));
     assert!(r.body().is_empty());
@@ -72,6 +77,7 @@ fn openssl_signed_fixture_is_accepted() {
     );
     let id = Identity::self_signed();
     let auth = vector("nanomdm-checkin/Authenticate.2.plist");
+    mdmdevice::admit(&e, &id, IMAC, "C02MT66KFLHH", mdmdevice::TOPIC);
     assert_eq!(
         send(&e, Method::PUT, &auth, Some(&id.sign(&auth))).status(),
         StatusCode::OK
@@ -132,6 +138,7 @@ fn bad_signatures_are_400_and_store_nothing() {
 fn malformed_messages_unbound_identities_and_limits() {
     let e = env();
     let dev = Device::new(&e, Identity::self_signed(), IPAD);
+    let before = dump(&e);
     // A well-signed body that is not a check-in.
     let r = dev.checkin_raw(b"{\"json\": true}");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -139,13 +146,19 @@ fn malformed_messages_unbound_identities_and_limits() {
     let r = dev.checkin("Nonsense", "");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(text(&r).contains("Nonsense"));
-    // TokenUpdate before Authenticate: the identity is bound to nothing.
+    // TokenUpdate before Authenticate: the identity is bound to nothing and we hold no
+    // enrollment for the device, which is told to unenroll (403, never 401).
     let r = dev.checkin(
         "TokenUpdate",
         "<key>Topic</key><string>t</string><key>PushMagic</key><string>m</string><key>Token</key><data>AA==</data>",
     );
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(e.store.backend().is_empty());
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        text(&r).contains("com.apple.unrecognized.device"),
+        "{}",
+        text(&r)
+    );
+    assert_eq!(dump(&e), before, "nothing stored");
 
     // Over 1 MiB: 413, before anything is parsed.
     let big = vec![b' '; checkin::MAX_CHECKIN_BODY + 1];
@@ -239,6 +252,7 @@ fn the_scep_ca_in_the_store_is_required_as_issuer() {
         assert_eq!(dump(&e), before);
         // Issued by the CA: enrolls.
         let issued = Identity::ca_issued();
+        mdmdevice::admit(&e, &issued, IPAD, "F5JM992LF193", mdmdevice::TOPIC);
         let r = send(&e, Method::PUT, &auth, Some(&issued.sign(&auth)));
         assert_eq!(r.status(), StatusCode::OK, "{}", text(&r));
     }
@@ -280,4 +294,21 @@ fn issuer_check_on_real_device_certificates() {
         tampered[n - 5] ^= 1; // inside the issuer's signature
         assert!(signature::require_issued_by(&tampered, std::slice::from_ref(&device_ca)).is_err());
     }
+}
+
+#[test]
+fn without_a_scep_ca_every_identity_is_refused() {
+    let e = mdmdevice::env_without_ca(mdm_kv::Defects::spin_sqlite());
+    let auth = vector("nanomdm-checkin/Authenticate.1.plist");
+    for id in [Identity::self_signed(), Identity::ca_issued()] {
+        let r = send(&e, Method::PUT, &auth, Some(&id.sign(&auth)));
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", text(&r));
+        assert!(
+            text(&r).contains("no enrollment has been made with this server"),
+            "{}",
+            text(&r)
+        );
+    }
+    assert!(e.store.backend().is_empty());
+    assert!(record(&e, IPAD).is_none());
 }

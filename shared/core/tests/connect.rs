@@ -21,6 +21,8 @@ fn xml(body: &str) -> Vec<u8> {
 fn enrolled() -> Store<MemoryBackend> {
     let s = Store::new(MemoryBackend::with_defects(Defects::redis()));
     let key = Secret::new("k".into());
+    let request = mdm_core::enroll::pending::PendingEnrollment::new("U1", "", "t", 0);
+    block_on(mdm_core::enroll::pending::put(&s, &request)).unwrap();
     for body in [
         "<key>MessageType</key><string>Authenticate</string><key>UDID</key><string>U1</string><key>Topic</key><string>t</string>",
         "<key>MessageType</key><string>TokenUpdate</string><key>UDID</key><string>U1</string><key>Topic</key><string>t</string><key>PushMagic</key><string>p</string><key>Token</key><data>AA==</data>",

@@ -309,6 +309,8 @@ fn max_ops_per_request(n: usize) -> usize {
         ops: AtomicUsize::new(0),
     });
     let key = Secret::new("k".into());
+    let request = mdm_core::enroll::pending::PendingEnrollment::new(UDID, "", "t", 0);
+    block_on(mdm_core::enroll::pending::put(&s, &request)).unwrap();
     for body in [
         format!(
             "<key>MessageType</key><string>Authenticate</string><key>UDID</key><string>{UDID}</string><key>Topic</key><string>t</string>"

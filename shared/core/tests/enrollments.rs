@@ -48,6 +48,31 @@ fn record(s: &Store<MemoryBackend>, id: &str) -> EnrollmentRecord {
     .unwrap()
 }
 
+/// The enrollment request `Authenticate` must match (what the enrollment endpoints
+/// leave; see `enroll_checkin.rs` for the real flow).
+fn pend(s: &Store<MemoryBackend>, id: &str) {
+    use mdm_core::enroll::pending::{self, PendingEnrollment, Via};
+    block_on(pending::put(
+        s,
+        &PendingEnrollment {
+            udid: id.into(),
+            serial: "F5JM992LF193".into(),
+            via: Via::Ade,
+            token: None,
+            profile: None,
+            apple_profile_uuid: None,
+            user: None,
+            topic: TOPIC.into(),
+            supervised: false,
+            product: None,
+            os_version: None,
+            build_version: None,
+            at: 1_000,
+        },
+    ))
+    .unwrap();
+}
+
 fn store() -> Store<MemoryBackend> {
     Store::new(MemoryBackend::with_defects(Defects::spin_sqlite()))
 }
@@ -55,6 +80,15 @@ fn store() -> Store<MemoryBackend> {
 #[test]
 fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
     let s = store();
+    assert!(matches!(
+        run(&s, CERT_A, &authenticate("U1")),
+        Err(Refusal::BadRequest(r)) if r.contains("no enrollment request")
+    ));
+    assert!(
+        s.backend().is_empty(),
+        "refused without an enrollment request"
+    );
+    pend(&s, "U1");
     assert_eq!(run(&s, CERT_A, &authenticate("U1")), Ok(Reply::Empty));
     let r = record(&s, "U1");
     assert!(!r.enrolled && r.push.is_none());
@@ -95,6 +129,8 @@ fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
 #[test]
 fn certificate_binding_is_enforced() {
     let s = store();
+    pend(&s, "U1");
+    pend(&s, "U2");
     run(&s, CERT_A, &authenticate("U1")).unwrap();
     // Another device cannot use U1's certificate, and U1's messages need its certificate.
     assert!(matches!(
@@ -109,16 +145,30 @@ fn certificate_binding_is_enforced() {
         run(&s, CERT_A, &token_update("U9", "")),
         Err(Refusal::BadRequest(_))
     ));
-    // A renewed identity re-authenticates and both certificates stay bound.
+    // Re-enrolled with a new identity (a new enrollment request): only it is bound.
     run(&s, CERT_B, &authenticate("U1")).unwrap();
-    assert_eq!(record(&s, "U1").cert_hashes, [CERT_A, CERT_B]);
-    assert_eq!(run(&s, CERT_A, &token_update("U1", "")), Ok(Reply::Empty));
+    assert_eq!(record(&s, "U1").cert_hashes, [CERT_B]);
+    assert!(matches!(
+        run(&s, CERT_A, &token_update("U1", "")),
+        Err(Refusal::BadRequest(_))
+    ));
+    assert_eq!(run(&s, CERT_B, &token_update("U1", "")), Ok(Reply::Empty));
+    // The request is used up by the TokenUpdate.
+    assert!(matches!(
+        run(&s, CERT_B, &authenticate("U1")),
+        Err(Refusal::BadRequest(_))
+    ));
+    // An unknown device with an unbound identity is told to unenroll.
+    assert!(matches!(
+        run(&s, "cc33", &token_update("U9", "")),
+        Err(Refusal::Unrecognized(_))
+    ));
     // A TokenUpdate for another push topic is refused.
     let wrong = msg(
         "<key>MessageType</key><string>TokenUpdate</string><key>UDID</key><string>U1</string><key>Topic</key><string>com.other</string><key>PushMagic</key><string>p</string><key>Token</key><data>AA==</data>",
     );
     assert!(matches!(
-        run(&s, CERT_A, &wrong),
+        run(&s, CERT_B, &wrong),
         Err(Refusal::BadRequest(_))
     ));
 }
@@ -126,6 +176,7 @@ fn certificate_binding_is_enforced() {
 #[test]
 fn user_channel_checkout_and_user_authenticate() {
     let s = store();
+    pend(&s, "M1");
     run(&s, CERT_A, &authenticate("M1")).unwrap();
     run(&s, CERT_A, &token_update("M1", "")).unwrap();
     let user = token_update(
@@ -152,6 +203,7 @@ fn user_channel_checkout_and_user_authenticate() {
 #[test]
 fn bootstrap_token_escrow_and_user_enrollment_limits() {
     let s = store();
+    pend(&s, "M1");
     run(&s, CERT_A, &authenticate("M1")).unwrap();
     let get = msg(
         "<key>MessageType</key><string>GetBootstrapToken</string><key>UDID</key><string>M1</string>",
@@ -191,6 +243,7 @@ fn bootstrap_token_escrow_and_user_enrollment_limits() {
     let ue_auth = msg(&format!(
         "<key>MessageType</key><string>Authenticate</string><key>EnrollmentID</key><string>E1</string><key>Topic</key><string>{TOPIC}</string>"
     ));
+    pend(&s, "E1");
     run(&s, CERT_B, &ue_auth).unwrap();
     assert!(record(&s, "E1").user_enrollment);
     let ue_set = msg(

@@ -222,6 +222,10 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Default: [`Pki::shared`].
     pub pki: Option<Pki>,
+    /// Serve TLS 1.2 only (default: 1.2 and 1.3). Under TLS 1.3 the client learns that
+    /// its certificate was refused only after its handshake completed (a failed read);
+    /// under 1.2 the handshake itself fails, as with older APNs front ends.
+    pub tls12_only: bool,
 }
 
 impl Default for SimConfig {
@@ -229,6 +233,7 @@ impl Default for SimConfig {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             pki: None,
+            tls12_only: false,
         }
     }
 }
@@ -278,7 +283,7 @@ impl ApnsSim {
             Some(p) => p,
             None => Pki::shared().clone(),
         };
-        let tls = server::tls_config(&pki).map_err(other)?;
+        let tls = server::tls_config(&pki, config.tls12_only).map_err(other)?;
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;

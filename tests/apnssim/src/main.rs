@@ -77,6 +77,7 @@ fn main() {
     let sim = ApnsSim::start_with(SimConfig {
         listen,
         pki: Some(pki),
+        ..SimConfig::default()
     })
     .unwrap_or_else(|e| fail(&format!("cannot serve on {listen}: {e}")));
     for (token, s) in scripts {

@@ -21,7 +21,7 @@ use crate::{Pki, RecordedPush, Shared};
 /// APNs' payload limit for everything but VoIP.
 pub const MAX_PAYLOAD: usize = 4096;
 
-pub(crate) fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, String> {
+pub(crate) fn tls_config(pki: &Pki, tls12_only: bool) -> Result<Arc<rustls::ServerConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(pki.push_ca_pem.as_bytes()) {
@@ -36,8 +36,13 @@ pub(crate) fn tls_config(pki: &Pki) -> Result<Arc<rustls::ServerConfig>, String>
     let chain = vec![CertificateDer::from(pki.server.cert_der.clone())];
     let key =
         PrivateKeyDer::from_pem_slice(pki.server.key_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)

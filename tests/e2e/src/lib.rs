@@ -24,12 +24,49 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root")
 }
 
+/// Where the compiled components are: `<target>/wasm32-wasip2/release`, `<target>` being
+/// `CARGO_TARGET_DIR` when set (at run time, else when this crate was built), else
+/// `<workspace>/target`.
+pub fn wasm_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO_TARGET_DIR").map(PathBuf::from))
+        .map(|t| {
+            if t.is_relative() {
+                workspace_root().join(t)
+            } else {
+                t
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("wasm32-wasip2/release")
+}
+
+/// The manifest to serve: the workspace's `spin.toml`, or, when the components live in
+/// another target directory ([`wasm_dir`]), a copy in `state_dir` whose component sources
+/// point there (sources resolve against the manifest's directory).
+fn manifest_for(root: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
+    const DEFAULT_SOURCES: &str = "source = \"target/wasm32-wasip2/release/";
+    let manifest = root.join("spin.toml");
+    let dir = wasm_dir();
+    if dir == root.join("target/wasm32-wasip2/release") {
+        return Ok(manifest);
+    }
+    let text = std::fs::read_to_string(&manifest).context("reading spin.toml")?;
+    let redirected = text.replace(DEFAULT_SOURCES, &format!("source = \"{}/", dir.display()));
+    std::fs::create_dir_all(state_dir)?;
+    let copy = state_dir.join("spin.toml");
+    std::fs::write(&copy, redirected).context("writing the redirected spin.toml")?;
+    Ok(copy)
+}
+
 /// The app running on the local host.
 pub struct App {
     host: Option<RunningHost>,
     pub addr: SocketAddr,
     state_dir: PathBuf,
     extra_vars: Vec<(String, String)>,
+    runtime_config: Option<PathBuf>,
 }
 
 impl App {
@@ -42,8 +79,18 @@ impl App {
         state_dir: &Path,
         extra_vars: Vec<(String, String)>,
     ) -> anyhow::Result<App> {
+        Self::start_with_config(state_dir, extra_vars, None).await
+    }
+
+    /// [`App::start_with`] plus a runtime-config file (`--runtime-config-file`), e.g. with
+    /// `[[client_tls]]` for the APNs push certificate.
+    pub async fn start_with_config(
+        state_dir: &Path,
+        extra_vars: Vec<(String, String)>,
+        runtime_config: Option<PathBuf>,
+    ) -> anyhow::Result<App> {
         let root = workspace_root();
-        let wasm = root.join("target/wasm32-wasip2/release/mdm_admin.wasm");
+        let wasm = wasm_dir().join("mdm_admin.wasm");
         anyhow::ensure!(
             wasm.exists(),
             "{} is missing: run ./scripts/test.sh, which builds the components",
@@ -56,10 +103,10 @@ impl App {
         ];
         variables.extend(extra_vars.iter().cloned());
         let host = mdm_host::start(HostConfig {
-            manifest: root.join("spin.toml"),
+            manifest: manifest_for(&root, state_dir)?,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             state_dir: state_dir.to_path_buf(),
-            runtime_config: None,
+            runtime_config: runtime_config.clone(),
             variables,
             kv_strict: false,
         })
@@ -70,6 +117,7 @@ impl App {
             host: Some(host),
             state_dir: state_dir.to_path_buf(),
             extra_vars,
+            runtime_config,
         })
     }
 
@@ -78,7 +126,8 @@ impl App {
         if let Some(h) = self.host.take() {
             h.shutdown().await;
         }
-        Self::start_with(&self.state_dir, std::mem::take(&mut self.extra_vars)).await
+        let vars = std::mem::take(&mut self.extra_vars);
+        Self::start_with_config(&self.state_dir, vars, self.runtime_config.take()).await
     }
 
     pub async fn shutdown(mut self) {
@@ -93,7 +142,8 @@ impl App {
         if let Some(h) = self.host.take() {
             h.kill().await;
         }
-        Self::start_with(&self.state_dir, std::mem::take(&mut self.extra_vars)).await
+        let vars = std::mem::take(&mut self.extra_vars);
+        Self::start_with_config(&self.state_dir, vars, self.runtime_config.take()).await
     }
 
     /// Key-value operations the components made since this host started.

@@ -221,8 +221,13 @@ pub async fn run(p: &impl Platform, params: &Params, req: &Request) -> Result<Re
     for (cmd, priority) in commands {
         queued.push(super::commands::enqueue_json(p, device, cmd, priority).await?);
     }
+    // Queued whatever APNs says; one push covers all the action's commands.
+    let push = match crate::mdm::push::notify_enqueued(p, device).await {
+        Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
+        Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
+    };
     Ok(api::json(
         StatusCode::CREATED,
-        &json!({ "device": device, "action": action, "commands": queued }),
+        &json!({ "device": device, "action": action, "commands": queued, "push": push }),
     ))
 }

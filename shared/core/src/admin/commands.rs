@@ -25,6 +25,7 @@ use crate::mdm::connect::{
 };
 use crate::mdm::enrollment_type::compare_versions;
 use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::mdm::push;
 use crate::mdm::queue::{self, Channel, Lane, QueueError};
 use crate::time::{format_rfc3339, parse_rfc3339};
 use crate::{Clock, Platform, Variables};
@@ -559,7 +560,12 @@ pub async fn enqueue(
     let device = params.get("device").unwrap_or_default();
     let (input, opts) = parse_request(req)?;
     let limit = queue_limit(p.vars()).await?;
-    let body = enqueue_for(p, device, &input, &opts, limit).await?;
+    let mut body = enqueue_for(p, device, &input, &opts, limit).await?;
+    // The command is queued whatever APNs says: the push outcome is only reported.
+    body["push"] = match push::notify_enqueued(p, device).await {
+        Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
+        Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
+    };
     Ok(api::json(StatusCode::CREATED, &body))
 }
 
@@ -626,7 +632,16 @@ pub async fn enqueue_bulk(p: &impl Platform, req: &Request) -> Result<Response, 
     let mut results = Vec::with_capacity(devices.len());
     for device in &devices {
         results.push(match enqueue_for(p, device, &input, &opts, limit).await {
-            Ok(v) => v,
+            // Pushing every device inline would wait on APNs once per device: the
+            // scheduler's drain pushes them instead.
+            Ok(mut v) => {
+                let now = p.clock().unix_seconds();
+                v["push"] = match push::defer_push(p.store(), device, now).await {
+                    Ok(()) => json!("deferred"),
+                    Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
+                };
+                v
+            }
             Err(e) => json!({
                 "device": device,
                 "status": e.status.as_u16(),

@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use super::commands::{platform_name, platform_of};
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response};
-use crate::mdm::connect;
 use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::mdm::{connect, push};
 use crate::time::format_rfc3339;
 
 pub const DEFAULT_PAGE: usize = 100;
@@ -39,6 +39,13 @@ fn view(r: &EnrollmentRecord) -> Value {
         "model_name": r.model_name,
         "device_name": r.device_name,
         "awaiting_configuration": r.awaiting_configuration,
+        "enrolled_via": r.enrollment_kind,
+        "user": r.user,
+        "dep_token": r.dep_token,
+        "dep_profile": r.dep_profile,
+        "identity_serial": r.identity_serial,
+        "identity_expires_at": ts(r.identity_expires_at),
+        "push_token": r.push.is_some(),
         "push_reachable": r.enrolled && r.push.is_some(),
         "unlock_token_escrowed": r.unlock_token.is_some(),
         "authenticated_at": ts(Some(r.authenticated_at)),
@@ -117,5 +124,8 @@ pub async fn get(p: &impl Platform, params: &Params) -> Result<Response, ApiErro
         );
     }
     v["inventory"] = Value::Object(inv);
+    // Null while the device was never pushed.
+    v["push"] = serde_json::to_value(push::push_state(p.store(), &r.device_id).await?)
+        .unwrap_or(Value::Null);
     Ok(api::ok_json(&v))
 }

@@ -10,10 +10,12 @@ mod diagnostics;
 mod health;
 mod profiles;
 mod tokens;
+mod users;
 
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response, Route};
 use crate::config::ADMIN_API_KEY;
+use crate::mdm::push;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -57,6 +59,15 @@ pub enum Op {
     EnqueueBulk,
     DeviceLogs,
     DeviceAction,
+    CreateChallenge,
+    PushDevice,
+    PushState,
+    PushCertificate,
+    ListUsers,
+    CreateUser,
+    GetUser,
+    PatchUser,
+    DeleteUser,
 }
 
 /// The admin API's routes: (method, path pattern, operation).
@@ -102,6 +113,15 @@ pub const ROUTES: &[Route<Op>] = &[
     ("POST", "/api/v1/commands", Op::EnqueueBulk),
     ("GET", "/api/v1/devices/{device}/logs", Op::DeviceLogs),
     ("POST", "/api/v1/devices/{device}/actions/{action}", Op::DeviceAction),
+    ("POST", "/api/v1/enrollment/challenges", Op::CreateChallenge),
+    ("POST", "/api/v1/devices/{device}/push", Op::PushDevice),
+    ("GET", "/api/v1/devices/{device}/push", Op::PushState),
+    ("GET", "/api/v1/push/certificate", Op::PushCertificate),
+    ("GET", "/api/v1/users", Op::ListUsers),
+    ("POST", "/api/v1/users", Op::CreateUser),
+    ("GET", "/api/v1/users/{user}", Op::GetUser),
+    ("PATCH", "/api/v1/users/{user}", Op::PatchUser),
+    ("DELETE", "/api/v1/users/{user}", Op::DeleteUser),
 ];
 
 /// Entry point of the admin component.
@@ -167,5 +187,14 @@ async fn run(
         Op::GetCommand => commands::get(p, params, req).await,
         Op::CancelCommand => commands::cancel(p, params, req).await,
         Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,
+        Op::CreateChallenge => crate::scep::admin::create_challenge(p, req).await,
+        Op::PushDevice => push::admin_push(p, params.get("device").unwrap_or_default()).await,
+        Op::PushState => push::admin_push_state(p, params.get("device").unwrap_or_default()).await,
+        Op::PushCertificate => push::admin_certificate_status(p).await,
+        Op::ListUsers => users::list(p, req).await,
+        Op::CreateUser => users::create(p, req).await,
+        Op::GetUser => users::get(p, params).await,
+        Op::PatchUser => users::patch(p, params, req).await,
+        Op::DeleteUser => users::delete(p, params).await,
     }
 }

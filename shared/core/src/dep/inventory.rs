@@ -10,10 +10,11 @@
 //!                            a crashed run and is skipped.
 //! - `ctr:devix:<t>`          last index slot allocated (increment-only)
 //! - `ctr:devn:<t>`           number of live (non-tombstone) devices
+//! - `devtok:<s>`             token (decimal) that last synced the serial as present
 //!
-//! Applying a page of N devices costs one batched read, one batched write of records
-//! and, for new serials only, one increment and one batched index write: O(1) calls per
-//! 100 devices whatever the inventory size.
+//! Applying a page of N devices costs one batched read, one batched write of records,
+//! one batched write of the serial→token index and, for new serials only, one increment
+//! and one batched index write: O(1) calls per 100 devices whatever the inventory size.
 
 use std::collections::HashMap;
 
@@ -28,6 +29,11 @@ use crate::time::parse_rfc3339;
 
 pub fn device_key(token: TokenId, serial: &str) -> String {
     format!("dev:{token}:{}", segment(serial))
+}
+
+/// The serial → token index (see the module documentation).
+pub fn serial_index_key(serial: &str) -> String {
+    format!("devtok:{}", segment(serial))
 }
 
 fn index_key(token: TokenId, slot: u64) -> String {
@@ -271,6 +277,23 @@ pub async fn apply_page<B: Backend>(
         .map(|(k, v)| (k.as_str(), v.as_slice()))
         .collect();
     store.set_many(&refs).await?;
+    // After the records: a crash in between leaves a serial unindexed, which the lookup
+    // ([`token_of`]) covers by scanning the tokens.
+    let present: Vec<(String, Vec<u8>)> = updates
+        .iter()
+        .filter(|(_, r)| r.removed_at.is_none())
+        .map(|(_, r)| {
+            (
+                serial_index_key(&r.serial_number),
+                token.to_string().into_bytes(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = present
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    store.set_many(&refs).await?;
     if live_delta != 0 {
         store.increment(&live_counter(token), live_delta).await?;
     }
@@ -287,6 +310,55 @@ pub async fn get<B: Backend>(
     Ok(raw
         .and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
         .filter(|r| !r.tombstone))
+}
+
+/// The token holding `serial` and its record: the one the serial index names when it
+/// holds the device present, else (an index not written yet, or naming a token where
+/// Apple since removed the device) a scan of every token slot, at most
+/// [`super::tokens::MAX_TOKENS`] keys read in batches of 100. A device present under some
+/// token wins over one Apple reported removed; `None` if no token knows the serial.
+pub async fn token_of<B: Backend>(
+    store: &Store<B>,
+    serial: &str,
+) -> Result<Option<(TokenId, DeviceRecord)>, KvError> {
+    let indexed = store
+        .get(&serial_index_key(serial))
+        .await?
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(TokenId);
+    if let Some(t) = indexed
+        && let Some(rec) = get(store, t, serial).await?
+        && rec.removed_at.is_none()
+    {
+        return Ok(Some((t, rec)));
+    }
+    let last = store.counter(&super::tokens::seq_counter()).await?.max(0) as u64;
+    let mut best: Option<(TokenId, DeviceRecord)> = None;
+    let ids: Vec<TokenId> = (1..=last).map(TokenId).collect();
+    for chunk in ids.chunks(100) {
+        let keys: Vec<String> = chunk.iter().map(|t| device_key(*t, serial)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for (t, raw) in chunk.iter().zip(store.get_many(&refs).await?) {
+            let Some(rec) = raw
+                .and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
+                .filter(|r| !r.tombstone)
+            else {
+                continue;
+            };
+            let better = match &best {
+                None => true,
+                Some((_, b)) => {
+                    (rec.removed_at.is_none(), rec.updated_at)
+                        > (b.removed_at.is_none(), b.updated_at)
+                }
+            };
+            if better {
+                best = Some((*t, rec));
+            }
+        }
+    }
+    Ok(best)
 }
 
 /// Number of live devices of a token.

@@ -106,6 +106,16 @@ pub struct ProfileSpec {
     /// Base64 DER TLS anchors for the enrollment URL.
     #[serde(default)]
     pub anchor_certificates: Vec<String>,
+    /// Devices of this profile's platform below this OS version are refused enrollment
+    /// (`"17.4"`, optionally with a supplemental letter: `"17.4 (a)"`). Devices that say
+    /// they can (iOS 17+, macOS 14+) are told to update first
+    /// (`com.apple.softwareupdate.required`); older ones get a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_os_version: Option<String>,
+    /// The build to update to (`"21E219"`), sent along with the minimum for seeding;
+    /// Apple lets the version win when they disagree. Needs `minimum_os_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_os_build: Option<String>,
 }
 
 /// One broken rule.
@@ -190,6 +200,49 @@ fn template_is_valid(t: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     Ok(())
+}
+
+/// `17`, `17.4`, `14.4.1`, each part a number without leading zeros (major 1-99),
+/// optionally followed by a supplemental letter in parentheses: `17.4 (a)`.
+pub fn os_version_is_valid(v: &str) -> bool {
+    let (numeric, supplemental) = match v.split_once(' ') {
+        Some((n, s)) => (n, Some(s)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = numeric.split('.').collect();
+    let part_ok = |p: &&str| {
+        !p.is_empty()
+            && p.len() <= 3
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() == 1 || !p.starts_with('0'))
+    };
+    let supplemental_ok = supplemental.is_none_or(|s| {
+        s.len() == 3
+            && s.starts_with('(')
+            && s.ends_with(')')
+            && s.as_bytes()[1].is_ascii_lowercase()
+    });
+    (1..=3).contains(&parts.len())
+        && parts.iter().all(part_ok)
+        && parts[0].parse::<u32>().is_ok_and(|m| (1..=99).contains(&m))
+        && supplemental_ok
+}
+
+/// Apple build versions: major number, one letter, a number, optional lowercase letter
+/// (`21E219`, `20A242a`).
+pub fn os_build_is_valid(b: &str) -> bool {
+    let bytes = b.as_bytes();
+    let digits = bytes.iter().take_while(|c| c.is_ascii_digit()).count();
+    let Some(letter) = bytes.get(digits) else {
+        return false;
+    };
+    let rest = &bytes[digits + 1..];
+    let n = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    let tail = &rest[n..];
+    (1..=2).contains(&digits)
+        && letter.is_ascii_uppercase()
+        && (1..=5).contains(&n)
+        && (tail.is_empty() || (tail.len() == 1 && tail[0].is_ascii_lowercase()))
 }
 
 impl ProfileSpec {
@@ -336,6 +389,25 @@ impl ProfileSpec {
             }
         }
         c.certificates("anchor_certificates", &self.anchor_certificates);
+        if let Some(v) = &self.minimum_os_version
+            && !os_version_is_valid(v)
+        {
+            c.fail(
+                "minimum_os_version",
+                "an OS version such as 17.4 or 14.4.1, optionally with a supplemental letter: 17.4 (a)",
+            );
+        }
+        if let Some(b) = &self.minimum_os_build {
+            if self.minimum_os_version.is_none() {
+                c.fail("minimum_os_build", "only together with minimum_os_version");
+            }
+            if !os_build_is_valid(b) {
+                c.fail(
+                    "minimum_os_build",
+                    "a build version such as 21E219 or 20A242a",
+                );
+            }
+        }
         if c.errors.is_empty() {
             Ok(notices)
         } else {

@@ -614,6 +614,29 @@ pub async fn cancel<B: Backend>(
     }
 }
 
+/// Re-enrollment: cancels every command of the channel not answered yet (see
+/// [`queue::drain`]) and marks each cancelled in its record and history. Returns how
+/// many.
+pub async fn cancel_all<B: Backend>(
+    store: &Store<B>,
+    ch: &Channel,
+    now: u64,
+) -> Result<u64, QueueError> {
+    let tag = ch.tag();
+    let drained = queue::drain(store, ch).await?;
+    for cmd in &drained {
+        if let Some(mut rec) = result(store, tag, &cmd.uuid).await? {
+            rec.status = STATUS_CANCELLED.into();
+            rec.cancelled_at = Some(now);
+            store
+                .set(&result_key(tag, &cmd.uuid), &encode(&rec))
+                .await?;
+            record_completion(store, tag, &cmd.uuid, rec.log, now).await?;
+        }
+    }
+    Ok(drained.len() as u64)
+}
+
 /// A page of a channel's history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryQuery {

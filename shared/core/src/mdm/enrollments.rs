@@ -12,6 +12,18 @@
 //! - `ctr:enrix`        devices that ever authenticated
 //! - `enrix:<n>`        the n-th device to authenticate (its id): the device list, read
 //!   in order by the admin API without listing keys
+//!
+//! `Authenticate` must match the device's pending enrollment request
+//! ([`crate::enroll::pending`]: same UDID, serial and topic) and, when the identity's
+//! serial is known, an identity our SCEP issued for this UDID
+//! ([`crate::scep::endpoint::issued_for`]); otherwise 400. Manual enrollments (a
+//! challenge an administrator created for the device) need no request. A second `Authenticate` of an
+//! enrolled device (re-enrollment after a wipe or retire) replaces the enrollment: the
+//! old identities' bindings, its user channels, queued commands (device and user
+//! channels, cancelled in their history), push token, unlock and bootstrap tokens are
+//! dropped; the device is reachable again after its next TokenUpdate. Messages from a
+//! device we hold no enrollment for at all answer 403 `com.apple.unrecognized.device`
+//! ([`Refusal::Unrecognized`]), which makes the device unenroll.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -20,7 +32,10 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::checkin::{CheckinMessage, Enrollment};
+use super::connect;
 use super::queue::{self, Channel};
+use crate::dep::TokenId;
+use crate::enroll::pending;
 use crate::seal::Sealer;
 
 pub const SEAL_UNLOCK: &str = "unlock-token";
@@ -92,6 +107,72 @@ pub struct EnrollmentRecord {
     /// results, with the time each section was reported.
     #[serde(default)]
     pub inventory: std::collections::BTreeMap<String, InventorySection>,
+    /// How the device enrolled; `None` for records older than enrollment tracking.
+    #[serde(default)]
+    pub enrollment_kind: Option<EnrollmentKind>,
+    /// Our local user bound to the device (web enrollment sign-in).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The server token and our profile the device enrolled under (ADE).
+    #[serde(default)]
+    pub dep_token: Option<TokenId>,
+    #[serde(default)]
+    pub dep_profile: Option<u64>,
+    #[serde(default)]
+    pub imei: Option<String>,
+    #[serde(default)]
+    pub meid: Option<String>,
+    /// The current identity certificate: serial (lowercase hex) and end of validity.
+    #[serde(default)]
+    pub identity_serial: Option<String>,
+    #[serde(default)]
+    pub identity_expires_at: Option<u64>,
+    /// User channels that finished a TokenUpdate (ids), so re-enrollment can drop them.
+    #[serde(default)]
+    pub user_channels: Vec<String>,
+}
+
+/// How a device enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentKind {
+    /// Automated Device Enrollment (with or without web sign-in).
+    Ade,
+    /// User Enrollment (BYOD, EnrollmentID).
+    UserEnrollment,
+    /// A profile made by hand with a challenge from the admin API (Apple Configurator,
+    /// tests).
+    Manual,
+}
+
+/// The identity certificate a message was signed with, as far as the transport knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceIdentity {
+    /// Lowercase hex SHA-256 of the certificate DER: the binding key.
+    pub cert_hash: String,
+    /// Lowercase hex serial number.
+    pub serial_hex: Option<String>,
+    pub not_after: Option<u64>,
+}
+
+impl DeviceIdentity {
+    /// Only the hash (callers that verified the certificate elsewhere).
+    pub fn from_hash(cert_hash: &str) -> Self {
+        DeviceIdentity {
+            cert_hash: cert_hash.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// From the certificate that signed the message.
+    pub fn from_certificate(cert_hash: &str, der: &[u8]) -> Self {
+        let cert = mdm_crypto::Certificate::from_der(der).ok();
+        DeviceIdentity {
+            cert_hash: cert_hash.to_owned(),
+            serial_hex: cert.as_ref().map(mdm_crypto::Certificate::serial_hex),
+            not_after: cert.map(|c| c.not_after_unix().max(0) as u64),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +211,10 @@ pub enum Reply {
 pub enum Refusal {
     /// Answered 400 with this reason.
     BadRequest(String),
+    /// We hold no enrollment for this device: answered 403
+    /// `{"code":"com.apple.unrecognized.device"}`, which makes the device unenroll
+    /// (iOS/tvOS 17+, macOS 14+; older devices treat it as an error).
+    Unrecognized(String),
     Store(KvError),
 }
 
@@ -172,6 +257,11 @@ pub async fn require_binding<B: Backend>(
 ) -> Result<EnrollmentRecord, Refusal> {
     let bound = store.get(&binding_key(cert_hash)).await?;
     if bound.as_deref() != Some(device_id.as_bytes()) {
+        if bound.is_none() && load(store, device_id).await?.is_none() {
+            return Err(Refusal::Unrecognized(
+                "no enrollment for this device on this server".into(),
+            ));
+        }
         return Err(bad("identity certificate is not bound to this enrollment"));
     }
     load(store, device_id)
@@ -179,7 +269,104 @@ pub async fn require_binding<B: Backend>(
         .ok_or_else(|| bad("no enrollment for this device; Authenticate first"))
 }
 
-/// Applies one verified check-in message.
+/// Drops what a previous enrollment of the device left: other identities' bindings, user
+/// channels, queued commands (cancelled in their history), the bootstrap token.
+async fn reset_enrollment<B: Backend>(
+    store: &Store<B>,
+    prev: &EnrollmentRecord,
+    keep_cert: &str,
+    now: u64,
+) -> Result<(), Refusal> {
+    let device_id = &prev.device_id;
+    let mut gone: Vec<String> = prev
+        .cert_hashes
+        .iter()
+        .filter(|h| h.as_str() != keep_cert)
+        .map(|h| binding_key(h))
+        .collect();
+    for user in &prev.user_channels {
+        connect::cancel_all(store, &Channel::user(device_id, user), now)
+            .await
+            .map_err(queue_error)?;
+        gone.push(user_key(device_id, user));
+    }
+    connect::cancel_all(store, &Channel::device(device_id), now)
+        .await
+        .map_err(queue_error)?;
+    gone.push(bootstrap_key(device_id));
+    let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
+    store.delete_many(&refs).await?;
+    Ok(())
+}
+
+fn queue_error(e: queue::QueueError) -> Refusal {
+    match e {
+        queue::QueueError::Store(e) => Refusal::Store(e),
+        other => Refusal::BadRequest(other.to_string()),
+    }
+}
+
+/// Purposes of SCEP challenges our enrollment endpoints hand out: a certificate issued
+/// for one of these enrolls only together with the matching enrollment request.
+const REQUEST_PURPOSES: [&str; 2] = ["ade", "web"];
+
+/// Whether the device may Authenticate: its pending enrollment request (the serial and
+/// topic it announced), and an identity our SCEP issued for it. Without a request, an
+/// identity issued through a challenge an administrator created for this device
+/// (`POST /api/v1/enrollment/challenges`: manual enrollment) is enough.
+async fn admit_authenticate<B: Backend>(
+    store: &Store<B>,
+    identity: &DeviceIdentity,
+    device_id: &str,
+    a: &super::checkin::Authenticate,
+    now: u64,
+) -> Result<pending::PendingEnrollment, Refusal> {
+    let issued = match &identity.serial_hex {
+        None => None,
+        Some(serial) => match crate::scep::endpoint::issued_for(store, serial).await? {
+            Some(rec) if rec.device_id == device_id => Some(rec),
+            Some(_) => return Err(bad("identity certificate issued to another device")),
+            None => {
+                return Err(bad(
+                    "identity certificate was not issued by this server's SCEP for an enrollment",
+                ));
+            }
+        },
+    };
+    let Some(p) = pending::get(store, device_id, now).await? else {
+        if let Some(rec) = issued.filter(|r| !REQUEST_PURPOSES.contains(&r.purpose.as_str())) {
+            let mut manual = pending::PendingEnrollment::new(
+                device_id,
+                rec.device_serial.as_deref().unwrap_or(""),
+                &a.topic,
+                now,
+            );
+            manual.via = pending::Via::Manual;
+            manual.user = rec.user;
+            if let (Some(sn), Some(want)) = (&a.serial_number, &rec.device_serial)
+                && !sn.trim().eq_ignore_ascii_case(want.trim())
+            {
+                return Err(bad("SerialNumber differs from the enrollment challenge's"));
+            }
+            return Ok(manual);
+        }
+        return Err(bad(
+            "no enrollment request is pending for this device (or it expired): enroll it again",
+        ));
+    };
+    if let Some(sn) = &a.serial_number
+        && !sn.trim().eq_ignore_ascii_case(p.serial.trim())
+    {
+        return Err(bad("SerialNumber differs from the enrollment request's"));
+    }
+    if a.topic != p.topic {
+        return Err(bad("Topic differs from the enrollment profile's"));
+    }
+    Ok(p)
+}
+
+/// Applies one verified check-in message signed by the certificate hashing to
+/// `cert_hash` (see [`checkin_identity`]).
 pub async fn checkin<B: Backend>(
     store: &Store<B>,
     storage_key: &crate::config::Secret,
@@ -187,6 +374,26 @@ pub async fn checkin<B: Backend>(
     msg: &CheckinMessage,
     now: u64,
 ) -> Result<Reply, Refusal> {
+    checkin_identity(
+        store,
+        storage_key,
+        &DeviceIdentity::from_hash(cert_hash),
+        msg,
+        now,
+    )
+    .await
+}
+
+/// Applies one verified check-in message signed by `identity`. With the identity's
+/// serial known, `Authenticate` also checks our SCEP issued it for this device.
+pub async fn checkin_identity<B: Backend>(
+    store: &Store<B>,
+    storage_key: &crate::config::Secret,
+    identity: &DeviceIdentity,
+    msg: &CheckinMessage,
+    now: u64,
+) -> Result<Reply, Refusal> {
+    let cert_hash = identity.cert_hash.as_str();
     let e: &Enrollment = msg.enrollment();
     let device_id = e
         .device_id()
@@ -201,13 +408,10 @@ pub async fn checkin<B: Backend>(
                     "identity certificate already belongs to another enrollment",
                 ));
             }
+            let pend = admit_authenticate(store, identity, &device_id, a, now).await?;
             let previous = load(store, &device_id).await?;
-            let mut cert_hashes = previous
-                .as_ref()
-                .map(|p| p.cert_hashes.clone())
-                .unwrap_or_default();
-            if !cert_hashes.iter().any(|h| h == cert_hash) {
-                cert_hashes.push(cert_hash.to_owned());
+            if let Some(prev) = &previous {
+                reset_enrollment(store, prev, cert_hash, now).await?;
             }
             store
                 .set(&binding_key(cert_hash), device_id.as_bytes())
@@ -218,18 +422,19 @@ pub async fn checkin<B: Backend>(
                 store.set(&index_key(n), device_id.as_bytes()).await?;
             }
             // (Re-)enrollment: reachable only after its TokenUpdate.
+            let user_enrollment = e.is_user_enrollment();
             let rec = EnrollmentRecord {
                 device_id: device_id.clone(),
-                user_enrollment: e.is_user_enrollment(),
-                serial_number: a.serial_number.clone(),
-                product_name: a.product_name.clone(),
-                os_version: a.os_version.clone(),
-                build_version: a.build_version.clone(),
+                user_enrollment,
+                serial_number: a.serial_number.clone().or(Some(pend.serial.clone())),
+                product_name: a.product_name.clone().or(pend.product.clone()),
+                os_version: a.os_version.clone().or(pend.os_version.clone()),
+                build_version: a.build_version.clone().or(pend.build_version.clone()),
                 device_name: a.device_name.clone(),
                 model: a.model.clone(),
                 model_name: a.model_name.clone(),
                 topic: a.topic.clone(),
-                cert_hashes,
+                cert_hashes: vec![cert_hash.to_owned()],
                 enrolled: false,
                 authenticated_at: now,
                 enrolled_at: None,
@@ -238,8 +443,25 @@ pub async fn checkin<B: Backend>(
                 push: None,
                 unlock_token: None,
                 awaiting_configuration: false,
-                supervised: previous.as_ref().and_then(|p| p.supervised),
+                // The profile says, when we know it; a later DeviceInformation overrides.
+                supervised: pend.profile.map(|_| pend.supervised),
                 inventory: previous.map(|p| p.inventory).unwrap_or_default(),
+                enrollment_kind: Some(if user_enrollment {
+                    EnrollmentKind::UserEnrollment
+                } else {
+                    match pend.via {
+                        pending::Via::Ade => EnrollmentKind::Ade,
+                        pending::Via::Manual => EnrollmentKind::Manual,
+                    }
+                }),
+                user: pend.user.clone(),
+                dep_token: pend.token,
+                dep_profile: pend.profile,
+                imei: a.imei.clone(),
+                meid: a.meid.clone(),
+                identity_serial: identity.serial_hex.clone(),
+                identity_expires_at: identity.not_after,
+                user_channels: Vec::new(),
             };
             save(store, &rec).await?;
             Ok(Reply::Empty)
@@ -271,6 +493,10 @@ pub async fn checkin<B: Backend>(
                     )
                     .await?;
                 queue::open(store, &Channel::user(&device_id, user_id)).await?;
+                if !rec.user_channels.iter().any(|u| u == user_id) {
+                    rec.user_channels.push(user_id.to_owned());
+                    save(store, &rec).await?;
+                }
                 return Ok(Reply::Empty);
             }
             rec.push = Some(push);
@@ -283,6 +509,8 @@ pub async fn checkin<B: Backend>(
             if !rec.enrolled {
                 rec.enrolled = true;
                 rec.enrolled_at = Some(now);
+                // The enrollment request is used up: another Authenticate needs a new one.
+                pending::remove(store, &device_id).await?;
             }
             rec.checked_out_at = None;
             rec.last_seen_at = now;

@@ -511,6 +511,57 @@ pub async fn cancel<B: Backend>(
     }
 }
 
+/// Re-enrollment: every command of the channel not answered yet — queued, deferred or
+/// in flight alike, since the device that would answer them is gone — is cancelled (as
+/// an admin cancel would, so the frontier passes them and the queue bound frees up).
+/// Returns them. O(pending commands), read in batches; nothing when the channel was
+/// never opened.
+pub async fn drain<B: Backend>(
+    store: &Store<B>,
+    ch: &Channel,
+) -> Result<Vec<QueuedCommand>, QueueError> {
+    let Some(h) = head(store, ch).await? else {
+        return Ok(Vec::new());
+    };
+    let mut slots: Vec<(Lane, u64)> = h.deferred.iter().map(|d| (d.0, d.1)).collect();
+    for lane in Lane::ALL {
+        let tail = store.counter(&ch.counter(lane)).await?.max(0) as u64;
+        slots.extend((h.next(lane)..=tail).map(|n| (lane, n)));
+    }
+    let mut out = Vec::new();
+    for chunk in slots.chunks(100) {
+        let keys: Vec<String> = chunk.iter().map(|(l, n)| ch.entry_key(*l, *n)).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for (key, raw) in keys.iter().zip(store.get_many(&refs).await?) {
+            let Some(raw) = raw else { continue };
+            let cmd: QueuedCommand = decode(&raw, "queued command")?;
+            if cmd.finished() {
+                continue;
+            }
+            let r = transition(store, key, |c| {
+                if c.finished() {
+                    return Err(c.state);
+                }
+                c.state = EntryState::Cancelled;
+                Ok(())
+            })
+            .await?;
+            if let Some(Ok((_, after))) = r {
+                out.push(after);
+            }
+        }
+    }
+    if !out.is_empty() {
+        store
+            .increment(&ch.cancelled_counter(), out.len() as i64)
+            .await?;
+        let uuids: Vec<String> = out.iter().map(|c| ch.uuid_key(&c.uuid)).collect();
+        let refs: Vec<&str> = uuids.iter().map(String::as_str).collect();
+        store.delete_many(&refs).await?;
+    }
+    Ok(out)
+}
+
 /// A pending command by UUID (for the admin API), without changing anything.
 pub async fn find<B: Backend>(
     store: &Store<B>,

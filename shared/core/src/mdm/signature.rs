@@ -139,8 +139,9 @@ pub fn certificate(der: &[u8]) -> Option<Certificate> {
     Certificate::from_der(der).ok()
 }
 
-/// Store key of our SCEP CA certificate (DER, or PEM), written by the SCEP issuance code.
-/// While it is absent no issuer is required (see [`require_issued_by`]).
+/// Store key of our SCEP CA certificate (DER, or PEM), written by
+/// [`crate::scep::ca::authority`]. While it is absent the device endpoints refuse every
+/// identity ([`crate::checkin::authenticate_device`]).
 pub const SCEP_CA_CERT_KEY: &str = "scep:ca-cert";
 
 const SHA1_WITH_RSA: &str = "1.2.840.113549.1.1.5";
@@ -152,9 +153,8 @@ const SHA512_WITH_RSA: &str = "1.2.840.113549.1.1.13";
 /// signed) by one of `ca_certs` (DER). The `Mdm-Signature` only proves possession of the
 /// key of the certificate embedded in it; this proves that certificate is ours.
 ///
-/// An empty `ca_certs` refuses nothing: today the caller passes whatever the store holds at
-/// [`SCEP_CA_CERT_KEY`], which is nothing until SCEP issuance lands. The enrollment work
-/// makes the CA mandatory (an absent CA will then refuse every device).
+/// An empty `ca_certs` refuses nothing here; the device endpoints refuse before calling
+/// this when no CA exists ([`crate::checkin::authenticate_device`]).
 ///
 /// Checked: the issuer name equals the CA's subject and the certificate's signature
 /// verifies with the CA's RSA key (SHA-1/256/384/512). Validity dates are not checked:

@@ -38,7 +38,28 @@ pub fn env() -> E {
     env_with(Defects::spin_sqlite())
 }
 
+/// The server with the test trust anchors at `scep:ca-cert` (see [`test_anchors`]).
 pub fn env_with(defects: Defects) -> E {
+    let e = env_without_ca(defects);
+    block_on(
+        e.store
+            .set(mdm_core::mdm::signature::SCEP_CA_CERT_KEY, &test_anchors()),
+    )
+    .unwrap();
+    e
+}
+
+/// The test trust anchors, put where the server keeps its SCEP CA certificate
+/// (`scep:ca-cert`, PEM bundle): the test SCEP CA that issued [`Identity::ca_issued`] and
+/// the self-signed [`Identity::self_signed`] (a self-signed certificate is its own issuer).
+pub fn test_anchors() -> Vec<u8> {
+    let mut pem = fixture("device-identity/scepca.pem");
+    pem.extend_from_slice(&fixture("mdm-signature/device.pem"));
+    pem
+}
+
+/// A server that has no SCEP CA yet: every device request is refused.
+pub fn env_without_ca(defects: Defects) -> E {
     Env {
         store: Store::new(MemoryBackend::with_defects(defects)),
         http: NoHttp,
@@ -224,9 +245,21 @@ impl<'a> Device<'a> {
         )))
     }
 
+    /// Lets this device Authenticate as `SN-<udid>` with [`TOPIC`] (see [`admit`]).
+    pub fn admit(&self) {
+        admit(
+            self.e,
+            &self.id,
+            &self.udid,
+            &format!("SN-{}", self.udid),
+            TOPIC,
+        );
+    }
+
     /// Authenticate + TokenUpdate. `product`: ProductName (platform), `extra_tu`: more
     /// TokenUpdate keys.
     pub fn enroll(&self, product: &str, os: &str, extra_tu: &str) {
+        self.admit();
         let r = self.checkin(
             "Authenticate",
             &format!("<key>Topic</key><string>{TOPIC}</string><key>ProductName</key><string>{product}</string><key>OSVersion</key><string>{os}</string><key>SerialNumber</key><string>SN-{}</string>", self.udid),
@@ -283,6 +316,56 @@ impl<'a> Device<'a> {
     pub fn not_now(&self, uuid: &str) -> Option<(String, String)> {
         self.report("NotNow", Some(uuid), "")
     }
+}
+
+/// What the enrollment flow leaves before a device's `Authenticate` (which is refused
+/// without it): the pending enrollment request of `device_id` (serial, topic) and the
+/// record of our SCEP having issued `id`'s certificate for it (`scepcert:<serial>`, as
+/// `mdm_core::scep::endpoint` writes it).
+pub fn admit(e: &E, id: &Identity, device_id: &str, serial: &str, topic: &str) {
+    use mdm_core::enroll::pending::{self, PendingEnrollment, Via};
+    block_on(pending::put(
+        &e.store,
+        &PendingEnrollment {
+            udid: device_id.into(),
+            serial: serial.into(),
+            via: Via::Ade,
+            token: None,
+            profile: None,
+            apple_profile_uuid: None,
+            user: None,
+            topic: topic.into(),
+            supervised: false,
+            product: None,
+            os_version: None,
+            build_version: None,
+            at: START,
+        },
+    ))
+    .unwrap();
+    let mut cert_serial = hex::encode(id.cert.tbs_certificate.serial_number.as_bytes());
+    while cert_serial.len() > 2 && cert_serial.starts_with("00") {
+        cert_serial.drain(..2);
+    }
+    let issued = mdm_core::scep::endpoint::IssuedRecord {
+        serial: cert_serial.clone(),
+        subject: String::new(),
+        not_before: 0,
+        not_after: i64::MAX,
+        issued_at: START,
+        device_id: device_id.into(),
+        device_serial: Some(serial.into()),
+        user: None,
+        purpose: "test".into(),
+        cert_sha256: id.cert_hash(),
+        transaction_id: "test".into(),
+        renewed_from: None,
+    };
+    block_on(e.store.set(
+        &format!("scepcert:{cert_serial}"),
+        &serde_json::to_vec(&issued).unwrap(),
+    ))
+    .unwrap();
 }
 
 /// The command in a connect response, or None for an empty 200.

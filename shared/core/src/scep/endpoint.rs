@@ -1,0 +1,547 @@
+//! `/scep` (RFC 8894), served by the `checkin` component:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET ?operation=GetCACaps` | `200 text/plain`, [`CA_CAPS`] (no single DES) |
+//! | `GET ?operation=GetCACert` | `200 application/x-x509-ca-ra-cert`: CA + RA, certs-only SignedData |
+//! | `POST ?operation=PKIOperation` (body ≤ 2 MiB, else 413) | `200 application/x-pki-message` CertRep |
+//! | `GET ?operation=PKIOperation&message=<base64>` | the same; standard or URL-safe base64 |
+//!
+//! PKIOperation:
+//! - **PKCSReq**: signature verified, envelope opened with the RA key (never the CA key),
+//!   CSR self-signature checked, the challengePassword redeemed (one-time, 15 minutes),
+//!   certificate issued for [`IDENTITY_VALIDITY_DAYS`] and recorded ([`IssuedRecord`]).
+//! - **RenewalReq**: signed by a certificate this CA issued (and recorded), not expired;
+//!   no challenge needed; the new certificate is recorded for the same device.
+//! - **CertPoll** (GetCertInitial): we never answer PENDING, so there is nothing to poll
+//!   for: FAILURE badCertId.
+//!
+//! Policy refusals (no, unknown, expired or used challenge; foreign or expired renewal
+//! certificate; a CSR we will not sign) are a signed CertRep FAILURE, as micromdm answers
+//! them, and are logged without the challenge. A message that cannot be parsed or
+//! verified, or whose envelope does not open with our RA key, gets HTTP 400 with a short
+//! plain-text reason; every decryption failure gets the same one (no padding oracle).
+
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use http::{HeaderValue, Method, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use mdm_crypto::{
+    Certificate, CertificateAuthority, Csr, FailInfo, IssueOptions, MessageType, PkiMessage,
+    ScepError, cert_rep_failure, cert_rep_success, parse_pki_message,
+};
+use mdm_kv::key::segment;
+use mdm_kv::{Backend, KvError, Store, UpdateError};
+
+use super::ca::{self, ScepSetupError};
+use super::challenge::{self, ChallengeError};
+use super::loggable;
+use crate::api::{self, Request, Response};
+use crate::checkin::DeviceError;
+use crate::{Clock, Platform};
+
+/// GetCACaps. AES (RFC 8894's mandatory cipher) and 3DES; single DES is read, never
+/// offered. `SCEPStandard` implies AES, POSTPKIOperation and SHA-256.
+pub const CA_CAPS: &str =
+    "AES\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nDES3\nSCEPStandard\n";
+/// Largest PKIOperation accepted (micromdm's limit; a PKCSReq is a few KiB).
+pub const MAX_PKI_MESSAGE: usize = 2 * 1024 * 1024;
+/// Lifetime of an issued identity certificate.
+pub const IDENTITY_VALIDITY_DAYS: u32 = 365;
+/// Serials kept in a device's index (`scepdev:`), newest last.
+pub const MAX_SERIALS_PER_DEVICE: usize = 16;
+
+const PKI_MESSAGE: &str = "application/x-pki-message";
+const CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
+/// The one answer to every envelope that does not open with the RA key.
+const UNDECRYPTABLE: &str =
+    "the request's envelope could not be decrypted with this server's RA certificate";
+
+/// What is recorded for every certificate issued, at `scepcert:<serial hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRecord {
+    /// Lowercase hex serial number (as `openssl x509 -serial` prints it, lowercased).
+    pub serial: String,
+    pub subject: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub issued_at: u64,
+    /// The enrollment (device) the challenge was issued for; kept across renewals.
+    pub device_id: String,
+    /// Hardware serial number from the challenge grant, when known.
+    pub device_serial: Option<String>,
+    pub user: Option<String>,
+    /// The grant's purpose ("ade", "manual", ...) or "renewal".
+    pub purpose: String,
+    /// Lowercase hex SHA-256 of the certificate DER: the `cert_hash` check-in binds.
+    pub cert_sha256: String,
+    pub transaction_id: String,
+    /// Serial of the certificate that signed the RenewalReq.
+    pub renewed_from: Option<String>,
+}
+
+fn issued_key(serial_hex: &str) -> String {
+    format!("scepcert:{serial_hex}")
+}
+
+fn device_index_key(device_id: &str) -> String {
+    let seg = segment(device_id);
+    if seg.len() <= 200 {
+        format!("scepdev:{seg}")
+    } else {
+        format!(
+            "scepdev:h-{}",
+            hex::encode(Sha256::digest(device_id.as_bytes()))
+        )
+    }
+}
+
+/// Normalises a serial to our key form: lowercase hex without separators or leading
+/// zero bytes. `None` if it is not hex.
+fn normalise_serial(serial_hex: &str) -> Option<String> {
+    let s: String = serial_hex
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut s = if s.len() % 2 == 1 { format!("0{s}") } else { s };
+    while s.len() > 2 && s.starts_with("00") {
+        s.drain(..2);
+    }
+    Some(s)
+}
+
+/// The record of a certificate this CA issued, by serial number (hex, any case, colons
+/// allowed): who it was issued for. `None` for a serial we never issued. The check-in
+/// path uses it to confirm an identity was issued for the device that presents it.
+pub async fn issued_for<B: Backend>(
+    store: &Store<B>,
+    serial_hex: &str,
+) -> Result<Option<IssuedRecord>, KvError> {
+    let Some(serial) = normalise_serial(serial_hex) else {
+        return Ok(None);
+    };
+    Ok(store
+        .get(&issued_key(&serial))
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+}
+
+/// Serials issued for `device_id`, oldest first (at most [`MAX_SERIALS_PER_DEVICE`]).
+pub async fn issued_to_device<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+) -> Result<Vec<String>, KvError> {
+    Ok(store
+        .get(&device_index_key(device_id))
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default())
+}
+
+/// Entry point for `/scep` (GET and POST).
+pub async fn handle(p: &impl Platform, req: &Request) -> Response {
+    serve(p, req)
+        .await
+        .unwrap_or_else(DeviceError::into_response)
+}
+
+impl From<ScepSetupError> for DeviceError {
+    fn from(e: ScepSetupError) -> Self {
+        let status = match e {
+            ScepSetupError::Store(_) | ScepSetupError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        eprintln!("scep: {e}");
+        DeviceError {
+            status,
+            reason: e.to_string(),
+        }
+    }
+}
+
+fn server_error(reason: impl Into<String>) -> DeviceError {
+    DeviceError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        reason: reason.into(),
+    }
+}
+
+fn ok(content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut resp = http::Response::new(body);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+async fn serve(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
+    let params = api::query(req).map_err(|_| DeviceError::bad_request("malformed query string"))?;
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(op) = param("operation") else {
+        return Err(DeviceError::bad_request(
+            "the operation query parameter is missing",
+        ));
+    };
+    let is = |name: &str| op.eq_ignore_ascii_case(name);
+    let method = req.method();
+    if is("GetCACaps") && method == Method::GET {
+        Ok(ok("text/plain", CA_CAPS.as_bytes().to_vec()))
+    } else if is("GetCACert") && method == Method::GET {
+        let (ca_cert, ra_cert) = ca::ca_ra_certificates(p).await?;
+        let body = mdm_crypto::certs_only(&[ca_cert, ra_cert])
+            .map_err(|e| server_error(format!("GetCACert: {e}")))?;
+        Ok(ok(CA_RA_CERT, body))
+    } else if is("PKIOperation") && method == Method::POST {
+        if req.body().len() > MAX_PKI_MESSAGE {
+            return Err(DeviceError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                reason: format!("PKIOperation body exceeds {MAX_PKI_MESSAGE} bytes"),
+            });
+        }
+        pki_operation(p, req.body()).await
+    } else if is("PKIOperation") && method == Method::GET {
+        let message = param("message").ok_or_else(|| {
+            DeviceError::bad_request("PKIOperation over GET needs the message parameter")
+        })?;
+        if message.len() > MAX_PKI_MESSAGE / 3 * 4 + 8 {
+            return Err(DeviceError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                reason: format!("PKIOperation message exceeds {MAX_PKI_MESSAGE} bytes"),
+            });
+        }
+        let der = decode_message(message)
+            .ok_or_else(|| DeviceError::bad_request("the message parameter is not base64"))?;
+        pki_operation(p, &der).await
+    } else if ["GetCACaps", "GetCACert", "PKIOperation"]
+        .iter()
+        .any(|o| is(o))
+    {
+        let mut resp = DeviceError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            reason: format!("{op} does not take {method}"),
+        }
+        .into_response();
+        let allow = if is("PKIOperation") {
+            "GET, POST"
+        } else {
+            "GET"
+        };
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        Ok(resp)
+    } else {
+        Err(DeviceError::bad_request(format!(
+            "unsupported operation {:?}",
+            loggable(op)
+        )))
+    }
+}
+
+/// Standard or URL-safe base64, padded or not, with `+` possibly turned into a space by
+/// a client that did not URL-encode it, and line breaks ignored.
+fn decode_message(message: &str) -> Option<Vec<u8>> {
+    let cleaned: String = message
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\t'))
+        .map(|c| match c {
+            ' ' | '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    let engine = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    engine
+        .decode(cleaned.trim_end_matches('='))
+        .ok()
+        .filter(|d| !d.is_empty())
+}
+
+/// What a PKIOperation ends in.
+enum Outcome {
+    Issued(Box<Certificate>),
+    Refused(FailInfo, String),
+}
+
+async fn pki_operation(p: &impl Platform, der: &[u8]) -> Result<Response, DeviceError> {
+    let msg = match parse_pki_message(der) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("scep: PKIOperation rejected: {e}");
+            return Err(DeviceError::bad_request(format!(
+                "invalid SCEP message: {e}"
+            )));
+        }
+    };
+    let ca = ca::authority(p).await?;
+    let now = p.clock().unix_seconds();
+    let outcome = match msg.message_type() {
+        MessageType::PkcsReq => enroll(p.store(), &ca, &msg, now).await?,
+        MessageType::RenewalReq => renew(p.store(), &ca, &msg, now).await?,
+        MessageType::CertPoll => Outcome::Refused(
+            FailInfo::BadCertId,
+            "CertPoll: this server never answers PENDING, there is nothing to poll for".into(),
+        ),
+        other => Outcome::Refused(
+            FailInfo::BadRequest,
+            format!("messageType {} is not handled", other.code()),
+        ),
+    };
+    let reply = match outcome {
+        Outcome::Issued(cert) => cert_rep_success(
+            &msg,
+            &cert,
+            ca.ra_key(),
+            ca.ra_certificate(),
+            ca.ca_certificate(),
+        ),
+        Outcome::Refused(fail_info, reason) => {
+            eprintln!(
+                "scep: {:?} refused ({fail_info:?}), transaction {:?}: {reason}",
+                msg.message_type(),
+                loggable(msg.transaction_id())
+            );
+            cert_rep_failure(
+                &msg,
+                fail_info,
+                ca.ra_key(),
+                ca.ra_certificate(),
+                ca.ca_certificate(),
+            )
+        }
+    }
+    .map_err(|e| server_error(format!("building the CertRep failed: {e}")))?;
+    Ok(ok(PKI_MESSAGE, reply))
+}
+
+/// Opens the request's CSR with the RA key. Decryption failures are an HTTP 400 with one
+/// fixed reason; a readable envelope with an unacceptable CSR or algorithm is a FAILURE.
+fn open_csr(
+    ca: &CertificateAuthority,
+    msg: &PkiMessage,
+) -> Result<Result<Csr, Outcome>, DeviceError> {
+    match msg.decrypt_csr(ca.ra_key()) {
+        Ok(csr) => Ok(Ok(csr)),
+        Err(ScepError::DecryptFailed | ScepError::Malformed(_)) => {
+            eprintln!(
+                "scep: {:?} rejected, transaction {:?}: envelope does not decrypt",
+                msg.message_type(),
+                loggable(msg.transaction_id())
+            );
+            Err(DeviceError::bad_request(UNDECRYPTABLE))
+        }
+        Err(e) => Ok(Err(Outcome::Refused(e.fail_info(), e.to_string()))),
+    }
+}
+
+async fn enroll<B: Backend>(
+    store: &Store<B>,
+    ca: &CertificateAuthority,
+    msg: &PkiMessage,
+    now: u64,
+) -> Result<Outcome, DeviceError> {
+    let csr = match open_csr(ca, msg)? {
+        Ok(csr) => csr,
+        Err(refused) => return Ok(refused),
+    };
+    let Some(challenge) = csr.challenge_password() else {
+        return Ok(Outcome::Refused(
+            FailInfo::BadRequest,
+            format!(
+                "PKCSReq for {:?} without a challengePassword",
+                loggable(&csr.subject())
+            ),
+        ));
+    };
+    let grant = match challenge::redeem(store, now, challenge).await {
+        Ok(g) => g,
+        Err(ChallengeError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            return Ok(Outcome::Refused(
+                FailInfo::BadRequest,
+                format!("PKCSReq for {:?}: {e}", loggable(&csr.subject())),
+            ));
+        }
+    };
+    let issued = Issued {
+        device_id: grant.device_id,
+        device_serial: grant.serial,
+        user: grant.user,
+        purpose: grant.purpose,
+        renewed_from: None,
+    };
+    issue_and_record(store, ca, msg, &csr, now, issued).await
+}
+
+async fn renew<B: Backend>(
+    store: &Store<B>,
+    ca: &CertificateAuthority,
+    msg: &PkiMessage,
+    now: u64,
+) -> Result<Outcome, DeviceError> {
+    let signer = msg.signer_certificate();
+    if let Err(e) = ca.verify_issued(signer) {
+        return Ok(Outcome::Refused(
+            FailInfo::BadRequest,
+            format!(
+                "RenewalReq signed by {:?}, which this CA did not issue: {e}",
+                loggable(&signer.subject())
+            ),
+        ));
+    }
+    if signer.not_after_unix() < now as i64 {
+        return Ok(Outcome::Refused(
+            FailInfo::BadCertId,
+            format!(
+                "RenewalReq signed by the expired certificate {}",
+                signer.serial_hex()
+            ),
+        ));
+    }
+    let Some(previous) = issued_for(store, &signer.serial_hex()).await? else {
+        return Ok(Outcome::Refused(
+            FailInfo::BadCertId,
+            format!(
+                "RenewalReq signed by certificate {}, which has no issuance record",
+                signer.serial_hex()
+            ),
+        ));
+    };
+    let csr = match open_csr(ca, msg)? {
+        Ok(csr) => csr,
+        Err(refused) => return Ok(refused),
+    };
+    let issued = Issued {
+        device_id: previous.device_id,
+        device_serial: previous.device_serial,
+        user: previous.user,
+        purpose: "renewal".into(),
+        renewed_from: Some(previous.serial),
+    };
+    issue_and_record(store, ca, msg, &csr, now, issued).await
+}
+
+/// Who a certificate is issued for.
+struct Issued {
+    device_id: String,
+    device_serial: Option<String>,
+    user: Option<String>,
+    purpose: String,
+    renewed_from: Option<String>,
+}
+
+async fn issue_and_record<B: Backend>(
+    store: &Store<B>,
+    ca: &CertificateAuthority,
+    msg: &PkiMessage,
+    csr: &Csr,
+    now: u64,
+    who: Issued,
+) -> Result<Outcome, DeviceError> {
+    let opts = IssueOptions {
+        validity_days: IDENTITY_VALIDITY_DAYS,
+        ..IssueOptions::default()
+    };
+    let cert = match ca.issue(csr, now as i64, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            return Ok(Outcome::Refused(
+                FailInfo::BadRequest,
+                format!("certificate not issued: {e}"),
+            ));
+        }
+    };
+    let record = IssuedRecord {
+        serial: cert.serial_hex(),
+        subject: cert.subject(),
+        not_before: cert.not_before_unix(),
+        not_after: cert.not_after_unix(),
+        issued_at: now,
+        device_id: who.device_id,
+        device_serial: who.device_serial,
+        user: who.user,
+        purpose: who.purpose,
+        cert_sha256: hex::encode(Sha256::digest(cert.der())),
+        transaction_id: loggable(msg.transaction_id()),
+        renewed_from: who.renewed_from,
+    };
+    let json = serde_json::to_vec(&record).expect("serialising an issued record cannot fail");
+    // A fresh random 128-bit serial: nobody else writes this key.
+    store.set(&issued_key(&record.serial), &json).await?;
+    add_to_device_index(store, &record.device_id, &record.serial).await?;
+    eprintln!(
+        "scep: issued {} to {:?} for device {:?} ({}, {}), valid until {}",
+        record.serial,
+        loggable(&record.subject),
+        loggable(&record.device_id),
+        record.purpose,
+        msg.envelope_cipher().map_or("?", |c| c.name()),
+        crate::time::format_rfc3339(record.not_after)
+    );
+    Ok(Outcome::Issued(Box::new(cert)))
+}
+
+/// Appends `serial` to the device's index. The index is a convenience (the per-serial
+/// records are authoritative): creating it is a plain set, so two first issuances for
+/// one device at the same instant may keep only one serial.
+async fn add_to_device_index<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    serial: &str,
+) -> Result<(), KvError> {
+    let key = device_index_key(device_id);
+    let push = |current: &[u8]| -> Result<Option<Vec<u8>>, std::convert::Infallible> {
+        let mut list: Vec<String> = serde_json::from_slice(current).unwrap_or_default();
+        list.retain(|s| s != serial);
+        list.push(serial.to_owned());
+        if list.len() > MAX_SERIALS_PER_DEVICE {
+            list.drain(..list.len() - MAX_SERIALS_PER_DEVICE);
+        }
+        Ok(Some(serde_json::to_vec(&list).expect("JSON")))
+    };
+    match store.update(&key, 8, push).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => {
+            store
+                .set(&key, &serde_json::to_vec(&[serial]).expect("JSON"))
+                .await
+        }
+        Err(UpdateError::Kv(e)) => Err(e),
+        Err(UpdateError::Rejected(never)) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_variants_and_serials() {
+        let raw = vec![0xfb, 0xff, 0xbf, 0x00, 0x01];
+        let std = base64::engine::general_purpose::STANDARD.encode(&raw);
+        assert!(std.contains('+') && std.contains('/'));
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw);
+        for m in [std.clone(), url, std.replace('+', " "), format!("{std}\n")] {
+            assert_eq!(decode_message(&m), Some(raw.clone()), "{m:?}");
+        }
+        assert_eq!(decode_message("!!"), None);
+        assert_eq!(decode_message(""), None);
+        assert_eq!(normalise_serial("5E:ED").as_deref(), Some("5eed"));
+        assert_eq!(normalise_serial("005eed").as_deref(), Some("5eed"));
+        assert_eq!(normalise_serial("xyz"), None);
+        assert!(!CA_CAPS.lines().any(|l| l == "DES"));
+    }
+}

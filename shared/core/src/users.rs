@@ -1,0 +1,644 @@
+//! Local user accounts: people who sign in during web enrollment (user affinity), created
+//! by administrators through the admin API. Later work adds user groups (enrollment type
+//! settings) and account-driven User Enrollment, hence `groups` and `managed_apple_id`.
+//!
+//! Passwords are hashed with Argon2id (RFC 9106) — memory-hard, so a stolen store costs
+//! an attacker memory as well as time per guess — at m = 19 MiB, t = 2, p = 1: OWASP's
+//! recommended minimum, and a size a WebAssembly component handles without strain (one
+//! hash allocates 19 MiB once and takes tens of milliseconds natively, a few times more
+//! under wasm; p = 1 because a component has a single thread). The PHC string keeps
+//! salt and parameters, so they can be raised later without invalidating old hashes.
+//! Verification compares in constant time (argon2's `Output`); an unknown username
+//! costs the same hash as a wrong password. Hashes never leave this module's records:
+//! [`UserView`] is what the API shows.
+//!
+//! Failed sign-ins are limited per user: [`MAX_FAILURES`] within a
+//! [`FAILURE_WINDOW`]-second window, then 429 until the window ends; a successful
+//! sign-in starts the count afresh.
+//!
+//! Key layout (`u` = the lowercase username as a key segment):
+//! - `user:<u>`          the [`UserRecord`] (JSON). Deleting leaves a tombstone (no
+//!   secrets), so the name can be created again with compare-and-swap
+//! - `ctr:userc:<u>`     claimed by whoever creates `user:<u>` for the first time
+//! - `ctr:user:seq`      last listing slot allocated; `ctr:user:live` live users
+//! - `userix:<n>`        the username at listing slot `n` (a slot whose record names
+//!   another slot is stale and skipped)
+//! - `ctr:signfail:<u>`  failed sign-ins of the user, ever
+//! - `signfailw:<u>`     [`FailureWindow`]: the counter's value when the current window
+//!   began
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::{Deserialize, Serialize};
+
+use mdm_kv::key::segment;
+use mdm_kv::{Backend, CasOutcome, CounterKey, KvError, Store, UpdateError};
+
+use crate::random;
+
+/// Argon2id memory cost in KiB (19 MiB), time cost and parallelism.
+pub const ARGON2_M_KIB: u32 = 19_456;
+pub const ARGON2_T: u32 = 2;
+pub const ARGON2_P: u32 = 1;
+pub const MIN_PASSWORD: usize = 8;
+pub const MAX_PASSWORD: usize = 256;
+pub const MAX_USERNAME: usize = 64;
+pub const MAX_USERS: i64 = 100_000;
+/// Failed sign-ins allowed per user and window.
+pub const MAX_FAILURES: i64 = 10;
+pub const FAILURE_WINDOW: u64 = 15 * 60;
+
+fn record_key(username: &str) -> String {
+    format!("user:{}", segment(username))
+}
+
+fn claim_counter(username: &str) -> CounterKey {
+    CounterKey::new(&format!("userc:{}", segment(username))).expect("segment is key-safe")
+}
+
+fn seq_counter() -> CounterKey {
+    CounterKey::new("user:seq").expect("static")
+}
+
+fn live_counter() -> CounterKey {
+    CounterKey::new("user:live").expect("static")
+}
+
+fn slot_key(n: u64) -> String {
+    format!("userix:{n}")
+}
+
+fn failure_counter(username: &str) -> CounterKey {
+    CounterKey::new(&format!("signfail:{}", segment(username))).expect("segment is key-safe")
+}
+
+fn failure_window_key(username: &str) -> String {
+    format!("signfailw:{}", segment(username))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Lowercase; the user's id everywhere (immutable).
+    pub username: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub managed_apple_id: Option<String>,
+    /// User group ids (groups arrive with a later issue).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Argon2id PHC string. `None`: the user cannot sign in.
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub disabled: bool,
+    pub slot: u64,
+    pub created_at: u64,
+    pub updated_at: u64,
+    #[serde(default)]
+    pub password_changed_at: Option<u64>,
+    #[serde(default)]
+    pub last_sign_in_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tombstone: bool,
+}
+
+/// What the admin API shows of a user: never the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserView {
+    pub username: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub managed_apple_id: Option<String>,
+    pub groups: Vec<String>,
+    pub disabled: bool,
+    pub has_password: bool,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub password_changed_at: Option<u64>,
+    pub last_sign_in_at: Option<u64>,
+}
+
+impl UserRecord {
+    pub fn view(&self) -> UserView {
+        UserView {
+            username: self.username.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+            managed_apple_id: self.managed_apple_id.clone(),
+            groups: self.groups.clone(),
+            disabled: self.disabled,
+            has_password: self.password_hash.is_some(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            password_changed_at: self.password_changed_at,
+            last_sign_in_at: self.last_sign_in_at,
+        }
+    }
+}
+
+/// One broken rule of a user's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserError {
+    Invalid(Vec<FieldError>),
+    /// The username exists (or is being created right now).
+    Conflict(String),
+    NotFound,
+    /// [`MAX_USERS`] reached.
+    Full,
+    Store(KvError),
+}
+
+impl From<KvError> for UserError {
+    fn from(e: KvError) -> Self {
+        UserError::Store(e)
+    }
+}
+
+/// Lowercased username, or why it is not one: 1-64 of `a-z 0-9 . _ - @ +`.
+pub fn normalize_username(raw: &str) -> Result<String, String> {
+    let u = raw.trim().to_lowercase();
+    if u.is_empty() || u.chars().count() > MAX_USERNAME {
+        return Err(format!("1 to {MAX_USERNAME} characters"));
+    }
+    if !u
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+    {
+        return Err("letters, digits and . _ - @ + only".into());
+    }
+    Ok(u)
+}
+
+fn argon2() -> Argon2<'static> {
+    Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).expect("valid Argon2 parameters"),
+    )
+}
+
+/// Argon2id PHC string of `password` with a fresh 128-bit salt.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random::bytes(16)).expect("16-byte salt encodes");
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 hashing of a bounded password cannot fail")
+        .to_string()
+}
+
+/// Whether `password` matches `phc` (constant-time comparison of the outputs).
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    argon2().verify_password(password.as_bytes(), &hash).is_ok()
+}
+
+/// A hash nobody's password matches, verified against when the user does not exist so
+/// that an unknown name costs as much as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&crate::random::hex_id(16)))
+}
+
+fn check_password(p: &str, errors: &mut Vec<FieldError>) {
+    let n = p.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        errors.push(FieldError {
+            field: "password".into(),
+            rule: format!("{MIN_PASSWORD} to {MAX_PASSWORD} characters"),
+        });
+    }
+}
+
+fn check_text(
+    field: &str,
+    v: &Option<String>,
+    max: usize,
+    email: bool,
+    errors: &mut Vec<FieldError>,
+) {
+    let Some(v) = v else { return };
+    let bad_len = v.chars().count() > max;
+    let bad_email = email
+        && !v.is_empty()
+        && !v.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !v.contains(char::is_whitespace)
+        });
+    if bad_len || v.chars().any(char::is_control) || bad_email {
+        errors.push(FieldError {
+            field: field.into(),
+            rule: if email {
+                format!("an email address of at most {max} characters")
+            } else {
+                format!("at most {max} characters, no control characters")
+            },
+        });
+    }
+}
+
+/// A new user as the admin API takes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub managed_apple_id: Option<String>,
+}
+
+/// Changes: a field given is set; an empty string clears an optional text field.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub managed_apple_id: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+fn blank_to_none(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+fn decode(raw: &[u8]) -> Result<UserRecord, KvError> {
+    serde_json::from_slice(raw).map_err(|e| KvError::Backend(format!("user record: {e}")))
+}
+
+fn encode(r: &UserRecord) -> Vec<u8> {
+    serde_json::to_vec(r).expect("serialises")
+}
+
+pub async fn create<B: Backend>(
+    store: &Store<B>,
+    new: NewUser,
+    now: u64,
+) -> Result<UserRecord, UserError> {
+    let mut errors = Vec::new();
+    let username = normalize_username(&new.username).unwrap_or_else(|rule| {
+        errors.push(FieldError {
+            field: "username".into(),
+            rule,
+        });
+        String::new()
+    });
+    if let Some(p) = &new.password {
+        check_password(p, &mut errors);
+    }
+    check_text("name", &new.name, 128, false, &mut errors);
+    check_text("email", &new.email, 254, true, &mut errors);
+    check_text(
+        "managed_apple_id",
+        &new.managed_apple_id,
+        254,
+        true,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(UserError::Invalid(errors));
+    }
+    let key = record_key(&username);
+    let held = store.get(&key).await?;
+    if let Some(raw) = &held
+        && !decode(raw)?.tombstone
+    {
+        return Err(UserError::Conflict(format!("user {username:?} exists")));
+    }
+    if store.increment(&live_counter(), 1).await? > MAX_USERS {
+        store.increment(&live_counter(), -1).await?;
+        return Err(UserError::Full);
+    }
+    let slot = store.increment(&seq_counter(), 1).await? as u64;
+    let record = UserRecord {
+        username: username.clone(),
+        name: blank_to_none(new.name),
+        email: blank_to_none(new.email),
+        managed_apple_id: blank_to_none(new.managed_apple_id),
+        groups: Vec::new(),
+        password_changed_at: new.password.as_ref().map(|_| now),
+        password_hash: new.password.as_deref().map(hash_password),
+        disabled: false,
+        slot,
+        created_at: now,
+        updated_at: now,
+        last_sign_in_at: None,
+        tombstone: false,
+    };
+    // Slot first: a crash after it leaves a stale slot (skipped), never an unlisted user.
+    store.set(&slot_key(slot), username.as_bytes()).await?;
+    let created = match held {
+        // A deleted user's name: take the tombstone over, unless someone beat us to it.
+        Some(tomb) => matches!(
+            store
+                .compare_and_swap(&key, &tomb, &encode(&record))
+                .await?,
+            CasOutcome::Swapped
+        ),
+        // Never existed: exactly one creator wins the claim (CAS on an absent key is not
+        // safe on every backend).
+        None => {
+            let won = store.claim(&claim_counter(&username)).await?;
+            if won {
+                store.set(&key, &encode(&record)).await?;
+            }
+            won
+        }
+    };
+    if !created {
+        store.increment(&live_counter(), -1).await?;
+        return Err(UserError::Conflict(format!(
+            "user {username:?} was created concurrently"
+        )));
+    }
+    Ok(record)
+}
+
+/// A live user by username (any case).
+pub async fn get<B: Backend>(
+    store: &Store<B>,
+    username: &str,
+) -> Result<Option<UserRecord>, KvError> {
+    let Ok(u) = normalize_username(username) else {
+        return Ok(None);
+    };
+    match store.get(&record_key(&u)).await? {
+        None => Ok(None),
+        Some(raw) => Ok(Some(decode(&raw)?).filter(|r| !r.tombstone)),
+    }
+}
+
+async fn modify<B: Backend>(
+    store: &Store<B>,
+    username: &str,
+    mut change: impl FnMut(&mut UserRecord) -> Result<(), UserError>,
+) -> Result<UserRecord, UserError> {
+    let u = normalize_username(username).map_err(|_| UserError::NotFound)?;
+    let r = store
+        .update::<UserError>(&record_key(&u), 20, |raw| {
+            let mut rec = decode(raw)?;
+            if rec.tombstone {
+                return Err(UserError::NotFound);
+            }
+            change(&mut rec)?;
+            Ok(Some(encode(&rec)))
+        })
+        .await;
+    match r {
+        Ok(Some(raw)) => Ok(decode(&raw)?),
+        Ok(None) => Err(UserError::NotFound),
+        Err(UpdateError::Kv(e)) => Err(UserError::Store(e)),
+        Err(UpdateError::Rejected(e)) => Err(e),
+    }
+}
+
+pub async fn update<B: Backend>(
+    store: &Store<B>,
+    username: &str,
+    patch: UserPatch,
+    now: u64,
+) -> Result<UserRecord, UserError> {
+    let mut errors = Vec::new();
+    if let Some(p) = &patch.password {
+        check_password(p, &mut errors);
+    }
+    check_text("name", &patch.name, 128, false, &mut errors);
+    check_text("email", &patch.email, 254, true, &mut errors);
+    check_text(
+        "managed_apple_id",
+        &patch.managed_apple_id,
+        254,
+        true,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(UserError::Invalid(errors));
+    }
+    // Hash once, outside the retry loop.
+    let new_hash = patch.password.as_deref().map(hash_password);
+    modify(store, username, |rec| {
+        if let Some(h) = &new_hash {
+            rec.password_hash = Some(h.clone());
+            rec.password_changed_at = Some(now);
+        }
+        if patch.name.is_some() {
+            rec.name = blank_to_none(patch.name.clone());
+        }
+        if patch.email.is_some() {
+            rec.email = blank_to_none(patch.email.clone());
+        }
+        if patch.managed_apple_id.is_some() {
+            rec.managed_apple_id = blank_to_none(patch.managed_apple_id.clone());
+        }
+        if let Some(d) = patch.disabled {
+            rec.disabled = d;
+        }
+        rec.updated_at = now;
+        Ok(())
+    })
+    .await
+}
+
+/// Deletes a user (a tombstone without secrets stays). Devices keep the username they
+/// enrolled with.
+pub async fn delete<B: Backend>(
+    store: &Store<B>,
+    username: &str,
+    now: u64,
+) -> Result<(), UserError> {
+    modify(store, username, |rec| {
+        *rec = UserRecord {
+            username: rec.username.clone(),
+            name: None,
+            email: None,
+            managed_apple_id: None,
+            groups: Vec::new(),
+            password_hash: None,
+            disabled: true,
+            slot: rec.slot,
+            created_at: rec.created_at,
+            updated_at: now,
+            password_changed_at: None,
+            last_sign_in_at: None,
+            tombstone: true,
+        };
+        Ok(())
+    })
+    .await?;
+    store.increment(&live_counter(), -1).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    pub users: Vec<UserRecord>,
+    /// The `after` of the next page.
+    pub next: Option<u64>,
+}
+
+/// Users in creation order after listing slot `after`.
+pub async fn list<B: Backend>(
+    store: &Store<B>,
+    after: u64,
+    limit: usize,
+) -> Result<UserPage, KvError> {
+    let top = store.counter(&seq_counter()).await?.max(0) as u64;
+    let limit = limit.max(1);
+    let mut users = Vec::new();
+    let mut pos = after;
+    let budget = (limit as u64 * 5).max(500);
+    while pos < top && pos - after < budget {
+        let to = (pos + 100).min(top);
+        let keys: Vec<String> = (pos + 1..=to).map(slot_key).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let names: Vec<(u64, String)> = (pos + 1..=to)
+            .zip(store.get_many(&refs).await?)
+            .filter_map(|(n, v)| Some((n, String::from_utf8(v?).ok()?)))
+            .collect();
+        let rkeys: Vec<String> = names.iter().map(|(_, u)| record_key(u)).collect();
+        let rrefs: Vec<&str> = rkeys.iter().map(String::as_str).collect();
+        for ((n, _), raw) in names.iter().zip(store.get_many(&rrefs).await?) {
+            let Some(rec) = raw.and_then(|r| decode(&r).ok()) else {
+                continue;
+            };
+            if rec.tombstone || rec.slot != *n {
+                continue;
+            }
+            users.push(rec);
+            if users.len() == limit {
+                return Ok(UserPage {
+                    users,
+                    next: (*n < top).then_some(*n),
+                });
+            }
+        }
+        pos = to;
+    }
+    Ok(UserPage {
+        users,
+        next: (pos < top).then_some(pos),
+    })
+}
+
+/// Where the failure count of the current window starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureWindow {
+    pub window: u64,
+    pub base: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInError {
+    /// Unknown user, wrong password, no password set or disabled: not told apart.
+    Invalid,
+    /// Too many failures; retry after this many seconds.
+    RateLimited {
+        retry_after: u64,
+    },
+    Store(KvError),
+}
+
+impl From<KvError> for SignInError {
+    fn from(e: KvError) -> Self {
+        SignInError::Store(e)
+    }
+}
+
+async fn failure_window<B: Backend>(
+    store: &Store<B>,
+    username: &str,
+) -> Result<FailureWindow, KvError> {
+    Ok(store
+        .get(&failure_window_key(username))
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok())
+        .unwrap_or_default())
+}
+
+/// Checks a sign-in. Unknown names and wrong passwords cost the same Argon2 work and
+/// give the same answer; failures of existing users count towards [`MAX_FAILURES`].
+pub async fn sign_in<B: Backend>(
+    store: &Store<B>,
+    username: &str,
+    password: &str,
+    now: u64,
+) -> Result<UserRecord, SignInError> {
+    let user = match get(store, username).await? {
+        Some(u) => u,
+        None => {
+            verify_password(password, decoy_hash());
+            return Err(SignInError::Invalid);
+        }
+    };
+    let u = user.username.clone();
+    let window = now / FAILURE_WINDOW;
+    let w = failure_window(store, &u).await?;
+    let failures = store.counter(&failure_counter(&u)).await?;
+    if w.window == window && failures - w.base >= MAX_FAILURES {
+        return Err(SignInError::RateLimited {
+            retry_after: (window + 1) * FAILURE_WINDOW - now,
+        });
+    }
+    let ok = match &user.password_hash {
+        Some(h) if password.len() <= MAX_PASSWORD * 4 => verify_password(password, h),
+        _ => {
+            verify_password(password, decoy_hash());
+            false
+        }
+    };
+    if !ok || user.disabled {
+        let after = store.increment(&failure_counter(&u), 1).await?;
+        if w.window != window {
+            let fresh = FailureWindow {
+                window,
+                base: after - 1,
+            };
+            store
+                .set(
+                    &failure_window_key(&u),
+                    &serde_json::to_vec(&fresh).expect("serialises"),
+                )
+                .await?;
+        }
+        return Err(SignInError::Invalid);
+    }
+    // Success: the count starts afresh.
+    let reset = FailureWindow {
+        window,
+        base: failures,
+    };
+    store
+        .set(
+            &failure_window_key(&u),
+            &serde_json::to_vec(&reset).expect("serialises"),
+        )
+        .await?;
+    let signed_in = modify(store, &u, |r| {
+        r.last_sign_in_at = Some(now);
+        Ok(())
+    })
+    .await
+    .unwrap_or(user);
+    Ok(signed_in)
+}

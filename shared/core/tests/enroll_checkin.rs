@@ -1,0 +1,360 @@
+//! From the enrollment request to an enrolled device, as a device does it: ADE request →
+//! signed profile → SCEP with the profile's challenge → Authenticate and TokenUpdate
+//! signed with the issued identity. Authenticate's refusals, the device record, the
+//! one-time challenge, re-enrollment after a wipe, and the deliberate unenroll answer.
+
+mod enrollsupport;
+
+use std::time::Duration;
+
+use futures::executor::block_on;
+use http::{Method, StatusCode};
+use mdm_core::enroll::pending;
+use mdm_core::mdm::connect;
+use mdm_core::mdm::enrollments::{self, EnrollmentKind};
+use mdm_core::mdm::queue::{self, Channel};
+use mdm_crypto::PkiStatus;
+use serde_json::json;
+
+use enrollsupport::*;
+
+const UUID: &str = "7C64A6E2E3D94C7F9B8F6E0C0D4D3B21";
+const UDID: &str = "00008030-001A2B3C4D5E802E";
+const SERIAL: &str = "F9FXK0ABCDEF";
+const UDID2: &str = "00008030-00AAAAAAAAAA802E";
+const SERIAL2: &str = "F9FXK0SECOND";
+
+fn server() -> Server {
+    let s = Server::new();
+    s.add_profile(1, UUID, default_profile());
+    s.sync_device(assigned(SERIAL, UUID));
+    s.sync_device(assigned(SERIAL2, UUID));
+    s
+}
+
+/// The ADE request of `udid`/`serial`; returns the profile's challenge.
+fn request_profile(s: &Server, udid: &str, serial: &str) -> String {
+    let dev = s
+        .apple
+        .device("6001A957-6FC5-4856-8C5E-DC2E32C61CB9", false);
+    let body = dev.sign(
+        &machine_info(udid, serial, Some("17.2"), true),
+        Hash::Sha1,
+        Form::Ber,
+        &[],
+    );
+    let (profile, _, _) = open_profile(&s.enroll_request(body));
+    challenge_of(&profile)
+}
+
+fn identity(s: &Server, key: usize, udid: &str, challenge: &str) -> Identity {
+    scep_enroll(&s.e, &device_mdm_key(key), udid, challenge).expect("SCEP SUCCESS")
+}
+
+fn ok(r: &mdm_core::Response) {
+    assert_eq!(r.status(), StatusCode::OK, "{}", text(r));
+}
+
+fn bad(r: &mdm_core::Response, needle: &str) {
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", text(r));
+    assert!(text(r).contains(needle), "{}", text(r));
+}
+
+#[test]
+fn an_ade_device_enrolls_end_to_end_and_its_record_says_how() {
+    let s = server();
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let id = identity(&s, 0, UDID, &challenge);
+    ok(&id.authenticate(&s.e, UDID, SERIAL));
+    let rec = block_on(enrollments::get(&s.e.store, UDID))
+        .unwrap()
+        .unwrap();
+    assert!(!rec.enrolled);
+    assert_eq!(rec.serial_number.as_deref(), Some(SERIAL));
+    assert_eq!(rec.enrollment_kind, Some(EnrollmentKind::Ade));
+    assert_eq!(rec.supervised, Some(true));
+    assert_eq!(rec.dep_token, Some(s.token));
+    assert_eq!(rec.dep_profile, Some(1));
+    assert_eq!(
+        rec.identity_serial.as_deref(),
+        Some(id.cert.serial_hex().as_str())
+    );
+    assert_eq!(
+        rec.identity_expires_at,
+        Some(id.cert.not_after_unix() as u64)
+    );
+    assert_eq!(rec.imei.as_deref(), Some("35 123456 789012 3"));
+    assert!(rec.user.is_none() && rec.push.is_none());
+
+    ok(&id.token_update(&s.e, UDID, ""));
+    let rec = block_on(enrollments::get(&s.e.store, UDID))
+        .unwrap()
+        .unwrap();
+    assert!(rec.enrolled && rec.awaiting_configuration && rec.push.is_some());
+    assert_eq!(rec.enrolled_at, Some(START));
+    // The request is used up.
+    assert!(
+        block_on(pending::get(&s.e.store, UDID, s.now()))
+            .unwrap()
+            .is_none()
+    );
+
+    // The admin view shows the new facts, no secret.
+    let (st, v) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["enrolled_via"], "ade");
+    assert_eq!(v["dep_profile"], 1);
+    assert_eq!(v["push_token"], true);
+    assert_eq!(v["identity_serial"], id.cert.serial_hex());
+    assert!(v["identity_expires_at"].is_string());
+    assert_eq!(v["supervised"], true);
+    assert_eq!(v["awaiting_configuration"], true);
+    let body = v.to_string();
+    assert!(!body.contains("magic-") && !body.contains(&challenge));
+}
+
+#[test]
+fn authenticate_is_refused_without_a_matching_enrollment_request() {
+    let s = server();
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let id = identity(&s, 0, UDID, &challenge);
+    let before = s.dump();
+    // UDID mismatch: the identity was issued for another UDID (and UDID2 never asked).
+    bad(
+        &id.authenticate(&s.e, UDID2, SERIAL),
+        "issued to another device",
+    );
+    // Serial mismatch.
+    bad(
+        &id.authenticate(&s.e, UDID, SERIAL2),
+        "SerialNumber differs",
+    );
+    // Topic mismatch.
+    bad(
+        &id.checkin(
+            &s.e,
+            "Authenticate",
+            UDID,
+            &format!("<key>Topic</key><string>com.apple.mgmt.External.other</string><key>SerialNumber</key><string>{SERIAL}</string>"),
+        ),
+        "Topic differs",
+    );
+    assert_eq!(
+        fingerprint(&s.dump()),
+        fingerprint(&before),
+        "nothing stored"
+    );
+
+    // Another device's certificate: issued (over SCEP) for UDID, presented by UDID2.
+    let _ = request_profile(&s, UDID2, SERIAL2);
+    let before = s.dump();
+    bad(
+        &id.authenticate(&s.e, UDID2, SERIAL2),
+        "identity certificate issued to another device",
+    );
+    assert_eq!(fingerprint(&s.dump()), fingerprint(&before));
+
+    // The request expires.
+    s.e.clock.advance(Duration::from_secs(pending::PENDING_TTL));
+    bad(
+        &id.authenticate(&s.e, UDID, SERIAL),
+        "no enrollment request",
+    );
+    assert!(
+        block_on(enrollments::get(&s.e.store, UDID))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn the_profile_challenge_is_one_time_and_expires_after_15_minutes() {
+    let s = server();
+    let challenge = request_profile(&s, UDID, SERIAL);
+    assert!(scep_enroll(&s.e, &device_mdm_key(0), UDID, &challenge).is_ok());
+    // Reused.
+    assert_eq!(
+        scep_enroll(&s.e, &device_mdm_key(1), UDID, &challenge).err(),
+        Some(PkiStatus::Failure)
+    );
+    // Expired.
+    let late = request_profile(&s, UDID, SERIAL);
+    s.e.clock.advance(Duration::from_secs(15 * 60 + 1));
+    assert_eq!(
+        scep_enroll(&s.e, &device_mdm_key(1), UDID, &late).err(),
+        Some(PkiStatus::Failure)
+    );
+    // Within 15 minutes it works.
+    let fresh = request_profile(&s, UDID, SERIAL);
+    s.e.clock.advance(Duration::from_secs(14 * 60));
+    assert!(scep_enroll(&s.e, &device_mdm_key(1), UDID, &fresh).is_ok());
+}
+
+fn queue(s: &Server, device: &str, request_type: &str) -> String {
+    let cmd = json!({ "RequestType": request_type });
+    let (st, v) = s.admin(
+        Method::POST,
+        &format!("/api/v1/devices/{device}/commands"),
+        &cmd.to_string(),
+    );
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    v["command_uuid"].as_str().unwrap().to_owned()
+}
+
+fn idle(s: &Server, id: &Identity, udid: &str, user: Option<&str>) -> mdm_core::Response {
+    let user = user
+        .map(|u| format!("<key>UserID</key><string>{u}</string>"))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Idle</string><key>UDID</key><string>{udid}</string>{user}</dict></plist>"#
+    );
+    id.send(&s.e, "/mdm/connect", body.as_bytes())
+}
+
+#[test]
+fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
+    let s = server();
+    let old = identity(&s, 0, UDID, &request_profile(&s, UDID, SERIAL));
+    ok(&old.authenticate(&s.e, UDID, SERIAL));
+    ok(&old.token_update(&s.e, UDID, ""));
+    // A macOS-style user channel, escrowed tokens, queued commands on both channels.
+    ok(&old.token_update(
+        &s.e,
+        UDID,
+        "<key>UserID</key><string>USER-1</string><key>UserShortName</key><string>ann</string>",
+    ));
+    ok(&old.checkin(
+        &s.e,
+        "SetBootstrapToken",
+        UDID,
+        "<key>BootstrapToken</key><data>c2VjcmV0</data>",
+    ));
+    let c1 = queue(&s, UDID, "CertificateList");
+    let c2 = queue(&s, UDID, "SecurityInfo");
+    // (The admin API refuses user-channel commands for an iPhone; queue it directly.)
+    let c3 = "USER-CHANNEL-CMD".to_owned();
+    block_on(connect::enqueue(
+        &s.e.store,
+        &Channel::user(UDID, "USER-1"),
+        &connect::NewCommand {
+            uuid: c3.clone(),
+            request_type: "ProfileList".into(),
+            body: b"<plist/>".to_vec(),
+            lane: queue::Lane::Normal,
+        },
+        START,
+        100,
+    ))
+    .unwrap();
+    // One command delivered (in flight) when the device is wiped.
+    assert!(!idle(&s, &old, UDID, None).body().is_empty());
+
+    // Wiped: the device goes through ADE again, gets a new identity.
+    let new = identity(&s, 1, UDID, &request_profile(&s, UDID, SERIAL));
+    ok(&new.authenticate(&s.e, UDID, SERIAL));
+    let rec = block_on(enrollments::get(&s.e.store, UDID))
+        .unwrap()
+        .unwrap();
+    assert!(!rec.enrolled && rec.push.is_none() && rec.unlock_token.is_none());
+    assert_eq!(rec.cert_hashes.len(), 1);
+    assert!(rec.user_channels.is_empty());
+    assert_eq!(
+        rec.identity_serial.as_deref(),
+        Some(new.cert.serial_hex().as_str())
+    );
+    assert!(
+        block_on(enrollments::user_channel(&s.e.store, UDID, "USER-1"))
+            .unwrap()
+            .is_none()
+    );
+    // The old identity is no longer bound.
+    bad(
+        &old.checkin(&s.e, "GetBootstrapToken", UDID, ""),
+        "not bound",
+    );
+    bad(&idle(&s, &old, UDID, None), "not bound");
+    // The bootstrap token is gone with the old enrollment.
+    ok(&new.token_update(&s.e, UDID, ""));
+    let r = new.checkin(&s.e, "GetBootstrapToken", UDID, "");
+    ok(&r);
+    assert!(r.body().is_empty());
+    // Queues emptied: nothing is delivered, the history says cancelled.
+    let r = idle(&s, &new, UDID, None);
+    ok(&r);
+    assert!(r.body().is_empty(), "{}", text(&r));
+    for uuid in [&c1, &c2] {
+        let (st, v) = s.admin(
+            Method::GET,
+            &format!("/api/v1/devices/{UDID}/commands/{uuid}"),
+            "",
+        );
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["status"], "cancelled", "{v}");
+    }
+    // The user channel is gone (the admin API no longer finds it); its command record
+    // says cancelled.
+    let ch = Channel::user(UDID, "USER-1");
+    let r = block_on(connect::result(&s.e.store, ch.tag(), &c3))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, "Cancelled");
+    assert_eq!(block_on(queue::pending(&s.e.store, &ch)).unwrap(), 0);
+    assert_eq!(
+        block_on(queue::pending(&s.e.store, &Channel::device(UDID))).unwrap(),
+        0
+    );
+    // New commands flow to the new enrollment.
+    let c4 = queue(&s, UDID, "CertificateList");
+    let r = idle(&s, &new, UDID, None);
+    assert!(text(&r).contains(&c4));
+    // Listed once.
+    let (_, v) = s.admin(Method::GET, "/api/v1/devices", "");
+    assert_eq!(v["devices"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_device_we_hold_no_enrollment_for_is_told_to_unenroll() {
+    let s = server();
+    let id = identity(&s, 0, UDID, &request_profile(&s, UDID, SERIAL));
+    // Never authenticated (or its enrollment was removed here): 403 unrecognized.
+    for r in [id.token_update(&s.e, UDID, ""), idle(&s, &id, UDID, None)] {
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{}", text(&r));
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_eq!(json_body(&r)["code"], "com.apple.unrecognized.device");
+    }
+    // A known device presenting a certificate bound elsewhere is an error, not an unenroll.
+    ok(&id.authenticate(&s.e, UDID, SERIAL));
+    let other = identity(&s, 1, UDID2, &request_profile(&s, UDID2, SERIAL2));
+    let r = other.token_update(&s.e, UDID, "");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", text(&r));
+}
+
+#[test]
+fn a_manual_enrollment_with_an_admin_challenge_needs_no_request() {
+    let s = server();
+    let (st, v) = s.admin(
+        Method::POST,
+        "/api/v1/enrollment/challenges",
+        &json!({ "device_id": UDID2, "serial": SERIAL2 }).to_string(),
+    );
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let id = identity(&s, 0, UDID2, v["challenge"].as_str().unwrap());
+    // The admin's challenge names the serial: another one is refused.
+    bad(
+        &id.authenticate(&s.e, UDID2, SERIAL),
+        "SerialNumber differs",
+    );
+    ok(&id.authenticate(&s.e, UDID2, SERIAL2));
+    let rec = block_on(enrollments::get(&s.e.store, UDID2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.enrollment_kind, Some(EnrollmentKind::Manual));
+    assert_eq!(rec.supervised, None);
+    // An identity from an ADE profile's challenge still needs its request.
+    let ade = identity(&s, 1, UDID, &request_profile(&s, UDID, SERIAL));
+    block_on(pending::remove(&s.e.store, UDID)).unwrap();
+    bad(
+        &ade.authenticate(&s.e, UDID, SERIAL),
+        "no enrollment request",
+    );
+}

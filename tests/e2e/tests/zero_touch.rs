@@ -1,0 +1,212 @@
+//! Zero-touch (ADE) enrollment end to end, through the real components: devices that
+//! Apple's Device Assignment API (depsim) lists, assigned our profile through the admin
+//! API, enroll as Setup Assistant does (signed MachineInfo to the DEP profile's `url`,
+//! the signed profile, SCEP, Authenticate, TokenUpdate awaiting configuration); APNs
+//! (apnssim) wakes them when commands are queued; they fetch the commands on Idle and
+//! answer; the inventory shows the answers; DeviceConfigured releases Setup Assistant.
+
+mod lab;
+
+use std::time::Duration;
+
+use lab::{Lab, PushCert, SERVER_URL};
+use mdm_devicesim::{Device, Digest, SimError, Status};
+use mdm_e2e::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn device_view(lab: &Lab, d: &Device) -> Value {
+    let (s, v) = lab
+        .app
+        .admin(Method::GET, &format!("/api/v1/devices/{}", d.udid), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assigned_devices_enroll_zero_touch_and_answer_commands() {
+    let lab = Lab::start(60, PushCert::Trusted).await;
+    let app = &lab.app;
+    let http = lab.http();
+    let iphones = lab.serials("iPhone", 3);
+    let ipads = lab.serials("iPad", 1);
+    assert_eq!((iphones.len(), ipads.len()), (3, 1), "depsim's mix");
+    // The third iPhone stays unassigned.
+    let assigned: Vec<String> = [&iphones[..2], &ipads[..]].concat();
+    lab.assign(&assigned).await;
+
+    // Not assigned to us: refused before anything is stored.
+    let mut stranger = lab.device(&iphones[2]);
+    match stranger.enroll_ade(&http, &lab.enroll_url(), true).await {
+        Err(SimError::Status {
+            status: 403, body, ..
+        }) => {
+            assert!(body.contains("com.") || body.contains("device"), "{body}")
+        }
+        other => panic!("an unassigned device enrolled: {other:?}"),
+    }
+    let (s, _) = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/devices/{}", stranger.udid),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Zero-touch, with the MachineInfo forms devices send: BER + SHA-1 (the default),
+    // DER + SHA-256, BER + SHA-256.
+    let mut devices = Vec::new();
+    for (i, serial) in assigned.iter().enumerate() {
+        let mut d = lab.device(serial);
+        match i {
+            1 => {
+                d.machine_info_options.ber = false;
+                d.machine_info_options.digest = Digest::Sha256;
+            }
+            2 => d.machine_info_options.digest = Digest::Sha256,
+            _ => {}
+        }
+        lab.enroll(&mut d).await;
+        let p = d.profile().expect("profile installed");
+        assert!(p.signer.is_some(), "the profile is signed");
+        assert_eq!(p.mdm.topic, lab.apns.topic());
+        assert!(
+            p.mdm.server_url.starts_with(SERVER_URL),
+            "{}",
+            p.mdm.server_url
+        );
+        assert!(p.mdm.sign_message);
+        let identity = d.mdm_identity().expect("SCEP identity");
+        assert!(
+            p.ca_certs.is_empty()
+                || p.ca_certs
+                    .iter()
+                    .any(|ca| identity.certificate.verify_issued_by(ca).is_ok()),
+            "the identity chains to the profile's CA payload"
+        );
+
+        let v = device_view(&lab, &d).await;
+        assert_eq!(v["enrolled"], true, "{v}");
+        assert_eq!(v["serial_number"], serial.as_str(), "{v}");
+        assert_eq!(v["platform"], "ios", "{v}");
+        assert_eq!(v["awaiting_configuration"], true, "{v}");
+        assert_eq!(v["product_name"], d.product.as_str(), "{v}");
+        devices.push(d);
+    }
+    let (_, list) = app
+        .admin(Method::GET, "/api/v1/devices?enrolled=true", None)
+        .await;
+    assert_eq!(list["devices"].as_array().unwrap().len(), 3, "{list}");
+    assert!(lab.apns.pushes().is_empty(), "no push before a command");
+
+    // An admin queues DeviceInformation: APNs wakes the device, which fetches it on Idle.
+    for (n, d) in devices.iter_mut().enumerate() {
+        let (s, b) = app
+            .admin(
+                Method::POST,
+                &format!("/api/v1/devices/{}/commands", d.udid),
+                Some(json!({
+                    "RequestType": "DeviceInformation",
+                    "Queries": ["SerialNumber", "OSVersion", "ProductName", "ModelName", "IsSupervised", "WiFiMAC"],
+                })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["push"]["outcome"], "delivered", "{b}");
+        let uuid = b["command_uuid"].as_str().unwrap().to_owned();
+        let pushes = lab.apns.wait_for_pushes(n + 1, WAIT).expect("push");
+        let p = pushes.last().unwrap();
+        assert_eq!(p.path, format!("/3/device/{}", d.push_token_hex()));
+        assert_eq!(p.push_magic.as_deref(), Some(d.push_magic.as_str()));
+        assert_eq!(p.topic.as_deref(), Some(lab.apns.topic()));
+
+        let cmd = d.idle(&http).await.unwrap().expect("the queued command");
+        assert_eq!(
+            (cmd.uuid.as_str(), cmd.request_type.as_str()),
+            (uuid.as_str(), "DeviceInformation")
+        );
+        let (status, keys) = d.respond(&cmd);
+        assert_eq!(status, Status::Acknowledged);
+        assert_eq!(d.answer(&http, &cmd, status, keys).await.unwrap(), None);
+
+        let (_, r) = app
+            .admin(
+                Method::GET,
+                &format!("/api/v1/devices/{}/commands/{uuid}", d.udid),
+                None,
+            )
+            .await;
+        assert_eq!(r["status"], "acknowledged", "{r}");
+        let v = device_view(&lab, d).await;
+        let info = &v["inventory"]["DeviceInformation"]["data"];
+        assert_eq!(info["SerialNumber"], d.serial.as_str(), "{v:#}");
+        assert_eq!(info["OSVersion"], d.os_version.as_str());
+        assert_eq!(info["ModelName"], d.model_name.as_str());
+        assert_eq!(info["IsSupervised"], true);
+        assert_eq!(v["supervised"], true);
+        assert_eq!(v["push"]["delivered"], 1, "{v}");
+    }
+
+    // One command for every device: the scheduler's tick pushes them.
+    let udids: Vec<&str> = devices.iter().map(|d| d.udid.as_str()).collect();
+    let (s, b) = app
+        .admin(
+            Method::POST,
+            "/api/v1/commands",
+            Some(json!({ "devices": udids, "command": {"RequestType": "ProfileList"} })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["queued"], 3, "{b}");
+    let before = lab.apns.pushes().len();
+    let tick = lab.tick().await;
+    assert_eq!(tick["push"]["delivered"], 3, "{tick}");
+    let pushes = lab.apns.wait_for_pushes(before + 3, WAIT).unwrap();
+    for d in &devices {
+        assert!(
+            pushes[before..]
+                .iter()
+                .any(|p| p.token == d.push_token_hex()),
+            "{} pushed",
+            d.udid
+        );
+    }
+
+    // Setup ends with DeviceConfigured; the session answers everything queued.
+    for d in devices.iter_mut() {
+        let (s, b) = app
+            .admin(
+                Method::POST,
+                &format!("/api/v1/devices/{}/commands", d.udid),
+                Some(json!({"RequestType": "DeviceConfigured"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let answered = d.run_until_idle(&http).await.unwrap();
+        let types: Vec<&str> = answered
+            .iter()
+            .map(|a| a.command.request_type.as_str())
+            .collect();
+        assert_eq!(types, ["ProfileList", "DeviceConfigured"]);
+        assert!(!d.awaiting_configuration);
+        assert!(answered.iter().all(|a| a.status == Status::Acknowledged));
+        let v = device_view(&lab, d).await;
+        let profiles = &v["inventory"]["ProfileList"]["data"];
+        assert_eq!(
+            profiles[0]["PayloadIdentifier"],
+            d.profile().unwrap().payload_identifier.as_str(),
+            "{v:#}"
+        );
+    }
+
+    // A device that enrolls again (e.g. after an erase) gets a new identity and works.
+    let d = &mut devices[0];
+    let old = d.mdm_identity().unwrap().certificate.serial_hex();
+    lab.enroll(d).await;
+    assert_ne!(d.mdm_identity().unwrap().certificate.serial_hex(), old);
+    assert_eq!(d.idle(&http).await.unwrap(), None);
+    lab.shutdown().await;
+}
