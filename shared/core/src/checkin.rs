@@ -11,7 +11,9 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::api::{self, Request, Response, Route};
 use crate::config::{self, STORAGE_KEY};
+use crate::mdm::await_config;
 use crate::mdm::checkin::CheckinMessage;
+use crate::mdm::devlog;
 use crate::mdm::enrollments::{self, Refusal, Reply};
 use crate::mdm::push;
 use crate::mdm::signature::{self, SCEP_CA_CERT_KEY, Signer};
@@ -203,8 +205,27 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     let now = p.clock().unix_seconds();
     let identity =
         enrollments::DeviceIdentity::from_certificate(&signer.cert_hash, &signer.certificate_der);
-    let reply =
-        enrollments::checkin_identity(p.store(), &storage_key, &identity, &msg, now).await?;
+    let outcome =
+        enrollments::checkin_identity(p.store(), &storage_key, &identity, &msg, now).await;
+    // The device log: what the device sent and how we took it (after its signature held).
+    // Devices we hold no enrollment for get no log (anyone could make one up).
+    let logged = match &outcome {
+        Ok(_) => Some(("ok", String::new())),
+        Err(Refusal::BadRequest(reason)) => Some(("refused", reason.clone())),
+        Err(_) => None,
+    };
+    if let (Some(device), Some((status, details))) = (msg.enrollment().device_id(), logged) {
+        let entry = devlog::NewEntry {
+            action: msg.message_type(),
+            status,
+            details: &details,
+            user: msg.enrollment().user_id(),
+        };
+        if let Err(e) = devlog::append(p.store(), device, &entry, now).await {
+            eprintln!("checkin: device log not written: {e}");
+        }
+    }
+    let reply = outcome?;
     if let CheckinMessage::TokenUpdate(tu) = &msg
         && tu.enrollment.user_id().is_none()
         && let Some(device) = tu.enrollment.device_id()
@@ -212,6 +233,11 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
         // A fresh token makes the device pushable again. Best effort: the unreachable
         // mark names the dead token, so a changed token outdates it anyway.
         let _ = push::clear_unreachable(p.store(), device).await;
+        if tu.awaiting_configuration
+            && let Err(e) = await_config::on_token_update(p, device).await
+        {
+            eprintln!("checkin: await-configuration work not queued: {e}");
+        }
     }
     Ok(match reply {
         Reply::Empty => empty_response(),

@@ -10,7 +10,9 @@
 use crate::api::{self, Request, Response, Route};
 use crate::checkin::{self, DeviceError};
 use crate::mdm::connect::{self, Next};
-use crate::mdm::report::Report;
+use crate::mdm::devlog;
+use crate::mdm::queue::Channel;
+use crate::mdm::report::{Report, Status};
 use crate::{Clock, Platform};
 
 /// Largest report accepted: results such as InstalledApplicationList or CertificateList
@@ -43,8 +45,60 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     let signer = checkin::authenticate_device(req, MAX_REPORT_BODY, &anchors)?;
     let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
     let now = p.clock().unix_seconds();
-    match connect::report(p.store(), &signer.cert_hash, &report, now).await? {
+    let next = connect::report(p.store(), &signer.cert_hash, &report, now).await?;
+    log_answer(p, &report, now).await;
+    match next {
         Next::Command(body) => Ok(checkin::plist_response(body)),
         Next::Nothing => Ok(checkin::empty_response()),
+    }
+}
+
+/// The device log gets one entry per answered command: its RequestType and the status.
+async fn log_answer(p: &impl Platform, report: &Report, now: u64) {
+    let (Some(device), Some(uuid)) = (report.enrollment.device_id(), &report.command_uuid) else {
+        return;
+    };
+    let user = report.enrollment.user_id();
+    let channel = match user {
+        Some(u) => Channel::user(device, u),
+        None => Channel::device(device),
+    };
+    let request_type = match connect::result(p.store(), channel.tag(), uuid).await {
+        Ok(Some(r)) => r.request_type,
+        _ => report
+            .request_type
+            .clone()
+            .unwrap_or_else(|| "Unknown".into()),
+    };
+    let details = report
+        .error_chain
+        .first()
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.error_domain.as_deref().unwrap_or("?"),
+                e.error_code.unwrap_or(0),
+                e.us_english_description
+                    .as_deref()
+                    .or(e.localized_description.as_deref())
+                    .unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    let status = match report.status {
+        Status::Idle => return,
+        Status::Acknowledged => "Acknowledged",
+        Status::Error => "Error",
+        Status::CommandFormatError => "CommandFormatError",
+        Status::NotNow => "NotNow",
+    };
+    let entry = devlog::NewEntry {
+        action: &request_type,
+        status,
+        details: &details,
+        user,
+    };
+    if let Err(e) = devlog::append(p.store(), device, &entry, now).await {
+        eprintln!("commands: device log not written: {e}");
     }
 }

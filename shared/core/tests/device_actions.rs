@@ -154,3 +154,86 @@ fn bad_actions_are_refused_by_name() {
     // Nothing of the refused actions reached the device.
     assert_eq!(d.idle(), None);
 }
+
+#[test]
+fn device_logs_record_check_ins_and_answered_commands() {
+    let e = env();
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll("iPhone15,2", "17.4", "");
+    let (s, _) = action(&e, IPHONE, "lock", r#"{"message": "hi"}"#);
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = action(&e, IPHONE, "restart", "");
+    assert_eq!(s, StatusCode::CREATED);
+    let (uuid, _) = d.idle().unwrap();
+    let (uuid2, _) = d.ack(&uuid).unwrap();
+    assert_eq!(d.report("Error", Some(&uuid2), ""), None);
+
+    let logs = |q: &str| {
+        let (s, b) = admin_call(
+            &e,
+            Method::GET,
+            &format!("/api/v1/devices/{IPHONE}/logs{q}"),
+            "",
+        );
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} {}",
+                    x["action"].as_str().unwrap(),
+                    x["status"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        logs(""),
+        [
+            "RestartDevice Error",
+            "DeviceLock Acknowledged",
+            "TokenUpdate ok",
+            "Authenticate ok"
+        ]
+    );
+    assert_eq!(logs("?action=devicelock"), ["DeviceLock Acknowledged"]);
+    assert_eq!(logs("?status=ok&limit=1"), ["TokenUpdate ok"]);
+    assert!(logs("?from=2100-01-01T00:00:00Z").is_empty());
+    let (s, b) = admin_call(
+        &e,
+        Method::GET,
+        &format!("/api/v1/devices/{IPHONE}/logs?limit=0&colour=red"),
+        "",
+    );
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(fields(&b), ["limit", "colour"]);
+}
+
+#[test]
+fn a_device_awaiting_configuration_is_released_with_device_configured() {
+    let e = env();
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll(
+        "iPhone15,2",
+        "17.4",
+        "<key>AwaitingConfiguration</key><true/>",
+    );
+    let device = |e: &E| admin_call(e, Method::GET, &format!("/api/v1/devices/{IPHONE}"), "").1;
+    assert_eq!(device(&e)["awaiting_configuration"], true);
+    // A later TokenUpdate (a new push token) does not queue the work again.
+    let again = d.checkin(
+        "TokenUpdate",
+        &format!(
+            "<key>Topic</key><string>{}</string><key>Token</key><data>dG9rZW4y</data>\
+             <key>PushMagic</key><string>magic-2</string><key>AwaitingConfiguration</key><true/>",
+            mdmdevice::TOPIC
+        ),
+    );
+    assert_eq!(again.status(), StatusCode::OK);
+    let (uuid, rt) = d.idle().expect("DeviceConfigured queued");
+    assert_eq!(rt, "DeviceConfigured");
+    assert_eq!(d.ack(&uuid), None, "queued once only");
+    assert_eq!(device(&e)["awaiting_configuration"], false);
+}

@@ -89,11 +89,11 @@ fn command(request_type: &str, keys: Vec<(&str, Option<Value>)>) -> Map<String, 
     m
 }
 
-/// The commands an action stands for, in order, with whether each skips the queue.
-pub fn commands_for(
-    action: &str,
-    body: &Map<String, Value>,
-) -> Result<Vec<(Map<String, Value>, bool)>, ApiError> {
+/// A command as JSON (`RequestType` and payload keys), and whether it skips the queue.
+pub type Planned = (Map<String, Value>, bool);
+
+/// The commands an action stands for, in order.
+pub fn commands_for(action: &str, body: &Map<String, Value>) -> Result<Vec<Planned>, ApiError> {
     let Some((_, allowed)) = ACTIONS.iter().find(|(a, _)| *a == action) else {
         return Err(ApiError::not_found(format!(
             "no action {action:?}; actions: {}",

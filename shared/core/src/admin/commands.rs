@@ -225,7 +225,7 @@ fn raw_without_check(bytes: &[u8]) -> Option<(String, Dictionary, Option<String>
     Some((rt, cmd, uuid))
 }
 
-fn new_uuid() -> String {
+pub(crate) fn new_uuid() -> String {
     let mut b = crate::random::bytes(16);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

@@ -307,6 +307,20 @@ impl CheckinMessage {
         })
     }
 
+    /// The `MessageType` as Apple names it.
+    pub fn message_type(&self) -> &'static str {
+        match self {
+            CheckinMessage::Authenticate(_) => "Authenticate",
+            CheckinMessage::TokenUpdate(_) => "TokenUpdate",
+            CheckinMessage::CheckOut(_) => "CheckOut",
+            CheckinMessage::UserAuthenticate(_) => "UserAuthenticate",
+            CheckinMessage::SetBootstrapToken(_) => "SetBootstrapToken",
+            CheckinMessage::GetBootstrapToken(_) => "GetBootstrapToken",
+            CheckinMessage::DeclarativeManagement(_) => "DeclarativeManagement",
+            CheckinMessage::GetToken(_) => "GetToken",
+        }
+    }
+
     pub fn enrollment(&self) -> &Enrollment {
         match self {
             CheckinMessage::Authenticate(m) => &m.enrollment,

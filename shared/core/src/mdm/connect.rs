@@ -230,6 +230,7 @@ pub async fn report<B: Backend>(
     let ch = channel_of(report, &device_id);
     let tag = ch.tag().to_owned();
     let mut inventory: Option<(String, plist::Value)> = None;
+    let mut configured = false;
     match report.status {
         Status::Idle => queue::idle(store, &ch).await.map_err(queue_refusal)?,
         Status::NotNow => {
@@ -287,6 +288,10 @@ pub async fn report<B: Backend>(
                     .set(&result_key(&tag, &uuid), &encode(&result))
                     .await?;
                 record_completion(store, &tag, &uuid, result.log, now).await?;
+                // The device leaves Setup Assistant: it no longer awaits configuration.
+                configured |= report.status == Status::Acknowledged
+                    && report.enrollment.user_id().is_none()
+                    && cmd.request_type == "DeviceConfigured";
                 if report.status == Status::Acknowledged
                     && report.enrollment.user_id().is_none()
                     && let Some((_, key)) = INVENTORY.iter().find(|(rt, _)| *rt == cmd.request_type)
@@ -298,8 +303,8 @@ pub async fn report<B: Backend>(
         }
         _ => unreachable!("every status is handled above"),
     }
-    if inventory.is_some() || rec.last_seen_at + LAST_SEEN_GRANULARITY <= now {
-        update_device(store, &device_id, inventory, now).await?;
+    if inventory.is_some() || configured || rec.last_seen_at + LAST_SEEN_GRANULARITY <= now {
+        update_device(store, &device_id, inventory, configured, now).await?;
     }
     match queue::next(store, &ch, now).await.map_err(queue_refusal)? {
         Some(cmd) => Ok(Next::Command(cmd.body)),
@@ -377,6 +382,7 @@ async fn update_device<B: Backend>(
     store: &Store<B>,
     device_id: &str,
     inventory: Option<(String, plist::Value)>,
+    configured: bool,
     now: u64,
 ) -> Result<(), Refusal> {
     let mut section: Option<(String, InventorySection)> = None;
@@ -424,6 +430,9 @@ async fn update_device<B: Backend>(
         .update::<KvError>(&enrollments::record_key(device_id), 20, |bytes| {
             let mut rec: EnrollmentRecord = decode(bytes, "enrollment record")?;
             rec.last_seen_at = rec.last_seen_at.max(now);
+            if configured {
+                rec.awaiting_configuration = false;
+            }
             if let Some((rt, s)) = &section {
                 let mut s = s.clone();
                 if rt == "DeviceInformation" {
@@ -910,8 +919,15 @@ pub async fn retention_tick(p: &impl crate::Platform) -> Value {
         Err(e) => return json!({ "error": format!("variable {COMMAND_RETENTION_DAYS}: {e}") }),
     };
     let now = p.clock().unix_seconds();
-    match purge_expired(p.store(), now, days * 86_400, PURGE_BUDGET).await {
+    let mut out = match purge_expired(p.store(), now, days * 86_400, PURGE_BUDGET).await {
         Ok(r) => json!({ "retention_days": days, "purged": r.purged, "behind": r.behind }),
         Err(e) => json!({ "error": e.to_string() }),
-    }
+    };
+    // Device logs keep the same retention as command results.
+    out["device_logs"] =
+        match super::devlog::purge(p.store(), now, days * 86_400, PURGE_BUDGET).await {
+            Ok(r) => json!({ "purged": r.deleted, "behind": r.more }),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+    out
 }

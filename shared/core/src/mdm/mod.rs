@@ -1,5 +1,6 @@
 //! The MDM protocol: check-in messages, and (later) the command loop.
 
+pub mod await_config;
 pub mod checkin;
 pub mod command;
 pub mod command_schema;

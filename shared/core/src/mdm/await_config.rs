@@ -1,0 +1,86 @@
+//! Await configuration: when a device's first TokenUpdate says it waits in Setup
+//! Assistant (`AwaitingConfiguration`), queue the enrollment-time work its ADE profile
+//! implies (device name from the template, Shared iPad settings, the eSIM plan refresh)
+//! and then `DeviceConfigured`, all in the priority lane, and push.
+//!
+//! The lane is FIFO and a device answers one command before it gets the next, so
+//! `DeviceConfigured` reaches it only after the setup commands were acknowledged or
+//! failed. A device is never held: without setup work it gets `DeviceConfigured` at once
+//! (and an admin can release it by hand with the `release` device action).
+//!
+//! Key layout: `ctr:awc:<d>:<authenticated_at>` claimed once per enrollment, so a
+//! repeated TokenUpdate (new push token, say) does not queue the work twice, while a
+//! re-enrollment (a new Authenticate) does it again.
+
+use mdm_kv::key::segment;
+use mdm_kv::{CounterKey, KvError};
+
+use super::connect::{self, NewCommand};
+use super::enrollments::{self, EnrollmentRecord};
+use super::queue::{Channel, Lane};
+use crate::{Clock, Platform};
+
+/// The model family Apple's device-name template means by `{{DEVICETYPE}}`.
+fn device_type(rec: &EnrollmentRecord) -> String {
+    let product = rec.product_name.as_deref().unwrap_or("");
+    let family: String = product
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    match family.as_str() {
+        "" => "Device".into(),
+        "iPhone" | "iPad" | "iPod" | "Watch" | "AppleTV" => family,
+        _ => "Mac".into(),
+    }
+}
+
+/// Called after a device-channel TokenUpdate was accepted. Returns the CommandUUIDs
+/// queued (empty when the device does not await configuration or was handled before).
+pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<String>, KvError> {
+    let Some(raw) = p.store().get(&enrollments::record_key(device_id)).await? else {
+        return Ok(Vec::new());
+    };
+    let Ok(rec) = serde_json::from_slice::<EnrollmentRecord>(&raw) else {
+        return Ok(Vec::new());
+    };
+    if !rec.enrolled || !rec.awaiting_configuration {
+        return Ok(Vec::new());
+    }
+    let claim = CounterKey::new(&format!(
+        "awc:{}:{}",
+        segment(device_id),
+        rec.authenticated_at
+    ))
+    .expect("counter name");
+    if !p.store().claim(&claim).await? {
+        return Ok(Vec::new());
+    }
+    let mut work: Vec<(&'static str, plist::Dictionary)> = Vec::new();
+    if let (Some(token), Some(profile)) = (rec.dep_token, rec.dep_profile)
+        && let Some(r) = crate::dep::profile_store::load(p.store(), token, profile).await?
+    {
+        let serial = rec.serial_number.clone().unwrap_or_default();
+        work = r.spec.enrollment_commands(&serial, &device_type(&rec));
+    }
+    work.push(("DeviceConfigured", plist::Dictionary::new()));
+    let now = p.clock().unix_seconds();
+    let ch = Channel::device(device_id);
+    let mut queued = Vec::with_capacity(work.len());
+    for (request_type, payload) in work {
+        let uuid = crate::admin::new_command_uuid();
+        let cmd = NewCommand {
+            body: super::command::build(&uuid, request_type, payload),
+            uuid: uuid.clone(),
+            request_type: request_type.into(),
+            lane: Lane::Priority,
+        };
+        match connect::enqueue(p.store(), &ch, &cmd, now, u64::MAX).await {
+            Ok(_) => queued.push(uuid),
+            Err(e) => eprintln!("await-configuration: {request_type} not queued: {e:?}"),
+        }
+    }
+    if let Err(e) = super::push::notify_enqueued(p, device_id).await {
+        eprintln!("await-configuration: push failed: {e}");
+    }
+    Ok(queued)
+}
