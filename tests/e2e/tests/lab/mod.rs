@@ -46,7 +46,7 @@ pub fn runtime_config(dir: &Path, apns: &ApnsSim, push: PushCert) -> PathBuf {
         PushCert::Untrusted => (files.untrusted_cert, files.untrusted_key),
     };
     let text = format!(
-        "[[client_tls]]\ncomponent_ids = [\"admin\", \"sync\"]\nhosts = [\"127.0.0.1\"]\n\
+        "[[client_tls]]\ncomponent_ids = [\"admin\", \"sync\", \"checkin\"]\nhosts = [\"127.0.0.1\"]\n\
          client_cert_file = {:?}\nclient_private_key_file = {:?}\nca_roots_file = {:?}\n",
         cert.display().to_string(),
         key.display().to_string(),
@@ -171,11 +171,22 @@ impl Lab {
         Device::new(&self.apple, kind, serial, &udid, os).expect("device")
     }
 
-    /// The whole ADE enrollment of `d` (AwaitingConfiguration as a DEP device).
+    /// The whole ADE enrollment of `d` (AwaitingConfiguration as a DEP device). The
+    /// server pushes the device its setup work; like a woken device, `d` then fetches
+    /// and answers it, ending with DeviceConfigured.
     pub async fn enroll(&self, d: &mut Device) {
         d.enroll_ade(&self.http(), &self.enroll_url(), true)
             .await
             .unwrap_or_else(|e| panic!("enrolling {}: {e}", d.serial));
+        let setup = d
+            .run_until_idle(&self.http())
+            .await
+            .unwrap_or_else(|e| panic!("setup of {}: {e}", d.serial));
+        assert_eq!(
+            setup.last().map(|a| a.command.request_type.as_str()),
+            Some("DeviceConfigured"),
+            "the server releases the device from Setup Assistant"
+        );
     }
 
     /// The scheduler's tick.
