@@ -208,11 +208,18 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     let outcome =
         enrollments::checkin_identity(p.store(), &storage_key, &identity, &msg, now).await;
     // The device log: what the device sent and how we took it (after its signature held).
-    // Devices we hold no enrollment for get no log (anyone could make one up).
-    let logged = match &outcome {
-        Ok(_) => Some(("ok", String::new())),
-        Err(Refusal::BadRequest(reason)) => Some(("refused", reason.clone())),
-        Err(_) => None,
+    // Refusals are logged only for devices we hold an enrollment for: a made-up UDID
+    // must leave nothing behind.
+    let known = |device: &str| {
+        let key = enrollments::record_key(device);
+        async move { p.store().exists(&key).await.unwrap_or(false) }
+    };
+    let logged = match (&outcome, msg.enrollment().device_id()) {
+        (Ok(_), _) => Some(("ok", String::new())),
+        (Err(Refusal::BadRequest(reason)), Some(d)) if known(d).await => {
+            Some(("refused", reason.clone()))
+        }
+        _ => None,
     };
     if let (Some(device), Some((status, details))) = (msg.enrollment().device_id(), logged) {
         let entry = devlog::NewEntry {

@@ -199,6 +199,14 @@ fn device_logs_record_check_ins_and_answered_commands() {
         ]
     );
     assert_eq!(logs("?action=devicelock"), ["DeviceLock Acknowledged"]);
+    // A refused check-in of a known device is logged with the reason.
+    let r = d.checkin(
+        "TokenUpdate",
+        "<key>Topic</key><string>com.apple.mgmt.External.other</string>\
+         <key>PushMagic</key><string>m</string><key>Token</key><data>AQ==</data>",
+    );
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(logs("?status=refused"), ["TokenUpdate refused"]);
     assert_eq!(logs("?status=ok&limit=1"), ["TokenUpdate ok"]);
     assert!(logs("?from=2100-01-01T00:00:00Z").is_empty());
     let (s, b) = admin_call(

@@ -226,18 +226,7 @@ fn raw_without_check(bytes: &[u8]) -> Option<(String, Dictionary, Option<String>
 }
 
 pub(crate) fn new_uuid() -> String {
-    let mut b = crate::random::bytes(16);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode_upper(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::random::uuid_v4()
 }
 
 /// The platform a device runs, from its product name or model.

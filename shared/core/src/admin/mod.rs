@@ -3,11 +3,6 @@
 
 mod actions;
 mod commands;
-
-/// A fresh CommandUUID (uppercase UUID v4, as Apple's tools make them).
-pub fn new_command_uuid() -> String {
-    commands::new_uuid()
-}
 mod dep;
 mod devices;
 mod devlogs;

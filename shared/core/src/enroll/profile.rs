@@ -63,18 +63,7 @@ pub struct ProfileParams<'a> {
 
 /// A random (version 4) UUID, uppercase as Apple writes them.
 pub fn new_uuid() -> String {
-    let mut b = random::bytes(16);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode_upper(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    random::uuid_v4()
 }
 
 fn s(v: &str) -> Value {

@@ -67,7 +67,7 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     let ch = Channel::device(device_id);
     let mut queued = Vec::with_capacity(work.len());
     for (request_type, payload) in work {
-        let uuid = crate::admin::new_command_uuid();
+        let uuid = crate::random::uuid_v4();
         let cmd = NewCommand {
             body: super::command::build(&uuid, request_type, payload),
             uuid: uuid.clone(),

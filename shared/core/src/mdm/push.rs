@@ -387,18 +387,7 @@ pub async fn base_url(vars: &impl Variables) -> String {
 
 /// A random (version 4) UUID for `apns-id`.
 pub fn new_apns_id() -> String {
-    let mut b = crate::random::bytes(16);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    crate::random::uuid_v4().to_ascii_lowercase()
 }
 
 /// The APNs request for `push`. `now` is Unix seconds; `apns_id` a UUID (or None).
