@@ -604,7 +604,7 @@ async fn modify_raw<B: Backend>(
     claim: &CounterKey,
     init: &[u8],
     wait: bool,
-    change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    change: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
 ) -> Result<Modified, KvError> {
     for _ in 0..2 * FORCE_CREATE_EVERY {
         match store
