@@ -128,7 +128,7 @@ async fn throttled_needs_protocol_9() {
     let ctl = sim.control();
     let s = ctl.serials();
     let http = HyperHttp::new();
-    let mut c = client(&http, &SystemClock, &sim); // protocol 3
+    let mut c = client(&http, &SystemClock, &sim).with_protocol_version("3");
     let uuid = c.define_profile(&profile()).await.unwrap().profile_uuid;
     ctl.script_assign(&s[0], AssignOutcome::Throttled, 1);
     let r = c.assign_profile(&uuid, &[&s[0]]).await.unwrap();
