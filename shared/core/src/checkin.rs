@@ -240,10 +240,10 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
         // A fresh token makes the device pushable again. Best effort: the unreachable
         // mark names the dead token, so a changed token outdates it anyway.
         let _ = push::clear_unreachable(p.store(), device).await;
-        if tu.awaiting_configuration
-            && let Err(e) = await_config::on_token_update(p, device).await
-        {
-            eprintln!("checkin: await-configuration work not queued: {e}");
+        // Setup work is queued once per enrollment (TokenUpdates are rare, so the record
+        // read is cheap); the device's awaiting flag decides DeviceConfigured.
+        if let Err(e) = await_config::on_token_update(p, device).await {
+            eprintln!("checkin: enrollment setup work not queued: {e}");
         }
     }
     Ok(match reply {

@@ -7,6 +7,7 @@ mod enrollsupport;
 
 use std::time::Duration;
 
+use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::enroll::pending;
@@ -357,4 +358,90 @@ fn a_manual_enrollment_with_an_admin_challenge_needs_no_request() {
         &ade.authenticate(&s.e, UDID, SERIAL),
         "no enrollment request",
     );
+}
+
+/// Reads the device's queue in delivery order, acknowledging each command.
+fn drain(s: &Server, id: &Identity, udid: &str) -> Vec<(String, plist::Dictionary)> {
+    let mut out = Vec::new();
+    let mut r = idle(s, id, udid, None);
+    while r.status() == StatusCode::OK && !r.body().is_empty() {
+        let cmd: plist::Dictionary = plist::from_bytes(r.body()).unwrap();
+        let uuid = cmd["CommandUUID"].as_string().unwrap().to_owned();
+        let inner = cmd["Command"].as_dictionary().unwrap().clone();
+        let rt = inner["RequestType"].as_string().unwrap().to_owned();
+        out.push((rt, inner));
+        let ack = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{udid}</string><key>CommandUUID</key><string>{uuid}</string></dict></plist>"#
+        );
+        r = id.send(&s.e, "/mdm/connect", ack.as_bytes());
+    }
+    out
+}
+
+#[test]
+fn the_profiles_setup_commands_run_before_device_configured() {
+    let s = Server::new();
+    let payload = base64::engine::general_purpose::STANDARD.encode(b"<plist>wifi</plist>");
+    let mut p = default_profile();
+    p["device_name_template"] = json!("{{DEVICETYPE}}-{{SERIAL}}");
+    p["setup_commands"] = json!([
+        { "RequestType": "InstallProfile", "Payload": payload },
+        { "RequestType": "Settings", "Settings": [
+            { "Item": "TimeZone", "TimeZone": "Europe/Berlin" } ] },
+    ]);
+    s.add_profile(1, UUID, p);
+    s.sync_device(assigned(SERIAL, UUID));
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let id = identity(&s, 0, UDID, &challenge);
+    ok(&id.authenticate(&s.e, UDID, SERIAL));
+    ok(&id.token_update(&s.e, UDID, ""));
+    // A second TokenUpdate (a new push token) queues nothing again.
+    ok(&id.token_update(&s.e, UDID, ""));
+    let got = drain(&s, &id, UDID);
+    let types: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        ["Settings", "InstallProfile", "Settings", "DeviceConfigured"]
+    );
+    let name = &got[0].1["Settings"].as_array().unwrap()[0];
+    assert_eq!(
+        name.as_dictionary().unwrap()["DeviceName"].as_string(),
+        Some(format!("iPhone-{SERIAL}").as_str())
+    );
+    assert_eq!(
+        got[1].1["Payload"].as_data(),
+        Some(&b"<plist>wifi</plist>"[..])
+    );
+    let tz = &got[2].1["Settings"].as_array().unwrap()[0];
+    assert_eq!(
+        tz.as_dictionary().unwrap()["TimeZone"].as_string(),
+        Some("Europe/Berlin")
+    );
+    let (_, v) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");
+    assert_eq!(v["awaiting_configuration"], false, "{v}");
+}
+
+#[test]
+fn setup_commands_also_reach_a_device_that_does_not_await_configuration() {
+    let s = Server::new();
+    let mut p = default_profile();
+    p["await_device_configured"] = json!(false);
+    p["setup_commands"] = json!([{ "RequestType": "ProfileList" }]);
+    s.add_profile(1, UUID, p);
+    s.sync_device(assigned(SERIAL, UUID));
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let id = identity(&s, 0, UDID, &challenge);
+    ok(&id.authenticate(&s.e, UDID, SERIAL));
+    ok(&id.checkin(
+        &s.e,
+        "TokenUpdate",
+        UDID,
+        &format!(
+            "<key>Topic</key><string>{TOPIC}</string><key>PushMagic</key><string>magic</string>\
+             <key>Token</key><data>AAECAwQFBgc=</data>"
+        ),
+    ));
+    let got = drain(&s, &id, UDID);
+    let types: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["ProfileList"]);
 }

@@ -349,3 +349,61 @@ fn command_plists_have_apple_shape() {
         Some("OSVersion")
     );
 }
+
+#[test]
+fn setup_commands_are_checked_against_apples_schemas_and_the_platform() {
+    let ok = json!([
+        { "RequestType": "InstallProfile", "Payload": "PHBsaXN0Lz4=" },
+        { "RequestType": "Settings", "Settings": [{ "Item": "TimeZone", "TimeZone": "Europe/Paris" }] },
+    ]);
+    assert_eq!(fields(json!({ "setup_commands": ok })), Vec::<String>::new());
+    // Setup commands never reach Apple.
+    let s = spec(json!({ "setup_commands": ok }));
+    let p = s.apple_profile("https://a.example/e", "https://a.example/w");
+    assert!(!p.to_string().contains("InstallProfile"));
+    let (cmds, skipped) = s.admin_setup_commands();
+    assert!(skipped.is_empty());
+    assert_eq!(cmds[0].0, "InstallProfile");
+    assert_eq!(cmds[0].1["Payload"].as_data(), Some(&b"<plist/>"[..]));
+
+    let errs = errors(json!({ "setup_commands": [
+        { "Payload": "AA==" },
+        { "RequestType": "NoSuchCommand" },
+        { "RequestType": "EraseDevice" },
+        { "RequestType": "DeviceConfigured" },
+        { "RequestType": "InstallProfile" },
+        { "RequestType": "InstallProfile", "Payload": "not base64!" },
+        { "RequestType": "InstallProfile", "Payload": "AA==", "Bogus": 1 },
+    ]}));
+    let f: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        f,
+        [
+            "setup_commands[0].RequestType",
+            "setup_commands[1].RequestType",
+            "setup_commands[2].RequestType",
+            "setup_commands[3].RequestType",
+            "setup_commands[4].Payload",
+            "setup_commands[5].Payload",
+            "setup_commands[6].Bogus",
+        ],
+        "{errs:?}"
+    );
+    assert!(errs[2].1.contains("Setup Assistant"), "{errs:?}");
+
+    // Platform, channel and supervision.
+    let errs = errors(json!({ "platform": "tvos", "user_affinity": "without_user",
+        "setup_commands": [{ "RequestType": "InstallEnterpriseApplication", "ManifestURL": "https://a.example/m.plist" }] }));
+    assert_eq!(errs[0].0, "setup_commands[0].RequestType");
+    assert!(errs[0].1.contains("not available on tvOS"), "{errs:?}");
+    let errs = errors(json!({ "platform": "macos", "user_affinity": "without_user",
+        "setup_commands": [{ "RequestType": "ActiveNSExtensions" }] }));
+    assert!(errs[0].1.contains("user channel"), "{errs:?}");
+    let errs = errors(json!({ "platform": "macos", "user_affinity": "without_user", "supervised": false,
+        "setup_commands": [{ "RequestType": "ClearActivationLockBypassCode" }] }));
+    assert!(errs[0].1.contains("requires supervision"), "{errs:?}");
+
+    // Bounds.
+    let many: Vec<Value> = (0..21).map(|_| json!({ "RequestType": "ProfileList" })).collect();
+    assert_eq!(fields(json!({ "setup_commands": many })), ["setup_commands"]);
+}

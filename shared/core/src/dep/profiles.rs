@@ -116,6 +116,12 @@ pub struct ProfileSpec {
     /// Apple lets the version win when they disagree. Needs `minimum_os_version`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_os_build: Option<String>,
+    /// Commands of the admin's choice (e.g. InstallProfile, InstallApplication, Settings),
+    /// each a JSON object like the command API takes (`RequestType` + payload keys, data
+    /// as base64). Queued, in this order, at the first TokenUpdate of every enrollment
+    /// with this profile, after the built-in setup and before `DeviceConfigured`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup_commands: Vec<Map<String, Value>>,
 }
 
 /// One broken rule.
@@ -128,6 +134,23 @@ pub struct FieldError {
 pub const NAME_TEMPLATE_MAX: usize = 63;
 pub const NAME_VARIABLES: [&str; 2] = ["{{SERIAL}}", "{{DEVICETYPE}}"];
 pub const PASSCODE_GRACE_VALUES: [u32; 6] = [0, 60, 300, 900, 3600, 14400];
+/// Most admin-chosen setup commands per profile.
+pub const SETUP_COMMANDS_MAX: usize = 20;
+/// Most bytes of all setup commands of a profile (as JSON): profiles are read whole.
+pub const SETUP_COMMANDS_MAX_BYTES: usize = 1 << 20;
+/// Commands that would end, stall or break Setup Assistant (or that we send ourselves):
+/// device actions after enrollment do these.
+pub const SETUP_COMMANDS_REFUSED: [&str; 9] = [
+    "DeviceConfigured",
+    "EraseDevice",
+    "DeviceLock",
+    "ClearPasscode",
+    "RestartDevice",
+    "ShutDownDevice",
+    "EnableLostMode",
+    "DisableLostMode",
+    "RemoveProfile",
+];
 
 /// Notes the response carries alongside a valid profile.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -397,6 +420,7 @@ impl ProfileSpec {
                 "an OS version such as 17.4 or 14.4.1, optionally with a supplemental letter: 17.4 (a)",
             );
         }
+        self.check_setup_commands(&mut c, supervised);
         if let Some(b) = &self.minimum_os_build {
             if self.minimum_os_version.is_none() {
                 c.fail("minimum_os_build", "only together with minimum_os_version");
@@ -412,6 +436,78 @@ impl ProfileSpec {
             Ok(notices)
         } else {
             Err(c.errors)
+        }
+    }
+
+    /// Each setup command must be one Apple's schema accepts, runnable on the device
+    /// channel of this platform (and supervision) during Setup Assistant.
+    fn check_setup_commands(&self, c: &mut Check, supervised: bool) {
+        use crate::mdm::command_schema;
+        use crate::mdm::commands_table::{self, OsFamily};
+        if self.setup_commands.len() > SETUP_COMMANDS_MAX {
+            c.fail(
+                "setup_commands",
+                format!("at most {SETUP_COMMANDS_MAX} commands"),
+            );
+            return;
+        }
+        let bytes = serde_json::to_vec(&self.setup_commands).map_or(usize::MAX, |v| v.len());
+        if bytes > SETUP_COMMANDS_MAX_BYTES {
+            c.fail(
+                "setup_commands",
+                format!("at most {SETUP_COMMANDS_MAX_BYTES} bytes in all (as JSON)"),
+            );
+            return;
+        }
+        let (os, os_name) = match self.platform {
+            Platform::Ios => (OsFamily::Ios, "iOS/iPadOS"),
+            Platform::Macos => (OsFamily::Macos, "macOS"),
+            Platform::Tvos => (OsFamily::Tvos, "tvOS"),
+        };
+        for (i, cmd) in self.setup_commands.iter().enumerate() {
+            let field = format!("setup_commands[{i}]");
+            let Some(rt) = cmd.get("RequestType").and_then(Value::as_str) else {
+                c.fail(&format!("{field}.RequestType"), "required: a RequestType string");
+                continue;
+            };
+            if SETUP_COMMANDS_REFUSED.contains(&rt) {
+                c.fail(
+                    &format!("{field}.RequestType"),
+                    format!("{rt} cannot be a setup command: it would stop or break Setup Assistant, or the server sends it itself; use a device action after enrollment"),
+                );
+                continue;
+            }
+            if command_schema::schema(rt).is_none() {
+                c.fail(
+                    &format!("{field}.RequestType"),
+                    format!("{rt} is not a RequestType in Apple's command schemas"),
+                );
+                continue;
+            }
+            if let Some(t) = commands_table::lookup(rt) {
+                match t.on(os) {
+                    None => c.fail(
+                        &format!("{field}.RequestType"),
+                        format!("{rt} is not available on {os_name}"),
+                    ),
+                    Some(o) if !o.device_channel => c.fail(
+                        &format!("{field}.RequestType"),
+                        format!("{rt} runs on a user channel only; setup commands go to the device channel"),
+                    ),
+                    Some(o) if o.supervised && !supervised => c.fail(
+                        &format!("{field}.RequestType"),
+                        format!("{rt} requires supervision on {os_name}; this profile is not supervised"),
+                    ),
+                    Some(_) => {}
+                }
+            }
+            let mut payload = cmd.clone();
+            payload.remove("RequestType");
+            if let Err(errs) = command_schema::payload_from_json(rt, &payload) {
+                for e in errs {
+                    c.fail(&format!("{field}.{}", e.key), e.problem);
+                }
+            }
         }
     }
 
@@ -548,5 +644,27 @@ impl ProfileSpec {
             out.push(("RefreshCellularPlans", payload));
         }
         out
+    }
+
+    /// The admin's setup commands as `(RequestType, payload)`, in order. A command that no
+    /// longer converts (a schema change since the profile was saved) is left out and named
+    /// in the second list.
+    pub fn admin_setup_commands(&self) -> (Vec<(String, plist::Dictionary)>, Vec<String>) {
+        let mut ok = Vec::new();
+        let mut skipped = Vec::new();
+        for cmd in &self.setup_commands {
+            let rt = cmd
+                .get("RequestType")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let mut payload = cmd.clone();
+            payload.remove("RequestType");
+            match crate::mdm::command_schema::payload_from_json(&rt, &payload) {
+                Ok(d) if !rt.is_empty() => ok.push((rt, d)),
+                _ => skipped.push(rt),
+            }
+        }
+        (ok, skipped)
     }
 }

@@ -8,6 +8,10 @@
 //! failed. A device is never held: without setup work it gets `DeviceConfigured` at once
 //! (and an admin can release it by hand with the `release` device action).
 //!
+//! The admin's own setup commands of the profile (`setup_commands`) follow the built-in
+//! ones; they are queued at the first TokenUpdate of every enrollment with the profile,
+//! awaiting configuration or not.
+//!
 //! Key layout: `ctr:awc:<d>:<authenticated_at>` claimed once per enrollment, so a
 //! repeated TokenUpdate (new push token, say) does not queue the work twice, while a
 //! re-enrollment (a new Authenticate) does it again.
@@ -43,7 +47,19 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     let Ok(rec) = serde_json::from_slice::<EnrollmentRecord>(&raw) else {
         return Ok(Vec::new());
     };
-    if !rec.enrolled || !rec.awaiting_configuration {
+    if !rec.enrolled {
+        return Ok(Vec::new());
+    }
+    let profile = match (rec.dep_token, rec.dep_profile) {
+        (Some(token), Some(profile)) => {
+            crate::dep::profile_store::load(p.store(), token, profile).await?
+        }
+        _ => None,
+    };
+    let admin_work = profile
+        .as_ref()
+        .is_some_and(|r| !r.spec.setup_commands.is_empty());
+    if !rec.awaiting_configuration && !admin_work {
         return Ok(Vec::new());
     }
     let claim = CounterKey::new(&format!(
@@ -55,23 +71,35 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     if !p.store().claim(&claim).await? {
         return Ok(Vec::new());
     }
-    let mut work: Vec<(&'static str, plist::Dictionary)> = Vec::new();
-    if let (Some(token), Some(profile)) = (rec.dep_token, rec.dep_profile)
-        && let Some(r) = crate::dep::profile_store::load(p.store(), token, profile).await?
-    {
-        let serial = rec.serial_number.clone().unwrap_or_default();
-        work = r.spec.enrollment_commands(&serial, &device_type(&rec));
+    let mut work: Vec<(String, plist::Dictionary)> = Vec::new();
+    if let Some(r) = &profile {
+        if rec.awaiting_configuration {
+            let serial = rec.serial_number.clone().unwrap_or_default();
+            work.extend(
+                r.spec
+                    .enrollment_commands(&serial, &device_type(&rec))
+                    .into_iter()
+                    .map(|(t, d)| (t.to_owned(), d)),
+            );
+        }
+        let (chosen, skipped) = r.spec.admin_setup_commands();
+        for rt in skipped {
+            eprintln!("await-configuration: setup command {rt:?} of profile {} no longer valid, not queued", r.id);
+        }
+        work.extend(chosen);
     }
-    work.push(("DeviceConfigured", plist::Dictionary::new()));
+    if rec.awaiting_configuration {
+        work.push(("DeviceConfigured".into(), plist::Dictionary::new()));
+    }
     let now = p.clock().unix_seconds();
     let ch = Channel::device(device_id);
     let mut queued = Vec::with_capacity(work.len());
     for (request_type, payload) in work {
         let uuid = crate::random::uuid_v4();
         let cmd = NewCommand {
-            body: super::command::build(&uuid, request_type, payload),
+            body: super::command::build(&uuid, &request_type, payload),
             uuid: uuid.clone(),
-            request_type: request_type.into(),
+            request_type: request_type.clone(),
             lane: Lane::Priority,
         };
         match connect::enqueue(p.store(), &ch, &cmd, now, u64::MAX).await {
