@@ -356,7 +356,10 @@ fn setup_commands_are_checked_against_apples_schemas_and_the_platform() {
         { "RequestType": "InstallProfile", "Payload": "PHBsaXN0Lz4=" },
         { "RequestType": "Settings", "Settings": [{ "Item": "TimeZone", "TimeZone": "Europe/Paris" }] },
     ]);
-    assert_eq!(fields(json!({ "setup_commands": ok })), Vec::<String>::new());
+    assert_eq!(
+        fields(json!({ "setup_commands": ok })),
+        Vec::<String>::new()
+    );
     // Setup commands never reach Apple.
     let s = spec(json!({ "setup_commands": ok }));
     let p = s.apple_profile("https://a.example/e", "https://a.example/w");
@@ -396,14 +399,23 @@ fn setup_commands_are_checked_against_apples_schemas_and_the_platform() {
         "setup_commands": [{ "RequestType": "InstallEnterpriseApplication", "ManifestURL": "https://a.example/m.plist" }] }));
     assert_eq!(errs[0].0, "setup_commands[0].RequestType");
     assert!(errs[0].1.contains("not available on tvOS"), "{errs:?}");
-    let errs = errors(json!({ "platform": "macos", "user_affinity": "without_user",
-        "setup_commands": [{ "RequestType": "ActiveNSExtensions" }] }));
+    let errs = errors(
+        json!({ "platform": "macos", "user_affinity": "without_user",
+        "setup_commands": [{ "RequestType": "ActiveNSExtensions" }] }),
+    );
     assert!(errs[0].1.contains("user channel"), "{errs:?}");
-    let errs = errors(json!({ "platform": "macos", "user_affinity": "without_user", "supervised": false,
-        "setup_commands": [{ "RequestType": "ClearActivationLockBypassCode" }] }));
+    let errs = errors(
+        json!({ "platform": "macos", "user_affinity": "without_user", "supervised": false,
+        "setup_commands": [{ "RequestType": "ClearActivationLockBypassCode" }] }),
+    );
     assert!(errs[0].1.contains("requires supervision"), "{errs:?}");
 
     // Bounds.
-    let many: Vec<Value> = (0..21).map(|_| json!({ "RequestType": "ProfileList" })).collect();
-    assert_eq!(fields(json!({ "setup_commands": many })), ["setup_commands"]);
+    let many: Vec<Value> = (0..21)
+        .map(|_| json!({ "RequestType": "ProfileList" }))
+        .collect();
+    assert_eq!(
+        fields(json!({ "setup_commands": many })),
+        ["setup_commands"]
+    );
 }

@@ -147,6 +147,18 @@ impl Certificate {
         name_common_name(&self.cert.tbs_certificate.subject)
     }
 
+    /// The subject's `UID` attribute, if any (an MDM push certificate's topic).
+    pub fn subject_uid(&self) -> Option<String> {
+        self.cert
+            .tbs_certificate
+            .subject
+            .0
+            .iter()
+            .flat_map(|rdn| rdn.0.iter())
+            .find(|atv| atv.oid == oid::UID)
+            .and_then(|atv| crate::csr::directory_string(&atv.value))
+    }
+
     /// The certified public key as DER `SubjectPublicKeyInfo`.
     pub fn public_key_der(&self) -> Result<Vec<u8>, CryptoError> {
         self.cert

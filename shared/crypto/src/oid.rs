@@ -52,6 +52,8 @@ pub(crate) const DES_CBC: ObjectIdentifier = oid("1.3.14.3.2.7");
 
 // X.509 names and extensions (RFC 5280).
 pub(crate) const CN: ObjectIdentifier = oid("2.5.4.3");
+/// RFC 4519 `uid` (userId): the APNs topic in an MDM push certificate's subject.
+pub(crate) const UID: ObjectIdentifier = oid("0.9.2342.19200300.100.1.1");
 pub(crate) const ORGANIZATION: ObjectIdentifier = oid("2.5.4.10");
 pub(crate) const SUBJECT_KEY_ID: ObjectIdentifier = oid("2.5.29.14");
 pub(crate) const KEY_USAGE: ObjectIdentifier = oid("2.5.29.15");

@@ -25,7 +25,7 @@ async fn queued_commands_and_admins_push_the_device_through_apns() {
         .admin(Method::GET, "/api/v1/push/certificate", None)
         .await;
     assert_eq!(
-        (s, c["state"].as_str()),
+        (s, c["apns"]["state"].as_str()),
         (StatusCode::OK, Some("unknown")),
         "{c}"
     );
@@ -184,8 +184,8 @@ async fn queued_commands_and_admins_push_the_device_through_apns() {
     let (_, c) = app
         .admin(Method::GET, "/api/v1/push/certificate", None)
         .await;
-    assert_eq!(c["state"], "failing", "{c}");
-    assert_eq!(c["last_failure_reason"], "BadCertificate");
+    assert_eq!(c["apns"]["state"], "failing", "{c}");
+    assert_eq!(c["apns"]["last_failure_reason"], "BadCertificate");
     let (_, b) = app
         .admin(
             Method::POST,
@@ -197,7 +197,7 @@ async fn queued_commands_and_admins_push_the_device_through_apns() {
     let (_, c) = app
         .admin(Method::GET, "/api/v1/push/certificate", None)
         .await;
-    assert_eq!(c["state"], "ok", "{c}");
+    assert_eq!(c["apns"]["state"], "ok", "{c}");
     lab.shutdown().await;
 }
 
@@ -248,9 +248,9 @@ async fn an_untrusted_push_certificate_is_marked_failing() {
         .app
         .admin(Method::GET, "/api/v1/push/certificate", None)
         .await;
-    assert_eq!(c["state"], "failing", "{c}");
-    assert_eq!(c["last_failure_status"], Value::Null, "{c}");
-    assert!(c["failures"].as_u64().unwrap() >= 1);
+    assert_eq!(c["apns"]["state"], "failing", "{c}");
+    assert_eq!(c["apns"]["last_failure_status"], Value::Null, "{c}");
+    assert!(c["apns"]["failures"].as_u64().unwrap() >= 1);
     lab.shutdown().await;
 }
 
@@ -271,6 +271,6 @@ async fn under_tls13_a_refused_certificate_is_a_transport_failure() {
         .app
         .admin(Method::GET, "/api/v1/push/certificate", None)
         .await;
-    assert_eq!(c["state"], "unknown", "{c}");
+    assert_eq!(c["apns"]["state"], "unknown", "{c}");
     lab.shutdown().await;
 }

@@ -15,7 +15,7 @@ mod users;
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response, Route};
 use crate::config::ADMIN_API_KEY;
-use crate::mdm::push;
+use crate::mdm::{push, pushcert};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -63,6 +63,7 @@ pub enum Op {
     PushDevice,
     PushState,
     PushCertificate,
+    UploadPushCertificate,
     ListUsers,
     CreateUser,
     GetUser,
@@ -117,6 +118,7 @@ pub const ROUTES: &[Route<Op>] = &[
     ("POST", "/api/v1/devices/{device}/push", Op::PushDevice),
     ("GET", "/api/v1/devices/{device}/push", Op::PushState),
     ("GET", "/api/v1/push/certificate", Op::PushCertificate),
+    ("PUT", "/api/v1/push/certificate", Op::UploadPushCertificate),
     ("GET", "/api/v1/users", Op::ListUsers),
     ("POST", "/api/v1/users", Op::CreateUser),
     ("GET", "/api/v1/users/{user}", Op::GetUser),
@@ -190,7 +192,8 @@ async fn run(
         Op::CreateChallenge => crate::scep::admin::create_challenge(p, req).await,
         Op::PushDevice => push::admin_push(p, params.get("device").unwrap_or_default()).await,
         Op::PushState => push::admin_push_state(p, params.get("device").unwrap_or_default()).await,
-        Op::PushCertificate => push::admin_certificate_status(p).await,
+        Op::PushCertificate => pushcert::get(p).await,
+        Op::UploadPushCertificate => pushcert::put(p, req).await,
         Op::ListUsers => users::list(p, req).await,
         Op::CreateUser => users::create(p, req).await,
         Op::GetUser => users::get(p, params).await,

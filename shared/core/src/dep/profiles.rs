@@ -467,7 +467,10 @@ impl ProfileSpec {
         for (i, cmd) in self.setup_commands.iter().enumerate() {
             let field = format!("setup_commands[{i}]");
             let Some(rt) = cmd.get("RequestType").and_then(Value::as_str) else {
-                c.fail(&format!("{field}.RequestType"), "required: a RequestType string");
+                c.fail(
+                    &format!("{field}.RequestType"),
+                    "required: a RequestType string",
+                );
                 continue;
             };
             if SETUP_COMMANDS_REFUSED.contains(&rt) {

@@ -139,7 +139,7 @@ pub async fn answer(
 ) -> Result<Vec<u8>, EnrollError> {
     let spec = &a.profile.spec;
     let supervised = spec.supervised || spec.platform == OsPlatform::Ios;
-    let topic = profile::push_topic(p.vars()).await?;
+    let topic = profile::push_topic(p).await?;
     let target = EnrollmentTarget {
         udid: info.udid.clone(),
         serial: Some(info.serial.clone()),

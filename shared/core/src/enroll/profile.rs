@@ -23,6 +23,7 @@ use mdm_crypto::{Certificate, CsrParams, IssueOptions, KeyPair};
 
 use super::{APNS_TOPIC, EnrollError, EnrollmentTarget, ORGANIZATION_NAME};
 use crate::config::{self, SERVER_URL, STORAGE_KEY};
+use crate::mdm::pushcert::{self, Topic};
 use crate::scep::ca::{self, ScepSetupError};
 use crate::scep::challenge::{self, ChallengeGrant};
 use crate::seal::Sealer;
@@ -357,20 +358,22 @@ pub async fn signing_identity(
     })
 }
 
-/// The configured push topic; enrollment is impossible without it (503 naming why).
-pub async fn push_topic(vars: &impl Variables) -> Result<String, EnrollError> {
-    match optional_var(vars, APNS_TOPIC).await {
-        Some(t) if t.trim().starts_with("com.apple.mgmt.") => Ok(t.trim().to_owned()),
-        Some(_) => Err(EnrollError::unavailable(
+/// The push topic ([`pushcert::topic`]: the uploaded certificate's, else the variable's);
+/// enrollment is impossible without it (503 naming why).
+pub async fn push_topic(p: &impl Platform) -> Result<String, EnrollError> {
+    match pushcert::topic(p).await? {
+        Topic::Certificate(t) => Ok(t),
+        Topic::Variable(t) if t.starts_with("com.apple.mgmt.") => Ok(t),
+        Topic::Variable(_) => Err(EnrollError::unavailable(
             "server.push_topic_invalid",
             format!(
                 "variable {APNS_TOPIC} must be the push certificate's topic (com.apple.mgmt.…): enrollment is impossible until it is"
             ),
         )),
-        None => Err(EnrollError::unavailable(
+        Topic::None => Err(EnrollError::unavailable(
             "server.push_topic_missing",
             format!(
-                "variable {APNS_TOPIC} (the MDM push certificate's topic) is not set: devices cannot enroll without it"
+                "no MDM push certificate uploaded (PUT /api/v1/push/certificate) and variable {APNS_TOPIC} not set: devices cannot enroll without the push topic"
             ),
         )),
     }
@@ -384,7 +387,7 @@ pub async fn build_signed_profile(
     p: &impl Platform,
     target: &EnrollmentTarget,
 ) -> Result<Vec<u8>, EnrollError> {
-    let topic = push_topic(p.vars()).await?;
+    let topic = push_topic(p).await?;
     let server_url = config::required(p.vars(), SERVER_URL).await?;
     let organization = match &target.organization {
         Some(o) => Some(o.clone()),

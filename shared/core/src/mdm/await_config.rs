@@ -84,7 +84,10 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
         }
         let (chosen, skipped) = r.spec.admin_setup_commands();
         for rt in skipped {
-            eprintln!("await-configuration: setup command {rt:?} of profile {} no longer valid, not queued", r.id);
+            eprintln!(
+                "await-configuration: setup command {rt:?} of profile {} no longer valid, not queued",
+                r.id
+            );
         }
         work.extend(chosen);
     }

@@ -634,6 +634,11 @@ pub struct DevicePage {
 /// Index slots read per batch.
 const LIST_BATCH: u64 = 100;
 
+/// Whether any device ever authenticated (one counter read).
+pub async fn ever_enrolled<B: Backend>(store: &Store<B>) -> Result<bool, KvError> {
+    Ok(store.counter(&index_counter()).await? > 0)
+}
+
 /// Devices in the order they first authenticated, after index position `after`.
 /// `enrolled`: only devices currently enrolled (true) or not (false). Reads at most
 /// `limit` x 5 (at least 200) index slots per page, so a selective filter may answer a

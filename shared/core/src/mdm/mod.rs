@@ -10,6 +10,7 @@ pub mod devlog;
 pub mod enrollment_type;
 pub mod enrollments;
 pub mod push;
+pub mod pushcert;
 pub mod queue;
 pub mod report;
 pub mod signature;

@@ -1429,13 +1429,3 @@ pub async fn admin_push_state(
         }
     }
 }
-
-/// `GET /api/v1/push/certificate`: the push certificate's status.
-pub async fn admin_certificate_status(
-    p: &impl Platform,
-) -> Result<crate::api::Response, crate::api::ApiError> {
-    let c = certificate_status(p.store())
-        .await
-        .map_err(crate::api::ApiError::store)?;
-    Ok(crate::api::ok_json(&c))
-}
