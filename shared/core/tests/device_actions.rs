@@ -245,3 +245,109 @@ fn a_device_awaiting_configuration_is_released_with_device_configured() {
     assert_eq!(d.ack(&uuid), None, "queued once only");
     assert_eq!(device(&e)["awaiting_configuration"], false);
 }
+
+#[test]
+fn retiring_removes_our_profile_then_deletes_the_record() {
+    let e = env();
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll("iPhone15,2", "17.4", "");
+    let pending = mdmdevice::queue(&e, IPHONE, r#"{"RequestType":"ProfileList"}"#);
+    let path = format!("/api/v1/devices/{IPHONE}");
+    assert_eq!(
+        admin_call(&e, Method::DELETE, "/api/v1/devices/NOPE", "").0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        admin_call(&e, Method::DELETE, &format!("{path}?force=perhaps"), "").0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    let (s, b) = admin_call(&e, Method::DELETE, &path, "");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let uuid = b["command_uuid"].as_str().unwrap().to_owned();
+    // Asking again changes nothing.
+    let (s, again) = admin_call(&e, Method::DELETE, &path, "");
+    assert_eq!(
+        (s, &again["command_uuid"]),
+        (StatusCode::ACCEPTED, &b["command_uuid"])
+    );
+    let (_, v) = admin_call(&e, Method::GET, &path, "");
+    assert_eq!(v["retire"]["command_uuid"], uuid.as_str(), "{v}");
+    let (_, c) = admin_call(&e, Method::GET, &format!("{path}/commands/{uuid}"), "");
+    assert_eq!(c["request_type"], "RemoveProfile", "{c}");
+
+    // The device refuses at first: still managed, retire cleared, the error on record.
+    let (first, rt) = d.idle().expect("RemoveProfile skips the queue");
+    assert_eq!(
+        (first.as_str(), rt.as_str()),
+        (uuid.as_str(), "RemoveProfile")
+    );
+    let next = d.report(
+        "Error",
+        Some(&uuid),
+        "<key>ErrorChain</key><array><dict><key>ErrorCode</key><integer>4001</integer>\
+         <key>ErrorDomain</key><string>MCProfileErrorDomain</string></dict></array>",
+    );
+    assert_eq!(next.map(|n| n.0), Some(pending.clone()));
+    let (_, v) = admin_call(&e, Method::GET, &path, "");
+    assert_eq!(
+        (v["enrolled"].as_bool(), &v["retire"]),
+        (Some(true), &Value::Null),
+        "{v}"
+    );
+
+    // Retried and acknowledged: the record and the queue are gone.
+    let (s, b) = admin_call(&e, Method::DELETE, &path, "");
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    let uuid = b["command_uuid"].as_str().unwrap().to_owned();
+    let (got, _) = d.idle().unwrap();
+    assert_eq!(got, uuid);
+    assert_eq!(d.ack(&uuid), None, "nothing more is sent");
+    assert_eq!(
+        admin_call(&e, Method::GET, &path, "").0,
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = admin_call(&e, Method::GET, "/api/v1/devices", "");
+    assert_eq!(list["devices"], serde_json::json!([]), "{list}");
+    // What the device still sends (its CheckOut) is refused as unknown.
+    let r = d.checkin("CheckOut", "");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let left: Vec<String> = mdmdevice::dump(&e)
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            k.contains(IPHONE)
+                && (k.starts_with("enr") || k.starts_with("certb") || k.starts_with("q"))
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_forced_retire_deletes_at_once_and_the_device_can_enroll_again() {
+    let e = env();
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll("iPhone15,2", "17.4", "");
+    let path = format!("/api/v1/devices/{IPHONE}");
+    let (s, b) = admin_call(&e, Method::DELETE, &format!("{path}?force=true"), "");
+    assert_eq!(
+        (s, b["status"].as_str()),
+        (StatusCode::OK, Some("deleted")),
+        "{b}"
+    );
+    assert_eq!(
+        admin_call(&e, Method::GET, &path, "").0,
+        StatusCode::NOT_FOUND
+    );
+    // The device is a stranger now: told so, which makes it drop its enrollment.
+    let idle = mdmdevice::xml(&format!(
+        "<key>Status</key><string>Idle</string><key>UDID</key><string>{IPHONE}</string>"
+    ));
+    assert_eq!(d.connect_raw(&idle).status(), StatusCode::FORBIDDEN);
+    // Enrolling again lists it once.
+    let d = Device::new(&e, Identity::self_signed(), IPHONE);
+    d.enroll("iPhone15,2", "17.4", "");
+    let (_, list) = admin_call(&e, Method::GET, "/api/v1/devices", "");
+    assert_eq!(list["devices"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(admin_call(&e, Method::GET, &path, "").0, StatusCode::OK);
+}

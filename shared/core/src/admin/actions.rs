@@ -231,3 +231,85 @@ pub async fn run(p: &impl Platform, params: &Params, req: &Request) -> Result<Re
         &json!({ "device": device, "action": action, "commands": queued, "push": push }),
     ))
 }
+
+/// `DELETE /api/v1/devices/{device}[?force=true]`: retire the device. An enrolled device
+/// is first sent RemoveProfile for our MDM profile (priority lane, pushed); its
+/// acknowledgement deletes the record, an error keeps the device managed (202 now, the
+/// outcome in the command history). A device no longer enrolled, or `force`, is deleted
+/// at once (a forced delete leaves our profile on a device that cannot be reached).
+pub async fn retire(
+    p: &impl Platform,
+    params: &Params,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    use crate::mdm::enrollments::{self, Retire};
+    use crate::{Clock, enroll::profile::PROFILE_IDENTIFIER};
+    let device = params.get("device").unwrap_or_default();
+    let mut force = false;
+    for (k, v) in api::query(req)? {
+        match (k.as_str(), v.as_str()) {
+            ("force", "true" | "1") => force = true,
+            ("force", "false" | "0" | "") => {}
+            ("force", _) => return Err(bad("force", "true or false")),
+            _ => return Err(bad(&k, "unknown parameter; only force")),
+        }
+    }
+    let Some(rec) = enrollments::get(p.store(), device).await? else {
+        return Err(ApiError::not_found(format!("no enrolled device {device}")));
+    };
+    let now = p.clock().unix_seconds();
+    if rec.enrolled && !force {
+        if let Some(r) = &rec.retire {
+            return Ok(api::json(
+                StatusCode::ACCEPTED,
+                &json!({ "device": device, "status": "retiring", "command_uuid": r.command_uuid }),
+            ));
+        }
+        let mut cmd = Map::new();
+        cmd.insert("RequestType".into(), json!("RemoveProfile"));
+        cmd.insert("Identifier".into(), json!(PROFILE_IDENTIFIER));
+        let queued = super::commands::enqueue_json(p, device, cmd, true).await?;
+        let uuid = queued["command_uuid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let retire = Retire {
+            command_uuid: uuid.clone(),
+            requested_at: now,
+        };
+        let r = p
+            .store()
+            .update::<ApiError>(&enrollments::record_key(device), 20, |raw| {
+                let mut rec: enrollments::EnrollmentRecord = serde_json::from_slice(raw)
+                    .map_err(|e| ApiError::store(mdm_kv::KvError::Backend(e.to_string())))?;
+                rec.retire = Some(retire.clone());
+                Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
+            })
+            .await;
+        match r {
+            Ok(Some(_)) => {}
+            // Deleted meanwhile (a concurrent retire finished): nothing left to retire.
+            Ok(None) => {}
+            Err(mdm_kv::UpdateError::Kv(e)) => return Err(ApiError::store(e)),
+            Err(mdm_kv::UpdateError::Rejected(e)) => return Err(e),
+        }
+        let push = match crate::mdm::push::notify_enqueued(p, device).await {
+            Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
+            Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
+        };
+        return Ok(api::json(
+            StatusCode::ACCEPTED,
+            &json!({
+                "device": device,
+                "status": "retiring",
+                "command_uuid": uuid,
+                "push": push,
+                "detail": "RemoveProfile of the MDM profile queued: the record is deleted when the device acknowledges it; DELETE with ?force=true deletes it now",
+            }),
+        ));
+    }
+    enrollments::purge(p.store(), device, now).await?;
+    Ok(api::ok_json(
+        &json!({ "device": device, "status": "deleted" }),
+    ))
+}

@@ -52,6 +52,10 @@ fn view(r: &EnrollmentRecord) -> Value {
         "enrolled_at": ts(r.enrolled_at),
         "checked_out_at": ts(r.checked_out_at),
         "last_seen_at": ts(Some(r.last_seen_at)),
+        "retire": r.retire.as_ref().map(|x| json!({
+            "command_uuid": x.command_uuid,
+            "requested_at": ts(Some(x.requested_at)),
+        })),
     })
 }
 

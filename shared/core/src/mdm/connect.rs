@@ -231,6 +231,8 @@ pub async fn report<B: Backend>(
     let tag = ch.tag().to_owned();
     let mut inventory: Option<(String, plist::Value)> = None;
     let mut configured = false;
+    // Some(acknowledged) when this answers the device's retire command.
+    let mut retired: Option<bool> = None;
     match report.status {
         Status::Idle => queue::idle(store, &ch).await.map_err(queue_refusal)?,
         Status::NotNow => {
@@ -292,6 +294,11 @@ pub async fn report<B: Backend>(
                 configured |= report.status == Status::Acknowledged
                     && report.enrollment.user_id().is_none()
                     && cmd.request_type == "DeviceConfigured";
+                if report.enrollment.user_id().is_none()
+                    && rec.retire.as_ref().is_some_and(|r| r.command_uuid == uuid)
+                {
+                    retired = Some(report.status == Status::Acknowledged);
+                }
                 if report.status == Status::Acknowledged
                     && report.enrollment.user_id().is_none()
                     && let Some((_, key)) = INVENTORY.iter().find(|(rt, _)| *rt == cmd.request_type)
@@ -303,8 +310,18 @@ pub async fn report<B: Backend>(
         }
         _ => unreachable!("every status is handled above"),
     }
-    if inventory.is_some() || configured || rec.last_seen_at + LAST_SEEN_GRANULARITY <= now {
-        update_device(store, &device_id, inventory, configured, now).await?;
+    if retired == Some(true) {
+        // Our MDM profile is gone from the device: so is everything we held for it.
+        enrollments::purge(store, &device_id, now).await?;
+        return Ok(Next::Nothing);
+    }
+    let retire_failed = retired == Some(false);
+    if inventory.is_some()
+        || configured
+        || retire_failed
+        || rec.last_seen_at + LAST_SEEN_GRANULARITY <= now
+    {
+        update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
     match queue::next(store, &ch, now).await.map_err(queue_refusal)? {
         Some(cmd) => Ok(Next::Command(cmd.body)),
@@ -383,6 +400,7 @@ async fn update_device<B: Backend>(
     device_id: &str,
     inventory: Option<(String, plist::Value)>,
     configured: bool,
+    retire_failed: bool,
     now: u64,
 ) -> Result<(), Refusal> {
     let mut section: Option<(String, InventorySection)> = None;
@@ -432,6 +450,11 @@ async fn update_device<B: Backend>(
             rec.last_seen_at = rec.last_seen_at.max(now);
             if configured {
                 rec.awaiting_configuration = false;
+            }
+            if retire_failed {
+                // The device refused to remove the profile: it stays managed, and the
+                // admin sees the error in the command history (and may force).
+                rec.retire = None;
             }
             if let Some((rt, s)) = &section {
                 let mut s = s.clone();

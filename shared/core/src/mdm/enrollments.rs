@@ -130,6 +130,19 @@ pub struct EnrollmentRecord {
     /// User channels that finished a TokenUpdate (ids), so re-enrollment can drop them.
     #[serde(default)]
     pub user_channels: Vec<String>,
+    /// Position in the device list (`enrix:<n>`), so deleting the record can unlist it.
+    #[serde(default)]
+    pub index_pos: Option<u64>,
+    /// An admin asked to retire the device: the RemoveProfile of our MDM profile sent to
+    /// it. Its acknowledgement deletes the record ([`purge`]); an error clears this.
+    #[serde(default)]
+    pub retire: Option<Retire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retire {
+    pub command_uuid: String,
+    pub requested_at: u64,
 }
 
 /// How a device enrolled.
@@ -416,11 +429,16 @@ pub async fn checkin_identity<B: Backend>(
             store
                 .set(&binding_key(cert_hash), device_id.as_bytes())
                 .await?;
-            if previous.is_none() {
-                // A device's Authenticate messages are sequential: listed once.
-                let n = store.increment(&index_counter(), 1).await? as u64;
-                store.set(&index_key(n), device_id.as_bytes()).await?;
-            }
+            let index_pos = match previous.as_ref().and_then(|p| p.index_pos) {
+                Some(n) => Some(n),
+                None if previous.is_some() => None,
+                None => {
+                    // A device's Authenticate messages are sequential: listed once.
+                    let n = store.increment(&index_counter(), 1).await? as u64;
+                    store.set(&index_key(n), device_id.as_bytes()).await?;
+                    Some(n)
+                }
+            };
             // (Re-)enrollment: reachable only after its TokenUpdate.
             let user_enrollment = e.is_user_enrollment();
             let rec = EnrollmentRecord {
@@ -462,6 +480,8 @@ pub async fn checkin_identity<B: Backend>(
                 identity_serial: identity.serial_hex.clone(),
                 identity_expires_at: identity.not_after,
                 user_channels: Vec::new(),
+                index_pos,
+                retire: None,
             };
             save(store, &rec).await?;
             Ok(Reply::Empty)
@@ -633,6 +653,53 @@ pub struct DevicePage {
 
 /// Index slots read per batch.
 const LIST_BATCH: u64 = 100;
+
+/// Deletes everything held for the device's enrollment: the record and its place in
+/// the device list, identity bindings, user channels, queued commands (cancelled in their
+/// history), escrowed bootstrap token, push state and any pending enrollment request. The
+/// command history and device log stay until their retention ends (an audit trail).
+/// Returns false when there was no record. A later enrollment starts afresh.
+pub async fn purge<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    now: u64,
+) -> Result<bool, KvError> {
+    let Some(rec) = load(store, device_id).await.map_err(|e| match e {
+        Refusal::Store(e) => e,
+        other => KvError::Backend(format!("{other:?}")),
+    })?
+    else {
+        return Ok(false);
+    };
+    let mut gone: Vec<String> = rec.cert_hashes.iter().map(|h| binding_key(h)).collect();
+    for user in &rec.user_channels {
+        connect::cancel_all(store, &Channel::user(device_id, user), now)
+            .await
+            .map_err(queue_kv_error)?;
+        gone.push(user_key(device_id, user));
+    }
+    connect::cancel_all(store, &Channel::device(device_id), now)
+        .await
+        .map_err(queue_kv_error)?;
+    gone.push(bootstrap_key(device_id));
+    if let Some(n) = rec.index_pos {
+        gone.push(index_key(n));
+    }
+    let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
+    store.delete_many(&refs).await?;
+    pending::remove(store, device_id).await?;
+    super::push::reset_state(store, device_id).await?;
+    // The record last: a failure above leaves it, so the purge can be repeated.
+    store.delete(&record_key(device_id)).await?;
+    Ok(true)
+}
+
+fn queue_kv_error(e: queue::QueueError) -> KvError {
+    match e {
+        queue::QueueError::Store(e) => e,
+        other => KvError::Backend(other.to_string()),
+    }
+}
 
 /// Whether any device ever authenticated (one counter read).
 pub async fn ever_enrolled<B: Backend>(store: &Store<B>) -> Result<bool, KvError> {

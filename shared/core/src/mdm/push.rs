@@ -660,6 +660,16 @@ async fn modify_state<B: Backend>(
     Ok((done == Modified::Done).then_some(last))
 }
 
+/// Forgets the device's push history (its record was deleted). The key is rewritten, not
+/// deleted: it was created under a one-time claim (see [`modify_raw`]).
+pub async fn reset_state<B: Backend>(store: &Store<B>, device_id: &str) -> Result<(), KvError> {
+    if store.exists(&state_key(device_id)).await? {
+        let init = serde_json::to_vec(&PushState::default()).expect("serialises");
+        store.set(&state_key(device_id), &init).await?;
+    }
+    Ok(())
+}
+
 async fn load_state<B: Backend>(
     store: &Store<B>,
     device_id: &str,
