@@ -37,6 +37,8 @@ fn main() {
             organization: Some("Example Org"),
             ca_der: Some(&ca_der),
             removal_disallowed: false,
+            enrollment_mode: None,
+            assigned_managed_apple_id: None,
         });
         signer.sign(&plist, now as u64).unwrap()
     };

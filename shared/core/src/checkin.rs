@@ -14,6 +14,7 @@ use crate::config::{self, STORAGE_KEY};
 use crate::mdm::await_config;
 use crate::mdm::checkin::CheckinMessage;
 use crate::mdm::devlog;
+use crate::mdm::enrollment_type::EnrollmentType;
 use crate::mdm::enrollments::{self, Refusal, Reply};
 use crate::mdm::push;
 use crate::mdm::signature::{self, SCEP_CA_CERT_KEY, Signer};
@@ -32,6 +33,11 @@ pub enum Op {
     EnrollAde,
     EnrollWebPage,
     EnrollWebSignIn,
+    WellKnown,
+    EnrollByod,
+    EnrollAdde,
+    AccountSignInPage,
+    AccountSignIn,
 }
 
 pub const ROUTES: &[Route<Op>] = &[
@@ -42,6 +48,15 @@ pub const ROUTES: &[Route<Op>] = &[
     ("POST", "/mdm/enroll/ade", Op::EnrollAde),
     ("GET", "/mdm/enroll/web", Op::EnrollWebPage),
     ("POST", "/mdm/enroll/web", Op::EnrollWebSignIn),
+    (
+        "GET",
+        "/.well-known/com.apple.remotemanagement",
+        Op::WellKnown,
+    ),
+    ("POST", "/mdm/enroll/account/byod", Op::EnrollByod),
+    ("POST", "/mdm/enroll/account/adde", Op::EnrollAdde),
+    ("GET", "/mdm/enroll/account/signin", Op::AccountSignInPage),
+    ("POST", "/mdm/enroll/account/signin", Op::AccountSignIn),
 ];
 
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
@@ -54,6 +69,11 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
             Op::EnrollAde => crate::enroll::ade::handle(p, &req).await,
             Op::EnrollWebPage => crate::enroll::web::page(p, &req).await,
             Op::EnrollWebSignIn => crate::enroll::web::sign_in(p, &req).await,
+            Op::WellKnown => crate::enroll::account::discover(p, &req).await,
+            Op::EnrollByod => crate::enroll::account::enroll(p, &req, EnrollmentType::User).await,
+            Op::EnrollAdde => crate::enroll::account::enroll(p, &req, EnrollmentType::Device).await,
+            Op::AccountSignInPage => crate::enroll::account::signin_page(p, &req).await,
+            Op::AccountSignIn => crate::enroll::account::signin(p, &req).await,
         },
         Err(e) => e.into_response(),
     }

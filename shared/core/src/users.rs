@@ -1,6 +1,7 @@
 //! Local user accounts: people who sign in during web enrollment (user affinity), created
-//! by administrators through the admin API. Later work adds user groups (enrollment type
-//! settings) and account-driven User Enrollment, hence `groups` and `managed_apple_id`.
+//! by administrators through the admin API, members of static user groups
+//! ([`crate::groups`]: the enrollment-type setting), with the Managed Apple ID that User
+//! Enrollment needs.
 //!
 //! Passwords are hashed with Argon2id (RFC 9106) — memory-hard, so a stolen store costs
 //! an attacker memory as well as time per guess — at m = 19 MiB, t = 2, p = 1: OWASP's
@@ -26,6 +27,8 @@
 //! - `ctr:signfail:<u>`  failed sign-ins of the user, ever
 //! - `signfailw:<u>`     [`FailureWindow`]: the counter's value when the current window
 //!   began
+//! - `usermaid:<m>`      username holding Managed Apple ID `m` (lowercase): account-driven
+//!   enrollment finds users by it. A hint: the user record must still name `m`
 
 use std::sync::OnceLock;
 
@@ -74,6 +77,49 @@ fn failure_counter(username: &str) -> CounterKey {
     CounterKey::new(&format!("signfail:{}", segment(username))).expect("segment is key-safe")
 }
 
+fn maid_key(maid: &str) -> String {
+    format!("usermaid:{}", segment(&maid.trim().to_lowercase()))
+}
+
+/// The live user whose Managed Apple ID is `maid` (any case).
+pub async fn by_managed_apple_id<B: Backend>(
+    store: &Store<B>,
+    maid: &str,
+) -> Result<Option<UserRecord>, KvError> {
+    if maid.trim().is_empty() {
+        return Ok(None);
+    }
+    let Some(raw) = store.get(&maid_key(maid)).await? else {
+        return Ok(None);
+    };
+    let Ok(username) = String::from_utf8(raw) else {
+        return Ok(None);
+    };
+    Ok(get(store, &username).await?.filter(|u| {
+        u.managed_apple_id
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case(maid.trim()))
+    }))
+}
+
+/// 409 when another live user holds `maid`.
+async fn maid_free<B: Backend>(
+    store: &Store<B>,
+    maid: Option<&str>,
+    me: &str,
+) -> Result<(), UserError> {
+    if let Some(m) = maid.map(str::trim).filter(|m| !m.is_empty())
+        && let Some(other) = by_managed_apple_id(store, m).await?
+        && other.username != me
+    {
+        return Err(UserError::Conflict(format!(
+            "Managed Apple ID {m:?} belongs to user {:?}",
+            other.username
+        )));
+    }
+    Ok(())
+}
+
 fn failure_window_key(username: &str) -> String {
     format!("signfailw:{}", segment(username))
 }
@@ -88,7 +134,7 @@ pub struct UserRecord {
     pub email: Option<String>,
     #[serde(default)]
     pub managed_apple_id: Option<String>,
-    /// User group ids (groups arrive with a later issue).
+    /// Static user group ids ([`crate::groups`]).
     #[serde(default)]
     pub groups: Vec<String>,
     /// Argon2id PHC string. `None`: the user cannot sign in.
@@ -261,6 +307,9 @@ pub struct NewUser {
     pub email: Option<String>,
     #[serde(default)]
     pub managed_apple_id: Option<String>,
+    /// Static user group ids ([`crate::groups`]); the admin API checks they exist.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Changes: a field given is set; an empty string clears an optional text field.
@@ -277,6 +326,32 @@ pub struct UserPatch {
     pub managed_apple_id: Option<String>,
     #[serde(default)]
     pub disabled: Option<bool>,
+    /// Replaces the user's groups.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+/// Group ids: valid ids, no repeats, at most 100.
+fn check_groups(groups: &[String], errors: &mut Vec<FieldError>) {
+    if groups.len() > 100 {
+        errors.push(FieldError {
+            field: "groups".into(),
+            rule: "at most 100 groups".into(),
+        });
+    }
+    for (i, g) in groups.iter().enumerate() {
+        if !crate::groups::id_is_valid(g) {
+            errors.push(FieldError {
+                field: format!("groups[{i}]"),
+                rule: "a group id".into(),
+            });
+        } else if groups[..i].contains(g) {
+            errors.push(FieldError {
+                field: format!("groups[{i}]"),
+                rule: "listed twice".into(),
+            });
+        }
+    }
 }
 
 fn blank_to_none(v: Option<String>) -> Option<String> {
@@ -316,9 +391,11 @@ pub async fn create<B: Backend>(
         true,
         &mut errors,
     );
+    check_groups(&new.groups, &mut errors);
     if !errors.is_empty() {
         return Err(UserError::Invalid(errors));
     }
+    maid_free(store, new.managed_apple_id.as_deref(), &username).await?;
     let key = record_key(&username);
     let held = store.get(&key).await?;
     if let Some(raw) = &held
@@ -336,7 +413,7 @@ pub async fn create<B: Backend>(
         name: blank_to_none(new.name),
         email: blank_to_none(new.email),
         managed_apple_id: blank_to_none(new.managed_apple_id),
-        groups: Vec::new(),
+        groups: new.groups,
         password_changed_at: new.password.as_ref().map(|_| now),
         password_hash: new.password.as_deref().map(hash_password),
         disabled: false,
@@ -371,6 +448,9 @@ pub async fn create<B: Backend>(
         return Err(UserError::Conflict(format!(
             "user {username:?} was created concurrently"
         )));
+    }
+    if let Some(m) = &record.managed_apple_id {
+        store.set(&maid_key(m), username.as_bytes()).await?;
     }
     Ok(record)
 }
@@ -432,12 +512,19 @@ pub async fn update<B: Backend>(
         true,
         &mut errors,
     );
+    if let Some(g) = &patch.groups {
+        check_groups(g, &mut errors);
+    }
     if !errors.is_empty() {
         return Err(UserError::Invalid(errors));
     }
+    let before = get(store, username).await?.ok_or(UserError::NotFound)?;
+    if patch.managed_apple_id.is_some() {
+        maid_free(store, patch.managed_apple_id.as_deref(), &before.username).await?;
+    }
     // Hash once, outside the retry loop.
     let new_hash = patch.password.as_deref().map(hash_password);
-    modify(store, username, |rec| {
+    let after = modify(store, username, |rec| {
         if let Some(h) = &new_hash {
             rec.password_hash = Some(h.clone());
             rec.password_changed_at = Some(now);
@@ -454,10 +541,22 @@ pub async fn update<B: Backend>(
         if let Some(d) = patch.disabled {
             rec.disabled = d;
         }
+        if let Some(g) = &patch.groups {
+            rec.groups = g.clone();
+        }
         rec.updated_at = now;
         Ok(())
     })
-    .await
+    .await?;
+    if before.managed_apple_id != after.managed_apple_id {
+        if let Some(old) = &before.managed_apple_id {
+            store.delete(&maid_key(old)).await?;
+        }
+        if let Some(m) = &after.managed_apple_id {
+            store.set(&maid_key(m), after.username.as_bytes()).await?;
+        }
+    }
+    Ok(after)
 }
 
 /// Deletes a user (a tombstone without secrets stays). Devices keep the username they
@@ -467,6 +566,7 @@ pub async fn delete<B: Backend>(
     username: &str,
     now: u64,
 ) -> Result<(), UserError> {
+    let before = get(store, username).await?;
     modify(store, username, |rec| {
         *rec = UserRecord {
             username: rec.username.clone(),
@@ -487,6 +587,9 @@ pub async fn delete<B: Backend>(
     })
     .await?;
     store.increment(&live_counter(), -1).await?;
+    if let Some(m) = before.and_then(|b| b.managed_apple_id) {
+        store.delete(&maid_key(&m)).await?;
+    }
     Ok(())
 }
 

@@ -145,3 +145,53 @@ fn user_enrollment_allows_exactly_the_spec_list() {
     );
     assert!(commands_table::lookup("Frobnicate").is_none());
 }
+
+/// User Enrollment's forbidden DeviceInformation queries are exactly Apple's YAML.
+#[test]
+fn user_enrollment_query_limits_match_apple_yaml() {
+    use mdm_core::mdm::user_enrollment::FORBIDDEN_QUERIES;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/apple-device-management/mdm/commands/information.device.yaml"
+    );
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let queries = doc["payloadkeys"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"].as_str() == Some("Queries"))
+        .unwrap();
+    let items = queries["subkeys"][0]["subkeys"].as_sequence().unwrap();
+    let os_name = |os: &OsFamily| match os {
+        OsFamily::Ios => "iOS",
+        OsFamily::Macos => "macOS",
+        OsFamily::Tvos => "tvOS",
+        OsFamily::Visionos => "visionOS",
+        OsFamily::Watchos => "watchOS",
+    };
+    let mut from_yaml: Vec<(String, Vec<String>)> = Vec::new();
+    for item in items {
+        let mut forbidden = Vec::new();
+        if let Some(so) = item["supportedOS"].as_mapping() {
+            for (os, v) in so {
+                if v["userenrollment"]["mode"].as_str() == Some("forbidden") {
+                    forbidden.push(os.as_str().unwrap().to_owned());
+                }
+            }
+        }
+        if !forbidden.is_empty() {
+            forbidden.sort();
+            from_yaml.push((item["key"].as_str().unwrap().to_owned(), forbidden));
+        }
+    }
+    let ours: Vec<(String, Vec<String>)> = FORBIDDEN_QUERIES
+        .iter()
+        .map(|(k, on)| {
+            let mut v: Vec<String> = on.iter().map(|o| os_name(o).to_owned()).collect();
+            v.sort();
+            ((*k).to_owned(), v)
+        })
+        .collect();
+    assert_eq!(ours, from_yaml);
+    assert!(ours.iter().any(|(k, _)| k == "UDID"));
+}

@@ -448,9 +448,69 @@ async fn prepare(
         }
     };
     capability(&rt, rec, user_channel).map_err(ApiError::unprocessable)?;
+    if rec.user_enrollment {
+        user_enrollment_limits(&rt, &payload, platform_of(rec))?;
+    }
     let uuid = given_uuid.unwrap_or_else(new_uuid);
     let body = command::build(&uuid, &rt, payload);
     Ok((rt, uuid, body))
+}
+
+/// What a user-enrolled device must not be asked or sent, beyond the command itself: the
+/// DeviceInformation queries and profile payloads User Enrollment forbids (422 naming
+/// each, so nothing is silently dropped).
+fn user_enrollment_limits(
+    rt: &str,
+    payload: &plist::Dictionary,
+    os: Option<OsFamily>,
+) -> Result<(), ApiError> {
+    use crate::mdm::user_enrollment::{payload_refusal, payload_types, refused_queries};
+    let mut problems: Vec<Value> = Vec::new();
+    match rt {
+        "DeviceInformation" => {
+            let queries: Vec<String> = payload
+                .get("Queries")
+                .and_then(Plist::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|q| q.as_string().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let refused = refused_queries(&queries, os);
+            if !refused.is_empty() {
+                problems.push(json!({
+                    "key": "Queries",
+                    "problem": format!(
+                        "not allowed under User Enrollment (no device identifiers or device-wide state): {}",
+                        refused.join(", ")
+                    ),
+                }));
+            }
+        }
+        "InstallProfile" => {
+            let data = payload
+                .get("Payload")
+                .and_then(Plist::as_data)
+                .unwrap_or_default();
+            match payload_types(data) {
+                Ok(types) => {
+                    for t in types {
+                        if let Some(reason) = payload_refusal(&t, os) {
+                            problems.push(json!({ "key": "Payload", "problem": reason }));
+                        }
+                    }
+                }
+                Err(e) => problems.push(json!({ "key": "Payload", "problem": e })),
+            }
+        }
+        _ => {}
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(Value::Array(problems)))
+    }
 }
 
 fn lane_for(request_type: &str, explicit: bool, awaiting_configuration: bool) -> Lane {

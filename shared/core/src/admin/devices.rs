@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::commands::{platform_name, platform_of};
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response};
-use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::mdm::enrollments::{self, EnrollmentKind, EnrollmentRecord};
 use crate::mdm::{connect, push};
 use crate::time::format_rfc3339;
 
@@ -119,6 +119,22 @@ pub async fn get(p: &impl Platform, params: &Params) -> Result<Response, ApiErro
         return Err(ApiError::not_found(format!("no device {device:?}")));
     };
     let mut v = view(&r);
+    // The Managed Apple ID the device enrolled with (account-driven), from its user.
+    v["managed_apple_id"] = match &r.user {
+        Some(u)
+            if matches!(
+                r.enrollment_kind,
+                Some(EnrollmentKind::UserEnrollment | EnrollmentKind::AccountDriven)
+            ) =>
+        {
+            json!(
+                crate::users::get(p.store(), u)
+                    .await?
+                    .and_then(|u| u.managed_apple_id)
+            )
+        }
+        _ => Value::Null,
+    };
     let mut inv = Map::new();
     for (name, section) in &r.inventory {
         let data = connect::inventory_section(p.store(), &r.device_id, name, section).await?;

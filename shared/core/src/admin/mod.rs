@@ -70,6 +70,11 @@ pub enum Op {
     GetUser,
     PatchUser,
     DeleteUser,
+    ListGroups,
+    CreateGroup,
+    GetGroup,
+    PatchGroup,
+    DeleteGroup,
 }
 
 /// The admin API's routes: (method, path pattern, operation).
@@ -126,6 +131,11 @@ pub const ROUTES: &[Route<Op>] = &[
     ("GET", "/api/v1/users/{user}", Op::GetUser),
     ("PATCH", "/api/v1/users/{user}", Op::PatchUser),
     ("DELETE", "/api/v1/users/{user}", Op::DeleteUser),
+    ("GET", "/api/v1/groups", Op::ListGroups),
+    ("POST", "/api/v1/groups", Op::CreateGroup),
+    ("GET", "/api/v1/groups/{group}", Op::GetGroup),
+    ("PATCH", "/api/v1/groups/{group}", Op::PatchGroup),
+    ("DELETE", "/api/v1/groups/{group}", Op::DeleteGroup),
 ];
 
 /// Entry point of the admin component.
@@ -202,5 +212,10 @@ async fn run(
         Op::GetUser => users::get(p, params).await,
         Op::PatchUser => users::patch(p, params, req).await,
         Op::DeleteUser => users::delete(p, params).await,
+        Op::ListGroups => users::list_groups(p).await,
+        Op::CreateGroup => users::create_group(p, req).await,
+        Op::GetGroup => users::get_group(p, params).await,
+        Op::PatchGroup => users::patch_group(p, params, req).await,
+        Op::DeleteGroup => users::delete_group(p, params).await,
     }
 }

@@ -147,6 +147,8 @@ pub async fn answer(
         user: user.clone(),
         organization: a.organization.clone(),
         removal_disallowed: supervised && spec.locked_enrollment,
+        enrollment_mode: None,
+        assigned_managed_apple_id: None,
     };
     let signed = profile::build_signed_profile(p, &target).await?;
     let now = p.clock().unix_seconds();

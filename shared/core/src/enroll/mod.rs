@@ -18,6 +18,7 @@
 //! signing the profile; default an identity our CA issues), `organization_name`
 //! (optional `PayloadOrganization` when the token's account names none).
 
+pub mod account;
 pub mod ade;
 pub mod machineinfo;
 pub mod pending;
@@ -224,4 +225,8 @@ pub struct EnrollmentTarget {
     pub organization: Option<String>,
     /// PayloadRemovalDisallowed (supervised devices whose profile locks enrollment).
     pub removal_disallowed: bool,
+    /// `EnrollmentMode` (`BYOD` or `ADDE`) and `AssignedManagedAppleID`: account-driven
+    /// enrollment only.
+    pub enrollment_mode: Option<String>,
+    pub assigned_managed_apple_id: Option<String>,
 }

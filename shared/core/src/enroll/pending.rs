@@ -32,6 +32,9 @@ pub enum Via {
     /// No request: an identity issued with a challenge an administrator created for the
     /// device (made up at Authenticate, never stored).
     Manual,
+    /// Account-driven enrollment ([`crate::enroll::account`]): keyed by a random
+    /// enrollment reference (`udid`), not a device identifier; `serial` is empty.
+    AccountDriven,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

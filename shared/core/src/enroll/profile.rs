@@ -60,6 +60,9 @@ pub struct ProfileParams<'a> {
     /// Our CA certificate (DER), delivered as `com.apple.security.root`.
     pub ca_der: Option<&'a [u8]>,
     pub removal_disallowed: bool,
+    /// Account-driven enrollment: `BYOD` (User Enrollment) or `ADDE`.
+    pub enrollment_mode: Option<&'a str>,
+    pub assigned_managed_apple_id: Option<&'a str>,
 }
 
 /// A random (version 4) UUID, uppercase as Apple writes them.
@@ -134,10 +137,24 @@ pub fn enrollment_profile_plist(p: &ProfileParams<'_>) -> Vec<u8> {
     d.insert("SignMessage".into(), Value::Boolean(true));
     d.insert("AccessRights".into(), Value::Integer(ACCESS_RIGHTS.into()));
     d.insert("CheckOutWhenRemoved".into(), Value::Boolean(true));
+    let byod = p.enrollment_mode == Some("BYOD");
     d.insert(
         "ServerCapabilities".into(),
-        Value::Array(SERVER_CAPABILITIES.iter().map(|c| s(c)).collect()),
+        Value::Array(
+            SERVER_CAPABILITIES
+                .iter()
+                // No bootstrap token under User Enrollment.
+                .filter(|c| !(byod && c.ends_with("bootstraptoken")))
+                .map(|c| s(c))
+                .collect(),
+        ),
     );
+    if let Some(mode) = p.enrollment_mode {
+        d.insert("EnrollmentMode".into(), s(mode));
+    }
+    if let Some(maid) = p.assigned_managed_apple_id {
+        d.insert("AssignedManagedAppleID".into(), s(maid));
+    }
     content.push(Value::Dictionary(d));
 
     let mut top = Dictionary::new();
@@ -415,6 +432,8 @@ pub async fn build_signed_profile(
         organization: organization.as_deref().map(str::trim),
         ca_der: Some(ca_cert.der()),
         removal_disallowed: target.removal_disallowed,
+        enrollment_mode: target.enrollment_mode.as_deref(),
+        assigned_managed_apple_id: target.assigned_managed_apple_id.as_deref(),
     });
     signer.sign(&plist, now)
 }

@@ -153,7 +153,7 @@ fn refusal(req: &Request, e: EnrollError) -> Response {
     resp
 }
 
-fn html(status: StatusCode, body: &str) -> Response {
+pub(crate) fn html(status: StatusCode, body: &str) -> Response {
     let mut resp = http::Response::new(body.as_bytes().to_vec());
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -202,7 +202,7 @@ padding:.6em;border:1px solid #c7c7cc;border-radius:8px}button{margin-top:1.5em;
 font-size:1.1em;padding:.7em;border:0;border-radius:8px;background:#0071e3;color:#fff}\
 .error{color:#b00020;font-weight:600}";
 
-fn document(title: &str, main: &str) -> String {
+pub(crate) fn document(title: &str, main: &str) -> String {
     format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -156,6 +156,8 @@ pub enum EnrollmentKind {
     /// A profile made by hand with a challenge from the admin API (Apple Configurator,
     /// tests).
     Manual,
+    /// Account-driven Device Enrollment (ADDE): signed in with a Managed Apple ID.
+    AccountDriven,
 }
 
 /// The identity certificate a message was signed with, as far as the transport knows it.
@@ -323,6 +325,50 @@ fn queue_error(e: queue::QueueError) -> Refusal {
 /// for one of these enrolls only together with the matching enrollment request.
 const REQUEST_PURPOSES: [&str; 2] = ["ade", "web"];
 
+/// Purposes of account-driven enrollment ([`crate::enroll::account`]): the challenge is
+/// bound to a random enrollment reference, not to the device.
+const ACCOUNT_PURPOSES: [&str; 2] = ["byod", "adde"];
+
+/// Authenticate of an account-driven enrollment: the identity was issued for reference
+/// `rec.device_id`, whose request must still be pending; a `byod` profile must come back
+/// as a User Enrollment (EnrollmentID), an `adde` one as a device (UDID). The identity is
+/// bound to the first enrollment that uses it, so the reference enrolls one device.
+async fn admit_account_driven<B: Backend>(
+    store: &Store<B>,
+    rec: &crate::scep::endpoint::IssuedRecord,
+    device_id: &str,
+    a: &super::checkin::Authenticate,
+    now: u64,
+) -> Result<pending::PendingEnrollment, Refusal> {
+    let user_enrollment = a.enrollment.is_user_enrollment();
+    match (rec.purpose.as_str(), user_enrollment) {
+        ("byod", false) => {
+            return Err(bad(
+                "a User Enrollment profile must authenticate with EnrollmentID, not UDID",
+            ));
+        }
+        ("adde", true) => {
+            return Err(bad(
+                "an account-driven device enrollment must authenticate with UDID",
+            ));
+        }
+        _ => {}
+    }
+    let Some(mut p) = pending::get(store, &rec.device_id, now).await? else {
+        return Err(bad(
+            "the account-driven enrollment request expired: enroll again from Settings",
+        ));
+    };
+    if p.via != pending::Via::AccountDriven {
+        return Err(bad("identity certificate issued to another device"));
+    }
+    if a.topic != p.topic {
+        return Err(bad("Topic differs from the enrollment profile's"));
+    }
+    p.udid = device_id.to_owned();
+    Ok(p)
+}
+
 /// Whether the device may Authenticate: its pending enrollment request (the serial and
 /// topic it announced), and an identity our SCEP issued for it. Without a request, an
 /// identity issued through a challenge an administrator created for this device
@@ -338,6 +384,9 @@ async fn admit_authenticate<B: Backend>(
         None => None,
         Some(serial) => match crate::scep::endpoint::issued_for(store, serial).await? {
             Some(rec) if rec.device_id == device_id => Some(rec),
+            Some(rec) if ACCOUNT_PURPOSES.contains(&rec.purpose.as_str()) => {
+                return admit_account_driven(store, &rec, device_id, a, now).await;
+            }
             Some(_) => return Err(bad("identity certificate issued to another device")),
             None => {
                 return Err(bad(
@@ -444,7 +493,11 @@ pub async fn checkin_identity<B: Backend>(
             let rec = EnrollmentRecord {
                 device_id: device_id.clone(),
                 user_enrollment,
-                serial_number: a.serial_number.clone().or(Some(pend.serial.clone())),
+                serial_number: a
+                    .serial_number
+                    .clone()
+                    .or(Some(pend.serial.clone()))
+                    .filter(|s| !s.is_empty()),
                 product_name: a.product_name.clone().or(pend.product.clone()),
                 os_version: a.os_version.clone().or(pend.os_version.clone()),
                 build_version: a.build_version.clone().or(pend.build_version.clone()),
@@ -462,7 +515,11 @@ pub async fn checkin_identity<B: Backend>(
                 unlock_token: None,
                 awaiting_configuration: false,
                 // The profile says, when we know it; a later DeviceInformation overrides.
-                supervised: pend.profile.map(|_| pend.supervised),
+                supervised: match pend.via {
+                    // Devices enroll themselves this way: the organisation supervises none.
+                    pending::Via::AccountDriven => Some(false),
+                    _ => pend.profile.map(|_| pend.supervised),
+                },
                 inventory: previous.map(|p| p.inventory).unwrap_or_default(),
                 enrollment_kind: Some(if user_enrollment {
                     EnrollmentKind::UserEnrollment
@@ -470,6 +527,7 @@ pub async fn checkin_identity<B: Backend>(
                     match pend.via {
                         pending::Via::Ade => EnrollmentKind::Ade,
                         pending::Via::Manual => EnrollmentKind::Manual,
+                        pending::Via::AccountDriven => EnrollmentKind::AccountDriven,
                     }
                 }),
                 user: pend.user.clone(),

@@ -14,3 +14,4 @@ pub mod pushcert;
 pub mod queue;
 pub mod report;
 pub mod signature;
+pub mod user_enrollment;

@@ -585,7 +585,7 @@ const FORCE_CREATE_EVERY: i64 = 50;
 
 /// What [`modify_raw`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Modified {
+pub(crate) enum Modified {
     Done,
     /// The key is absent and another caller is creating it right now (only when not
     /// waiting for it).
@@ -598,7 +598,7 @@ enum Modified {
 /// returns [`Modified::BeingCreated`] (`wait` false) or retries until the winner has
 /// written it. Should the winner die between claim and write, every
 /// [`FORCE_CREATE_EVERY`]-th later claimer creates the key.
-async fn modify_raw<B: Backend>(
+pub(crate) async fn modify_raw<B: Backend>(
     store: &Store<B>,
     key: &str,
     claim: &CounterKey,
