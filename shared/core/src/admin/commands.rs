@@ -262,16 +262,6 @@ pub fn platform_name(os: OsFamily) -> &'static str {
     }
 }
 
-fn os_label(os: OsFamily) -> &'static str {
-    match os {
-        OsFamily::Ios => "iOS/iPadOS",
-        OsFamily::Macos => "macOS",
-        OsFamily::Tvos => "tvOS",
-        OsFamily::Visionos => "visionOS",
-        OsFamily::Watchos => "watchOS",
-    }
-}
-
 /// Whether `request_type` can run on this device and channel; `Err` says why not.
 pub fn capability(
     request_type: &str,
@@ -294,7 +284,7 @@ pub fn capability(
     };
     let mut reasons = Vec::new();
     for os in candidates {
-        let name = os_label(os);
+        let name = os.label();
         let Some(o) = cmd.on(os) else {
             reasons.push(format!("{request_type} is not available on {name}"));
             continue;

@@ -38,7 +38,7 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::pending::{self, PendingEnrollment, Via};
-use super::web::{self, escape};
+use super::web;
 use super::{EnrollError, EnrollmentTarget, profile};
 use crate::api::{Request, Response};
 use crate::config::{self, SERVER_URL};
@@ -425,21 +425,12 @@ fn page(status: StatusCode, username: &str, error: Option<&str>) -> Response {
 }
 
 fn form(username: &str, error: Option<&str>) -> String {
-    let error = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    web::document(
-        "Sign in to enroll",
-        &format!(
-            "<p>Sign in with your work account to enroll this device.</p>{error}\
-<form method=\"post\" action=\"{SIGNIN_PATH}\">\
-<label for=\"username\">User name or Managed Apple ID</label>\
-<input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" \
-autocorrect=\"off\" required value=\"{user}\">\
-<label for=\"password\">Password</label>\
-<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\">Sign in</button></form>",
-            user = escape(username),
-        ),
+    web::sign_in_form(
+        SIGNIN_PATH,
+        "",
+        "Sign in with your work account to enroll this device.",
+        "User name or Managed Apple ID",
+        username,
+        error,
     )
 }

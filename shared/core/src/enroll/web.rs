@@ -216,22 +216,47 @@ fn message_page(title: &str, text: &str) -> String {
 }
 
 fn form_page(info_b64: &str, username: &str, error: Option<&str>) -> String {
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"{DEVICEINFO_FIELD}\" value=\"{}\">",
+        escape(info_b64)
+    );
+    sign_in_form(
+        "/mdm/enroll/web",
+        &hidden,
+        "Sign in with your account to set up this device.",
+        "User name",
+        username,
+        error,
+    )
+}
+
+/// The sign-in page: `intro`, the error if any, and a form posting `username` and
+/// `password` (plus `hidden` fields) to `action`.
+pub(crate) fn sign_in_form(
+    action: &str,
+    hidden: &str,
+    intro: &str,
+    user_label: &str,
+    username: &str,
+    error: Option<&str>,
+) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     document(
         "Sign in to enroll",
         &format!(
-            "<p>Sign in with your account to set up this device.</p>{error}\
-<form method=\"post\" action=\"/mdm/enroll/web\">\
-<input type=\"hidden\" name=\"{DEVICEINFO_FIELD}\" value=\"{info}\">\
-<label for=\"username\">User name</label>\
+            "<p>{intro}</p>{error}\
+<form method=\"post\" action=\"{action}\">{hidden}\
+<label for=\"username\">{label}</label>\
 <input id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" \
 autocorrect=\"off\" required value=\"{user}\">\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\">Sign in</button></form>",
-            info = escape(info_b64),
+            intro = escape(intro),
+            action = escape(action),
+            label = escape(user_label),
             user = escape(username),
         ),
     )

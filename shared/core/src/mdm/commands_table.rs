@@ -34,6 +34,19 @@ pub enum OsFamily {
     Watchos,
 }
 
+impl OsFamily {
+    /// The platform as admins read it in messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            OsFamily::Ios => "iOS/iPadOS",
+            OsFamily::Macos => "macOS",
+            OsFamily::Tvos => "tvOS",
+            OsFamily::Visionos => "visionOS",
+            OsFamily::Watchos => "watchOS",
+        }
+    }
+}
+
 impl Command {
     pub fn on(&self, os: OsFamily) -> Option<Os> {
         match os {

@@ -292,26 +292,36 @@ async fn reset_enrollment<B: Backend>(
     keep_cert: &str,
     now: u64,
 ) -> Result<(), Refusal> {
-    let device_id = &prev.device_id;
-    let mut gone: Vec<String> = prev
-        .cert_hashes
-        .iter()
-        .filter(|h| h.as_str() != keep_cert)
-        .map(|h| binding_key(h))
-        .collect();
-    for user in &prev.user_channels {
-        connect::cancel_all(store, &Channel::user(device_id, user), now)
-            .await
-            .map_err(queue_error)?;
-        gone.push(user_key(device_id, user));
-    }
-    connect::cancel_all(store, &Channel::device(device_id), now)
+    let mut gone = close_channels(store, prev, now)
         .await
         .map_err(queue_error)?;
-    gone.push(bootstrap_key(device_id));
+    gone.extend(
+        prev.cert_hashes
+            .iter()
+            .filter(|h| h.as_str() != keep_cert)
+            .map(|h| binding_key(h)),
+    );
     let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
     store.delete_many(&refs).await?;
     Ok(())
+}
+
+/// Cancels every queued command of the enrollment's channels (device and users); returns
+/// the keys of what goes with them (user channel records, the bootstrap token).
+async fn close_channels<B: Backend>(
+    store: &Store<B>,
+    rec: &EnrollmentRecord,
+    now: u64,
+) -> Result<Vec<String>, queue::QueueError> {
+    let device_id = &rec.device_id;
+    let mut gone = Vec::new();
+    for user in &rec.user_channels {
+        connect::cancel_all(store, &Channel::user(device_id, user), now).await?;
+        gone.push(user_key(device_id, user));
+    }
+    connect::cancel_all(store, &Channel::device(device_id), now).await?;
+    gone.push(bootstrap_key(device_id));
+    Ok(gone)
 }
 
 fn queue_error(e: queue::QueueError) -> Refusal {
@@ -729,17 +739,10 @@ pub async fn purge<B: Backend>(
     else {
         return Ok(false);
     };
-    let mut gone: Vec<String> = rec.cert_hashes.iter().map(|h| binding_key(h)).collect();
-    for user in &rec.user_channels {
-        connect::cancel_all(store, &Channel::user(device_id, user), now)
-            .await
-            .map_err(queue_kv_error)?;
-        gone.push(user_key(device_id, user));
-    }
-    connect::cancel_all(store, &Channel::device(device_id), now)
+    let mut gone = close_channels(store, &rec, now)
         .await
         .map_err(queue_kv_error)?;
-    gone.push(bootstrap_key(device_id));
+    gone.extend(rec.cert_hashes.iter().map(|h| binding_key(h)));
     if let Some(n) = rec.index_pos {
         gone.push(index_key(n));
     }

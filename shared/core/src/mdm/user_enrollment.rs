@@ -119,16 +119,6 @@ const KNOWN_NAMES: &[(&str, &str)] = &[
     ("com.apple.mdm", "MDM"),
 ];
 
-fn os_label(os: OsFamily) -> &'static str {
-    match os {
-        OsFamily::Ios => "iOS/iPadOS",
-        OsFamily::Macos => "macOS",
-        OsFamily::Tvos => "tvOS",
-        OsFamily::Visionos => "visionOS",
-        OsFamily::Watchos => "watchOS",
-    }
-}
-
 /// Queries a user-enrolled device on `os` must not be asked (`None`: platform unknown,
 /// every platform's limits apply).
 pub fn refused_queries(queries: &[String], os: Option<OsFamily>) -> Vec<String> {
@@ -161,7 +151,7 @@ pub fn payload_refusal(payload_type: &str, os: Option<OsFamily>) -> Option<Strin
         })
         .unwrap_or("Payload");
     let place = os.map_or("User Enrollment".to_owned(), |os| {
-        format!("User Enrollment on {}", os_label(os))
+        format!("User Enrollment on {}", os.label())
     });
     Some(format!(
         "{name} ({payload_type}) - this is not a valid payload under {place}: a personally owned device only accepts the payloads Apple allows there"
