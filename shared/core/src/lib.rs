@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod dep;
 pub mod enroll;
+pub mod expiry;
 pub mod groups;
 pub mod mdm;
 pub mod platform;

@@ -58,6 +58,9 @@ async fn purge_days(vars: &impl Variables) -> Result<u64, ApiError> {
     }
 }
 
+/// Expired keys deleted per tick at most.
+const EXPIRY_BUDGET: u64 = 2000;
+
 async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     let days = purge_days(p.vars()).await?;
     let policy = Policy::default();
@@ -97,11 +100,18 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     let commands = crate::mdm::connect::retention_tick(p).await;
     // APNs retries and the follow-up pushes of coalesced or bulk enqueues.
     let push = crate::mdm::push::drain_retries(p, PUSH_BUDGET).await;
+    // Expired SCEP challenges, access tokens and enrollment references.
+    let expired =
+        match crate::expiry::purge_due(p.store(), p.clock().unix_seconds(), EXPIRY_BUDGET).await {
+            Ok(r) => json!(r),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
     Ok(api::ok_json(&json!({
         "time": p.clock().unix_seconds(),
         "tokens": report,
         "commands": commands,
         "push": push,
+        "expired": expired,
     })))
 }
 

@@ -111,3 +111,42 @@ fn purge_days_outside_30_to_45_is_a_configuration_error() {
     e.vars.set("dep_purge_days", "45");
     assert_eq!(post(&e, KEY).0, StatusCode::OK);
 }
+
+#[test]
+fn expired_scep_challenges_are_deleted_by_the_tick() {
+    use mdm_core::scep::challenge::{self, CHALLENGE_TTL, ChallengeGrant, KEEP_AFTER_EXPIRY};
+    let e = env();
+    let grant = ChallengeGrant {
+        device_id: "UDID-1".into(),
+        serial: None,
+        purpose: "manual".into(),
+        user: None,
+    };
+    let c = block_on(challenge::issue(&e.store, 1_800_000_000, &grant)).unwrap();
+    let held = |e: &E| {
+        e.store
+            .backend()
+            .dump()
+            .iter()
+            .filter(|(k, _)| k.starts_with("scepchal:"))
+            .count()
+    };
+    assert_eq!(held(&e), 1);
+    // Expired, but kept a day to tell replays apart.
+    e.clock.advance(Duration::from_secs(CHALLENGE_TTL + 3600));
+    let (_, v) = post(&e, KEY);
+    assert_eq!(v["expired"]["deleted"], 0, "{v}");
+    assert_eq!(
+        block_on(challenge::redeem(
+            &e.store,
+            1_800_000_000 + CHALLENGE_TTL,
+            &c
+        )),
+        Err(challenge::ChallengeError::Expired)
+    );
+    e.clock
+        .advance(Duration::from_secs(KEEP_AFTER_EXPIRY + 3600));
+    let (_, v) = post(&e, KEY);
+    assert_eq!(v["expired"]["deleted"], 1, "{v}");
+    assert_eq!(held(&e), 0);
+}

@@ -22,6 +22,8 @@
 //! their groups changed since: a User Enrollment carries no device identifier, so the
 //! person (not the device) is what a re-enrollment is recognised by.
 //!
+//! Tokens and enrollment references are deleted when they expire ([`crate::expiry`]).
+//!
 //! Key layout:
 //! - `uetok:<h>`   [`AccessGrant`] for the access token whose SHA-256 hex is `h` (the
 //!   token itself is never stored); valid [`TOKEN_TTL`] seconds
@@ -319,6 +321,12 @@ async fn enroll_with(
     pend.via = Via::AccountDriven;
     pend.user = Some(user.username.clone());
     pending::put(p.store(), &pend).await?;
+    crate::expiry::register(
+        p.store(),
+        &pending::key(&reference),
+        now + pending::PENDING_TTL,
+    )
+    .await?;
     if first_type(p.store(), &user.username).await?.is_none() {
         p.store()
             .set(

@@ -7,8 +7,9 @@
 //! comparison of secrets happens in our code. Redemption marks the record used with a
 //! compare-and-swap on the existing record (created by [`issue`], so the key exists when
 //! the CAS runs, which is safe on every Spin backend): of two concurrent redemptions
-//! exactly one wins. Used and expired records are kept, so a replay is told apart from a
-//! typo in the logs.
+//! exactly one wins. Used and expired records are kept for a day after they expire
+//! ([`KEEP_AFTER_EXPIRY`]), so a replay is told apart from a typo in the logs, then the
+//! scheduled tick deletes them ([`crate::expiry`]).
 //!
 //! Challenges never appear in logs, errors or `Debug` output.
 
@@ -24,6 +25,8 @@ use crate::random;
 
 /// Lifetime of a challenge: 15 minutes.
 pub const CHALLENGE_TTL: u64 = 900;
+/// How long a used or expired challenge record stays (to name replays), then goes.
+pub const KEEP_AFTER_EXPIRY: u64 = 86_400;
 /// Random bytes in a challenge (256 bits; URL-safe base64 without padding: 43 characters).
 const CHALLENGE_BYTES: usize = 32;
 /// Anything longer is not one of ours; refused before hashing.
@@ -108,7 +111,9 @@ pub async fn issue<B: Backend>(
         used_at: None,
     };
     // A fresh random key: nobody else can be creating it, so a plain set is safe.
-    store.set(&record_key(&challenge), &encode(&record)).await?;
+    let key = record_key(&challenge);
+    store.set(&key, &encode(&record)).await?;
+    crate::expiry::register(store, &key, record.expires_at + KEEP_AFTER_EXPIRY).await?;
     Ok(challenge)
 }
 
