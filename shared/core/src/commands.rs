@@ -11,6 +11,7 @@ use crate::api::{self, Request, Response, Route};
 use crate::checkin::{self, DeviceError};
 use crate::mdm::connect::{self, Next};
 use crate::mdm::devlog;
+use crate::mdm::enrollments;
 use crate::mdm::queue::Channel;
 use crate::mdm::report::{Report, Status};
 use crate::{Clock, Platform};
@@ -45,6 +46,13 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     let signer = checkin::authenticate_device(req, MAX_REPORT_BODY, &anchors)?;
     let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
     let now = p.clock().unix_seconds();
+    if let Some(device) = report.enrollment.device_id() {
+        let identity = enrollments::DeviceIdentity::from_certificate(
+            &signer.cert_hash,
+            &signer.certificate_der,
+        );
+        enrollments::adopt_renewal(p.store(), &identity, device).await?;
+    }
     let next = connect::report(p.store(), &signer.cert_hash, &report, now).await?;
     log_answer(p, &report, now).await;
     match next {

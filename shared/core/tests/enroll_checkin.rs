@@ -445,3 +445,46 @@ fn setup_commands_also_reach_a_device_that_does_not_await_configuration() {
     let types: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(types, ["ProfileList"]);
 }
+
+#[test]
+fn a_renewed_identity_keeps_the_enrollment_its_queue_and_channels() {
+    let s = server();
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let old = identity(&s, 0, UDID, &challenge);
+    ok(&old.authenticate(&s.e, UDID, SERIAL));
+    ok(&old.token_update(&s.e, UDID, ""));
+    // Setup Assistant's DeviceConfigured first, then an admin's command.
+    let r = idle(&s, &old, UDID, None);
+    let dc: plist::Dictionary = plist::from_bytes(r.body()).unwrap();
+    let ack = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{UDID}</string><key>CommandUUID</key><string>{}</string></dict></plist>"#,
+        dc["CommandUUID"].as_string().unwrap()
+    );
+    ok(&old.send(&s.e, "/mdm/connect", ack.as_bytes()));
+    let queued = queue(&s, UDID, "ProfileList");
+
+    // The identity is renewed over SCEP; the device signs with the new one from then on.
+    let new = scep_renew(&s.e, &old, &device_mdm_key(1)).expect("renewed");
+    let r = idle(&s, &new, UDID, None);
+    assert_eq!(r.status(), StatusCode::OK, "{}", text(&r));
+    let cmd: plist::Dictionary = plist::from_bytes(r.body()).unwrap();
+    assert_eq!(cmd["CommandUUID"].as_string(), Some(queued.as_str()));
+    let rec = block_on(enrollments::get(&s.e.store, UDID))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.identity_serial.as_deref(),
+        Some(new.cert.serial_hex().as_str())
+    );
+    assert!(rec.enrolled && rec.push.is_some(), "nothing reset");
+    assert_eq!(rec.cert_hashes.len(), 2);
+    // Check-ins too.
+    ok(&new.token_update(&s.e, UDID, ""));
+
+    // A renewal of another device's identity does not adopt this one.
+    let challenge2 = request_profile(&s, UDID2, SERIAL2);
+    let other = identity(&s, 2, UDID2, &challenge2);
+    ok(&other.authenticate(&s.e, UDID2, SERIAL2));
+    let other_new = scep_renew(&s.e, &other, &device_mdm_key(3)).expect("renewed");
+    bad(&idle(&s, &other_new, UDID, None), "not bound");
+}

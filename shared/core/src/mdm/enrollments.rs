@@ -284,6 +284,66 @@ pub async fn require_binding<B: Backend>(
         .ok_or_else(|| bad("no enrollment for this device; Authenticate first"))
 }
 
+/// A device whose identity was renewed over SCEP (RenewalReq signed by its current
+/// identity) signs with the new certificate from then on, without a new Authenticate:
+/// bind the new certificate to the enrollment when our SCEP issued it as the renewal of
+/// a certificate bound to this very device. The enrollment keeps its queue, channels and
+/// tokens. Anything else is left for [`require_binding`] to refuse.
+pub async fn adopt_renewal<B: Backend>(
+    store: &Store<B>,
+    identity: &DeviceIdentity,
+    device_id: &str,
+) -> Result<bool, KvError> {
+    let Some(serial) = &identity.serial_hex else {
+        return Ok(false);
+    };
+    if store
+        .get(&binding_key(&identity.cert_hash))
+        .await?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(issued) = crate::scep::endpoint::issued_for(store, serial).await? else {
+        return Ok(false);
+    };
+    let Some(previous) = issued
+        .renewed_from
+        .as_deref()
+        .filter(|_| issued.purpose == "renewal")
+    else {
+        return Ok(false);
+    };
+    if issued.cert_sha256 != identity.cert_hash {
+        return Ok(false);
+    }
+    let Some(prev) = crate::scep::endpoint::issued_for(store, previous).await? else {
+        return Ok(false);
+    };
+    if store.get(&binding_key(&prev.cert_sha256)).await?.as_deref() != Some(device_id.as_bytes()) {
+        return Ok(false);
+    }
+    store
+        .set(&binding_key(&identity.cert_hash), device_id.as_bytes())
+        .await?;
+    let r = store
+        .update::<KvError>(&record_key(device_id), 20, |raw| {
+            let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
+                .map_err(|e| KvError::Backend(format!("enrollment record: {e}")))?;
+            if !rec.cert_hashes.contains(&identity.cert_hash) {
+                rec.cert_hashes.push(identity.cert_hash.clone());
+            }
+            rec.identity_serial = Some(serial.clone());
+            rec.identity_expires_at = identity.not_after;
+            Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
+        })
+        .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => Err(e),
+    }
+}
+
 /// Drops what a previous enrollment of the device left: other identities' bindings, user
 /// channels, queued commands (cancelled in their history), the bootstrap token.
 async fn reset_enrollment<B: Backend>(
@@ -471,6 +531,9 @@ pub async fn checkin_identity<B: Backend>(
         .device_id()
         .expect("parser guarantees a device id")
         .to_owned();
+    if !matches!(msg, CheckinMessage::Authenticate(_)) {
+        adopt_renewal(store, identity, &device_id).await?;
+    }
     match msg {
         CheckinMessage::Authenticate(a) => {
             if let Some(other) = store.get(&binding_key(cert_hash)).await?

@@ -555,6 +555,45 @@ pub fn scep_enroll(e: &E, key: &KeyPair, cn: &str, challenge: &str) -> Result<Id
     }
 }
 
+/// Renews `old` over SCEP as a device does: a RenewalReq for a CSR on `new_key`, signed
+/// by the current identity; the CertRep is encrypted to it.
+pub fn scep_renew(e: &E, old: &Identity, new_key: &KeyPair) -> Result<Identity, PkiStatus> {
+    let r = scep_request(e, Method::GET, "operation=GetCACert", vec![]);
+    let certs = mdm_crypto::parse_certs_only(r.body()).unwrap();
+    let ra = certs
+        .iter()
+        .find(|c| !c.is_ca())
+        .or(certs.first())
+        .unwrap()
+        .clone();
+    let cn = old.cert.common_name().unwrap_or_default();
+    let csr = build_csr(new_key, &CsrParams::new(&cn)).unwrap();
+    let tx = mdm_crypto::transaction_id_for(&new_key.public_key_der().unwrap());
+    let msg = build_pkcs_req(
+        &csr,
+        &old.key,
+        &old.cert,
+        &ra,
+        &RequestOptions {
+            message_type: MessageType::RenewalReq,
+            transaction_id: &tx,
+            cipher: EnvelopeCipher::Aes128Cbc,
+            digest: DigestAlgorithm::Sha256,
+        },
+    )
+    .unwrap();
+    let r = scep_request(e, Method::POST, "operation=PKIOperation", msg.der);
+    assert_eq!(r.status(), StatusCode::OK, "{}", text(&r));
+    let rep = parse_cert_rep(r.body(), &old.key).unwrap();
+    match (rep.status, rep.certificate) {
+        (PkiStatus::Success, Some(cert)) => Ok(Identity {
+            key: new_key.clone(),
+            cert,
+        }),
+        (status, _) => Err(status),
+    }
+}
+
 impl Identity {
     pub fn signature(&self, body: &[u8]) -> String {
         let sig = sign_data(
