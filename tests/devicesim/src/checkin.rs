@@ -117,7 +117,8 @@ impl Device {
     fn message(&self, message_type: &str) -> Dictionary {
         let mut d = Dictionary::new();
         d.insert("MessageType".into(), message_type.into());
-        d.insert("UDID".into(), self.udid.clone().into());
+        let (key, id) = self.channel_id();
+        d.insert(key.into(), id.to_owned().into());
         d
     }
 
@@ -129,15 +130,18 @@ impl Device {
     pub fn authenticate_message(&self) -> Result<Dictionary, SimError> {
         let mut d = self.message("Authenticate");
         d.insert("Topic".into(), self.topic()?.into());
-        d.insert("SerialNumber".into(), self.serial.clone().into());
         d.insert("OSVersion".into(), self.os_version.clone().into());
         d.insert("BuildVersion".into(), self.build_version.clone().into());
         d.insert("ProductName".into(), self.product.clone().into());
-        d.insert("DeviceName".into(), self.device_name.clone().into());
         d.insert("Model".into(), self.model.clone().into());
         d.insert("ModelName".into(), self.model_name.clone().into());
-        if let Some(imei) = &self.imei {
-            d.insert("IMEI".into(), imei.clone().into());
+        // A personal device under User Enrollment tells nothing that identifies it.
+        if self.enrollment_id.is_none() {
+            d.insert("SerialNumber".into(), self.serial.clone().into());
+            d.insert("DeviceName".into(), self.device_name.clone().into());
+            if let Some(imei) = &self.imei {
+                d.insert("IMEI".into(), imei.clone().into());
+            }
         }
         Ok(d)
     }

@@ -154,6 +154,21 @@ impl Device {
         for (k, v) in &self.facts {
             d.insert(k.clone(), v.clone());
         }
+        if self.enrollment_id.is_some() {
+            // Under User Enrollment the device keeps its identifiers to itself.
+            for k in [
+                "UDID",
+                "SerialNumber",
+                "IMEI",
+                "MEID",
+                "WiFiMAC",
+                "BluetoothMAC",
+                "EthernetMAC",
+                "DeviceName",
+            ] {
+                d.remove(k);
+            }
+        }
         d
     }
 
@@ -434,7 +449,8 @@ impl Device {
 
     fn report_dict(&self, user: Option<&User>, status: &str) -> Dictionary {
         let mut d = Dictionary::new();
-        d.insert("UDID".into(), self.udid.clone().into());
+        let (key, id) = self.channel_id();
+        d.insert(key.into(), id.to_owned().into());
         if let Some(u) = user {
             d.insert("UserID".into(), u.user_id.clone().into());
             d.insert("UserShortName".into(), u.short_name.clone().into());

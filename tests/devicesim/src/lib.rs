@@ -22,6 +22,7 @@
 //!
 //! [`Device::enroll_ade`] runs 2–5 in one call.
 
+pub mod account;
 mod checkin;
 pub mod cms;
 mod commands;
@@ -186,6 +187,9 @@ pub struct Device {
     pub trusted_profile_signers: Vec<Certificate>,
     pub push_token: Vec<u8>,
     pub push_magic: String,
+    /// Set by a User Enrollment ([`Device::user_enroll`]): messages carry this
+    /// `EnrollmentID` and no device identifier (UDID, serial, IMEI) at all.
+    pub enrollment_id: Option<String>,
     /// Sent in TokenUpdate on iOS (escrowed for ClearPasscode).
     pub unlock_token: Option<Vec<u8>>,
     /// Setup Assistant waits for DeviceConfigured (set by the first TokenUpdate's flag).
@@ -309,6 +313,7 @@ impl Device {
                 short_version: "4.1.2".into(),
             }],
             history: Vec::new(),
+            enrollment_id: None,
             apple,
             profile: None,
             mdm: None,
@@ -354,6 +359,15 @@ impl Device {
     /// Talks to this server without an enrollment profile (tests that skip ADE).
     pub fn configure_mdm(&mut self, mdm: MdmPayload) {
         self.mdm = Some(mdm);
+    }
+
+    /// The device channel's identifier as messages carry it: `EnrollmentID` under User
+    /// Enrollment, else `UDID`.
+    pub fn channel_id(&self) -> (&'static str, &str) {
+        match &self.enrollment_id {
+            Some(e) => ("EnrollmentID", e),
+            None => ("UDID", &self.udid),
+        }
     }
 
     /// Lowercase hex of the push token, as the server stores it and APNs sees it.

@@ -89,6 +89,9 @@ pub struct MdmPayload {
     pub server_capabilities: Vec<String>,
     pub check_out_when_removed: bool,
     pub use_development_apns: bool,
+    /// Account-driven enrollment: `BYOD` (User Enrollment) or `ADDE`.
+    pub enrollment_mode: Option<String>,
+    pub assigned_managed_apple_id: Option<String>,
 }
 
 impl MdmPayload {
@@ -111,6 +114,8 @@ impl MdmPayload {
             server_capabilities: Vec::new(),
             check_out_when_removed: true,
             use_development_apns: false,
+            enrollment_mode: None,
+            assigned_managed_apple_id: None,
         }
     }
 }
@@ -234,6 +239,15 @@ fn str_key(
             problem: "expected a string".into(),
         }),
     }
+}
+
+/// An optional non-empty string.
+fn opt_str(
+    d: &Dictionary,
+    payload: &'static str,
+    key: &'static str,
+) -> Result<Option<String>, ProfileError> {
+    Ok(str_key(d, payload, key)?.filter(|s| !s.is_empty()))
 }
 
 fn req_str(
@@ -467,6 +481,8 @@ fn parse_mdm(d: &Dictionary) -> Result<MdmPayload, ProfileError> {
         server_capabilities,
         check_out_when_removed: bool_key(d, MDM, "CheckOutWhenRemoved")?,
         use_development_apns: bool_key(d, MDM, "UseDevelopmentAPNS")?,
+        enrollment_mode: opt_str(d, MDM, "EnrollmentMode")?,
+        assigned_managed_apple_id: opt_str(d, MDM, "AssignedManagedAppleID")?,
     })
 }
 
