@@ -158,7 +158,10 @@ pub(crate) struct State {
     /// Client certificate DER → topic.
     identities: HashMap<Vec<u8>, String>,
     connections: u64,
+    listeners: Vec<Listener>,
 }
+
+type Listener = Arc<dyn Fn(&RecordedPush) + Send + Sync>;
 
 fn next_from(queue: &mut VecDeque<Scripted>) -> Option<Scripted> {
     let front = queue.front_mut()?;
@@ -197,8 +200,16 @@ impl Shared {
     }
 
     pub(crate) fn record(&self, push: RecordedPush) {
-        self.lock().pushes.push(push);
+        let listeners = {
+            let mut state = self.lock();
+            state.pushes.push(push.clone());
+            state.listeners.clone()
+        };
         self.changed.notify_all();
+        // Outside the lock: a listener may call back into the simulator.
+        for l in listeners {
+            l(&push);
+        }
     }
 
     pub(crate) fn tls_failure(&self, what: String) {
@@ -400,6 +411,14 @@ impl ApnsSim {
     /// Every push received so far, in order.
     pub fn pushes(&self) -> Vec<RecordedPush> {
         self.shared.lock().pushes.clone()
+    }
+
+    /// Calls `listener` with every push received from now on, as it is recorded (before
+    /// the client gets its answer). For load tests and benchmarks that wake simulated
+    /// devices on their pushes without polling [`ApnsSim::pushes`]. It runs on the
+    /// simulator's thread: keep it short.
+    pub fn on_push(&self, listener: impl Fn(&RecordedPush) + Send + Sync + 'static) {
+        self.shared.lock().listeners.push(Arc::new(listener));
     }
 
     /// The pushes answered 200.

@@ -538,3 +538,36 @@ fn malformed_pushes_get_apns_reasons() {
     );
     assert_eq!(sim.pushes().len(), 8);
 }
+
+#[test]
+fn listeners_hear_each_later_push_before_its_answer() {
+    let sim = ApnsSim::start().unwrap();
+    let e = env(&sim);
+    let rt = rt();
+    for n in 1..=3 {
+        enroll(&e, &sim, &format!("UDID-{n}"), &token(n));
+    }
+    let push = |id: &str| {
+        let out = rt
+            .block_on(push::push_device(&e, id, PushReason::Admin))
+            .unwrap();
+        assert!(matches!(out, PushOutcome::Delivered { .. }), "{out:?}");
+    };
+    push("UDID-1");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let h = heard.clone();
+    sim.on_push(move |p| h.lock().unwrap().push((p.token.clone(), p.status)));
+    for id in ["UDID-2", "UDID-3"] {
+        push(id);
+        // Heard by the time the pusher has APNs' answer.
+        assert_eq!(
+            heard.lock().unwrap().last().map(|h| h.0.as_str()),
+            Some(token(if id == "UDID-2" { 2 } else { 3 }).as_str())
+        );
+    }
+    assert_eq!(
+        *heard.lock().unwrap(),
+        vec![(token(2), 200), (token(3), 200)],
+        "only pushes after the listener came"
+    );
+}

@@ -12,6 +12,19 @@ use crate::{App, Device, DeviceKind, InstalledProfile, SimError, random_uuid, to
 /// sending commands is a bug the loop must not hide by spinning forever).
 pub const MAX_COMMANDS_PER_SESSION: usize = 10_000;
 
+/// A report with its `Mdm-Signature`, ready to be sent (again): see
+/// [`Device::signed_idle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedReport {
+    /// The ServerURL.
+    pub url: String,
+    /// The report's `Status`.
+    pub status: String,
+    pub body: Vec<u8>,
+    /// None when the profile does not ask for signed messages.
+    pub signature: Option<String>,
+}
+
 /// A command as delivered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Command {
@@ -83,8 +96,9 @@ pub struct Answered {
     pub response: Dictionary,
 }
 
-/// Scripted answer to a RequestType: status and response keys.
-pub type Responder = Box<dyn FnMut(&Command) -> (Status, Dictionary) + Send>;
+/// Scripted answer to a RequestType: status and response keys. `Sync` keeps [`Device`]
+/// `Sync`, so that its `&self` exchanges can run in spawned tasks.
+pub type Responder = Box<dyn FnMut(&Command) -> (Status, Dictionary) + Send + Sync>;
 
 fn dict<const N: usize>(entries: [(&str, Value); N]) -> Dictionary {
     let mut d = Dictionary::new();
@@ -460,12 +474,8 @@ impl Device {
         d
     }
 
-    /// PUTs a report to the ServerURL; the next command or None for an empty answer.
-    async fn report(
-        &self,
-        http: &impl Http,
-        body: Dictionary,
-    ) -> Result<Option<Command>, SimError> {
+    /// A report to the ServerURL, signed.
+    fn sign_report(&self, body: Dictionary) -> Result<SignedReport, SimError> {
         let url = self
             .mdm
             .as_ref()
@@ -477,12 +487,51 @@ impl Device {
             .and_then(Value::as_string)
             .unwrap_or_default()
             .to_owned();
-        let resp = self
-            .put_signed(http, &url, REPORT_CONTENT_TYPE, to_xml(body))
-            .await?;
+        let body = to_xml(body);
+        let signature = self.sign_body(&body)?;
+        Ok(SignedReport {
+            url,
+            status,
+            body,
+            signature,
+        })
+    }
+
+    /// PUTs a report to the ServerURL; the next command or None for an empty answer.
+    async fn report(
+        &self,
+        http: &impl Http,
+        body: Dictionary,
+    ) -> Result<Option<Command>, SimError> {
+        let r = self.sign_report(body)?;
+        self.send_signed(http, &r).await
+    }
+
+    /// `Status: Idle` on the device channel: the first queued command, or None.
+    pub async fn idle(&self, http: &impl Http) -> Result<Option<Command>, SimError> {
+        self.report(http, self.report_dict(None, "Idle")).await
+    }
+
+    /// The device channel's `Idle` report, signed once for [`Device::send_signed`]: its
+    /// body never changes, so neither does its `Mdm-Signature`.
+    pub fn signed_idle(&self) -> Result<SignedReport, SimError> {
+        self.sign_report(self.report_dict(None, "Idle"))
+    }
+
+    /// Sends a report signed beforehand; the next command or None for an empty answer.
+    pub async fn send_signed(
+        &self,
+        http: &impl Http,
+        r: &SignedReport,
+    ) -> Result<Option<Command>, SimError> {
+        let mut headers = vec![("content-type", REPORT_CONTENT_TYPE)];
+        if let Some(s) = &r.signature {
+            headers.push(("mdm-signature", s.as_str()));
+        }
+        let resp = http.send("PUT", &r.url, &headers, r.body.clone()).await?;
         if resp.status != 200 {
             return Err(SimError::Status {
-                what: format!("{status} report"),
+                what: format!("{} report", r.status),
                 status: resp.status,
                 body: resp.body_text(),
             });
@@ -491,11 +540,6 @@ impl Device {
             return Ok(None);
         }
         Command::parse(&resp.body).map(Some)
-    }
-
-    /// `Status: Idle` on the device channel: the first queued command, or None.
-    pub async fn idle(&self, http: &impl Http) -> Result<Option<Command>, SimError> {
-        self.report(http, self.report_dict(None, "Idle")).await
     }
 
     /// Reports `status` for `cmd` with `response` keys; returns the next command. An

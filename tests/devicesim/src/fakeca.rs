@@ -134,8 +134,17 @@ impl FakeAppleCa {
     /// A device identity for `udid`: RSA-1024, `CN=<udid>` with Apple's other subject
     /// attributes, EKU serverAuth + clientAuth, valid from now for ten years.
     pub fn issue_device_identity(&self, udid: &str) -> Result<DeviceIdentity, SimError> {
-        let key = RsaPrivateKey::new(&mut rng(), DEVICE_KEY_BITS)
-            .map_err(|e| SimError::Crypto(format!("device key: {e}")))?;
+        self.issue_device_identity_for(udid, generate_device_key()?)
+    }
+
+    /// [`FakeAppleCa::issue_device_identity`] for a key made beforehand (see
+    /// [`generate_device_key`]): many devices may share one key, each with its own
+    /// certificate, where generating a key per device would take too long.
+    pub fn issue_device_identity_for(
+        &self,
+        udid: &str,
+        key: RsaPrivateKey,
+    ) -> Result<DeviceIdentity, SimError> {
         let escaped: String = udid
             .chars()
             .flat_map(|c| {
@@ -195,6 +204,12 @@ impl FakeAppleCa {
         )?;
         Ok(DeviceIdentity { key, cert })
     }
+}
+
+/// A key of the size of real devices' Apple identities ([`DEVICE_KEY_BITS`]).
+pub fn generate_device_key() -> Result<RsaPrivateKey, SimError> {
+    RsaPrivateKey::new(&mut rng(), DEVICE_KEY_BITS)
+        .map_err(|e| SimError::Crypto(format!("device key: {e}")))
 }
 
 /// A device's Apple identity: the RSA-1024 key and the certificate [`FakeAppleCa`] issued.

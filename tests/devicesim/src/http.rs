@@ -194,6 +194,144 @@ impl Http for HyperHttp {
     }
 }
 
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// HTTP/1.1 with keep-alive to one address (whatever the URL's host, like
+/// [`HyperHttp::to`]): connections are kept and reused, one request at a time each. For
+/// load generators: a fresh TCP connection per request costs client and server more than
+/// a small request itself, and thousands a second run out of ephemeral ports.
+#[derive(Debug)]
+pub struct KeepAliveHttp {
+    target: SocketAddr,
+    timeout: Duration,
+    idle: std::sync::Mutex<Vec<Sender>>,
+}
+
+impl KeepAliveHttp {
+    pub fn to(addr: SocketAddr) -> KeepAliveHttp {
+        KeepAliveHttp {
+            target: addr,
+            timeout: Duration::from_secs(60),
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> KeepAliveHttp {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connections open and waiting for a request.
+    pub fn idle_connections(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn pooled(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(s) = idle.pop() {
+            if !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    async fn connect(target: SocketAddr) -> Result<Sender, HttpError> {
+        let stream = TcpStream::connect(target)
+            .await
+            .map_err(|e| HttpError(format!("connect {target}: {e}")))?;
+        stream.set_nodelay(true).ok();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo(stream))
+            .await
+            .map_err(|e| HttpError(format!("handshake: {e}")))?;
+        tokio::spawn(conn);
+        sender
+            .ready()
+            .await
+            .map_err(|e| HttpError(format!("connection: {e}")))?;
+        Ok(sender)
+    }
+}
+
+impl Http for KeepAliveHttp {
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<HttpResponse, HttpError>> + Send {
+        let build = move || {
+            let (authority, path) = split_url(url)?;
+            let mut req = http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("host", authority);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.body(Full::new(Bytes::from(body.clone())))
+                .map_err(|e| HttpError(format!("request: {e}")))
+        };
+        async move {
+            let exchange = async {
+                // A kept connection takes the next request once it has finished reading
+                // the previous response (ready); one that closed meanwhile is dropped.
+                let pooled = match self.pooled() {
+                    Some(mut s) => s.ready().await.ok().map(|()| s),
+                    None => None,
+                };
+                let reused = pooled.is_some();
+                let mut sender = match pooled {
+                    Some(s) => s,
+                    None => Self::connect(self.target).await?,
+                };
+                let resp = match sender.send_request(build()?).await {
+                    Ok(r) => r,
+                    // The server closed the kept connection before our request went out
+                    // (canceled: nothing was sent), so sending it again is safe.
+                    Err(e) if reused && e.is_canceled() => {
+                        sender = Self::connect(self.target).await?;
+                        sender
+                            .send_request(build()?)
+                            .await
+                            .map_err(|e| HttpError(format!("request: {e}")))?
+                    }
+                    Err(e) => return Err(HttpError(format!("request: {e}"))),
+                };
+                let (parts, body) = resp.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|e| HttpError(format!("response body: {e}")))?
+                    .to_bytes();
+                // Only a connection whose exchange completed goes back to the pool.
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(sender);
+                Ok(HttpResponse {
+                    status: parts.status.as_u16(),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().to_owned(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    body: bytes.to_vec(),
+                })
+            };
+            tokio::time::timeout(self.timeout, exchange)
+                .await
+                .map_err(|_| HttpError(format!("no answer within {:?}", self.timeout)))?
+        }
+    }
+}
+
 /// tokio's socket as hyper's IO traits (what hyper-util's `TokioIo` does).
 struct TokioIo(TcpStream);
 

@@ -39,9 +39,12 @@ use plist::{Dictionary, Value};
 
 pub use checkin::User;
 pub use cms::Digest;
+pub use commands::SignedReport;
 pub use commands::{Answered, Command, Responder, Status};
-pub use fakeca::{APPLE_DEVICE_CA_SUBJECT, DEVICE_KEY_BITS, DeviceIdentity, FakeAppleCa};
-pub use http::{Http, HttpError, HttpResponse, HyperHttp};
+pub use fakeca::{
+    APPLE_DEVICE_CA_SUBJECT, DEVICE_KEY_BITS, DeviceIdentity, FakeAppleCa, generate_device_key,
+};
+pub use http::{Http, HttpError, HttpResponse, HyperHttp, KeepAliveHttp};
 pub use profile::{EnrollmentProfile, MdmPayload, ProfileError, ProfilePolicy, ScepPayload};
 
 /// Anything that stops the simulated device.
@@ -145,6 +148,32 @@ pub struct MdmIdentity {
     pub certificate: Certificate,
 }
 
+/// Key pairs generated once and handed to many simulated devices
+/// ([`Device::with_shared_keys`]): RSA key generation takes tens to hundreds of
+/// milliseconds, which a test or benchmark with thousands of devices cannot pay per device.
+#[derive(Clone)]
+pub struct SharedKeys {
+    /// For the Apple device identities (RSA-1024, as real devices').
+    pub apple: rsa::RsaPrivateKey,
+    /// For the SCEP CSRs, hence the MDM identities (RSA-2048).
+    pub scep: KeyPair,
+}
+
+impl std::fmt::Debug for SharedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedKeys").finish_non_exhaustive()
+    }
+}
+
+impl SharedKeys {
+    pub fn generate() -> Result<SharedKeys, SimError> {
+        Ok(SharedKeys {
+            apple: generate_device_key()?,
+            scep: KeyPair::generate().map_err(|e| SimError::Crypto(format!("SCEP key: {e}")))?,
+        })
+    }
+}
+
 /// A profile the device reports in ProfileList.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledProfile {
@@ -200,6 +229,8 @@ pub struct Device {
     pub apps: Vec<App>,
     /// Every answered command, in order.
     pub history: Vec<Answered>,
+    /// SCEP uses this key for the CSR instead of generating one (see [`SharedKeys`]).
+    pub scep_key: Option<KeyPair>,
     apple: DeviceIdentity,
     profile: Option<EnrollmentProfile>,
     mdm: Option<MdmPayload>,
@@ -282,8 +313,38 @@ impl Device {
         os_version: &str,
     ) -> Result<Device, SimError> {
         let apple = ca.issue_device_identity(udid)?;
+        Ok(Self::with_apple_identity(
+            apple, kind, serial, udid, os_version,
+        ))
+    }
+
+    /// A device whose keys are `keys` (made once for many devices): its Apple identity
+    /// certificate from `ca` is its own (`CN=<udid>`), and so will be its MDM identity
+    /// certificate from SCEP; only the key pairs behind them are shared. A server cannot
+    /// tell, unless it refuses a public key it has seen before.
+    pub fn with_shared_keys(
+        ca: &FakeAppleCa,
+        keys: &SharedKeys,
+        kind: DeviceKind,
+        serial: &str,
+        udid: &str,
+        os_version: &str,
+    ) -> Result<Device, SimError> {
+        let apple = ca.issue_device_identity_for(udid, keys.apple.clone())?;
+        let mut d = Self::with_apple_identity(apple, kind, serial, udid, os_version);
+        d.scep_key = Some(keys.scep.clone());
+        Ok(d)
+    }
+
+    fn with_apple_identity(
+        apple: DeviceIdentity,
+        kind: DeviceKind,
+        serial: &str,
+        udid: &str,
+        os_version: &str,
+    ) -> Device {
         let (product, model, model_name) = kind.defaults();
-        Ok(Device {
+        Device {
             kind,
             serial: serial.to_owned(),
             udid: udid.to_owned(),
@@ -314,12 +375,13 @@ impl Device {
             }],
             history: Vec::new(),
             enrollment_id: None,
+            scep_key: None,
             apple,
             profile: None,
             mdm: None,
             identity: None,
             responders: HashMap::new(),
-        })
+        }
     }
 
     /// A device with a random serial and UDID.

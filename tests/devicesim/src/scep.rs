@@ -165,8 +165,11 @@ impl Device {
             // mdm-crypto's keys start at 2048, so this device uses 2048 then.
             _ => 2048,
         };
-        let key = KeyPair::generate_with_bits(bits)
-            .map_err(|e| SimError::Crypto(format!("SCEP key: {e}")))?;
+        let key = match &self.scep_key {
+            Some(k) => k.clone(),
+            None => KeyPair::generate_with_bits(bits)
+                .map_err(|e| SimError::Crypto(format!("SCEP key: {e}")))?,
+        };
         let cn = scep
             .subject_attr(&["CN", "2.5.4.3"])
             .unwrap_or(&self.udid)

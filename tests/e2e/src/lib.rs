@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use mdm_host::{HostConfig, RunningHost};
 
 pub mod dep;
+pub mod lab;
 use serde_json::Value;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-4f1c9a7b2d";
@@ -158,6 +159,50 @@ impl App {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.client().admin(method, path, body).await
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.client().call(method, path, key, body).await
+    }
+
+    /// One request on a fresh connection; returns status, headers and body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> anyhow::Result<(StatusCode, http::HeaderMap, Bytes)> {
+        request(self.addr, method, path, headers, body).await
+    }
+
+    /// A handle for making API calls from other tasks (it does not keep the app running).
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+}
+
+/// API calls to a running app, one fresh connection each.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    /// A request with the admin key; returns status and JSON body (Null if not JSON).
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.call(method, path, Some(ADMIN_KEY), body).await
     }
 
@@ -179,25 +224,13 @@ impl App {
             }
             None => Vec::new(),
         };
-        let (status, _, bytes) = self
-            .raw(method, path, &headers, body)
+        let (status, _, bytes) = request(self.addr, method, path, &headers, body)
             .await
             .expect("request reached the host");
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
-    }
-
-    /// One request on a fresh connection; returns status, headers and body bytes.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        headers: &[(String, String)],
-        body: Vec<u8>,
-    ) -> anyhow::Result<(StatusCode, http::HeaderMap, Bytes)> {
-        request(self.addr, method, path, headers, body).await
     }
 }
 

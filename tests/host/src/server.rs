@@ -168,9 +168,16 @@ pub(crate) async fn start(
     })
 }
 
+/// Set (to anything) to have wasmtime write `/tmp/perf-<pid>.map`, so that `perf` can
+/// name the components' functions when profiling the host.
+pub const PERFMAP_ENV: &str = "MDM_HOST_PERFMAP";
+
 fn engine() -> anyhow::Result<Engine> {
     let mut config = Config::new();
     config.wasm_component_model_async(true);
+    if std::env::var_os(PERFMAP_ENV).is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(Engine::new(&config)?)
 }
 

@@ -10,9 +10,10 @@ use base64::Engine;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier};
 use der::{Decode, Encode};
-use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::BigUint;
+use rsa::pkcs1v15::Pkcs1v15Sign;
 use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::Verifier;
+use rsa::traits::PublicKeyParts;
 use sha2::Digest;
 use x509_cert::Certificate;
 
@@ -113,15 +114,10 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
         .map_err(|e| fail(e.to_string()))?;
     let key =
         rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| fail("signer key is not RSA"))?;
-    let sig = Signature::try_from(signer.signature.as_bytes())
-        .map_err(|_| fail("malformed signature"))?;
+    let sig = signer.signature.as_bytes();
     let ok = match digest_oid.as_str() {
-        SHA1 => VerifyingKey::<sha1::Sha1>::new(key)
-            .verify(&signed, &sig)
-            .is_ok(),
-        _ => VerifyingKey::<sha2::Sha256>::new(key)
-            .verify(&signed, &sig)
-            .is_ok(),
+        SHA1 => pkcs1v15_verify::<sha1::Sha1>(&key, &signed, sig),
+        _ => pkcs1v15_verify::<sha2::Sha256>(&key, &signed, sig),
     };
     if !ok {
         return Err(fail("signature does not verify"));
@@ -132,6 +128,181 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
         certificate_der,
         cert_hash,
     })
+}
+
+/// RSASSA-PKCS1-v1_5 verification (RFC 8017 §8.2.2) of `sig` over `message` hashed with
+/// `D`: what `rsa::pkcs1v15::VerifyingKey::verify` checks, computed faster.
+///
+/// `rsa` raises the signature to the public exponent with `BigUint::modpow`, which walks
+/// every bit of the exponent's 64-bit words in 4-bit windows, as a private exponent needs
+/// (the same work whatever its value): about 100 Montgomery multiplications for
+/// e = 65537, where square-and-multiply needs 17. Public exponent and signature are no
+/// secrets, so the shortcut leaks nothing. In WebAssembly (no 64×64→128-bit multiply)
+/// those multiplications made the two verifications of every device request most of its
+/// cost. `key` was built by `rsa`, which bounds the exponent (at most 2^33 − 1) and the
+/// modulus (at most 4096 bits), so a hostile certificate cannot make this loop long.
+pub fn pkcs1v15_verify<D>(key: &rsa::RsaPublicKey, message: &[u8], sig: &[u8]) -> bool
+where
+    D: Digest + der::oid::AssociatedOid,
+{
+    let padding = Pkcs1v15Sign::new::<D>();
+    let hashed = D::digest(message);
+    let k = key.size();
+    let t_len = padding.prefix.len() + hashed.len();
+    if sig.len() != k || k < t_len + 11 {
+        return false;
+    }
+    let s = BigUint::from_bytes_be(sig);
+    if &s >= key.n() {
+        return false;
+    }
+    let m = public_modpow(&s, key.e(), key.n()).to_bytes_be();
+    if m.len() > k {
+        return false;
+    }
+    // EM = 0x00 || 0x01 || 0xFF... || 0x00 || DigestInfo prefix || H, compared whole.
+    let mut expected = vec![0xFF; k];
+    expected[0] = 0x00;
+    expected[1] = 0x01;
+    expected[k - t_len - 1] = 0x00;
+    expected[k - t_len..k - hashed.len()].copy_from_slice(&padding.prefix);
+    expected[k - hashed.len()..].copy_from_slice(&hashed);
+    // `m` lacks EM's leading zero bytes.
+    expected[..k - m.len()].iter().all(|b| *b == 0) && expected[k - m.len()..] == m[..]
+}
+
+/// `base^exponent mod modulus` by left-to-right square-and-multiply, for public
+/// exponents only (its time depends on the exponent's bits), in Montgomery form with
+/// 32-bit limbs: WebAssembly multiplies 32-bit numbers into 64 bits natively, where the
+/// 64-bit limbs of `BigUint` need a 128-bit product (a call to `__multi3`), and Montgomery
+/// reduction needs no division.
+fn public_modpow(base: &BigUint, exponent: &BigUint, modulus: &BigUint) -> BigUint {
+    let Some(m) = Montgomery::new(modulus) else {
+        // Even moduli are no RSA moduli; nothing here gives one, but stay correct.
+        return base.modpow(exponent, modulus);
+    };
+    let bits = exponent.bits();
+    if bits == 0 {
+        return BigUint::from(1u8) % modulus;
+    }
+    let e = exponent.to_bytes_le();
+    let bit = |i: usize| e[i / 8] >> (i % 8) & 1 == 1;
+    let x = m.enter(&(base % modulus));
+    let mut acc = x.clone();
+    let mut tmp = vec![0; m.n.len()];
+    for i in (0..bits - 1).rev() {
+        m.mul(&acc, &acc, &mut tmp);
+        std::mem::swap(&mut acc, &mut tmp);
+        if bit(i) {
+            m.mul(&acc, &x, &mut tmp);
+            std::mem::swap(&mut acc, &mut tmp);
+        }
+    }
+    m.leave(&acc)
+}
+
+/// Arithmetic modulo an odd `n` in Montgomery form (R = 2^(32·limbs)), little-endian
+/// 32-bit limbs.
+struct Montgomery {
+    n: Vec<u32>,
+    /// −n⁻¹ mod 2^32.
+    n0inv: u32,
+    /// R² mod n.
+    rr: Vec<u32>,
+}
+
+impl Montgomery {
+    fn new(modulus: &BigUint) -> Option<Montgomery> {
+        let n = limbs(modulus, 0);
+        if n.first().is_none_or(|l| l & 1 == 0) {
+            return None;
+        }
+        // Newton's iteration doubles the correct low bits of n⁻¹ mod 2^32 each round.
+        let mut inv: u32 = 1;
+        for _ in 0..5 {
+            inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
+        }
+        let rr = (BigUint::from(1u8) << (64 * n.len())) % modulus;
+        Some(Montgomery {
+            rr: limbs(&rr, n.len()),
+            n0inv: inv.wrapping_neg(),
+            n,
+        })
+    }
+
+    /// x·R mod n, for x < n.
+    fn enter(&self, x: &BigUint) -> Vec<u32> {
+        let mut out = vec![0; self.n.len()];
+        self.mul(&limbs(x, self.n.len()), &self.rr, &mut out);
+        out
+    }
+
+    /// x·R⁻¹ mod n: back from Montgomery form.
+    fn leave(&self, x: &[u32]) -> BigUint {
+        let mut one = vec![0; self.n.len()];
+        one[0] = 1;
+        let mut out = vec![0; self.n.len()];
+        self.mul(x, &one, &mut out);
+        let bytes: Vec<u8> = out.iter().flat_map(|l| l.to_le_bytes()).collect();
+        BigUint::from_bytes_le(&bytes)
+    }
+
+    /// `out = a·b·R⁻¹ mod n` for `a, b < n`: per limb of `b`, t = (t + a·bᵢ + m·n) / 2^32
+    /// with m chosen so that the division is exact (both products in one pass).
+    fn mul(&self, a: &[u32], b: &[u32], out: &mut [u32]) {
+        let n = &self.n[..];
+        let len = n.len();
+        // Equal lengths up front let the compiler drop the bounds checks in the loop.
+        assert!(a.len() == len && b.len() == len && out.len() == len);
+        let mut t = vec![0u32; len + 1];
+        for &bi in b {
+            let s = t[0] as u64 + a[0] as u64 * bi as u64;
+            let m = (s as u32).wrapping_mul(self.n0inv);
+            let r = (s as u32) as u64 + m as u64 * n[0] as u64; // low half is 0
+            let (mut c1, mut c2) = (s >> 32, r >> 32);
+            for j in 1..len {
+                let s = t[j] as u64 + a[j] as u64 * bi as u64 + c1;
+                c1 = s >> 32;
+                let r = (s as u32) as u64 + m as u64 * n[j] as u64 + c2;
+                c2 = r >> 32;
+                t[j - 1] = r as u32;
+            }
+            let s = t[len] as u64 + c1 + c2;
+            t[len - 1] = s as u32;
+            t[len] = (s >> 32) as u32;
+        }
+        // t < 2n: subtract n once if t ≥ n.
+        if t[len] != 0 || !lt(&t[..len], n) {
+            let mut borrow = 0i64;
+            for j in 0..len {
+                let d = t[j] as i64 - n[j] as i64 - borrow;
+                out[j] = d as u32;
+                borrow = (d < 0) as i64;
+            }
+        } else {
+            out.copy_from_slice(&t[..len]);
+        }
+    }
+}
+
+/// `a < b` for little-endian limbs of the same length.
+fn lt(a: &[u32], b: &[u32]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+/// `x` as little-endian 32-bit limbs, at least `len` of them.
+fn limbs(x: &BigUint, len: usize) -> Vec<u32> {
+    let mut bytes = x.to_bytes_le();
+    bytes.resize(bytes.len().next_multiple_of(4).max(4 * len), 0);
+    bytes
+        .chunks(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Parses a certificate (DER), for callers that check issuers.
@@ -186,17 +357,14 @@ pub fn require_issued_by(identity_der: &[u8], ca_certs: &[Vec<u8>]) -> Result<()
         let Ok(key) = rsa::RsaPublicKey::from_public_key_der(&spki) else {
             continue;
         };
-        let Ok(sig) = Signature::try_from(sig) else {
-            continue;
-        };
         let ok = match alg.as_str() {
-            SHA1_WITH_RSA => VerifyingKey::<sha1::Sha1>::new(key).verify(&tbs, &sig),
-            SHA256_WITH_RSA => VerifyingKey::<sha2::Sha256>::new(key).verify(&tbs, &sig),
-            SHA384_WITH_RSA => VerifyingKey::<sha2::Sha384>::new(key).verify(&tbs, &sig),
-            SHA512_WITH_RSA => VerifyingKey::<sha2::Sha512>::new(key).verify(&tbs, &sig),
+            SHA1_WITH_RSA => pkcs1v15_verify::<sha1::Sha1>(&key, &tbs, sig),
+            SHA256_WITH_RSA => pkcs1v15_verify::<sha2::Sha256>(&key, &tbs, sig),
+            SHA384_WITH_RSA => pkcs1v15_verify::<sha2::Sha384>(&key, &tbs, sig),
+            SHA512_WITH_RSA => pkcs1v15_verify::<sha2::Sha512>(&key, &tbs, sig),
             other => return Err(fail(format!("unsupported certificate signature {other}"))),
         };
-        if ok.is_ok() {
+        if ok {
             return Ok(());
         }
     }
@@ -229,4 +397,192 @@ pub fn ca_certs_from_store_value(raw: &[u8]) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
+    use rsa::rand_core::{CryptoRng, RngCore};
+    use rsa::signature::{SignatureEncoding, Signer, Verifier};
+
+    /// A seeded generator (splitmix64): reproducible keys and inputs, test use only.
+    struct Seeded(u64);
+
+    impl RngCore for Seeded {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for chunk in dest.chunks_mut(8) {
+                let v = self.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl CryptoRng for Seeded {}
+
+    fn bytes(rng: &mut Seeded, n: usize) -> Vec<u8> {
+        let mut v = vec![0; n];
+        rng.fill_bytes(&mut v);
+        v
+    }
+
+    /// What `rsa`'s own verifier says.
+    fn reference<D>(key: &rsa::RsaPublicKey, msg: &[u8], sig: &[u8]) -> bool
+    where
+        D: Digest + der::oid::AssociatedOid,
+    {
+        Signature::try_from(sig)
+            .is_ok_and(|s| VerifyingKey::<D>::new(key.clone()).verify(msg, &s).is_ok())
+    }
+
+    fn agree<D>(key: &rsa::RsaPublicKey, msg: &[u8], sig: &[u8]) -> bool
+    where
+        D: Digest + der::oid::AssociatedOid,
+    {
+        let ours = pkcs1v15_verify::<D>(key, msg, sig);
+        assert_eq!(ours, reference::<D>(key, msg, sig), "{} bytes", sig.len());
+        ours
+    }
+
+    fn check_key<D>(rng: &mut Seeded, key: &rsa::RsaPrivateKey)
+    where
+        D: Digest + der::oid::AssociatedOid,
+    {
+        let public = key.to_public_key();
+        let signer = SigningKey::<D>::new(key.clone());
+        for _ in 0..4 {
+            let len = (rng.next_u32() % 300) as usize;
+            let msg = bytes(rng, len);
+            let sig = signer.sign(&msg).to_vec();
+            assert!(agree::<D>(&public, &msg, &sig), "a good signature");
+            // Any flipped bit of signature or message.
+            let mut bad = sig.clone();
+            let i = rng.next_u32() as usize % (bad.len() * 8);
+            bad[i / 8] ^= 1 << (i % 8);
+            assert!(!agree::<D>(&public, &msg, &bad));
+            let mut other = msg.clone();
+            other.push(rng.next_u32() as u8);
+            assert!(!agree::<D>(&public, &other, &sig));
+            // Wrong lengths, zero, one, the modulus itself and beyond.
+            let mut longer = vec![0];
+            longer.extend_from_slice(&sig);
+            assert!(!agree::<D>(&public, &msg, &longer));
+            assert!(!agree::<D>(&public, &msg, &sig[1..]));
+            let k = public.size();
+            assert!(!agree::<D>(&public, &msg, &vec![0; k]));
+            let mut one = vec![0; k];
+            one[k - 1] = 1;
+            assert!(!agree::<D>(&public, &msg, &one));
+            assert!(!agree::<D>(&public, &msg, &public.n().to_bytes_be()));
+            assert!(!agree::<D>(&public, &msg, &vec![0xFF; k]));
+            // Signed with another digest.
+            let sha1 = SigningKey::<sha1::Sha1>::new(key.clone())
+                .sign(&msg)
+                .to_vec();
+            if std::any::type_name::<D>() != std::any::type_name::<sha1::Sha1>() {
+                assert!(!agree::<D>(&public, &msg, &sha1));
+            }
+        }
+    }
+
+    #[test]
+    fn verification_agrees_with_the_rsa_crate() {
+        let mut rng = Seeded(20240611);
+        let exps = [3u64, 17, 65_537, 0x1_0000_0001];
+        for (i, bits) in [1024usize, 1024, 1024, 2048].into_iter().enumerate() {
+            let key = rsa::RsaPrivateKey::new_with_exp(&mut rng, bits, &BigUint::from(exps[i]))
+                .expect("test key");
+            check_key::<sha1::Sha1>(&mut rng, &key);
+            check_key::<sha2::Sha256>(&mut rng, &key);
+            check_key::<sha2::Sha384>(&mut rng, &key);
+            check_key::<sha2::Sha512>(&mut rng, &key);
+        }
+    }
+
+    #[test]
+    fn montgomery_products_are_reduced() {
+        let mut rng = Seeded(11);
+        let value = |l: &[u32]| {
+            BigUint::from_bytes_le(&l.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>())
+        };
+        for round in 0..400 {
+            let n_len = 4 * (1 + (rng.next_u32() % 70) as usize);
+            let mut n = bytes(&mut rng, n_len);
+            n[n_len - 1] |= 1;
+            if round % 2 == 0 {
+                n[0] = 0xFF;
+            }
+            let n = BigUint::from_bytes_be(&n);
+            let m = Montgomery::new(&n).expect("odd");
+            let (a, b) = (
+                BigUint::from_bytes_be(&bytes(&mut rng, n_len)) % &n,
+                BigUint::from_bytes_be(&bytes(&mut rng, n_len)) % &n,
+            );
+            let mut out = vec![0; m.n.len()];
+            m.mul(&limbs(&a, m.n.len()), &limbs(&b, m.n.len()), &mut out);
+            let r = value(&out);
+            assert!(r < n, "reduced below n");
+            assert_eq!((r << (32 * m.n.len())) % &n, a * b % &n, "a·b·R⁻¹");
+        }
+    }
+
+    #[test]
+    fn public_modpow_is_modpow() {
+        let mut rng = Seeded(7);
+        let mut cases: Vec<(BigUint, BigUint)> = Vec::new();
+        for _ in 0..300 {
+            let n_len = 1 + (rng.next_u32() % 300) as usize;
+            let mut n = bytes(&mut rng, n_len);
+            n[n_len - 1] |= 1; // odd, as RSA moduli are
+            if rng.next_u32().is_multiple_of(4) {
+                n[0] = 0xFF; // a full top limb: intermediate sums reach 2n
+            }
+            let base_len = 1 + (rng.next_u32() % (n_len as u32 + 8)) as usize;
+            let base = BigUint::from_bytes_be(&bytes(&mut rng, base_len));
+            cases.push((BigUint::from_bytes_be(&n), base));
+        }
+        // Moduli of all-one bits, bases 0, 1 and n − 1.
+        for bits in [1usize, 31, 32, 33, 64, 1024, 2048] {
+            let n = (BigUint::from(1u8) << bits) - BigUint::from(1u8);
+            for base in [
+                BigUint::from(0u8),
+                BigUint::from(1u8),
+                &n - BigUint::from(1u8),
+            ] {
+                cases.push((n.clone(), base));
+            }
+        }
+        for (n, base) in cases {
+            if n <= BigUint::from(1u8) {
+                continue;
+            }
+            for e in [
+                BigUint::from(0u8),
+                BigUint::from(1u8),
+                BigUint::from(2u8),
+                BigUint::from(65_537u32),
+                BigUint::from(rng.next_u64() >> 31),
+            ] {
+                assert_eq!(
+                    public_modpow(&base, &e, &n),
+                    base.modpow(&e, &n),
+                    "{base} ^ {e} mod {n}"
+                );
+            }
+        }
+    }
 }
