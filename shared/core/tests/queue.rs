@@ -99,6 +99,41 @@ fn not_now_defers_within_the_exchange_and_resends_after_idle() {
 }
 
 #[test]
+fn device_configured_waits_for_setup_commands_deferred_in_the_exchange() {
+    let s = store();
+    let ch = Channel::device("UDID-DC");
+    block_on(queue::open(&s, &ch)).unwrap();
+    put(&s, &ch, "name", Lane::Priority);
+    put(&s, &ch, "wifi", Lane::Priority);
+    block_on(queue::enqueue(
+        &s,
+        &ch,
+        "release",
+        "DeviceConfigured",
+        b"<plist/>".to_vec(),
+        Lane::Priority,
+        100,
+        1000,
+    ))
+    .unwrap();
+    put(&s, &ch, "later", Lane::Normal);
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("name"));
+    done(&s, &ch, "name");
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("wifi"));
+    block_on(queue::not_now(&s, &ch, "wifi")).unwrap();
+    // Not the release while a setup command is still unanswered; other lanes go on.
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("later"));
+    done(&s, &ch, "later");
+    assert_eq!(next(&s, &ch, 0), None);
+    block_on(queue::idle(&s, &ch)).unwrap();
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("wifi"));
+    done(&s, &ch, "wifi");
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("release"));
+    done(&s, &ch, "release");
+    assert_eq!(next(&s, &ch, 0), None);
+}
+
+#[test]
 fn user_channels_are_separate_queues() {
     let s = store();
     let dev = Channel::device("UDID-3");

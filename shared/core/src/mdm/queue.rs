@@ -590,6 +590,19 @@ struct Scan {
     purge: Vec<String>,
 }
 
+/// DeviceConfigured ends Setup Assistant, so it must not overtake the enrollment-time
+/// commands queued before it in its lane: when one of them was deferred (NotNow) in this
+/// exchange, the release waits for the next exchange, where the deferred command comes
+/// first.
+fn holds_release(cmd: &QueuedCommand, lane: Lane, h: &Head, s: &Scan) -> bool {
+    cmd.request_type == "DeviceConfigured"
+        && (s.defer.iter().any(|d| d.0 == lane)
+            || h
+                .deferred
+                .iter()
+                .any(|d| d.0 == lane && d.2 == h.exchange && d.1 < cmd.seq))
+}
+
 async fn scan<B: Backend>(
     store: &Store<B>,
     ch: &Channel,
@@ -618,6 +631,8 @@ async fn scan<B: Backend>(
                     } else if cmd.state == EntryState::NotNow && cmd.not_now_exchange == h.exchange
                     {
                         continue;
+                    } else if holds_release(&cmd, lane, h, &s) {
+                        continue 'lanes;
                     } else {
                         s.found = Some((lane, d.1));
                         break 'lanes;
@@ -664,6 +679,8 @@ async fn scan<B: Backend>(
                                 s.advance.insert(lane, n + 1);
                                 s.defer.push(Deferred(lane, n, h.exchange));
                             }
+                        } else if holds_release(&cmd, lane, h, &s) {
+                            continue 'lanes;
                         } else {
                             s.found = Some((lane, n));
                             break 'lanes;
