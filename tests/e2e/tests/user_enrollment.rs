@@ -121,6 +121,17 @@ async fn queue_ok(lab: &Lab, device: &str, cmd: Value) -> String {
     b["command_uuid"].as_str().expect("command_uuid").to_owned()
 }
 
+/// A configuration profile (base64, as the command API takes data) with these payloads.
+fn configuration(payload_types: &[&str]) -> String {
+    let items: String = payload_types
+        .iter()
+        .map(|t| format!("<dict><key>PayloadType</key><string>{t}</string></dict>"))
+        .collect();
+    STANDARD.encode(format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>PayloadType</key><string>Configuration</string><key>PayloadContent</key><array>{items}</array></dict></plist>"#
+    ))
+}
+
 /// Queues `cmd`, which must be refused with 422 naming every one of `reasons`.
 async fn refused(lab: &Lab, device: &str, cmd: Value, reasons: &[&str]) {
     let (s, b) = queue(lab, device, &cmd).await;
@@ -434,6 +445,13 @@ async fn a_personal_iphone_user_enrolls_through_the_components() {
             json!({"RequestType": "DeviceInformation", "Queries": ["OSVersion", "SerialNumber", "WiFiMAC"]}),
             &["SerialNumber", "WiFiMAC"],
         ),
+        // A configuration with a payload User Enrollment does not take, next to one it does.
+        (
+            json!({"RequestType": "InstallProfile", "Payload": configuration(&["com.apple.wifi.managed", "com.apple.vpn.managed"])}),
+            &[
+                "VPN (com.apple.vpn.managed) - this is not a valid payload under User Enrollment on iOS/iPadOS",
+            ],
+        ),
     ] {
         refused(&lab, &eid, cmd, reason).await;
     }
@@ -510,6 +528,13 @@ async fn a_personal_iphone_user_enrolls_through_the_components() {
         &mac_eid,
         json!({"RequestType": "EraseDevice", "PIN": "123456"}),
         &["EraseDevice is not allowed under User Enrollment on macOS"],
+    )
+    .await;
+    refused(
+        &lab,
+        &mac_eid,
+        json!({"RequestType": "InstallProfile", "Payload": configuration(&["com.apple.applicationaccess"])}),
+        &["Restrictions (com.apple.applicationaccess) - this is not a valid payload under User Enrollment on macOS"],
     )
     .await;
     refused(
