@@ -173,12 +173,56 @@ pub(crate) async fn start(
 pub const PERFMAP_ENV: &str = "MDM_HOST_PERFMAP";
 
 fn engine() -> anyhow::Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_component_model_async(true);
-    if std::env::var_os(PERFMAP_ENV).is_some() {
-        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    let base = || {
+        let mut config = Config::new();
+        config.wasm_component_model_async(true);
+        if std::env::var_os(PERFMAP_ENV).is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        config
+    };
+    // Spin (spin-core's `Config::default`) serves with Wasmtime's pooling instance
+    // allocator whenever the address space allows it, with these limits: instances,
+    // memories and async stacks come from pools reserved once, instead of an mmap and
+    // munmap of each per request. Where the reservation fails, Spin falls back to
+    // on-demand allocation, and so does this host.
+    let mut pooled = base();
+    pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(
+        spin_pooling_config(),
+    ));
+    match Engine::new(&pooled) {
+        Ok(engine) => Ok(engine),
+        Err(_) => Ok(Engine::new(&base())?),
     }
-    Ok(Engine::new(&config)?)
+}
+
+/// spin-core's default pooling limits (its `SPIN_WASMTIME_*` overrides aside).
+fn spin_pooling_config() -> wasmtime::PoolingAllocationConfig {
+    const MB: usize = 1 << 20;
+    const GB: usize = 1 << 30;
+    let max_instances = 1_000;
+    let mut c = wasmtime::PoolingAllocationConfig::default();
+    c.total_component_instances(max_instances)
+        .total_memories(max_instances)
+        .total_tables(2 * max_instances)
+        .total_stacks(max_instances)
+        .total_core_instances(4 * max_instances)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 * GB)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2)
+        // Not set by Spin; a performance knob only: reset just the pages a request
+        // dirtied (Linux ≥ 6.7), instead of a memset of the whole kept-resident
+        // 2 MiB of linear memory on every instance's release.
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    c
 }
 
 /// `anyhow` context for wasmtime's own error type.
