@@ -177,6 +177,14 @@ pub fn authenticate_device(
     max_body: usize,
     anchors: &[Vec<u8>],
 ) -> Result<Signer, DeviceError> {
+    let signer = verify_signed(req, max_body)?;
+    require_ours(&signer, anchors)?;
+    Ok(signer)
+}
+
+/// Body size and the `Mdm-Signature` over the raw body: the sender holds the key of the
+/// certificate it presents. Whether that certificate is ours is [`require_ours`].
+pub fn verify_signed(req: &Request, max_body: usize) -> Result<Signer, DeviceError> {
     if req.body().len() > max_body {
         return Err(DeviceError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -189,16 +197,18 @@ pub fn authenticate_device(
         .ok_or_else(|| DeviceError::bad_request("Mdm-Signature header missing"))?
         .to_str()
         .map_err(|_| DeviceError::bad_request("Mdm-Signature header is not text"))?;
-    let signer = signature::verify(header, req.body())
-        .map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    signature::verify(header, req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))
+}
+
+/// The signer's certificate was issued by one of `anchors` (our SCEP CA).
+pub fn require_ours(signer: &Signer, anchors: &[Vec<u8>]) -> Result<(), DeviceError> {
     if anchors.is_empty() {
         return Err(DeviceError::bad_request(
             "no enrollment has been made with this server",
         ));
     }
     signature::require_issued_by(&signer.certificate_der, anchors)
-        .map_err(|e| DeviceError::bad_request(e.to_string()))?;
-    Ok(signer)
+        .map_err(|e| DeviceError::bad_request(e.to_string()))
 }
 
 /// 200 with an XML plist body.

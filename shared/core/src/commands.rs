@@ -42,11 +42,20 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 }
 
 async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
-    let anchors = checkin::trust_anchors(p.store()).await?;
-    let signer = checkin::authenticate_device(req, MAX_REPORT_BODY, &anchors)?;
+    let signer = checkin::verify_signed(req, MAX_REPORT_BODY)?;
+    // A bound certificate passed the CA check when it was bound (Authenticate or an
+    // adopted renewal) and its binding goes with the enrollment: checking the CA's
+    // signature again on every poll would only repeat that.
+    let bound = enrollments::bound_device(p.store(), &signer.cert_hash).await?;
+    if bound.is_none() {
+        let anchors = checkin::trust_anchors(p.store()).await?;
+        checkin::require_ours(&signer, &anchors)?;
+    }
     let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
     let now = p.clock().unix_seconds();
-    if let Some(device) = report.enrollment.device_id() {
+    if let Some(device) = report.enrollment.device_id()
+        && bound.as_deref() != Some(device)
+    {
         let identity = enrollments::DeviceIdentity::from_certificate(
             &signer.cert_hash,
             &signer.certificate_der,

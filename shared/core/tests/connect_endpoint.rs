@@ -244,6 +244,36 @@ fn reports_are_authenticated_like_check_ins() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
 
+/// The CA check is made for a certificate the server has not bound; a bound one passed it
+/// when it was bound, so polls do not repeat it.
+#[test]
+fn an_unbound_certificate_must_come_from_our_ca() {
+    let e = env();
+    let d = Device::new(&e, Identity::ca_issued(), UDID);
+    d.enroll("iPhone15,2", "17.4", "");
+    // From now on only the SCEP CA is ours (the self-signed test anchor is not).
+    let ca = std::fs::read(format!(
+        "{}/tests/fixtures/device-identity/scepca.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    block_on(e.store.set(mdm_core::mdm::signature::SCEP_CA_CERT_KEY, &ca)).unwrap();
+    let idle = xml(&format!(
+        "<key>Status</key><string>Idle</string><key>UDID</key><string>{UDID}</string>"
+    ));
+    assert_eq!(d.connect_raw(&idle).status(), StatusCode::OK);
+    let before = mdmdevice::dump(&e);
+    let outsider = Device::new(&e, Identity::self_signed(), UDID);
+    let r = outsider.connect_raw(&idle);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let reason = String::from_utf8_lossy(r.body()).to_string();
+    assert!(
+        !reason.contains("not bound"),
+        "the CA check comes first: {reason}"
+    );
+    assert_eq!(mdmdevice::dump(&e), before);
+}
+
 /// A backend that counts the operations reaching it.
 struct Counting {
     inner: MemoryBackend,

@@ -265,6 +265,18 @@ async fn save<B: Backend>(store: &Store<B>, rec: &EnrollmentRecord) -> Result<()
 }
 
 /// Every message but Authenticate must come from a certificate bound to its device.
+/// The device a certificate (by hash) is bound to, if any. Bindings are written only for
+/// certificates that passed the CA check.
+pub async fn bound_device<B: Backend>(
+    store: &Store<B>,
+    cert_hash: &str,
+) -> Result<Option<String>, KvError> {
+    Ok(store
+        .get(&binding_key(cert_hash))
+        .await?
+        .and_then(|v| String::from_utf8(v).ok()))
+}
+
 pub async fn require_binding<B: Backend>(
     store: &Store<B>,
     cert_hash: &str,

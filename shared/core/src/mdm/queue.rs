@@ -597,8 +597,7 @@ struct Scan {
 fn holds_release(cmd: &QueuedCommand, lane: Lane, h: &Head, s: &Scan) -> bool {
     cmd.request_type == "DeviceConfigured"
         && (s.defer.iter().any(|d| d.0 == lane)
-            || h
-                .deferred
+            || h.deferred
                 .iter()
                 .any(|d| d.0 == lane && d.2 == h.exchange && d.1 < cmd.seq))
 }
