@@ -46,7 +46,7 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     // A bound certificate passed the CA check when it was bound (Authenticate or an
     // adopted renewal) and its binding goes with the enrollment: checking the CA's
     // signature again on every poll would only repeat that.
-    let bound = enrollments::bound_device(p.store(), &signer.cert_hash).await?;
+    let mut bound = enrollments::bound_device(p.store(), &signer.cert_hash).await?;
     if bound.is_none() {
         let anchors = checkin::trust_anchors(p.store()).await?;
         checkin::require_ours(&signer, &anchors)?;
@@ -60,9 +60,11 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
             &signer.cert_hash,
             &signer.certificate_der,
         );
-        enrollments::adopt_renewal(p.store(), &identity, device).await?;
+        if enrollments::adopt_renewal(p.store(), &identity, device).await? {
+            bound = Some(device.to_owned());
+        }
     }
-    let next = connect::report(p.store(), &signer.cert_hash, &report, now).await?;
+    let next = connect::report_bound(p.store(), bound.as_deref(), &report, now).await?;
     log_answer(p, &report, now).await;
     match next {
         Next::Command(body) => Ok(checkin::plist_response(body)),

@@ -216,12 +216,24 @@ pub async fn report<B: Backend>(
     report: &Report,
     now: u64,
 ) -> Result<Next, Refusal> {
+    let bound = enrollments::bound_device(store, cert_hash).await?;
+    report_bound(store, bound.as_deref(), report, now).await
+}
+
+/// [`report`] from a device whose identity certificate's binding (`bound`, from
+/// [`enrollments::bound_device`]) the caller has read already.
+pub async fn report_bound<B: Backend>(
+    store: &Store<B>,
+    bound: Option<&str>,
+    report: &Report,
+    now: u64,
+) -> Result<Next, Refusal> {
     let device_id = report
         .enrollment
         .device_id()
         .expect("parser guarantees a device id")
         .to_owned();
-    let rec = enrollments::require_binding(store, cert_hash, &device_id).await?;
+    let rec = enrollments::require_bound(store, bound, &device_id).await?;
     if !rec.enrolled {
         return Err(Refusal::BadRequest(
             "device is not enrolled (no TokenUpdate since Authenticate)".into(),
@@ -233,8 +245,10 @@ pub async fn report<B: Backend>(
     let mut configured = false;
     // Some(acknowledged) when this answers the device's retire command.
     let mut retired: Option<bool> = None;
+    // The queue head as Idle left it, for the delivery below.
+    let mut head: Option<queue::Head> = None;
     match report.status {
-        Status::Idle => queue::idle(store, &ch).await.map_err(queue_refusal)?,
+        Status::Idle => head = Some(queue::idle(store, &ch).await.map_err(queue_refusal)?),
         Status::NotNow => {
             let uuid = report.command_uuid.clone().unwrap_or_default();
             if queue::not_now(store, &ch, &uuid)
@@ -323,7 +337,10 @@ pub async fn report<B: Backend>(
     {
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
-    match queue::next(store, &ch, now).await.map_err(queue_refusal)? {
+    match queue::next_from(store, &ch, now, head)
+        .await
+        .map_err(queue_refusal)?
+    {
         Some(cmd) => Ok(Next::Command(cmd.body)),
         None => Ok(Next::Nothing),
     }

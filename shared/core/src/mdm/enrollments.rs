@@ -282,8 +282,18 @@ pub async fn require_binding<B: Backend>(
     cert_hash: &str,
     device_id: &str,
 ) -> Result<EnrollmentRecord, Refusal> {
-    let bound = store.get(&binding_key(cert_hash)).await?;
-    if bound.as_deref() != Some(device_id.as_bytes()) {
+    let bound = bound_device(store, cert_hash).await?;
+    require_bound(store, bound.as_deref(), device_id).await
+}
+
+/// [`require_binding`] for a certificate whose binding (`bound`, from [`bound_device`])
+/// the caller has read already.
+pub async fn require_bound<B: Backend>(
+    store: &Store<B>,
+    bound: Option<&str>,
+    device_id: &str,
+) -> Result<EnrollmentRecord, Refusal> {
+    if bound != Some(device_id) {
         if bound.is_none() && load(store, device_id).await?.is_none() {
             return Err(Refusal::Unrecognized(
                 "no enrollment for this device on this server".into(),

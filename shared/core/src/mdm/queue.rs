@@ -387,7 +387,7 @@ async fn locate<B: Backend>(
 
 /// A new exchange starts (the device said Idle): commands deferred with NotNow become
 /// deliverable again. Writes only when the exchange that ends saw a NotNow.
-pub async fn idle<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<(), QueueError> {
+pub async fn idle<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<Head, QueueError> {
     modify_head(store, ch, |h| {
         if h.not_now_seen {
             h.exchange += 1;
@@ -395,7 +395,6 @@ pub async fn idle<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<(), Queu
         }
     })
     .await
-    .map(|_| ())
 }
 
 /// The device answered NotNow: keep the command, but not again in this exchange. Returns
@@ -713,8 +712,22 @@ pub async fn next<B: Backend>(
     ch: &Channel,
     now: u64,
 ) -> Result<Option<QueuedCommand>, QueueError> {
+    next_from(store, ch, now, None).await
+}
+
+/// [`next`] starting from a head the caller has just read or written (what [`idle`]
+/// returns), which saves reading it again. Only the first attempt uses it.
+pub async fn next_from<B: Backend>(
+    store: &Store<B>,
+    ch: &Channel,
+    now: u64,
+    mut known: Option<Head>,
+) -> Result<Option<QueuedCommand>, QueueError> {
     for _ in 0..DELIVERY_ATTEMPTS {
-        let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
+        let h = match known.take() {
+            Some(h) => h,
+            None => head(store, ch).await?.ok_or(QueueError::NoChannel)?,
+        };
         let s = scan(store, ch, &h, now).await?;
         let changed = !s.advance.is_empty()
             || !s.defer.is_empty()
