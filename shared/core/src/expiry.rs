@@ -105,6 +105,9 @@ pub async fn purge_due<B: Backend>(
             report.deleted += to - cur.done;
             cur.done = to;
         }
+        // Nothing registers into an hour that is due (see the module notes), so its
+        // counter can go too; reading it above created it if it was absent.
+        store.delete_counter(&counter(cur.hour)).await?;
         cur = Cursor {
             hour: cur.hour + 1,
             done: 0,
@@ -169,15 +172,26 @@ mod tests {
         let r = block_on(purge_due(&store, later, 1000)).unwrap();
         assert_eq!((r.deleted, r.behind), (90, false));
         assert!(keys(&store).is_empty());
-        // The index entries went too; only counters and the cursor stay.
+        // The index entries and counters of the purged hours went too; only the
+        // cursor stays.
         let left: Vec<String> = store
             .backend()
             .dump()
             .into_iter()
             .map(|(k, _)| k)
-            .filter(|k| k.starts_with("expix:") && k != CURSOR_KEY)
+            .filter(|k| k.contains("expix:") && k != CURSOR_KEY)
             .collect();
         assert!(left.is_empty(), "{left:?}");
+        // A store that purges every hour for a year keeps no trace of the empty hours.
+        for h in 1..=24 * 365 {
+            block_on(purge_due(&store, later + h * HOUR, 1000)).unwrap();
+        }
+        let dump = store.backend().dump();
+        assert_eq!(
+            dump.iter().filter(|(k, _)| k.contains("expix")).count(),
+            1,
+            "only the cursor"
+        );
         assert_eq!(block_on(purge_due(&store, later, 1000)).unwrap().deleted, 0);
     }
 }

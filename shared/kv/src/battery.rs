@@ -244,6 +244,15 @@ async fn increment<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), 
         s.counter(&big).await.map_err(kv)? == 1 << 40,
         "64-bit counter value truncated"
     );
+    s.delete_counter(&big).await.map_err(kv)?;
+    ensure!(
+        s.counter(&big).await.map_err(kv)? == 0,
+        "a deleted counter does not start again at 0"
+    );
+    ensure!(
+        s.counter(&c).await.map_err(kv)? == 8,
+        "deleting one counter changed another"
+    );
     Ok(())
 }
 

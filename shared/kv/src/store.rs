@@ -59,6 +59,13 @@ impl<B: Backend> Store<B> {
         self.backend.delete(key).await
     }
 
+    /// Deletes a counter. Only for a counter nobody increments again, such as the
+    /// counter of a time bucket that has passed: a recreated counter starts again at 0
+    /// and would hand out numbers already used.
+    pub async fn delete_counter(&self, counter: &CounterKey) -> Result<(), KvError> {
+        self.backend.delete(counter.as_str()).await
+    }
+
     pub async fn exists(&self, key: &str) -> Result<bool, KvError> {
         data_key(key)?;
         self.backend.exists(key).await
