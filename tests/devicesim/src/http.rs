@@ -172,24 +172,30 @@ impl Http for HyperHttp {
                     .to_bytes();
                 drop(sender);
                 let _ = conn.await;
-                Ok(HttpResponse {
-                    status: parts.status.as_u16(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                    body: bytes.to_vec(),
-                })
+                Ok(HttpResponse::from_parts(&parts, &bytes))
             };
             tokio::time::timeout(timeout, exchange)
                 .await
                 .map_err(|_| HttpError(format!("no answer within {timeout:?}")))?
+        }
+    }
+}
+
+impl HttpResponse {
+    fn from_parts(parts: &http::response::Parts, body: &[u8]) -> HttpResponse {
+        HttpResponse {
+            status: parts.status.as_u16(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.to_vec(),
         }
     }
 }
@@ -310,20 +316,7 @@ impl Http for KeepAliveHttp {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(sender);
-                Ok(HttpResponse {
-                    status: parts.status.as_u16(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_owned(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
-                    body: bytes.to_vec(),
-                })
+                Ok(HttpResponse::from_parts(&parts, &bytes))
             };
             tokio::time::timeout(self.timeout, exchange)
                 .await

@@ -12,7 +12,7 @@ use mdm_depsim::{RunningSim, SimConfig, Simulator};
 use mdm_devicesim::{Device, DeviceKind, FakeAppleCa, Http, HyperHttp, SharedKeys};
 use tokio::sync::Semaphore;
 
-use crate::{ADMIN_KEY, App, Method, SYNC_KEY, StatusCode};
+use crate::{App, Method, SYNC_KEY, StatusCode};
 use serde_json::{Value, json};
 
 /// What the profile and every URL the server hands out say (`server_url`; Apple takes
@@ -82,12 +82,12 @@ impl Lab {
         let app = App::start_with_config(&dir.path().join("state"), vars, Some(rc))
             .await
             .expect("app starts");
-        let token = connect_token(&app, &dep).await;
+        let token = crate::dep::connect_token(&app, &dep, "Lab").await;
         let (s, b) = app
             .admin(Method::POST, &format!("/api/v1/tokens/{token}/sync"), None)
             .await;
         assert!(s == StatusCode::OK || s == StatusCode::ACCEPTED, "{s} {b}");
-        tick_until_idle(&app, token).await;
+        crate::dep::tick_until_idle(&app, token, 20).await;
         let (s, p) = app
             .admin(
                 Method::POST,
@@ -235,6 +235,29 @@ impl Lab {
         );
     }
 
+    /// What every enrollment through this lab must have given `d`: our signed profile
+    /// (push topic, ServerURL under [`SERVER_URL`], signed messages) and an MDM identity
+    /// from our SCEP that chains to the profile's CA payload.
+    pub fn check_profile(&self, d: &Device) {
+        let p = d.profile().expect("profile installed");
+        assert!(p.signer.is_some(), "the profile is signed");
+        assert_eq!(p.mdm.topic, self.apns.topic());
+        assert!(
+            p.mdm.server_url.starts_with(SERVER_URL),
+            "{}",
+            p.mdm.server_url
+        );
+        assert!(p.mdm.sign_message);
+        let identity = d.mdm_identity().expect("SCEP identity");
+        assert!(
+            p.ca_certs.is_empty()
+                || p.ca_certs
+                    .iter()
+                    .any(|ca| identity.certificate.verify_issued_by(ca).is_ok()),
+            "the identity chains to the profile's CA payload"
+        );
+    }
+
     /// `n` iPhones and iPads assigned a profile without Setup Assistant waiting, enrolled
     /// zero-touch (AwaitingConfiguration false) with at most `in_flight` enrollments at
     /// once over `http`, sharing `keys` (see [`SharedKeys`]). In the order of
@@ -287,73 +310,4 @@ impl Lab {
         self.app.shutdown().await;
         self.apns.shutdown();
     }
-}
-
-/// Creates a token slot, has "Apple" (depsim's credentials, encrypted as ABM does) make
-/// its `.p7m`, and uploads it.
-pub async fn connect_token(app: &App, sim: &RunningSim) -> u64 {
-    let (s, b) = app
-        .admin(
-            Method::POST,
-            "/api/v1/tokens",
-            Some(json!({ "name": "Lab" })),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    let id = b["id"].as_u64().expect("token id");
-    let auth = [("authorization".to_owned(), format!("Bearer {ADMIN_KEY}"))];
-    let (s, _, pem) = app
-        .raw(
-            Method::GET,
-            &format!("/api/v1/tokens/{id}/public-key"),
-            &auth,
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::OK);
-    let cert = mdm_crypto::Certificate::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
-    let c = sim.credentials();
-    let token_json = json!({
-        "consumer_key": c.consumer_key,
-        "consumer_secret": c.consumer_secret,
-        "access_token": c.access_token,
-        "access_secret": c.access_secret,
-        "access_token_expiry": "2099-01-01T00:00:00Z",
-    })
-    .to_string();
-    let p7m =
-        mdm_crypto::encrypt_server_token(&mdm_crypto::token_plaintext(&token_json), &cert).unwrap();
-    let (s, _, body) = app
-        .raw(
-            Method::PUT,
-            &format!("/api/v1/tokens/{id}/server-token"),
-            &[
-                auth[0].clone(),
-                ("content-type".into(), "application/pkcs7-mime".into()),
-            ],
-            p7m,
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    id
-}
-
-/// Calls the scheduler until the token's sync is idle again.
-pub async fn tick_until_idle(app: &App, token: u64) {
-    for _ in 0..20 {
-        let (s, b) = app
-            .call(Method::POST, "/internal/tick", Some(SYNC_KEY), None)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{b}");
-        let (_, st) = app
-            .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
-            .await;
-        if st["state"] == "idle" {
-            return;
-        }
-        assert_ne!(st["state"], "failed", "{st:#}");
-    }
-    panic!("sync of token {token} still not idle");
 }

@@ -9,7 +9,7 @@ mod lab;
 
 use std::time::Duration;
 
-use lab::{Lab, PushCert, SERVER_URL};
+use lab::{Lab, PushCert};
 use mdm_devicesim::{Device, Digest, SimError, Status};
 use mdm_e2e::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -70,23 +70,7 @@ async fn assigned_devices_enroll_zero_touch_and_answer_commands() {
             _ => {}
         }
         lab.enroll(&mut d).await;
-        let p = d.profile().expect("profile installed");
-        assert!(p.signer.is_some(), "the profile is signed");
-        assert_eq!(p.mdm.topic, lab.apns.topic());
-        assert!(
-            p.mdm.server_url.starts_with(SERVER_URL),
-            "{}",
-            p.mdm.server_url
-        );
-        assert!(p.mdm.sign_message);
-        let identity = d.mdm_identity().expect("SCEP identity");
-        assert!(
-            p.ca_certs.is_empty()
-                || p.ca_certs
-                    .iter()
-                    .any(|ca| identity.certificate.verify_issued_by(ca).is_ok()),
-            "the identity chains to the profile's CA payload"
-        );
+        lab.check_profile(&d);
 
         let v = device_view(&lab, &d).await;
         assert_eq!(v["enrolled"], true, "{v}");
