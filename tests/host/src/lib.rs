@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use kv::KvStats;
-pub use server::RunningHost;
+pub use server::{RunningHost, engine_config};
 /// hyper I/O over tokio streams, for clients in tests.
 pub use wasmtime_wasi_http::io::TokioIo;
 

@@ -168,19 +168,30 @@ pub(crate) async fn start(
     })
 }
 
-/// Set (to anything) to have wasmtime write `/tmp/perf-<pid>.map`, so that `perf` can
-/// name the components' functions when profiling the host.
+/// Set to have wasmtime write `/tmp/perf-<pid>.map`, so that `perf` can name the
+/// components' functions when profiling the host; set to `jitdump` for a
+/// `jit-<pid>.dump` instead, which `perf inject --jit` turns into annotatable code
+/// (record with `perf record -k 1`).
 pub const PERFMAP_ENV: &str = "MDM_HOST_PERFMAP";
 
-fn engine() -> anyhow::Result<Engine> {
-    let base = || {
-        let mut config = Config::new();
-        config.wasm_component_model_async(true);
-        if std::env::var_os(PERFMAP_ENV).is_some() {
+/// The compiler and feature settings of the host's engine (without its instance pool).
+pub fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model_async(true);
+    match std::env::var(PERFMAP_ENV).as_deref() {
+        Ok("jitdump") => {
+            config.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        Ok(_) => {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        config
-    };
+        Err(_) => {}
+    }
+    config
+}
+
+fn engine() -> anyhow::Result<Engine> {
+    let base = engine_config;
     // Spin (spin-core's `Config::default`) serves with Wasmtime's pooling instance
     // allocator whenever the address space allows it, with these limits: instances,
     // memories and async stacks come from pools reserved once, instead of an mmap and
