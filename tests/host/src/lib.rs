@@ -41,6 +41,21 @@ pub struct HostConfig {
     pub kv_strict: bool,
 }
 
+/// Makes `std::backtrace::Backtrace::capture` (errors inside libraries) a no-op unless
+/// `RUST_LIB_BACKTRACE` asks for it; panics still print backtraces under `RUST_BACKTRACE`.
+/// Wasmtime disposes of every store's idle worker fiber with an error value, and with
+/// `RUST_BACKTRACE` set that error walks the stack, under the unwinder's process-wide
+/// lock, on every request. Spin is normally run without it; so is this host now.
+///
+/// # Safety
+/// Sets an environment variable: call it before the process starts any thread.
+pub unsafe fn skip_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 /// Loads the app, binds the listener and starts serving in the background.
 pub async fn start(config: HostConfig) -> anyhow::Result<RunningHost> {
     server::start(config, |name| std::env::var(name).ok()).await

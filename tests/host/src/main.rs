@@ -85,8 +85,19 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
     }))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // SAFETY: the first thing the process does; no thread exists yet.
+    unsafe { mdm_host::skip_library_backtraces() };
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(serve()),
+        Err(e) => {
+            eprintln!("mdm-host: starting the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> std::process::ExitCode {
     let config = match parse(std::env::args().skip(1)) {
         Ok(Some(c)) => c,
         Ok(None) => {

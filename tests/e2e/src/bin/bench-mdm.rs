@@ -333,8 +333,17 @@ async fn cycles(
     Ok((rate, latencies(total), latencies(enqueue)))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // SAFETY: the first thing the process does; no thread exists yet.
+    unsafe { mdm_host::skip_library_backtraces() };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
     let o = options()?;
     let command: Vec<String> = std::env::args().collect();
     let command = command.join(" ");
