@@ -13,3 +13,8 @@ cargo build --release --target wasm32-wasip2 \
     -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
 cargo test --workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin \
     --exclude mdm-sync --exclude mdm-spin "$@"
+# The core's unit tests once more in WebAssembly, where the RSA arithmetic takes its SIMD
+# path: run by tests/host's run-wasm in Wasmtime with the host's compiler settings.
+core_tests=$(cargo test --release --target wasm32-wasip2 -p mdm-core --lib --no-run \
+    --message-format=json | sed -n 's/.*"executable":"\([^"]*\.wasm\)".*/\1/p' | tail -1)
+cargo run -p mdm-host --bin run-wasm -- "$core_tests" --test-threads=1

@@ -9,6 +9,7 @@ pub mod connect;
 pub mod devlog;
 pub mod enrollment_type;
 pub mod enrollments;
+mod modpow;
 pub mod push;
 pub mod pushcert;
 pub mod queue;

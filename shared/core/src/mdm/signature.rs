@@ -9,6 +9,7 @@
 use base64::Engine;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerIdentifier};
+use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rsa::BigUint;
 use rsa::pkcs1v15::Pkcs1v15Sign;
@@ -17,10 +18,10 @@ use rsa::traits::PublicKeyParts;
 use sha2::Digest;
 use x509_cert::Certificate;
 
-const ID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
-const ID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
-const SHA1: &str = "1.3.14.3.2.26";
-const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureError(pub String);
@@ -47,13 +48,23 @@ pub struct Signer {
 
 /// Verifies the `Mdm-Signature` header value (base64) against the raw body.
 pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
-    let compact: String = header.chars().filter(|c| !c.is_whitespace()).collect();
+    // Folded header values carry whitespace; devices' do not, and copying 2 KB char by
+    // char showed in profiles.
+    let compact: std::borrow::Cow<str> = if header.chars().any(char::is_whitespace) {
+        header
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        header.into()
+    };
     let raw = base64::engine::general_purpose::STANDARD
-        .decode(compact)
+        .decode(compact.as_bytes())
         .map_err(|_| fail("header is not base64"))?;
     let der = crate::ber::to_der(&raw).map_err(|e| fail(e.to_string()))?;
     let ci = ContentInfo::from_der(&der).map_err(|e| fail(format!("not CMS: {e}")))?;
-    if ci.content_type.to_string() != ID_SIGNED_DATA {
+    if ci.content_type != ID_SIGNED_DATA {
         return Err(fail("not a SignedData"));
     }
     let sd: SignedData = ci
@@ -85,8 +96,8 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
         })
         .ok_or_else(|| fail("signer certificate not included"))?;
 
-    let digest_oid = signer.digest_alg.oid.to_string();
-    let body_digest = match digest_oid.as_str() {
+    let digest_oid = signer.digest_alg.oid;
+    let body_digest = match digest_oid {
         SHA1 => sha1::Sha1::digest(body).to_vec(),
         SHA256 => sha2::Sha256::digest(body).to_vec(),
         other => return Err(fail(format!("unsupported digest {other}"))),
@@ -97,7 +108,7 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
         .ok_or_else(|| fail("signed attributes missing"))?;
     let md = attrs
         .iter()
-        .find(|a| a.oid.to_string() == ID_MESSAGE_DIGEST)
+        .find(|a| a.oid == ID_MESSAGE_DIGEST)
         .and_then(|a| a.values.get(0))
         .and_then(|v| v.decode_as::<der::asn1::OctetString>().ok())
         .ok_or_else(|| fail("messageDigest attribute missing"))?;
@@ -115,7 +126,7 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
     let key =
         rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| fail("signer key is not RSA"))?;
     let sig = signer.signature.as_bytes();
-    let ok = match digest_oid.as_str() {
+    let ok = match digest_oid {
         SHA1 => pkcs1v15_verify::<sha1::Sha1>(&key, &signed, sig),
         _ => pkcs1v15_verify::<sha2::Sha256>(&key, &signed, sig),
     };
@@ -156,7 +167,7 @@ where
     if &s >= key.n() {
         return false;
     }
-    let m = public_modpow(&s, key.e(), key.n()).to_bytes_be();
+    let m = super::modpow::public_modpow(&s, key.e(), key.n()).to_bytes_be();
     if m.len() > k {
         return false;
     }
@@ -169,204 +180,6 @@ where
     expected[k - hashed.len()..].copy_from_slice(&hashed);
     // `m` lacks EM's leading zero bytes.
     expected[..k - m.len()].iter().all(|b| *b == 0) && expected[k - m.len()..] == m[..]
-}
-
-/// `base^exponent mod modulus` by left-to-right square-and-multiply, for public
-/// exponents only (its time depends on the exponent's bits), in Montgomery form with
-/// 32-bit limbs: WebAssembly multiplies 32-bit numbers into 64 bits natively, where the
-/// 64-bit limbs of `BigUint` need a 128-bit product (a call to `__multi3`), and Montgomery
-/// reduction needs no division.
-fn public_modpow(base: &BigUint, exponent: &BigUint, modulus: &BigUint) -> BigUint {
-    let Some(m) = Montgomery::new(modulus) else {
-        // Even moduli are no RSA moduli; nothing here gives one, but stay correct.
-        return base.modpow(exponent, modulus);
-    };
-    let bits = exponent.bits();
-    if bits == 0 {
-        return BigUint::from(1u8) % modulus;
-    }
-    let e = exponent.to_bytes_le();
-    let bit = |i: usize| e[i / 8] >> (i % 8) & 1 == 1;
-    let x = m.enter(&(base % modulus));
-    let mut acc = x.clone();
-    let mut tmp = vec![0; m.n.len()];
-    let mut scratch = Vec::new();
-    for i in (0..bits - 1).rev() {
-        m.sqr(&acc, &mut tmp, &mut scratch);
-        std::mem::swap(&mut acc, &mut tmp);
-        if bit(i) {
-            m.mul(&acc, &x, &mut tmp);
-            std::mem::swap(&mut acc, &mut tmp);
-        }
-    }
-    m.leave(&acc)
-}
-
-/// Arithmetic modulo an odd `n` in Montgomery form (R = 2^(32·limbs)), little-endian
-/// 32-bit limbs.
-struct Montgomery {
-    n: Vec<u32>,
-    /// −n⁻¹ mod 2^32.
-    n0inv: u32,
-    /// R² mod n.
-    rr: Vec<u32>,
-}
-
-impl Montgomery {
-    fn new(modulus: &BigUint) -> Option<Montgomery> {
-        let n = limbs(modulus, 0);
-        if n.first().is_none_or(|l| l & 1 == 0) {
-            return None;
-        }
-        // Newton's iteration doubles the correct low bits of n⁻¹ mod 2^32 each round.
-        let mut inv: u32 = 1;
-        for _ in 0..5 {
-            inv = inv.wrapping_mul(2u32.wrapping_sub(n[0].wrapping_mul(inv)));
-        }
-        let rr = (BigUint::from(1u8) << (64 * n.len())) % modulus;
-        Some(Montgomery {
-            rr: limbs(&rr, n.len()),
-            n0inv: inv.wrapping_neg(),
-            n,
-        })
-    }
-
-    /// x·R mod n, for x < n.
-    fn enter(&self, x: &BigUint) -> Vec<u32> {
-        let mut out = vec![0; self.n.len()];
-        self.mul(&limbs(x, self.n.len()), &self.rr, &mut out);
-        out
-    }
-
-    /// x·R⁻¹ mod n: back from Montgomery form.
-    fn leave(&self, x: &[u32]) -> BigUint {
-        let mut one = vec![0; self.n.len()];
-        one[0] = 1;
-        let mut out = vec![0; self.n.len()];
-        self.mul(x, &one, &mut out);
-        let bytes: Vec<u8> = out.iter().flat_map(|l| l.to_le_bytes()).collect();
-        BigUint::from_bytes_le(&bytes)
-    }
-
-    /// `out = a·b·R⁻¹ mod n` for `a, b < n`: per limb of `b`, t = (t + a·bᵢ + m·n) / 2^32
-    /// with m chosen so that the division is exact (both products in one pass).
-    fn mul(&self, a: &[u32], b: &[u32], out: &mut [u32]) {
-        let n = &self.n[..];
-        let len = n.len();
-        // Equal lengths up front let the compiler drop the bounds checks in the loop.
-        assert!(a.len() == len && b.len() == len && out.len() == len);
-        let mut t = vec![0u32; len + 1];
-        for &bi in b {
-            let s = t[0] as u64 + a[0] as u64 * bi as u64;
-            let m = (s as u32).wrapping_mul(self.n0inv);
-            let r = (s as u32) as u64 + m as u64 * n[0] as u64; // low half is 0
-            let (mut c1, mut c2) = (s >> 32, r >> 32);
-            for j in 1..len {
-                let s = t[j] as u64 + a[j] as u64 * bi as u64 + c1;
-                c1 = s >> 32;
-                let r = (s as u32) as u64 + m as u64 * n[j] as u64 + c2;
-                c2 = r >> 32;
-                t[j - 1] = r as u32;
-            }
-            let s = t[len] as u64 + c1 + c2;
-            t[len - 1] = s as u32;
-            t[len] = (s >> 32) as u32;
-        }
-        self.reduce_once(&t, out);
-    }
-
-    /// `out = a·a·R⁻¹ mod n` for `a < n`, with about 3/4 of [`Montgomery::mul`]'s limb
-    /// products: the square is computed first (each cross product aᵢ·aⱼ once, then
-    /// doubled, plus the diagonal aᵢ²), then reduced. `scratch` is reused between calls.
-    /// Public exponents are almost all squarings.
-    fn sqr(&self, a: &[u32], out: &mut [u32], scratch: &mut Vec<u32>) {
-        let n = &self.n[..];
-        let len = n.len();
-        assert!(a.len() == len && out.len() == len);
-        scratch.clear();
-        scratch.resize(2 * len + 1, 0);
-        let t = &mut scratch[..2 * len + 1];
-        // Cross products: t = Σ_{i<j} aᵢ·aⱼ·2^(32(i+j)). Row i ends in limb i + len, which
-        // no earlier row reached.
-        for i in 0..len {
-            let ai = a[i] as u64;
-            let mut c = 0u64;
-            for j in i + 1..len {
-                let s = t[i + j] as u64 + ai * a[j] as u64 + c;
-                t[i + j] = s as u32;
-                c = s >> 32;
-            }
-            t[i + len] = c as u32;
-        }
-        // t = 2t + Σ aᵢ²·2^(64i); a² < R², so nothing carries out of limb 2·len − 1.
-        let (mut shifted, mut c) = (0u32, 0u64);
-        for i in 0..len {
-            let sq = a[i] as u64 * a[i] as u64;
-            let lo = t[2 * i];
-            let s = ((lo << 1) | shifted) as u64 + (sq & 0xFFFF_FFFF) + c;
-            t[2 * i] = s as u32;
-            c = s >> 32;
-            shifted = lo >> 31;
-            let hi = t[2 * i + 1];
-            let s = ((hi << 1) | shifted) as u64 + (sq >> 32) + c;
-            t[2 * i + 1] = s as u32;
-            c = s >> 32;
-            shifted = hi >> 31;
-        }
-        // Montgomery reduction: per low limb i, add m·n·2^(32i) with m making limb i zero;
-        // the carry out of limb i + len is deferred to the next row's last limb.
-        let mut extra = 0u64;
-        for i in 0..len {
-            let m = t[i].wrapping_mul(self.n0inv) as u64;
-            let mut c = 0u64;
-            for j in 0..len {
-                let s = t[i + j] as u64 + m * n[j] as u64 + c;
-                t[i + j] = s as u32;
-                c = s >> 32;
-            }
-            let s = t[i + len] as u64 + c + extra;
-            t[i + len] = s as u32;
-            extra = s >> 32;
-        }
-        t[2 * len] = extra as u32;
-        self.reduce_once(&t[len..], out);
-    }
-
-    /// `out = t mod n` for `t < 2n` (`len + 1` limbs): subtracts n once if t ≥ n.
-    fn reduce_once(&self, t: &[u32], out: &mut [u32]) {
-        let n = &self.n[..];
-        let len = n.len();
-        if t[len] != 0 || !lt(&t[..len], n) {
-            let mut borrow = 0i64;
-            for j in 0..len {
-                let d = t[j] as i64 - n[j] as i64 - borrow;
-                out[j] = d as u32;
-                borrow = (d < 0) as i64;
-            }
-        } else {
-            out.copy_from_slice(&t[..len]);
-        }
-    }
-}
-
-/// `a < b` for little-endian limbs of the same length.
-fn lt(a: &[u32], b: &[u32]) -> bool {
-    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
-        if x != y {
-            return x < y;
-        }
-    }
-    false
-}
-
-/// `x` as little-endian 32-bit limbs, at least `len` of them.
-fn limbs(x: &BigUint, len: usize) -> Vec<u32> {
-    let mut bytes = x.to_bytes_le();
-    bytes.resize(bytes.len().next_multiple_of(4).max(4 * len), 0);
-    bytes
-        .chunks(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 /// Parses a certificate (DER), for callers that check issuers.
@@ -574,90 +387,6 @@ mod tests {
             check_key::<sha2::Sha256>(&mut rng, &key);
             check_key::<sha2::Sha384>(&mut rng, &key);
             check_key::<sha2::Sha512>(&mut rng, &key);
-        }
-    }
-
-    #[test]
-    fn montgomery_products_are_reduced() {
-        let mut rng = Seeded(11);
-        let value = |l: &[u32]| {
-            BigUint::from_bytes_le(&l.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>())
-        };
-        for round in 0..400 {
-            let n_len = 4 * (1 + (rng.next_u32() % 70) as usize);
-            let mut n = bytes(&mut rng, n_len);
-            n[n_len - 1] |= 1;
-            if round % 2 == 0 {
-                n[0] = 0xFF;
-            }
-            let n = BigUint::from_bytes_be(&n);
-            let m = Montgomery::new(&n).expect("odd");
-            let (a, b) = (
-                BigUint::from_bytes_be(&bytes(&mut rng, n_len)) % &n,
-                BigUint::from_bytes_be(&bytes(&mut rng, n_len)) % &n,
-            );
-            let mut out = vec![0; m.n.len()];
-            m.mul(&limbs(&a, m.n.len()), &limbs(&b, m.n.len()), &mut out);
-            let r = value(&out);
-            assert!(r < n, "reduced below n");
-            assert_eq!((r << (32 * m.n.len())) % &n, &a * &b % &n, "a·b·R⁻¹");
-            // Squaring, also of n − 1 (every cross product at its largest).
-            let mut scratch = Vec::new();
-            for x in [a.clone(), &n - BigUint::from(1u8)] {
-                m.sqr(&limbs(&x, m.n.len()), &mut out, &mut scratch);
-                let mut by_mul = vec![0; m.n.len()];
-                m.mul(&limbs(&x, m.n.len()), &limbs(&x, m.n.len()), &mut by_mul);
-                assert_eq!(out, by_mul, "sqr = mul(x, x)");
-                let r = value(&out);
-                assert!(r < n, "square reduced below n");
-                assert_eq!((r << (32 * m.n.len())) % &n, &x * &x % &n, "x²·R⁻¹");
-            }
-        }
-    }
-
-    #[test]
-    fn public_modpow_is_modpow() {
-        let mut rng = Seeded(7);
-        let mut cases: Vec<(BigUint, BigUint)> = Vec::new();
-        for _ in 0..300 {
-            let n_len = 1 + (rng.next_u32() % 300) as usize;
-            let mut n = bytes(&mut rng, n_len);
-            n[n_len - 1] |= 1; // odd, as RSA moduli are
-            if rng.next_u32().is_multiple_of(4) {
-                n[0] = 0xFF; // a full top limb: intermediate sums reach 2n
-            }
-            let base_len = 1 + (rng.next_u32() % (n_len as u32 + 8)) as usize;
-            let base = BigUint::from_bytes_be(&bytes(&mut rng, base_len));
-            cases.push((BigUint::from_bytes_be(&n), base));
-        }
-        // Moduli of all-one bits, bases 0, 1 and n − 1.
-        for bits in [1usize, 31, 32, 33, 64, 1024, 2048] {
-            let n = (BigUint::from(1u8) << bits) - BigUint::from(1u8);
-            for base in [
-                BigUint::from(0u8),
-                BigUint::from(1u8),
-                &n - BigUint::from(1u8),
-            ] {
-                cases.push((n.clone(), base));
-            }
-        }
-        for (n, base) in cases {
-            if n <= BigUint::from(1u8) {
-                continue;
-            }
-            for e in [
-                BigUint::from(0u8),
-                BigUint::from(1u8),
-                BigUint::from(2u8),
-                BigUint::from(65_537u32),
-                BigUint::from(rng.next_u64() >> 31),
-            ] {
-                assert_eq!(
-                    public_modpow(&base, &e, &n),
-                    base.modpow(&e, &n),
-                    "{base} ^ {e} mod {n}"
-                );
-            }
         }
     }
 }
