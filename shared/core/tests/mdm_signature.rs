@@ -26,6 +26,14 @@ fn valid_signatures_verify_and_name_the_certificate() {
         let s = signature::verify(&header(sig), &body).unwrap_or_else(|e| panic!("{sig}: {e}"));
         assert_eq!(s.certificate_der, cert, "{sig}");
         assert_eq!(s.cert_hash, want, "{sig}");
+        // Folded as a long header value may be (line breaks, spaces, tabs).
+        let folded: String = header(sig)
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\r\n \t");
+        assert_eq!(signature::verify(&folded, &body), Ok(s), "{sig} folded");
     }
 }
 
