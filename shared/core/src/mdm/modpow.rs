@@ -294,27 +294,8 @@ fn dot2(x: &[u32], y: &[u32], u: &[u32], v: &[u32], chunks: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// splitmix64, for reproducible inputs.
-    struct Seeded(u64);
-
-    impl Seeded {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next_u64() % n as u64) as usize
-        }
-
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next_u64() as u8).collect()
-        }
-    }
+    use crate::mdm::signature::tests::{Seeded, bytes};
+    use rsa::rand_core::RngCore;
 
     #[test]
     fn montgomery_products_stay_below_2n_and_are_right() {
@@ -322,7 +303,7 @@ mod tests {
         for round in 0..400 {
             // Up to 4,096 bits and a few beyond (26-bit limbs), some with a full top byte.
             let n_len = 1 + rng.below(if round % 10 == 0 { 600 } else { 300 });
-            let mut n = rng.bytes(n_len);
+            let mut n = bytes(&mut rng, n_len);
             n[n_len - 1] |= 1;
             if round % 2 == 0 {
                 n[0] = 0xFF;
@@ -337,7 +318,7 @@ mod tests {
             assert!(r > &n * 4u8);
             let two_n_minus_1 = &n * 2u8 - 1u8;
             let random =
-                |rng: &mut Seeded| BigUint::from_bytes_be(&rng.bytes(n_len + 1)) % &(&n * 2u8);
+                |rng: &mut Seeded| BigUint::from_bytes_be(&bytes(rng, n_len + 1)) % &(&n * 2u8);
             let pairs = [
                 (random(&mut rng), random(&mut rng)),
                 (two_n_minus_1.clone(), two_n_minus_1.clone()),
@@ -374,13 +355,13 @@ mod tests {
         let mut cases: Vec<(BigUint, BigUint)> = Vec::new();
         for _ in 0..300 {
             let n_len = 1 + rng.below(520);
-            let mut n = rng.bytes(n_len);
+            let mut n = bytes(&mut rng, n_len);
             n[n_len - 1] |= 1; // odd, as RSA moduli are
             if rng.below(4) == 0 {
                 n[0] = 0xFF;
             }
             let base_len = 1 + rng.below(n_len + 8);
-            let base = BigUint::from_bytes_be(&rng.bytes(base_len));
+            let base = BigUint::from_bytes_be(&bytes(&mut rng, base_len));
             cases.push((BigUint::from_bytes_be(&n), base));
         }
         // Moduli of all-one bits, bases 0, 1 and n − 1.

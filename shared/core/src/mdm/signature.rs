@@ -277,14 +277,21 @@ pub fn ca_certs_from_store_value(raw: &[u8]) -> Vec<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
     use rsa::rand_core::{CryptoRng, RngCore};
     use rsa::signature::{SignatureEncoding, Signer, Verifier};
 
     /// A seeded generator (splitmix64): reproducible keys and inputs, test use only.
-    struct Seeded(u64);
+    pub(crate) struct Seeded(pub(crate) u64);
+
+    impl Seeded {
+        /// Below `n` (> 0); the slight modulo bias does not matter to tests.
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
 
     impl RngCore for Seeded {
         fn next_u32(&mut self) -> u32 {
@@ -311,7 +318,7 @@ mod tests {
 
     impl CryptoRng for Seeded {}
 
-    fn bytes(rng: &mut Seeded, n: usize) -> Vec<u8> {
+    pub(crate) fn bytes(rng: &mut Seeded, n: usize) -> Vec<u8> {
         let mut v = vec![0; n];
         rng.fill_bytes(&mut v);
         v
