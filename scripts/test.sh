@@ -11,10 +11,13 @@ command -v scepclient >/dev/null || apt-get install -y scep \
 rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 \
     -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
-cargo test --workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin \
-    --exclude mdm-sync --exclude mdm-spin "$@"
+native=(--workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin
+    --exclude mdm-sync --exclude mdm-spin)
+cargo test "${native[@]}" "$@"
 # The core's unit tests once more in WebAssembly, where the RSA arithmetic takes its SIMD
-# path: run by tests/host's run-wasm in Wasmtime with the host's compiler settings.
+# path: run by tests/host's run-wasm in Wasmtime with the host's compiler settings (built
+# with the same package selection as the tests, so it reuses their dependencies).
 core_tests=$(cargo test --release --target wasm32-wasip2 -p mdm-core --lib --no-run \
     --message-format=json | sed -n 's/.*"executable":"\([^"]*\.wasm\)".*/\1/p' | tail -1)
-cargo run -p mdm-host --bin run-wasm -- "$core_tests" --test-threads=1
+cargo build "${native[@]}" --bin run-wasm
+./target/debug/run-wasm "$core_tests" --test-threads=1
