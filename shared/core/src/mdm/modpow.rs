@@ -50,7 +50,7 @@ pub(crate) fn public_modpow(base: &BigUint, exponent: &BigUint, modulus: &BigUin
 /// Arithmetic modulo an odd `n` in Montgomery form, R = 2^(w·len). Operands are `len`
 /// limbs of `w` bits, little-endian, followed by [`PAD`] zero limbs, with values below
 /// 2n (not necessarily reduced).
-pub(crate) struct Montgomery {
+struct Montgomery {
     modulus: BigUint,
     /// Significant bits of the modulus.
     bits: usize,
@@ -65,7 +65,7 @@ pub(crate) struct Montgomery {
 }
 
 impl Montgomery {
-    pub(crate) fn new(modulus: &BigUint) -> Option<Montgomery> {
+    fn new(modulus: &BigUint) -> Option<Montgomery> {
         let low = modulus.to_bytes_le();
         if low[0] & 1 == 0 || *modulus == BigUint::from(1u8) {
             return None;

@@ -148,10 +148,10 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
 /// every bit of the exponent's 64-bit words in 4-bit windows, as a private exponent needs
 /// (the same work whatever its value): about 100 Montgomery multiplications for
 /// e = 65537, where square-and-multiply needs 17. Public exponent and signature are no
-/// secrets, so the shortcut leaks nothing. In WebAssembly (no 64×64→128-bit multiply)
-/// those multiplications made the two verifications of every device request most of its
-/// cost. `key` was built by `rsa`, which bounds the exponent (at most 2^33 − 1) and the
-/// modulus (at most 4096 bits), so a hostile certificate cannot make this loop long.
+/// secrets, so the shortcut leaks nothing. The arithmetic is in `mdm/modpow.rs`: in
+/// WebAssembly this operation is the largest single cost of a device request. `key` was
+/// built by `rsa`, which bounds the exponent (at most 2^33 − 1) and the modulus (at most
+/// 4096 bits), so a hostile certificate cannot make this loop long.
 pub fn pkcs1v15_verify<D>(key: &rsa::RsaPublicKey, message: &[u8], sig: &[u8]) -> bool
 where
     D: Digest + der::oid::AssociatedOid,
