@@ -4,7 +4,7 @@ use mdm_core::mdm::checkin::{CheckinError, CheckinMessage};
 
 fn vector(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../../shared/test-vectors/nanomdm-checkin/{name}",
+        "{}/../../tests/vectors/nanomdm-checkin/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -15,7 +15,7 @@ use serde_yaml_ng::Value as Yaml;
 // ---------------------------------------------------------------------------------------
 // The table against the YAML
 
-const MARKER: &str = "// @generated from shared/apple-device-management/mdm/commands/*.yaml";
+const MARKER: &str = "// @generated from tests/vectors/apple-device-management/mdm/commands/*.yaml";
 
 #[derive(Debug)]
 enum Val {
@@ -96,7 +96,7 @@ fn derive_keys(list: &Yaml, path: &str) -> Vec<K> {
 fn derive() -> Vec<(String, Vec<K>)> {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/apple-device-management/mdm/commands"
+        "/../../tests/vectors/apple-device-management/mdm/commands"
     );
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))

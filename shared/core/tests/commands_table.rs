@@ -49,7 +49,7 @@ fn os_matches(so: &Value, row: Option<commands_table::Os>, what: &str) {
 fn command_table_matches_apple_yaml() {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/apple-device-management/mdm/commands"
+        "/../../tests/vectors/apple-device-management/mdm/commands"
     );
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
@@ -86,7 +86,7 @@ fn command_table_matches_apple_yaml() {
     }
 }
 
-/// shared/spec/enrollment.md §5.1: i = iOS, m = macOS, v = visionOS; all others forbidden.
+/// Apple's "User Enrollment" command list: i = iOS, m = macOS, v = visionOS; all others forbidden.
 #[test]
 fn user_enrollment_allows_exactly_the_spec_list() {
     let spec = [
@@ -152,7 +152,7 @@ fn user_enrollment_query_limits_match_apple_yaml() {
     use mdm_core::mdm::user_enrollment::FORBIDDEN_QUERIES;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/apple-device-management/mdm/commands/information.device.yaml"
+        "/../../tests/vectors/apple-device-management/mdm/commands/information.device.yaml"
     );
     let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let queries = doc["payloadkeys"]

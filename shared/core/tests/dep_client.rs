@@ -307,7 +307,7 @@ fn with_session(fake: &RefCell<Fake>) -> Option<String> {
 
 fn vector(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../../shared/test-vectors/micromdm-dep/{name}",
+        "{}/../../tests/vectors/micromdm-dep/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
@@ -1088,7 +1088,7 @@ fn malformed_json_answers() {
 #[test]
 fn every_recorded_response_parses() {
     let dir = format!(
-        "{}/../../../shared/test-vectors/micromdm-dep",
+        "{}/../../tests/vectors/micromdm-dep",
         env!("CARGO_MANIFEST_DIR")
     );
     let mut names: Vec<String> = std::fs::read_dir(&dir)

@@ -39,7 +39,7 @@ fn signed_info(s: &Server, os: Option<&str>, can_update: bool) -> Vec<u8> {
 
 fn yaml(path: &str) -> serde_yaml_ng::Value {
     let full = format!(
-        "{}/../../../shared/apple-device-management/{path}",
+        "{}/../../tests/vectors/apple-device-management/{path}",
         env!("CARGO_MANIFEST_DIR")
     );
     serde_yaml_ng::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
@@ -96,7 +96,7 @@ fn real_device_certificates_chain_to_apple_iphone_device_ca_despite_its_expiry()
     assert!(anchors[0].not_after_unix() < 1_400_000_000, "expired 2014");
     for name in ["device-cert-2013.pem", "device-cert-newer.pem"] {
         let path = format!(
-            "{}/../../../shared/test-vectors/micromdm-device-certs/{name}",
+            "{}/../../tests/vectors/micromdm-device-certs/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let cert = Certificate::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap();

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 /// A real certificate (Apple's root CA) as base64 DER.
 fn cert() -> String {
-    let pem = include_str!("../../../../shared/test-vectors/apple-ca/apple-root-ca.pem");
+    let pem = include_str!("../../../tests/vectors/apple-ca/apple-root-ca.pem");
     pem.lines().filter(|l| !l.starts_with("-----")).collect()
 }
 
@@ -284,7 +284,7 @@ fn enrollment_commands_use_apple_keys() {
     // Names checked against the YAML: every key we emit is a key Apple defines.
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/apple-device-management/mdm/commands/"
+        "/../../tests/vectors/apple-device-management/mdm/commands/"
     );
     let settings_yaml = std::fs::read_to_string(format!("{dir}settings.yaml")).unwrap();
     let esim_yaml = std::fs::read_to_string(format!("{dir}device.esim.yaml")).unwrap();

@@ -13,7 +13,7 @@ fn plist(body: &str) -> Vec<u8> {
 fn captured_device_information_result() {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/test-vectors/nanomdm-checkin/DeviceInformation.1.plist"
+        "/../../tests/vectors/nanomdm-checkin/DeviceInformation.1.plist"
     );
     let r = Report::parse(&std::fs::read(path).unwrap()).unwrap();
     assert_eq!(r.status, Status::Acknowledged);

@@ -6,7 +6,7 @@ use serde_yaml_ng::Value;
 fn yaml() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/apple-device-management/other/skipkeys.yaml"
+        "/../../tests/vectors/apple-device-management/other/skipkeys.yaml"
     );
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("{path}: {e} (shared/ must sit beside the checkout)"));

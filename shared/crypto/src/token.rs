@@ -1,6 +1,6 @@
 //! The ADE server token file (`<Name>_Token_<timestamp>_smime.p7m`): an S/MIME message
 //! whose CMS EnvelopedData is encrypted to our certificate and holds the OAuth secrets
-//! of the Device Assignment API. See `shared/spec/dep-token.md`.
+//! of the Device Assignment API. Apple: "Device Assignment" (server token).
 
 use std::borrow::Cow;
 use std::fmt;

@@ -74,7 +74,7 @@ fn bad_keys_are_refused_with_a_reason() {
     assert!(invalid(KeyPair::from_pem(encrypted)).contains("encrypted"));
     let legacy = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/test-vectors/micromdm-scep/ca.key"),
+            .join("../../tests/vectors/micromdm-scep/ca.key"),
     )
     .unwrap();
     assert!(invalid(KeyPair::from_pem(&legacy)).contains("encrypted"));

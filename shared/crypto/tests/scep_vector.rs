@@ -1,4 +1,4 @@
-//! The real PKCSReq micromdm's scepclient produced (shared/test-vectors/micromdm-scep):
+//! The real PKCSReq micromdm's scepclient produced (tests/vectors/micromdm-scep):
 //! SHA-1 signature with `rsaEncryption` as signature algorithm, an 8-byte senderNonce, a
 //! DES-EDE3 envelope to an RSA-4096 CA, and a CSR with version 2 and no challenge.
 

@@ -1,7 +1,7 @@
 //! The key-value store abstraction every component uses.
 //!
 //! Two layers, because the platform's backends do not all behave as documented
-//! (see `shared/spec/spin-platform.md`):
+//! (see `docs/platform.md`):
 //!
 //! * [`Backend`] mirrors exactly what a Spin 4 component can call: spin:key-value
 //!   get/set/delete/exists and wasi:keyvalue batch + atomics. Implementations may be

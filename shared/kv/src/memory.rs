@@ -21,7 +21,7 @@ pub enum GetManyDefect {
     Fail,
 }
 
-/// Which observed backend defects to reproduce. See `shared/spec/spin-platform.md`.
+/// Which observed backend defects to reproduce. See `docs/platform.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Defects {
     pub increment_encoding: IncrementEncoding,

@@ -1,5 +1,5 @@
 //! `apnssim`: a local stand-in for Apple's APNs provider API as an MDM server uses it
-//! (`shared/spec/mdm-protocol.md` §7), for tests.
+//! (Apple: "Sending notification requests to APNs"), for tests.
 //!
 //! - HTTP/2 over TLS only (ALPN `h2`; a client that does not negotiate h2 is dropped),
 //!   on 127.0.0.1 with its own tokio runtime thread, so it works from any test harness.

@@ -1,5 +1,5 @@
 //! `depsim`: a simulator of Apple's Device Assignment (DEP / ADE) API
-//! (`shared/spec/dep-api.md`) for tests and benchmarks.
+//! (Apple: "Device Assignment") for tests and benchmarks.
 //!
 //! A real HTTP/1.1 server on 127.0.0.1 with its own tokio runtime thread, so it works
 //! from any test harness (tokio, `block_on`, plain threads):

@@ -1,5 +1,5 @@
-//! Account-driven enrollment as a device runs it from Settings (shared/spec/enrollment.md
-//! §5): service discovery on the Managed Apple ID's domain, the enrollment POST answered
+//! Account-driven enrollment as a device runs it from Settings (Apple: "Onboarding
+//! users with account sign-in"): service discovery on the Managed Apple ID's domain, the enrollment POST answered
 //! 401 with a `Bearer method="apple-as-web"` challenge, the web sign-in (the simulator
 //! plays the person: it fills in the form) ending in Apple's callback URL with an access
 //! token, the POST again with the token, then the profile, SCEP and check-ins as for any

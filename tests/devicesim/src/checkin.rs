@@ -1,4 +1,4 @@
-//! Check-in messages (`shared/spec/mdm-protocol.md` §4) and the `Mdm-Signature` every
+//! Check-in messages (Apple: "Check-in") and the `Mdm-Signature` every
 //! request carries when the profile says `SignMessage`: a detached CMS SignedData over the
 //! exact body, SHA-256, signingTime, the MDM identity's certificate embedded (made with
 //! `mdm_crypto::sign_data`, the same way the core's check-in tests sign).

@@ -1,7 +1,7 @@
 //! CMS as a device writes it: SignedData by the RSA-1024 device identity (which
 //! `mdm_crypto::sign_data` cannot hold: its keys start at 2048 bits), and the BER form
 //! with indefinite lengths and a chunked content OCTET STRING that devices send for the
-//! ADE MachineInfo (`shared/spec/enrollment.md` §1).
+//! ADE MachineInfo (Apple: "Device Assignment").
 
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};

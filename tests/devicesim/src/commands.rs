@@ -1,4 +1,4 @@
-//! The command loop (`shared/spec/mdm-protocol.md` §5): `Idle`, the command in the answer,
+//! The command loop (Apple: "Commands and Queries"): `Idle`, the command in the answer,
 //! the device's result, the next command. Default answers come from the device's fake
 //! facts; [`Device::set_responder`] scripts others.
 

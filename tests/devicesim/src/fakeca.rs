@@ -3,7 +3,7 @@
 //! Real devices sign their ADE MachineInfo with a per-device RSA-1024 certificate
 //! (`CN=<UUID>`, `C=US, ST=CA, L=Cupertino, O=Apple Inc., OU=iPhone`, EKU serverAuth and
 //! clientAuth) issued by `C=US, O=Apple Inc., OU=Apple iPhone, CN=Apple iPhone Device CA`
-//! (`shared/spec/enrollment.md` §1). This CA has the same subject but its own key: give
+//! (Apple: "Device Assignment"). This CA has the same subject but its own key: give
 //! the server its certificate through the `apple_device_ca` variable.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,4 +1,4 @@
-//! The enrollment profile as a device installs it (`shared/spec/enrollment.md` §4): the
+//! The enrollment profile as a device installs it (Apple: "MDM" payload): the
 //! CMS signature, the `Configuration` envelope, the `com.apple.mdm` payload, the
 //! `com.apple.security.scep` identity payload it names, and CA payloads. Anything a
 //! device would refuse (or that would leave it unable to talk to the server) is a typed

@@ -1,5 +1,5 @@
 //! SCEP as the device does it with the profile's `com.apple.security.scep` payload
-//! (`shared/spec/scep.md`): GetCACaps, GetCACert, a fresh RSA key and CSR carrying the
+//! (RFC 8894): GetCACaps, GetCACert, a fresh RSA key and CSR carrying the
 //! challenge, a temporary self-signed certificate, PKCSReq encrypted to the RA (or CA),
 //! CertRep → the MDM identity.
 
@@ -106,7 +106,7 @@ impl Device {
         }
         let caps = CaCaps::parse(&caps.body_text());
         if !(caps.has("SHA-1") || caps.has("SHA-256") || caps.has("SHA-512")) {
-            // iOS 10+ refuses such a CA (spec/scep.md §1).
+            // iOS 10+ refuses such a CA (Apple: SCEP payload).
             return Err(scep_err(format!("GetCACaps offers no SHA: {:?}", caps.0)));
         }
 

@@ -1,5 +1,5 @@
 //! Account-driven User Enrollment (BYOD) end to end, through the real components
-//! (shared/spec/enrollment.md §5, §5.1): an admin puts a local user with a Managed Apple
+//! (Apple: "User Enrollment"): an admin puts a local user with a Managed Apple
 //! ID in a group whose enrollment type is "user"; a personal iPhone (and a Mac) discovers
 //! us from the Managed Apple ID, is challenged with `Bearer method="apple-as-web"`, signs
 //! the person in on our page, enrolls with the bearer token (EnrollmentMode BYOD, SCEP,

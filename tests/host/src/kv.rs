@@ -2,7 +2,7 @@
 //! by store label and key), so the file survives restarts.
 //!
 //! By default the host reproduces the defects observed on Spin 4's SQLite backend (see
-//! shared/spec/spin-platform.md) so that the app is tested against what production does:
+//! docs/platform.md) so that the app is tested against what production does:
 //! `get-many` omits absent keys, compare-and-swap on an absent key overwrites whatever a
 //! concurrent writer stored, and `increment` on a value that is not an 8-byte counter
 //! fails the request (Spin's host panics). `strict` gives correct semantics instead.

@@ -18,7 +18,7 @@ USAGE: mdm-host [OPTIONS]
       --variable <name=value>        set an application variable (repeatable);
                                      SPIN_VARIABLE_<NAME> environment variables work too
       --kv-strict                    correct key-value semantics instead of reproducing
-                                     Spin SQLite's defects (see shared/spec/spin-platform.md)
+                                     Spin SQLite's defects (see docs/platform.md)
   -h, --help
 ";
 

@@ -1,4 +1,4 @@
-//! Account-driven enrollment (shared/spec/enrollment.md §5): a person types their
+//! Account-driven enrollment (Apple: "Onboarding users with account sign-in"): a person types their
 //! Managed Apple ID on the device, which discovers us, makes them sign in on our page and
 //! enrolls with the bearer token the page hands back. The result is a User Enrollment
 //! (`mdm-byod`, EnrollmentMode `BYOD`: personal device, EnrollmentID only) or an

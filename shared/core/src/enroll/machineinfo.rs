@@ -1,6 +1,6 @@
 //! The signed MachineInfo a device sends when it asks for its enrollment profile: the
 //! body of the ADE request, and (base64) the `x-apple-aspen-deviceinfo` header of web
-//! enrollment. See `other/machineinfo.yaml` and `shared/spec/enrollment.md` §1.
+//! enrollment. See Apple's `other/machineinfo.yaml` (tests/vectors) and "Device Assignment".
 //!
 //! The body is a CMS SignedData with the plist attached, as devices make it: BER with
 //! indefinite lengths and a chunked content, SHA-1 or SHA-256, signed by the device's

@@ -1,6 +1,6 @@
 //! Device enrollment: the ADE enrollment request (the DEP profile's `url`), web
 //! enrollment with user sign-in (`configuration_web_url`), and the signed enrollment
-//! profile both answer with. See `shared/spec/enrollment.md`.
+//! profile both answer with. See Apple: "Device Assignment" and "MDM" payload.
 //!
 //! Flow: the device sends its CMS-signed MachineInfo ([`machineinfo`]); we check the
 //! signature chains to Apple's device CA, that the serial is a synced device assigned to

@@ -1,4 +1,4 @@
-//! The enrollment profile (`.mobileconfig`, `shared/spec/enrollment.md` §4): a
+//! The enrollment profile (`.mobileconfig`, Apple: "MDM" payload): a
 //! `com.apple.security.root` payload with our CA, a `com.apple.security.scep` payload
 //! (one-time challenge bound to the device) and the `com.apple.mdm` payload whose
 //! `IdentityCertificateUUID` names the SCEP payload — signed as attached CMS SignedData.

@@ -1,5 +1,5 @@
 //! Which kind of enrollment a device gets: User Enrollment (BYOD, Managed Apple ID,
-//! privacy-preserving) or Device Enrollment. See shared/spec/enrollment.md §5.
+//! privacy-preserving) or Device Enrollment. Apple: "User Enrollment" (Apple Platform Deployment).
 
 use std::cmp::Ordering;
 

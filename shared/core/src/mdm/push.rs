@@ -1,4 +1,4 @@
-//! APNs MDM push (`shared/spec/mdm-protocol.md` §7): waking a device so it connects to
+//! APNs MDM push (Apple: "Sending MDM Commands to a Device"): waking a device so it connects to
 //! the ServerURL and fetches its queued commands.
 //!
 //! Request building ([`build_request`]) and response classification ([`classify`]) are

@@ -1,6 +1,6 @@
 //! What User Enrollment allows beyond the per-command table ([`super::commands_table`]):
 //! the DeviceInformation queries a user-enrolled device answers, and the configuration
-//! profile payloads it accepts (shared/spec/enrollment.md §5.1). Refused commands never
+//! profile payloads it accepts (Apple: "User Enrollment" and the `userenrollment` keys of Apple's schemas). Refused commands never
 //! reach the device; the admin gets the reason.
 //!
 //! [`FORBIDDEN_QUERIES`] is Apple's YAML (`information.device.yaml`, `userenrollment:

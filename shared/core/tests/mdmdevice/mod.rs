@@ -77,10 +77,10 @@ fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
-/// A captured device plist from shared/test-vectors/nanomdm-checkin.
+/// A captured device plist from tests/vectors/nanomdm-checkin.
 pub fn vector(name: &str) -> Vec<u8> {
     let path = format!(
-        "{}/../../../shared/test-vectors/{name}",
+        "{}/../../tests/vectors/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

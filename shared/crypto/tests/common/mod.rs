@@ -45,10 +45,10 @@ pub fn fixture_str(name: &str) -> String {
     String::from_utf8(fixture(name)).unwrap()
 }
 
-/// Real-world artifacts shared by the project (`/work/shared/test-vectors`).
+/// Real-world artifacts shared by the project (`tests/vectors`).
 pub fn vector(rel: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/test-vectors")
+        .join("../../tests/vectors")
         .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
