@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use crate::api::{self, ApiError, Request, Response, Route};
 use crate::config::{self, STORAGE_KEY, SYNC_API_KEY};
 use crate::dep::apple;
-use crate::dep::sync::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE, Policy};
+use crate::dep::reconcile::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE};
+use crate::dep::sync::{self, Policy};
 use crate::dep::tokens;
 use crate::{Clock, Platform, Variables};
 
@@ -61,26 +62,72 @@ async fn purge_days(vars: &impl Variables) -> Result<u64, ApiError> {
 /// Expired keys deleted per tick at most.
 const EXPIRY_BUDGET: u64 = 2000;
 
+/// How long one tick works on syncs at most (the scheduler calls every 5 minutes); a
+/// run not finished by then continues at the next tick.
+pub const TICK_SYNC_BUDGET: u64 = 180;
+
+fn turn_counter() -> mdm_kv::CounterKey {
+    mdm_kv::CounterKey::new("tick:turn").expect("static counter name")
+}
+
 async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     let days = purge_days(p.vars()).await?;
     let policy = Policy::default();
     // Only tokens with uploaded secrets need it; maintenance runs without.
     let storage_key = config::secret(p.vars(), STORAGE_KEY).await.ok();
     let base = apple::base_url(p.vars()).await;
-    let mut report: Vec<Value> = Vec::new();
-    for token in tokens::list(p.store()).await? {
-        let (sync, retries) = match (&storage_key, token.sealed_secrets.is_some()) {
-            (_, false) => (json!("no_token"), Value::Null),
-            (None, true) => {
-                let e = json!({ "error": "variable storage_key is not set" });
-                (e.clone(), e)
+    let all = tokens::list(p.store()).await?;
+    // Each tick starts with another token, so no slot always goes last.
+    let turn = p.store().increment(&turn_counter(), 1).await?.max(0) as usize;
+    let n = all.len().max(1);
+    let order: Vec<&tokens::TokenRecord> = (0..all.len()).map(|i| &all[(turn + i) % n]).collect();
+
+    // Syncs in rounds: every token with work gets one slice per round, so a large token
+    // mid-sync never holds the others up; paused runs go on in the next round while the
+    // tick's budget lasts.
+    let started = p.clock().unix_seconds();
+    let mut syncs: Vec<Vec<Value>> = vec![Vec::new(); order.len()];
+    let mut pending: Vec<usize> = (0..order.len()).collect();
+    let mut round = 0u32;
+    while !pending.is_empty() {
+        round += 1;
+        let mut again = Vec::new();
+        for i in pending {
+            let token = order[i];
+            if p.clock().unix_seconds().saturating_sub(started) >= TICK_SYNC_BUDGET {
+                syncs[i].push(json!({ "round": round, "deferred": "tick budget used" }));
+                continue;
             }
-            (Some(key), true) => (
-                scheduled_sync(p, &token, &policy, key, &base).await,
-                assignment_retries(p, &token, key, &base).await,
-            ),
+            let (mut v, paused) = match (&storage_key, token.sealed_secrets.is_some()) {
+                (_, false) => (json!("no_token"), false),
+                (None, true) => (json!({ "error": "variable storage_key is not set" }), false),
+                (Some(key), true) => scheduled_sync(p, token, &policy, key, &base).await,
+            };
+            if v.is_object() {
+                v["round"] = json!(round);
+            }
+            syncs[i].push(v);
+            if paused {
+                again.push(i);
+            }
+        }
+        pending = again;
+    }
+
+    let mut report: Vec<Value> = Vec::new();
+    for (i, token) in order.iter().enumerate() {
+        let retries = match &storage_key {
+            Some(key) if token.sealed_secrets.is_some() => {
+                assignment_retries(p, token, key, &base).await
+            }
+            None if token.sealed_secrets.is_some() => {
+                json!({ "error": "variable storage_key is not set" })
+            }
+            _ => Value::Null,
         };
-        let entry = match sync::maintain(p.store(), p.clock(), token.id, days, &policy).await {
+        let mut entry = match reconcile::maintain(p.store(), p.clock(), token.id, days, &policy)
+            .await
+        {
             Ok(Maintenance::NotDue) => json!({ "token": token.id, "maintenance": "not_due" }),
             Ok(Maintenance::Busy) => json!({ "token": token.id, "maintenance": "busy" }),
             Ok(Maintenance::Scanned {
@@ -91,11 +138,16 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
             }
             Err(e) => json!({ "token": token.id, "maintenance": "error", "error": e.to_string() }),
         };
-        let mut entry = entry;
-        entry["sync"] = sync;
+        let mut sync = std::mem::take(&mut syncs[i]);
+        entry["sync"] = match sync.len() {
+            0 => Value::Null,
+            1 => sync.pop().expect("one"),
+            _ => Value::Array(sync),
+        };
         entry["assignment_retries"] = retries;
         report.push(entry);
     }
+    report.sort_by_key(|e| e["token"].as_u64());
     // Command records past their retention (bounded work per tick).
     let commands = crate::mdm::connect::retention_tick(p).await;
     // APNs retries and the follow-up pushes of coalesced or bulk enqueues.
@@ -115,36 +167,46 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     })))
 }
 
-/// The sync due for one token, if any: a resumed run, a 12-hourly delta, or the full
-/// sync the policy requires. Overlapping ticks meet at the run's lease.
+/// One slice of the sync due for one token, if any: a resumed run, a 12-hourly delta, or
+/// the full sync the policy requires. Overlapping ticks meet at the run's lease. The flag
+/// says the run paused and wants another slice.
 async fn scheduled_sync(
     p: &impl Platform,
     token: &tokens::TokenRecord,
     policy: &Policy,
     storage_key: &crate::config::Secret,
     base: &str,
-) -> Value {
+) -> (Value, bool) {
     let now = p.clock().unix_seconds();
     if token.sealed_secrets.is_none() {
-        return json!("no_token");
+        return (json!("no_token"), false);
     }
     if token.access_token_expiry.is_some_and(|e| e <= now) {
-        return json!("token_expired");
+        return (json!("token_expired"), false);
     }
     let state = match sync::load(p.store(), token.id).await {
         Ok(s) => s.unwrap_or_default(),
-        Err(e) => return json!({ "error": e.to_string() }),
+        Err(e) => return (json!({ "error": e.to_string() }), false),
     };
+    if let Some(until) = state.backed_off_until(now) {
+        return (
+            json!({ "backing_off_until": crate::time::format_rfc3339(until as i64) }),
+            false,
+        );
+    }
     let Some(plan) = state.scheduled_plan(now, policy) else {
-        return json!("not_due");
+        return (json!("not_due"), false);
     };
     match apple::run_sync(p, token, plan, policy, storage_key, base).await {
-        Ok(report) => json!({
-            "kind": report.kind,
-            "outcome": format!("{:?}", report.outcome),
-            "pages": report.pages,
-        }),
-        Err(e) => json!({ "error": e.to_string() }),
+        Ok(report) => (
+            json!({
+                "kind": report.kind,
+                "outcome": format!("{:?}", report.outcome),
+                "pages": report.pages,
+            }),
+            report.outcome == sync::Outcome::Paused,
+        ),
+        Err(e) => (json!({ "error": e.to_string() }), false),
     }
 }
 
@@ -157,6 +219,12 @@ async fn assignment_retries(
 ) -> Value {
     let now = p.clock().unix_seconds();
     if token.sealed_secrets.is_none() || token.access_token_expiry.is_some_and(|e| e <= now) {
+        return Value::Null;
+    }
+    // A token Apple refuses waits out its backoff for assignments too.
+    if let Ok(Some(s)) = sync::load(p.store(), token.id).await
+        && s.backed_off_until(now).is_some()
+    {
         return Value::Null;
     }
     match crate::dep::assign::due_retries(p.store(), token.id, now).await {

@@ -5,7 +5,7 @@ mod common;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ApplyMode};
+use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
 use mdm_core::{Env, admin};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -35,8 +35,7 @@ fn env_with_token() -> (E, TokenId) {
         &e.store,
         id,
         page,
-        ApplyMode::Upsert,
-        1_800_000_000,
+        PageContext::at(ApplyMode::Upsert, 1_800_000_000),
     ))
     .unwrap();
     (e, id)

@@ -190,7 +190,7 @@ fn killed_run_resumes_from_the_stored_cursor_without_loss_or_duplicates() {
 fn budget_pauses_a_run_which_the_next_trigger_continues() {
     let (s, clock) = setup();
     let p = Policy {
-        run_budget: 0,
+        slice: 0,
         ..Policy::default()
     };
     let mut feed = Feed::new(100, 10);
@@ -272,8 +272,13 @@ fn stale_or_rejected_cursor_and_failed_delta_force_full() {
     let st = state(&s);
     assert!(st.full_required && st.cursor.is_none());
     assert!(st.last_error.as_deref().unwrap().contains("EXPIRED_CURSOR"));
+    // A lost cursor is routine: the recovery full sync is due at once.
+    assert!(st.backoff.is_none());
     assert_eq!(
-        st.scheduled_plan(clock.unix_seconds(), &p).unwrap().kind,
+        state(&s)
+            .scheduled_plan(clock.unix_seconds(), &p)
+            .unwrap()
+            .kind,
         SyncKind::Full
     );
     // Any other failed delta also makes the next sync full, but keeps the cursor.
@@ -283,6 +288,11 @@ fn stale_or_rejected_cursor_and_failed_delta_force_full() {
         .push_back(Err(FeedError::Other("HTTP 500".into())));
     let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
     block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    // Any other failure backs the token off before the next scheduled try.
+    let st = state(&s);
+    assert_eq!(st.backoff.as_ref().unwrap().failures, 1, "{st:?}");
+    assert!(st.scheduled_plan(clock.unix_seconds(), &p).is_none());
+    clock.advance(Duration::from_secs(sync::Backoff::delay(1)));
     assert_eq!(
         state(&s)
             .scheduled_plan(clock.unix_seconds(), &p)
@@ -305,10 +315,11 @@ fn exhausted_cursor_completes_a_full_fetch_and_throttling_defers() {
         kind: SyncKind::Full,
         add_only: false,
         manual: false,
-        started_at: 0,
+        started_at: clock.unix_seconds(),
         pages: 1,
         devices_seen: 10,
         cursor: Some("10".into()),
+        listing: None,
     });
     block_on(s.set(&sync::state_key(T), &serde_json::to_vec(&st).unwrap())).unwrap();
     let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
@@ -352,4 +363,199 @@ fn terms_not_signed_is_recorded_for_the_admin() {
     assert!(matches!(r.outcome, Outcome::Failed(_)));
     assert!(state(&s).last_error.unwrap().contains("T_C_NOT_SIGNED"));
     assert!(state(&s).lease.is_none());
+}
+
+fn record(s: &Store<MemoryBackend>, serial: &str) -> inventory::DeviceRecord {
+    block_on(inventory::get(s, T, serial)).unwrap().unwrap()
+}
+
+/// Runs scheduled syncs (as the scheduler's ticks would) until the state is idle.
+fn until_idle(s: &Store<MemoryBackend>, clock: &ManualClock, feed: &mut Feed, p: &Policy) {
+    for _ in 0..1000 {
+        let Some(plan) = state(s).scheduled_plan(clock.unix_seconds(), p) else {
+            assert!(state(s).run.is_none(), "{:?}", state(s));
+            return;
+        };
+        block_on(sync::run(s, clock, T, feed, plan, p)).unwrap();
+    }
+    panic!("never idle: {:?}", state(s));
+}
+
+#[test]
+fn a_completed_full_listing_flags_what_apple_no_longer_lists() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut feed = Feed::new(12_000, 1000);
+    until_idle(&s, &clock, &mut feed, &p);
+    assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 12_000);
+    assert_eq!(state(&s).listed_devices, Some(12_000));
+
+    // Moved to another MDM server or released: Apple just stops listing them.
+    let gone = ["SER000005", "SER006000", "SER011999"];
+    feed.devices.retain(|d| !gone.contains(&d.as_str()));
+    // A full listing interrupted before its end flags nothing.
+    clock.advance(Duration::from_secs(7 * DAY));
+    feed.stall_after = Some(feed.calls.len() + 5);
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    assert_eq!(plan.kind, SyncKind::Full);
+    assert!(
+        sync::run(&s, &clock, T, &mut feed, plan, &p)
+            .now_or_never()
+            .is_none(),
+        "stalls at Apple"
+    );
+    for g in gone {
+        assert_eq!(record(&s, g).removed_at, None, "{g} flagged mid-listing");
+    }
+    feed.stall_after = None;
+    clock.advance(Duration::from_secs(p.lease_ttl + 1));
+    until_idle(&s, &clock, &mut feed, &p);
+    let now = clock.unix_seconds();
+    for g in gone {
+        let r = record(&s, g);
+        assert!(r.removed_at.is_some_and(|t| t <= now), "{r:?}");
+        assert_eq!(r.removed_by, Some(inventory::Removal::Absent));
+    }
+    assert_eq!(record(&s, "SER000006").removed_at, None);
+    let st = state(&s);
+    let last = st.last_run.as_ref().unwrap();
+    assert_eq!((last.outcome.as_str(), last.flagged_absent), ("completed", 3));
+    assert!(st.listing.is_none());
+    // Flagged devices stay counted until they are purged, like deleted ones.
+    assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 12_000);
+    let removed = block_on(inventory::list(
+        &s,
+        T,
+        &ListQuery {
+            limit: 100,
+            removed: Some(true),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    assert_eq!(removed.devices.len(), 3);
+
+    // One comes back: the next full listing unflags it.
+    feed.devices.push("SER006000".into());
+    clock.advance(Duration::from_secs(7 * DAY));
+    until_idle(&s, &clock, &mut feed, &p);
+    assert_eq!(record(&s, "SER006000").removed_at, None);
+    assert_eq!(record(&s, "SER006000").removed_by, None);
+    assert!(record(&s, "SER000005").removed_at.is_some());
+    assert_eq!(state(&s).last_run.unwrap().flagged_absent, 0);
+}
+
+/// A small deterministic generator for kill points.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// The process dies at random points (between any two store operations) during full
+/// syncs; each time the lease expires and the scheduler resumes. The inventory ends with
+/// exactly Apple's devices and the token's device count is exact.
+#[test]
+fn killed_at_random_points_a_full_sync_ends_exact() {
+    for seed in 1..=6 {
+        killed_at_random_points(seed);
+    }
+}
+
+fn killed_at_random_points(seed: u64) {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut feed = Feed::new(3_000, 100);
+    let mut rng = Lcg(seed);
+    let mut kills = 0;
+    let mut sync_with_kills = |feed: &mut Feed, kills: &mut u32| {
+        for _ in 0..500 {
+            let Some(plan) = state(&s).scheduled_plan(clock.unix_seconds(), &p) else {
+                if state(&s).run.is_none() {
+                    return;
+                }
+                clock.advance(Duration::from_secs(p.lease_ttl + 1));
+                continue;
+            };
+            s.backend().crash_after(1 + rng.below(150));
+            let r = block_on(sync::run(&s, &clock, T, feed, plan, &p));
+            let crashed = s.backend().crashed();
+            s.backend().recover();
+            if crashed {
+                *kills += 1;
+                assert!(r.is_err(), "a killed run reports nothing: {r:?}");
+                // The dead worker's lease runs out before anyone resumes.
+                clock.advance(Duration::from_secs(p.lease_ttl + 1));
+            } else {
+                r.unwrap();
+            }
+        }
+        panic!("never idle: {:?}", state(&s));
+    };
+    sync_with_kills(&mut feed, &mut kills);
+    assert!(kills >= 3, "only {kills} kills");
+    assert_eq!(serials(&s), feed.devices);
+    assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 3_000);
+
+    // Some devices leave, some arrive; the next full sync is killed too.
+    feed.devices.retain(|d| !d.ends_with('7'));
+    feed.devices
+        .extend((3_000..3_050).map(|i| format!("SER{i:06}")));
+    clock.advance(Duration::from_secs(7 * DAY));
+    let before = kills;
+    sync_with_kills(&mut feed, &mut kills);
+    assert!(kills > before);
+    let present: Vec<String> = block_on(inventory::list(
+        &s,
+        T,
+        &ListQuery {
+            limit: 5_000,
+            removed: Some(false),
+            ..Default::default()
+        },
+    ))
+    .unwrap()
+    .devices
+    .into_iter()
+    .map(|d| d.serial_number)
+    .collect();
+    let mut want = feed.devices.clone();
+    want.sort();
+    assert_eq!(present, want);
+    // Removed (not yet purged) devices still count: 3,000 + 50.
+    assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 3_050);
+}
+
+#[test]
+fn a_failing_token_backs_off_exponentially_up_to_12_hours() {
+    assert_eq!(sync::Backoff::delay(1), 300);
+    assert_eq!(sync::Backoff::delay(2), 600);
+    assert_eq!(sync::Backoff::delay(5), 4_800);
+    assert_eq!(sync::Backoff::delay(9), 12 * 3600);
+    assert_eq!(sync::Backoff::delay(60), 12 * 3600);
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut feed = Feed::new(10, 10);
+    feed.fetch_error = Some(FeedError::TermsNotSigned);
+    for failures in 1..=4u32 {
+        let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+        let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+        assert!(matches!(r.outcome, Outcome::Failed(_)));
+        let b = state(&s).backoff.unwrap();
+        assert_eq!(b.failures, failures);
+        assert!(b.reason.contains("T_C_NOT_SIGNED"), "{b:?}");
+        assert_eq!(b.next_try_at, clock.unix_seconds() + sync::Backoff::delay(failures));
+        clock.advance(Duration::from_secs(sync::Backoff::delay(failures) - 1));
+        assert!(state(&s).scheduled_plan(clock.unix_seconds(), &p).is_none());
+        clock.advance(Duration::from_secs(1));
+    }
+    // The terms are accepted: the next try succeeds and the backoff is gone.
+    feed.fetch_error = None;
+    let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+    let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
+    assert_eq!(r.outcome, Outcome::Completed);
+    assert!(state(&s).backoff.is_none());
 }

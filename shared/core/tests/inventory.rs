@@ -2,7 +2,9 @@
 
 use futures::executor::block_on;
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ApplyMode, Assignment, ListQuery, ScanState};
+use mdm_core::dep::inventory::{self, ApplyMode, Assignment, ListQuery, PageContext};
+use mdm_core::dep::reconcile;
+use mdm_core::dep::sync_state::ScanState;
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::{Map, Value, json};
 
@@ -43,13 +45,12 @@ fn fetch_pages_upsert_and_index_each_serial_once() {
         &s,
         T,
         page.clone(),
-        ApplyMode::Upsert,
-        100,
+        PageContext::at(ApplyMode::Upsert, 100),
     ))
     .unwrap();
     assert_eq!((st.added, st.updated), (250, 0));
     // Re-applying the same page (a resumed run) adds nothing.
-    let st = block_on(inventory::apply_page(&s, T, page, ApplyMode::Upsert, 101)).unwrap();
+    let st = block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 101))).unwrap();
     assert_eq!((st.added, st.updated), (0, 250));
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 250);
     let listed = all(
@@ -78,7 +79,7 @@ fn latest_op_date_wins_within_and_across_pages() {
             json!({"op_type": "added", "op_date": "2026-01-01T00:00:00Z", "color": "old"}),
         ),
     ];
-    block_on(inventory::apply_page(&s, T, page, ApplyMode::Upsert, 1)).unwrap();
+    block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 1))).unwrap();
     assert_eq!(
         block_on(inventory::get(&s, T, "A"))
             .unwrap()
@@ -90,7 +91,7 @@ fn latest_op_date_wins_within_and_across_pages() {
         "A",
         json!({"op_type": "modified", "op_date": "2025-12-31T00:00:00Z", "color": "stale"}),
     )];
-    let st = block_on(inventory::apply_page(&s, T, older, ApplyMode::Upsert, 2)).unwrap();
+    let st = block_on(inventory::apply_page(&s, T, older, PageContext::at(ApplyMode::Upsert, 2))).unwrap();
     assert_eq!(st.skipped, 1);
     assert_eq!(
         block_on(inventory::get(&s, T, "A"))
@@ -108,15 +109,14 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
         &s,
         T,
         vec![dev("A", json!({})), dev("B", json!({}))],
-        ApplyMode::Upsert,
-        10,
+        PageContext::at(ApplyMode::Upsert, 10),
     ))
     .unwrap();
     let del = vec![dev(
         "A",
         json!({"op_type": "DELETED", "op_date": "2026-02-01T00:00:00Z"}),
     )];
-    let st = block_on(inventory::apply_page(&s, T, del, ApplyMode::Upsert, 20)).unwrap();
+    let st = block_on(inventory::apply_page(&s, T, del, PageContext::at(ApplyMode::Upsert, 20))).unwrap();
     assert_eq!(st.removed, 1);
     let a = block_on(inventory::get(&s, T, "A")).unwrap().unwrap();
     assert_eq!(a.removed_at, Some(20));
@@ -146,12 +146,12 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
     // Not yet old enough: nothing purged.
     let mut scan = ScanState::default();
     assert_eq!(
-        block_on(inventory::maintenance_scan(&s, T, &mut scan, 1000, 20, 30)).unwrap(),
+        block_on(reconcile::maintenance_scan(&s, T, &mut scan, 1000, 20, 30)).unwrap(),
         (0, true)
     );
     let mut scan = ScanState::default();
     assert_eq!(
-        block_on(inventory::maintenance_scan(&s, T, &mut scan, 1000, 21, 30)).unwrap(),
+        block_on(reconcile::maintenance_scan(&s, T, &mut scan, 1000, 21, 30)).unwrap(),
         (1, true)
     );
     assert!(block_on(inventory::get(&s, T, "A")).unwrap().is_none());
@@ -162,7 +162,7 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
         "A",
         json!({"op_type": "added", "op_date": "2026-03-01T00:00:00Z"}),
     )];
-    block_on(inventory::apply_page(&s, T, again, ApplyMode::Upsert, 40)).unwrap();
+    block_on(inventory::apply_page(&s, T, again, PageContext::at(ApplyMode::Upsert, 40))).unwrap();
     assert_eq!(
         all(
             &s,
@@ -183,12 +183,11 @@ fn add_only_mode_ignores_known_serials() {
         &s,
         T,
         vec![dev("A", json!({"color": "red"}))],
-        ApplyMode::Upsert,
-        1,
+        PageContext::at(ApplyMode::Upsert, 1),
     ))
     .unwrap();
     let page = vec![dev("A", json!({"color": "blue"})), dev("B", json!({}))];
-    let st = block_on(inventory::apply_page(&s, T, page, ApplyMode::AddOnly, 2)).unwrap();
+    let st = block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::AddOnly, 2))).unwrap();
     assert_eq!((st.added, st.skipped), (1, 1));
     assert_eq!(
         block_on(inventory::get(&s, T, "A"))
@@ -206,8 +205,7 @@ fn admin_delete_then_full_sync_brings_it_back() {
         &s,
         T,
         vec![dev("A", json!({}))],
-        ApplyMode::Upsert,
-        1,
+        PageContext::at(ApplyMode::Upsert, 1),
     ))
     .unwrap();
     assert!(block_on(inventory::delete_by_admin(&s, T, "A", 2)).unwrap());
@@ -228,8 +226,7 @@ fn admin_delete_then_full_sync_brings_it_back() {
         &s,
         T,
         vec![dev("A", json!({}))],
-        ApplyMode::AddOnly,
-        4,
+        PageContext::at(ApplyMode::AddOnly, 4),
     ))
     .unwrap();
     assert_eq!(
@@ -262,7 +259,7 @@ fn filters_by_assignment_and_serial_prefix() {
         ),
         dev("D2", json!({})),
     ];
-    block_on(inventory::apply_page(&s, T, page, ApplyMode::Upsert, 1)).unwrap();
+    block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 1))).unwrap();
     let q = |a: Option<Assignment>, p: Option<&str>| ListQuery {
         limit: 10,
         assignment: a,
@@ -289,7 +286,7 @@ fn garbage_records_are_counted_not_stored() {
         dev("bad/serial with space", json!({})),
         dev("OK1", json!({})),
     ];
-    let st = block_on(inventory::apply_page(&s, T, page, ApplyMode::Upsert, 1)).unwrap();
+    let st = block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 1))).unwrap();
     assert_eq!((st.invalid, st.added), (2, 1));
 }
 
@@ -300,8 +297,7 @@ fn orphan_index_slots_from_a_crash_are_skipped_and_counts_repaired() {
         &s,
         T,
         vec![dev("A", json!({}))],
-        ApplyMode::Upsert,
-        1,
+        PageContext::at(ApplyMode::Upsert, 1),
     ))
     .unwrap();
     // Simulate a run that died after writing an index slot but before the record.
@@ -321,6 +317,6 @@ fn orphan_index_slots_from_a_crash_are_skipped_and_counts_repaired() {
         vec!["A"]
     );
     let mut scan = ScanState::default();
-    block_on(inventory::maintenance_scan(&s, T, &mut scan, 10_000, 0, 2)).unwrap();
+    block_on(reconcile::maintenance_scan(&s, T, &mut scan, 10_000, 0, 2)).unwrap();
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 1);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::dep::inventory::{self, ApplyMode};
+use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
 use mdm_core::{Env, sync as tick};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -59,8 +59,7 @@ fn removed_devices_are_purged_after_the_configured_days() {
         &e.store,
         t,
         page,
-        ApplyMode::Upsert,
-        now,
+        PageContext::at(ApplyMode::Upsert, now),
     ))
     .unwrap();
     let del = vec![
@@ -73,8 +72,7 @@ fn removed_devices_are_purged_after_the_configured_days() {
         &e.store,
         t,
         del,
-        ApplyMode::Upsert,
-        now,
+        PageContext::at(ApplyMode::Upsert, now),
     ))
     .unwrap();
 

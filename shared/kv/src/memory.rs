@@ -69,6 +69,8 @@ impl Defects {
 pub struct MemoryBackend {
     data: Mutex<HashMap<String, Vec<u8>>>,
     defects: Defects,
+    /// Operations left before a simulated crash (negative: no crash planned).
+    crash_in: std::sync::atomic::AtomicI64,
 }
 
 impl Default for MemoryBackend {
@@ -86,6 +88,37 @@ impl MemoryBackend {
         MemoryBackend {
             data: Mutex::new(HashMap::new()),
             defects,
+            crash_in: std::sync::atomic::AtomicI64::new(-1),
+        }
+    }
+
+    /// Simulates a process killed after `ops` more operations: from then on every
+    /// operation fails (nothing more is written) until [`MemoryBackend::recover`]. What
+    /// was written before stays, as on disk. Tests use it to kill a run at any point.
+    pub fn crash_after(&self, ops: u64) {
+        self.crash_in
+            .store(ops.min(i64::MAX as u64) as i64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The store works again (the process was restarted).
+    pub fn recover(&self) {
+        self.crash_in.store(-1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a planned crash has happened.
+    pub fn crashed(&self) -> bool {
+        self.crash_in.load(std::sync::atomic::Ordering::SeqCst) == 0
+    }
+
+    fn alive(&self) -> Result<(), KvError> {
+        use std::sync::atomic::Ordering;
+        let left = self
+            .crash_in
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 0).then(|| n - 1));
+        match left {
+            Ok(_) => Ok(()),
+            Err(n) if n < 0 => Ok(()),
+            Err(_) => Err(KvError::Backend("simulated crash".into())),
         }
     }
 
@@ -145,24 +178,29 @@ impl Backend for MemoryBackend {
     type Cas = MemoryCas;
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.alive()?;
         Ok(self.lock().get(key).cloned())
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.alive()?;
         self.lock().insert(key.to_owned(), value.to_vec());
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), KvError> {
+        self.alive()?;
         self.lock().remove(key);
         Ok(())
     }
 
     async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        self.alive()?;
         Ok(self.lock().contains_key(key))
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+        self.alive()?;
         let data = self.lock();
         match self.defects.get_many {
             GetManyDefect::Fail => Err(KvError::Backend(
@@ -180,6 +218,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn set_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        self.alive()?;
         let mut data = self.lock();
         for (k, v) in items {
             data.insert(k.clone(), v.clone());
@@ -188,6 +227,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        self.alive()?;
         let mut data = self.lock();
         for k in keys {
             data.remove(k);
@@ -196,6 +236,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        self.alive()?;
         let mut data = self.lock();
         let current = match data.get(key) {
             None => 0,
@@ -217,6 +258,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn cas_begin(&self, key: &str) -> Result<MemoryCas, KvError> {
+        self.alive()?;
         Ok(MemoryCas {
             key: key.to_owned(),
             seen: self.lock().get(key).cloned(),
@@ -224,6 +266,7 @@ impl Backend for MemoryBackend {
     }
 
     async fn cas_swap(&self, cas: MemoryCas, value: &[u8]) -> Result<bool, KvError> {
+        self.alive()?;
         let mut data = self.lock();
         let unchanged = data.get(&cas.key).map(Vec::as_slice) == cas.seen.as_deref();
         let blind = cas.seen.is_none() && self.defects.cas_absent_overwrites;

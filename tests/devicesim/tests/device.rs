@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use futures::executor::block_on;
 use mdm_core::Env;
-use mdm_core::dep::inventory::{self, ApplyMode};
+use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
 use mdm_core::dep::profile_store::{self, ProfileRecord};
 use mdm_core::dep::profiles::ProfileSpec;
 use mdm_core::dep::tokens;
@@ -472,8 +472,7 @@ impl InProcess {
             &env.store,
             token,
             devices,
-            ApplyMode::Upsert,
-            t,
+            PageContext::at(ApplyMode::Upsert, t),
         ))
         .unwrap();
         InProcess {

@@ -94,6 +94,51 @@ pub async fn tick_until_idle(app: &App, token: u64, limit: usize) -> usize {
     panic!("sync of token {token} still not idle after {limit} ticks");
 }
 
+/// Calls the scheduler until the token's sync is idle after a completed run (failed
+/// runs on the way are allowed, e.g. a rejected cursor); returns the last sync status.
+pub async fn tick_until_completed(app: &App, token: u64, limit: usize) -> Value {
+    for _ in 1..=limit {
+        let (s, b) = app
+            .call(Method::POST, "/internal/tick", Some(SYNC_KEY), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (_, st) = app
+            .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
+            .await;
+        if st["state"] == "idle" && st["last_run"]["outcome"] == "completed" {
+            return st;
+        }
+    }
+    let (_, st) = app
+        .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
+        .await;
+    panic!("sync of token {token} not completed after {limit} ticks: {st:#}");
+}
+
+/// The token's inventory record of `serial` (404 → `None`).
+pub async fn inventory_device(app: &App, token: u64, serial: &str) -> Option<Value> {
+    let (s, d) = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/tokens/{token}/devices/{serial}"),
+            None,
+        )
+        .await;
+    match s {
+        StatusCode::OK => Some(d),
+        StatusCode::NOT_FOUND => None,
+        other => panic!("{other}: {d}"),
+    }
+}
+
+/// The token's `device_count`.
+pub async fn device_count(app: &App, token: u64) -> u64 {
+    let (_, t) = app
+        .admin(Method::GET, &format!("/api/v1/tokens/{token}"), None)
+        .await;
+    t["device_count"].as_u64().unwrap_or_else(|| panic!("{t}"))
+}
+
 /// Every serial the admin API lists for a token (all pages), checking none repeats.
 pub async fn listed_serials(app: &App, token: u64) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

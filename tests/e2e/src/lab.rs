@@ -67,6 +67,21 @@ impl Lab {
 
     /// [`Lab::start`] with apnssim configured (e.g. TLS 1.2 only).
     pub async fn start_with(devices: u64, push: PushCert, apns: mdm_apnssim::SimConfig) -> Lab {
+        Self::start_inner(devices, push, apns, true).await
+    }
+
+    /// Like [`Lab::start`], but nothing synced yet: the profile exists, the token's
+    /// inventory is empty (e.g. to make the profile the default before the first sync).
+    pub async fn start_unsynced(devices: u64, push: PushCert) -> Lab {
+        Self::start_inner(devices, push, mdm_apnssim::SimConfig::default(), false).await
+    }
+
+    async fn start_inner(
+        devices: u64,
+        push: PushCert,
+        apns: mdm_apnssim::SimConfig,
+        sync: bool,
+    ) -> Lab {
         let dep = Simulator::start(SimConfig::new(devices, 21)).expect("depsim starts");
         let apns = ApnsSim::start_with(apns).expect("apnssim starts");
         let apple = FakeAppleCa::generate().expect("fake Apple CA");
@@ -83,11 +98,13 @@ impl Lab {
             .await
             .expect("app starts");
         let token = crate::dep::connect_token(&app, &dep, "Lab").await;
-        let (s, b) = app
-            .admin(Method::POST, &format!("/api/v1/tokens/{token}/sync"), None)
-            .await;
-        assert!(s == StatusCode::OK || s == StatusCode::ACCEPTED, "{s} {b}");
-        crate::dep::tick_until_idle(&app, token, 20).await;
+        if sync {
+            let (s, b) = app
+                .admin(Method::POST, &format!("/api/v1/tokens/{token}/sync"), None)
+                .await;
+            assert!(s == StatusCode::OK || s == StatusCode::ACCEPTED, "{s} {b}");
+            crate::dep::tick_until_idle(&app, token, 20).await;
+        }
         let (s, p) = app
             .admin(
                 Method::POST,
@@ -111,6 +128,34 @@ impl Lab {
             token,
             profile,
         }
+    }
+
+    /// The token's inventory record of `serial` (as the admin API shows it).
+    pub async fn inventory_device(&self, serial: &str) -> Value {
+        let (s, d) = self
+            .app
+            .admin(
+                Method::GET,
+                &format!("/api/v1/tokens/{}/devices/{serial}", self.token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+        d
+    }
+
+    /// Apple's UUID of one of our profiles.
+    pub async fn apple_uuid(&self, profile: u64) -> String {
+        let (s, p) = self
+            .app
+            .admin(
+                Method::GET,
+                &format!("/api/v1/tokens/{}/profiles/{profile}", self.token),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        p["apple_uuid"].as_str().expect("apple_uuid").to_owned()
     }
 
     /// A transport to the app.

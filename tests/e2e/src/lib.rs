@@ -65,6 +65,8 @@ fn manifest_for(root: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
 pub struct App {
     host: Option<RunningHost>,
     pub addr: SocketAddr,
+    /// The components' wall clock; kept across restarts (time does not go back).
+    pub clock: mdm_host::GuestClock,
     state_dir: PathBuf,
     extra_vars: Vec<(String, String)>,
     runtime_config: Option<PathBuf>,
@@ -90,6 +92,15 @@ impl App {
         extra_vars: Vec<(String, String)>,
         runtime_config: Option<PathBuf>,
     ) -> anyhow::Result<App> {
+        Self::start_at(state_dir, extra_vars, runtime_config, Default::default()).await
+    }
+
+    async fn start_at(
+        state_dir: &Path,
+        extra_vars: Vec<(String, String)>,
+        runtime_config: Option<PathBuf>,
+        clock: mdm_host::GuestClock,
+    ) -> anyhow::Result<App> {
         let root = workspace_root();
         let wasm = wasm_dir().join("mdm_admin.wasm");
         anyhow::ensure!(
@@ -110,11 +121,13 @@ impl App {
             runtime_config: runtime_config.clone(),
             variables,
             kv_strict: false,
+            guest_clock: clock.clone(),
         })
         .await
         .context("starting the local host")?;
         Ok(App {
             addr: host.addr(),
+            clock,
             host: Some(host),
             state_dir: state_dir.to_path_buf(),
             extra_vars,
@@ -128,7 +141,13 @@ impl App {
             h.shutdown().await;
         }
         let vars = std::mem::take(&mut self.extra_vars);
-        Self::start_with_config(&self.state_dir, vars, self.runtime_config.take()).await
+        Self::start_at(
+            &self.state_dir,
+            vars,
+            self.runtime_config.take(),
+            self.clock.clone(),
+        )
+        .await
     }
 
     pub async fn shutdown(mut self) {
@@ -144,7 +163,18 @@ impl App {
             h.kill().await;
         }
         let vars = std::mem::take(&mut self.extra_vars);
-        Self::start_with_config(&self.state_dir, vars, self.runtime_config.take()).await
+        Self::start_at(
+            &self.state_dir,
+            vars,
+            self.runtime_config.take(),
+            self.clock.clone(),
+        )
+        .await
+    }
+
+    /// Moves the components' wall clock forward (past a lease, a backoff, an expiry).
+    pub fn advance_clock(&self, d: std::time::Duration) {
+        self.clock.advance(d);
     }
 
     /// Key-value operations the components made since this host started.

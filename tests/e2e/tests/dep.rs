@@ -3,9 +3,12 @@
 //! through the host's outbound HTTP.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mdm_e2e::dep::{connect_token, listed_serials, start_app, start_sim, tick_until_idle};
+use mdm_e2e::dep::{
+    connect_token, device_count, inventory_device, listed_serials, start_app, start_sim,
+    tick_until_completed, tick_until_idle,
+};
 use mdm_e2e::{ADMIN_KEY, Method, SYNC_KEY, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,19 +69,22 @@ async fn token_upload_then_full_sync_through_the_components() {
     app.shutdown().await;
 }
 
-/// The host is killed in the middle of a full sync; the scheduler on the restarted host
-/// resumes from the stored cursor and ends with exactly Apple's devices.
+/// The host is killed at random points in the middle of a full sync, several times;
+/// each time the scheduler on the restarted host resumes from the stored cursor once the
+/// dead run's lease has expired. The sync ends with exactly Apple's devices, and the
+/// token's device count is exact (a kill between a page's records and its counter update
+/// used to leave it short).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_sync_resumes_without_loss_or_duplicates() {
-    const DEVICES: u64 = 12_000;
+async fn a_sync_killed_at_random_points_resumes_without_loss_or_duplicates() {
+    const DEVICES: u64 = 20_000;
     let sim = start_sim(DEVICES, 11);
     let dir = tempfile::tempdir().unwrap();
-    let app = start_app(dir.path(), &sim).await;
+    let mut app = start_app(dir.path(), &sim).await;
     let token = connect_token(&app, &sim, "Kill test").await;
 
-    // Slow pages down so the run is surely in the middle when the host dies.
+    // Slow pages down so that kills land in the middle of the run.
     sim.control()
-        .delay_next(Some("/server/devices"), 1_000, Duration::from_millis(150));
+        .delay_next(Some("/server/devices"), 1_000, Duration::from_millis(60));
     let addr = app.addr;
     let sync = tokio::spawn(async move {
         mdm_e2e::request(
@@ -90,61 +96,129 @@ async fn a_killed_sync_resumes_without_loss_or_duplicates() {
         )
         .await
     });
-    let started = Instant::now();
-    loop {
-        let (_, st) = app
-            .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
-            .await;
-        if st["pages"].as_u64().unwrap_or(0) >= 3 {
-            break;
+    // Kill points: after a pseudo-random number of milliseconds into each attempt.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut kills = 0;
+    let mut seen_at_kills = Vec::new();
+    for attempt in 0..4 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let wait = 150 + rng % 700;
+        if attempt > 0 {
+            // The dead run's lease runs out; the scheduler's tick resumes it.
+            app.advance_clock(Duration::from_secs(121));
+            let bg = app.addr;
+            tokio::spawn(async move {
+                let _ = mdm_e2e::request(
+                    bg,
+                    Method::POST,
+                    "/internal/tick",
+                    &[("authorization".into(), format!("Bearer {SYNC_KEY}"))],
+                    Vec::new(),
+                )
+                .await;
+            });
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "{st}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let app = app.kill_and_restart().await.unwrap();
-    assert!(
-        sync.await.unwrap().is_err(),
-        "the killed host still answered the sync request"
-    );
-    let (_, st) = app
-        .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
-        .await;
-    let seen_before = st["devices_seen"].as_u64().unwrap();
-    assert!(seen_before > 0 && seen_before < DEVICES, "{st}");
-    sim.control().clear_faults();
-
-    // The lease of the dead run expires, then the scheduler resumes it.
-    let resumed_at = Instant::now();
-    loop {
-        let (s, _) = app
-            .call(Method::POST, "/internal/tick", Some(SYNC_KEY), None)
-            .await;
-        assert_eq!(s, StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
         let (_, st) = app
             .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
             .await;
         if st["state"] == "idle" {
-            let last = &st["last_run"];
-            assert_eq!(last["outcome"], "completed", "{st:#}");
-            assert_eq!(last["kind"], "full", "{st:#}");
             break;
         }
-        assert!(
-            resumed_at.elapsed() < Duration::from_secs(300),
-            "not resumed: {st:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        seen_at_kills.push(st["progress"]["devices_fetched"].as_u64().unwrap_or(0));
+        app = app.kill_and_restart().await.unwrap();
+        kills += 1;
     }
-    // Resumed, not restarted: at most the page in flight at the kill is fetched again.
+    assert!(kills >= 2, "only {kills} kills: {seen_at_kills:?}");
+    assert!(
+        sync.await.unwrap().is_err(),
+        "the killed host still answered the sync request"
+    );
+    sim.control().clear_faults();
+
+    app.advance_clock(Duration::from_secs(121));
+    let st = tick_until_completed(&app, token, 20).await;
+    assert_eq!(st["last_run"]["kind"], "full", "{st:#}");
+    // Resumed, not restarted: at most the pages in flight at the kills are fetched again.
     let pages = DEVICES.div_ceil(1000);
     let fetches = sim.control().requests_to("/server/devices");
-    assert!(fetches <= pages + 2, "{fetches} fetches for {pages} pages");
+    assert!(
+        fetches <= pages + 1 + kills,
+        "{fetches} fetches for {pages} pages and {kills} kills"
+    );
     let expected: BTreeSet<String> = sim.control().serials().into_iter().collect();
     assert_eq!(listed_serials(&app, token).await, expected);
-    let (_, t) = app
-        .admin(Method::GET, &format!("/api/v1/tokens/{token}"), None)
+    assert_eq!(device_count(&app, token).await, DEVICES, "kills at {seen_at_kills:?}");
+    app.shutdown().await;
+}
+
+/// A full sync reconciles: devices Apple no longer lists are flagged removed (as after
+/// an expired cursor, when Apple's deletions show only as absences), purged after
+/// `dep_purge_days`, and unflagged if they come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_flags_what_apple_no_longer_lists_and_purges_it_later() {
+    const DEVICES: u64 = 1_500;
+    let sim = start_sim(DEVICES, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(dir.path(), &sim).await;
+    let token = connect_token(&app, &sim, "Reconcile").await;
+    let (s, b) = app
+        .admin(Method::POST, &format!("/api/v1/tokens/{token}/sync"), None)
         .await;
-    assert_eq!(t["device_count"], DEVICES, "{t}");
+    assert!(s.is_success(), "{b}");
+    tick_until_idle(&app, token, 10).await;
+    assert_eq!(device_count(&app, token).await, DEVICES);
+
+    // Released in Apple Business Manager while our delta cursor grew stale: Apple's
+    // sync refuses the cursor, and the recovery full sync only sees them missing.
+    let serials = sim.control().serials();
+    let gone: Vec<String> = serials[10..13].to_vec();
+    for s in &gone {
+        assert!(sim.control().delete_device(s));
+    }
+    sim.control().advance_time(Duration::from_secs(8 * 86_400));
+    app.advance_clock(Duration::from_secs(13 * 3600));
+    let st = tick_until_completed(&app, token, 10).await;
+    assert_eq!(st["last_run"]["kind"], "full", "{st:#}");
+    assert_eq!(st["last_run"]["flagged_absent"], 3, "{st:#}");
+    assert!(sim.control().requests_to("/devices/sync") >= 1, "a delta was tried first");
+    for s in &gone {
+        let d = inventory_device(&app, token, s).await.expect("still listed");
+        assert_eq!(d["removed_from_abm"], true, "{d:#}");
+        assert_eq!(d["removed_by"], "absent", "{d:#}");
+        assert!(d["removed_at"].is_string(), "{d:#}");
+    }
+    let kept = inventory_device(&app, token, &serials[14]).await.unwrap();
+    assert_eq!(kept["removed_from_abm"], false, "{kept:#}");
+    let (_, removed) = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/tokens/{token}/devices?removed=true"),
+            None,
+        )
+        .await;
+    assert_eq!(removed["devices"].as_array().unwrap().len(), 3, "{removed:#}");
+
+    // One comes back before the purge: the next full sync unflags it.
+    assert!(sim.control().restore_device(&gone[0]));
+    sim.control().advance_time(Duration::from_secs(8 * 86_400));
+    app.advance_clock(Duration::from_secs(8 * 86_400));
+    tick_until_completed(&app, token, 10).await;
+    let back = inventory_device(&app, token, &gone[0]).await.unwrap();
+    assert_eq!(back["removed_from_abm"], false, "{back:#}");
+    assert!(back["removed_by"].is_null(), "{back:#}");
+
+    // The others are purged once `dep_purge_days` (30) have passed.
+    app.advance_clock(Duration::from_secs(31 * 86_400));
+    sim.control().advance_time(Duration::from_secs(31 * 86_400));
+    tick_until_completed(&app, token, 10).await;
+    for s in &gone[1..] {
+        assert!(inventory_device(&app, token, s).await.is_none(), "{s} not purged");
+    }
+    assert!(inventory_device(&app, token, &gone[0]).await.is_some());
+    assert_eq!(device_count(&app, token).await, DEVICES - 2);
     app.shutdown().await;
 }
 

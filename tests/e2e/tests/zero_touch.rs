@@ -199,3 +199,69 @@ async fn assigned_devices_enroll_zero_touch_and_answer_commands() {
     assert_eq!(d.idle(&http).await.unwrap(), None);
     lab.shutdown().await;
 }
+
+/// The default profile is how most organisations enroll: a device Apple lists for the
+/// first time is assigned it during the sync, and must enroll at once, before any later
+/// sync reports the assignment back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_the_default_profile_assigns_during_sync_enrolls_at_once() {
+    let lab = Lab::start_unsynced(40, PushCert::Trusted).await;
+    let app = &lab.app;
+    let (s, b) = app
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/tokens/{}/default-profile", lab.token),
+            Some(json!({ "profile": lab.profile })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // An iPhone that nobody assigned a profile to yet.
+    let serial = lab
+        .serials("iPhone", 40)
+        .into_iter()
+        .find(|s| lab.dep.control().device(s).unwrap().profile_status == "empty")
+        .expect("an unassigned iPhone");
+
+    let (s, b) = app
+        .admin(Method::POST, &format!("/api/v1/tokens/{}/sync", lab.token), None)
+        .await;
+    assert!(s.is_success(), "{b}");
+    mdm_e2e::dep::tick_until_idle(app, lab.token, 10).await;
+    let uuid = lab.apple_uuid(lab.profile).await;
+    assert_eq!(
+        lab.dep.control().device(&serial).unwrap().profile_uuid.as_deref(),
+        Some(uuid.as_str()),
+        "Apple has the default profile on it"
+    );
+
+    // The inventory says so at once, as after a manual assignment.
+    let d = lab.inventory_device(&serial).await;
+    assert_eq!(d["profile_status"], "assigned", "{d:#}");
+    assert_eq!(d["profile_uuid"], uuid.as_str(), "{d:#}");
+    assert!(d["profile_assign_time"].is_string(), "{d:#}");
+    assert_eq!(d["assignment"]["status"], "SUCCESS", "{d:#}");
+    let (_, assigned) = app
+        .admin(
+            Method::GET,
+            &format!("/api/v1/tokens/{}/devices?assignment={uuid}&limit=1000", lab.token),
+            None,
+        )
+        .await;
+    assert!(
+        assigned["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["serial_number"] == serial.as_str()),
+        "{assigned:#}"
+    );
+
+    // No delta sync in between: the device enrolls zero-touch right away.
+    assert_eq!(lab.dep.control().requests_to("/devices/sync"), 0);
+    let mut d = lab.device(&serial);
+    lab.enroll(&mut d).await;
+    lab.check_profile(&d);
+    let v = device_view(&lab, &d).await;
+    assert_eq!(v["enrolled"], true, "{v}");
+    lab.shutdown().await;
+}

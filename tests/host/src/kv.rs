@@ -32,6 +32,8 @@ pub struct Db {
     conn: Mutex<Connection>,
     strict: bool,
     ops: Ops,
+    /// Set by [`Db::kill`]: the host died, nothing reaches the file any more.
+    killed: std::sync::atomic::AtomicBool,
 }
 
 /// Store operations the components asked for, counted per interface call (what a
@@ -176,6 +178,7 @@ impl Db {
             conn: Mutex::new(conn),
             strict,
             ops: Ops::default(),
+            killed: Default::default(),
         })
     }
 
@@ -184,25 +187,40 @@ impl Db {
         self.ops.snapshot()
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn conn(&self) -> KvResult<std::sync::MutexGuard<'_, Connection>> {
         // A panic while holding the lock leaves SQLite consistent (every write is one
         // statement or one transaction), so a poisoned lock is still usable.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if self.killed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(KvFailure::Trap("the host was killed".into()));
+        }
+        Ok(conn)
+    }
+
+    /// The process dies: requests still running in it fail from their next store call
+    /// on, and the file is closed (its locks released) once the call in progress, if any,
+    /// has finished. What was written stays, as on disk.
+    pub fn kill(&self) {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        self.killed.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(memory) = Connection::open_in_memory() {
+            *conn = memory;
+        }
     }
 
     pub fn get(&self, store: &str, key: &str) -> KvResult<Option<Vec<u8>>> {
         self.ops.count(Op::Get, 1);
-        get_in(&self.conn(), store, key)
+        get_in(&*self.conn()?, store, key)
     }
 
     pub fn set(&self, store: &str, key: &str, value: &[u8]) -> KvResult<()> {
         self.ops.count(Op::Set, 1);
-        set_in(&self.conn(), store, key, value)
+        set_in(&*self.conn()?, store, key, value)
     }
 
     pub fn delete(&self, store: &str, key: &str) -> KvResult<()> {
         self.ops.count(Op::Delete, 1);
-        self.conn()
+        self.conn()?
             .execute(
                 "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
                 params![store, key],
@@ -213,7 +231,7 @@ impl Db {
 
     pub fn exists(&self, store: &str, key: &str) -> KvResult<bool> {
         self.ops.count(Op::Exists, 1);
-        self.conn()
+        self.conn()?
             .query_row(
                 "SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2",
                 params![store, key],
@@ -226,7 +244,7 @@ impl Db {
 
     pub fn keys(&self, store: &str) -> KvResult<Vec<String>> {
         self.ops.count(Op::ListKeys, 1);
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn
             .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")
             .map_err(other)?;
@@ -243,7 +261,7 @@ impl Db {
     ) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
         self.ops.count(Op::GetMany, 1);
         self.ops.count(Op::GetManyKeys, keys.len());
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
             match get_in(&conn, store, key)? {
@@ -258,7 +276,7 @@ impl Db {
     pub fn set_many(&self, store: &str, items: &[(String, Vec<u8>)]) -> KvResult<()> {
         self.ops.count(Op::SetMany, 1);
         self.ops.count(Op::SetManyKeys, items.len());
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(other)?;
         for (k, v) in items {
             set_in(&tx, store, k, v)?;
@@ -269,7 +287,7 @@ impl Db {
     pub fn delete_many(&self, store: &str, keys: &[String]) -> KvResult<()> {
         self.ops.count(Op::DeleteMany, 1);
         self.ops.count(Op::DeleteManyKeys, keys.len());
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(other)?;
         for k in keys {
             tx.execute(
@@ -284,7 +302,7 @@ impl Db {
     /// Counters are 8-byte little-endian i64 values, as Spin's SQLite backend keeps them.
     pub fn increment(&self, store: &str, key: &str, delta: i64) -> KvResult<i64> {
         self.ops.count(Op::Increment, 1);
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let tx = conn.transaction().map_err(other)?;
         let stored = get_in(&tx, store, key)?;
         let current = match &stored {
@@ -328,7 +346,7 @@ impl Db {
         value: &[u8],
     ) -> KvResult<bool> {
         self.ops.count(Op::Cas, 1);
-        let conn = self.conn();
+        let conn = self.conn()?;
         let changed = match seen {
             Some(old) => conn.execute(
                 "UPDATE spin_key_value SET value = ?3 WHERE store = ?1 AND key = ?2 AND value = ?4",
@@ -425,6 +443,7 @@ mod tests {
     fn new_files_get_16_kib_pages_and_old_ones_keep_theirs() {
         let page_size = |db: &Db| -> i64 {
             db.conn()
+                .unwrap()
                 .query_row("PRAGMA page_size", [], |r| r.get(0))
                 .unwrap()
         };

@@ -8,6 +8,7 @@
 //! It implements only what Spin implements, so nothing may come to depend on it:
 //! `spin up` on the same manifest is the production path.
 
+mod clock;
 pub mod kv;
 pub mod manifest;
 pub mod outbound;
@@ -19,6 +20,7 @@ pub mod variables;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use clock::GuestClock;
 pub use kv::KvStats;
 pub use server::{RunningHost, engine_config};
 /// hyper I/O over tokio streams, for clients in tests.
@@ -39,6 +41,9 @@ pub struct HostConfig {
     pub variables: Vec<(String, String)>,
     /// Correct key-value semantics instead of Spin SQLite's observed defects.
     pub kv_strict: bool,
+    /// The wall clock the components read; tests move it forward to pass leases,
+    /// backoffs and expiries without waiting. Spin has no such thing: it is a test aid.
+    pub guest_clock: GuestClock,
 }
 
 /// Makes `std::backtrace::Backtrace::capture` (errors inside libraries) a no-op unless

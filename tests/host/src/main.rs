@@ -82,6 +82,7 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
         runtime_config,
         variables,
         kv_strict,
+        guest_clock: mdm_host::GuestClock::default(),
     }))
 }
 

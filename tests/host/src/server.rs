@@ -73,6 +73,9 @@ struct LoadedComponent {
 
 struct App {
     engine: Engine,
+    guest_clock: crate::GuestClock,
+    /// Set when the host is killed: no answer leaves it any more.
+    killed: Arc<std::sync::atomic::AtomicBool>,
     manifest: Manifest,
     components: BTreeMap<String, LoadedComponent>,
     /// Every key-value database in use (for [`RunningHost::kv_stats`]).
@@ -83,6 +86,8 @@ struct App {
 /// also stops it.
 pub struct RunningHost {
     addr: SocketAddr,
+    guest_clock: crate::GuestClock,
+    killed: Arc<std::sync::atomic::AtomicBool>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     dbs: Vec<Arc<Db>>,
@@ -91,6 +96,11 @@ pub struct RunningHost {
 impl RunningHost {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The components' wall clock (tests move it forward).
+    pub fn guest_clock(&self) -> &crate::GuestClock {
+        &self.guest_clock
     }
 
     /// Key-value operations served so far, summed over the app's stores.
@@ -107,6 +117,12 @@ impl RunningHost {
     /// already wrote to the store stays, as it would on disk.
     pub async fn kill(mut self) {
         if let Some(task) = self.task.take() {
+            // Requests still running fail at their next store call and send no answer:
+            // nothing is written, nothing is said after the kill.
+            self.killed.store(true, std::sync::atomic::Ordering::SeqCst);
+            for db in &self.dbs {
+                db.kill();
+            }
             task.abort();
             let _ = task.await;
         }
@@ -144,13 +160,15 @@ pub(crate) async fn start(
         None => RuntimeConfig::default(),
     };
     let variables = Resolved::resolve(&manifest, &config.variables, env)?;
-    let app = load(
+    let mut app = load(
         manifest,
         runtime,
         &variables,
         &config.state_dir,
         config.kv_strict,
     )?;
+    app.guest_clock = config.guest_clock.clone();
+    let killed = app.killed.clone();
     let dbs = app.dbs.clone();
     let app = Arc::new(app);
 
@@ -162,6 +180,8 @@ pub(crate) async fn start(
     let task = tokio::spawn(serve(listener, app, stopped));
     Ok(RunningHost {
         addr,
+        guest_clock: config.guest_clock,
+        killed,
         stop,
         task: Some(task),
         dbs,
@@ -352,6 +372,8 @@ fn load(
     }
     Ok(App {
         engine,
+        guest_clock: crate::GuestClock::default(),
+        killed: Default::default(),
         manifest,
         components,
         dbs: dbs.into_values().collect(),
@@ -457,7 +479,12 @@ async fn handle(
     };
     let component = &app.components[component_id];
     let req = spin_request(req, route, client);
-    match run(&app.engine, component, req).await {
+    let result = run(&app.engine, &app.guest_clock, component, req).await;
+    if app.killed.load(std::sync::atomic::Ordering::SeqCst) {
+        // A dead process answers nothing; the connection goes with the task.
+        std::future::pending::<()>().await;
+    }
+    match result {
         Ok(res) => res,
         Err(e) => {
             eprintln!("mdm-host: component {component_id:?} failed on {path}: {e:#}");
@@ -512,6 +539,7 @@ fn spin_request(
 
 async fn run(
     engine: &Engine,
+    clock: &crate::GuestClock,
     component: &LoadedComponent,
     req: hyper::Request<Incoming>,
 ) -> anyhow::Result<hyper::Response<Full<Bytes>>> {
@@ -522,6 +550,7 @@ async fn run(
             wasi: WasiCtxBuilder::new()
                 .inherit_stdout()
                 .inherit_stderr()
+                .wall_clock(clock.wasi())
                 .build(),
             http: WasiHttpCtx::new(),
             hooks: Hooks {

@@ -29,13 +29,20 @@ pub async fn token_id(p: &impl Platform, params: &Params) -> Result<TokenId, Api
 }
 
 pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
+    let backed_off = s.backed_off_until(now);
     let state = if s.running(now) {
         "running"
     } else if s.retry_after.is_some_and(|t| t > now) {
         "throttled"
     } else if s.run.is_some() {
         "paused"
-    } else if s.last_run.as_ref().is_some_and(|r| r.outcome == "failed") {
+    } else if backed_off.is_some() {
+        "backing_off"
+    } else if s
+        .last_run
+        .as_ref()
+        .is_some_and(|r| r.outcome == "failed" || r.outcome == "timed_out")
+    {
         "failed"
     } else {
         "idle"
@@ -45,17 +52,44 @@ pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
         .next_manual_at(policy)
         .filter(|t| *t > now)
         .or(s.retry_after.filter(|t| *t > now));
+    // Progress of a full listing, which may span runs: devices fetched so far out of the
+    // last completed listing's count (Apple publishes no total); a delta shows what it
+    // fetched so far.
+    let listing = s.listing.as_ref();
+    let fetched = listing.map_or(run.map_or(0, |r| r.devices_seen), |l| l.fetched);
+    let expected = listing.and(s.listed_devices);
+    let progress = (run.is_some() || listing.is_some()).then(|| {
+        json!({
+            "phase": match listing {
+                Some(l) if l.reconcile.is_some() => "reconciling",
+                Some(_) => "listing",
+                None => "changes",
+            },
+            "devices_fetched": fetched,
+            "devices_expected": expected,
+            "fraction": expected
+                .filter(|e| *e > 0)
+                .map(|e| (fetched as f64 / e as f64).min(1.0)),
+            "devices_reconciled": listing.and_then(|l| l.reconcile).map(|r| r.position),
+        })
+    });
     json!({
         "state": state,
         "kind": run.map(|r| r.kind).or(s.last_run.as_ref().map(|r| r.kind)),
         "started_at": ts(run.map(|r| r.started_at)),
         "pages": run.map_or(0, |r| r.pages),
         "devices_seen": run.map_or(0, |r| r.devices_seen),
+        "progress": progress,
         "last_full_at": ts(s.last_full_at),
         "last_delta_at": ts(s.last_delta_at),
         "next_allowed_at": ts(Some(next_manual.unwrap_or(now))),
-        "next_sync_is_full": s.full_required || s.cursor.is_none(),
+        "next_sync_is_full": s.full_required || s.cursor.is_none() || s.listing.is_some(),
         "retry_after": ts(s.retry_after),
+        "backoff": s.backoff.as_ref().map(|b| json!({
+            "failures": b.failures,
+            "reason": b.reason,
+            "next_try_at": ts(Some(b.next_try_at)),
+        })),
         "last_error": s.last_error,
         "last_error_at": ts(s.last_error_at),
         "last_run": s.last_run.as_ref().map(|r| json!({
@@ -66,6 +100,7 @@ pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
             "pages": r.pages,
             "devices_seen": r.devices_seen,
             "outcome": r.outcome,
+            "flagged_absent": r.flagged_absent,
         })),
     })
 }
@@ -85,8 +120,10 @@ fn device_view(d: &DeviceRecord) -> Value {
         "serial_number": d.serial_number,
         "profile_uuid": d.profile_uuid(),
         "profile_status": d.profile_status(),
+        "profile_assign_time": d.field("profile_assign_time"),
         "removed_from_abm": d.removed_at.is_some(),
         "removed_at": ts(d.removed_at),
+        "removed_by": d.removed_by,
         "first_seen_at": ts(Some(d.first_seen_at)),
         "updated_at": ts(Some(d.updated_at)),
         "apple": d.apple,

@@ -469,6 +469,14 @@ pub async fn upload(
     if other_server {
         // Another ABM server's cursor means nothing here: the next sync is full.
         sync::init(p.store(), id).await?;
+    } else {
+        // A new token: a sync that failed with the old one is tried again at once.
+        crate::dep::sync_state::clear_backoff(p.store(), id)
+            .await
+            .map_err(|e| match e {
+                sync::SyncError::Store(kv) => ApiError::store(kv),
+                other => internal(other.to_string()),
+            })?;
     }
     // New secrets: the old session belongs to the old token.
     let _ = apple::save_session(p.store(), &sealer, session.as_deref()).await;
@@ -556,7 +564,7 @@ pub async fn sync_now(
     let storage_key = storage_key(p).await?;
     let base = apple::base_url(p.vars()).await;
     let short = Policy {
-        run_budget: MANUAL_SYNC_BUDGET,
+        slice: MANUAL_SYNC_BUDGET,
         ..policy
     };
     let report = apple::run_sync(p, &r, plan, &short, &storage_key, &base)
@@ -567,7 +575,7 @@ pub async fn sync_now(
         })?;
     let state = sync::load(p.store(), r.id).await?.unwrap_or_default();
     let status = match report.outcome {
-        Outcome::Completed | Outcome::Failed(_) => StatusCode::OK,
+        Outcome::Completed | Outcome::Failed(_) | Outcome::TimedOut => StatusCode::OK,
         Outcome::Paused | Outcome::Throttled { .. } | Outcome::Busy => StatusCode::ACCEPTED,
     };
     Ok(api::json(
@@ -579,6 +587,7 @@ pub async fn sync_now(
                 Outcome::Throttled { .. } => "throttled".to_owned(),
                 Outcome::Busy => "busy".to_owned(),
                 Outcome::Failed(m) => format!("failed: {m}"),
+                Outcome::TimedOut => "timed_out".to_owned(),
             },
             "kind": report.kind,
             "add_only": plan.add_only,

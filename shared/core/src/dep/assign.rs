@@ -1,4 +1,6 @@
 //! Assigning profiles to devices with Apple and keeping what Apple answered per serial.
+//! What Apple accepts shows in the inventory at once: readers lay the answer over the
+//! synced record (see [`super::assignment`]); nothing here rewrites device records.
 //!
 //! Key layout (token `t`, serial `s`):
 //! - `asg:<t>:<s>`       the last [`AssignmentResult`] for the serial
@@ -13,10 +15,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
 
 use super::TokenId;
+pub use super::assignment::{AssignmentResult, result_key};
 use super::client::{DepClient, DepError, DeviceStatus, MAX_SERIALS};
 use super::inventory::{self, DeviceRecord};
 use crate::platform::{Clock, HttpClient};
@@ -25,31 +27,12 @@ pub const FAILED_RETRY: u64 = 86_400;
 /// When Apple throttles without saying for how long.
 pub const THROTTLED_RETRY: u64 = 3_600;
 
-pub fn result_key(token: TokenId, serial: &str) -> String {
-    format!("asg:{token}:{}", segment(serial))
-}
-
 fn retry_key(token: TokenId) -> String {
     format!("asgretry:{token}")
 }
 
 fn retry_claim(token: TokenId) -> CounterKey {
     CounterKey::new(&format!("asgretry:{token}")).expect("static counter name")
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssignmentResult {
-    /// SUCCESS, NOT_ACCESSIBLE, FAILED, THROTTLED, or REMOVED after a removal.
-    pub status: String,
-    pub at: u64,
-    /// Our profile id and the Apple UUID it was defined as.
-    pub profile: Option<u64>,
-    pub apple_uuid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_at: Option<u64>,
-    /// Consecutive FAILED/THROTTLED answers.
-    #[serde(default)]
-    pub failures: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +59,8 @@ pub async fn results<B: Backend>(
     Ok(store
         .get(&result_key(token, serial))
         .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+        .as_deref()
+        .and_then(AssignmentResult::decode))
 }
 
 async fn update_retries<B: Backend>(
@@ -326,54 +310,6 @@ async fn record<B: Backend>(
             }
         })
         .await?;
-    }
-    // Reflect what Apple accepted in the inventory at once; the next sync confirms it.
-    let changed: Vec<(&String, Option<&str>)> = statuses
-        .iter()
-        .filter_map(|(s, st)| match st.as_str() {
-            "SUCCESS" => Some((s, apple_uuid)),
-            "REMOVED" => Some((s, None)),
-            _ => None,
-        })
-        .collect();
-    if !changed.is_empty() {
-        let keys: Vec<String> = changed
-            .iter()
-            .map(|(s, _)| inventory::device_key(token, s))
-            .collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let current = store.get_many(&refs).await?;
-        let mut writes = Vec::new();
-        for ((key, (_, uuid)), raw) in keys.iter().zip(&changed).zip(current) {
-            let Some(mut d) = raw.and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
-            else {
-                continue;
-            };
-            match uuid {
-                Some(u) => {
-                    d.apple
-                        .insert("profile_uuid".into(), Value::String((*u).to_owned()));
-                    d.apple
-                        .insert("profile_status".into(), Value::String("assigned".into()));
-                    d.apple.insert(
-                        "profile_assign_time".into(),
-                        Value::String(crate::time::format_rfc3339(now as i64)),
-                    );
-                }
-                None => {
-                    d.apple
-                        .insert("profile_status".into(), Value::String("empty".into()));
-                    d.apple.remove("profile_uuid");
-                }
-            }
-            d.updated_at = now;
-            writes.push((key.clone(), serde_json::to_vec(&d).expect("serialises")));
-        }
-        let items: Vec<(&str, &[u8])> = writes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        store.set_many(&items).await?;
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
+use super::assignment::{AssignmentResult, result_key};
 use crate::time::parse_rfc3339;
 
 pub fn device_key(token: TokenId, serial: &str) -> String {
@@ -40,11 +41,11 @@ fn index_key(token: TokenId, slot: u64) -> String {
     format!("devix:{token}:{slot}")
 }
 
-fn index_counter(token: TokenId) -> CounterKey {
+pub(crate) fn index_counter(token: TokenId) -> CounterKey {
     CounterKey::new(&format!("devix:{token}")).expect("static counter name")
 }
 
-fn live_counter(token: TokenId) -> CounterKey {
+pub(crate) fn live_counter(token: TokenId) -> CounterKey {
     CounterKey::new(&format!("devn:{token}")).expect("static counter name")
 }
 
@@ -68,6 +69,27 @@ pub struct DeviceRecord {
     /// Deleted by an admin or purged; kept so the serial keeps its one index slot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
+    /// When the page that brought `apple` was requested from Apple: what an assignment
+    /// answer is compared with (see [`super::assignment`]). Older records: `updated_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apple_at: Option<u64>,
+    /// The full listing (its generation number) that last contained the serial; a
+    /// completed listing flags the live devices it did not contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_in: Option<u64>,
+    /// Why `removed_at` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_by: Option<Removal>,
+}
+
+/// How we learnt that Apple no longer assigns a device to this token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Removal {
+    /// A sync event with `op_type: deleted`.
+    Deleted,
+    /// A completed full listing did not contain it.
+    Absent,
 }
 
 impl DeviceRecord {
@@ -81,6 +103,34 @@ impl DeviceRecord {
 
     pub fn profile_status(&self) -> &str {
         self.field("profile_status").unwrap_or("empty")
+    }
+
+    /// Whether Apple (as far as we know) assigns the device a profile.
+    pub fn assigned(&self) -> bool {
+        self.profile_uuid().is_some() && !matches!(self.profile_status(), "empty" | "removed")
+    }
+
+    /// As of when `apple` reflects Apple.
+    pub fn apple_at(&self) -> u64 {
+        self.apple_at.unwrap_or(self.updated_at)
+    }
+
+    /// The record as an admin or an enrolling device must see it: our accepted
+    /// assignment (or removal) laid over Apple's fields when it is newer than them.
+    pub fn with_assignment(mut self, ours: Option<&AssignmentResult>) -> Self {
+        if let Some(r) = ours {
+            let at = self.apple_at();
+            r.overlay(&mut self.apple, at);
+        }
+        self
+    }
+
+    pub fn decode(raw: &[u8]) -> Option<Self> {
+        serde_json::from_slice(raw).ok()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("record serialises")
     }
 }
 
@@ -126,18 +176,42 @@ fn serial_of(rec: &Map<String, Value>) -> Option<String> {
         .then(|| s.to_owned())
 }
 
+/// How one page of Apple device records is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageContext {
+    pub mode: ApplyMode,
+    /// When the page was requested from Apple.
+    pub asked_at: u64,
+    pub now: u64,
+    /// The full listing this page belongs to: its devices are stamped with it.
+    pub listing: Option<u64>,
+}
+
+impl PageContext {
+    /// A page requested and applied at `now`, outside any full listing.
+    pub fn at(mode: ApplyMode, now: u64) -> Self {
+        PageContext {
+            mode,
+            asked_at: now,
+            now,
+            listing: None,
+        }
+    }
+}
+
 /// Applies one page of Apple device records (fetch or sync) to the inventory.
 ///
 /// Within the page records are ordered by `op_date` and the latest per serial wins;
-/// across pages a record older than the one held is skipped. Applying the same page
-/// twice (a run resumed after a crash) changes nothing the second time.
+/// across pages a record older than the one held is skipped (but still stamped with the
+/// listing that contained it). Applying the same page twice (a run resumed after a
+/// crash) changes nothing the second time.
 pub async fn apply_page<B: Backend>(
     store: &Store<B>,
     token: TokenId,
     records: Vec<Map<String, Value>>,
-    mode: ApplyMode,
-    now: u64,
+    cx: PageContext,
 ) -> Result<PageStats, KvError> {
+    let now = cx.now;
     let mut stats = PageStats {
         records: records.len() as u64,
         ..Default::default()
@@ -176,7 +250,7 @@ pub async fn apply_page<B: Backend>(
     let mut updates: Vec<(String, DeviceRecord)> = Vec::new();
     let mut live_delta: i64 = 0;
     for ((serial, t, rec), (key, held)) in page.into_iter().zip(keys.into_iter().zip(held)) {
-        let held: Option<DeviceRecord> = held.and_then(|raw| serde_json::from_slice(&raw).ok());
+        let held: Option<DeviceRecord> = held.as_deref().and_then(DeviceRecord::decode);
         let op = op_of(&rec);
         let was_live = held.as_ref().is_some_and(|h| !h.tombstone);
         if held.is_none() && op == Op::Deleted {
@@ -186,8 +260,18 @@ pub async fn apply_page<B: Backend>(
         }
         if let Some(h) = &held {
             let stale = matches!((h.op_time, t), (Some(old), Some(new)) if new < old);
-            if stale || (mode == ApplyMode::AddOnly && !h.tombstone) {
+            if stale || (cx.mode == ApplyMode::AddOnly && !h.tombstone) {
                 stats.skipped += 1;
+                // Listed by Apple all the same: a completed listing must not flag it.
+                if op == Op::Upsert
+                    && !h.tombstone
+                    && cx.listing.is_some()
+                    && h.listed_in != cx.listing
+                {
+                    let mut h = h.clone();
+                    h.listed_in = cx.listing;
+                    updates.push((key, h));
+                }
                 continue;
             }
         }
@@ -203,6 +287,9 @@ pub async fn apply_page<B: Backend>(
                 // 0 = not indexed yet; a tombstone keeps its slot.
                 slot: other.map_or(0, |h| h.slot),
                 tombstone: false,
+                apple_at: None,
+                listed_in: None,
+                removed_by: None,
             },
         };
         if t.is_some() {
@@ -214,6 +301,7 @@ pub async fn apply_page<B: Backend>(
                 // Keep the last known fields; the purge removes the record later.
                 if record.removed_at.is_none() {
                     record.removed_at = Some(now);
+                    record.removed_by = Some(Removal::Deleted);
                 }
                 for (k, v) in [
                     ("op_type", rec.get("op_type")),
@@ -227,7 +315,12 @@ pub async fn apply_page<B: Backend>(
             }
             Op::Upsert => {
                 record.apple = rec;
+                record.apple_at = Some(cx.asked_at);
                 record.removed_at = None;
+                record.removed_by = None;
+                if cx.listing.is_some() {
+                    record.listed_in = cx.listing;
+                }
                 if was_live {
                     stats.updated += 1;
                 } else {
@@ -262,21 +355,13 @@ pub async fn apply_page<B: Backend>(
                 record.serial_number.as_bytes().to_vec(),
             ));
         }
-        let refs: Vec<(&str, &[u8])> = index
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        store.set_many(&refs).await?;
+        set_all(store, &index).await?;
     }
     let writes: Vec<(String, Vec<u8>)> = updates
         .iter()
-        .map(|(k, r)| (k.clone(), serde_json::to_vec(r).expect("record serialises")))
+        .map(|(k, r)| (k.clone(), r.encode()))
         .collect();
-    let refs: Vec<(&str, &[u8])> = writes
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    store.set_many(&refs).await?;
+    set_all(store, &writes).await?;
     // After the records: a crash in between leaves a serial unindexed, which the lookup
     // ([`token_of`]) covers by scanning the tokens.
     let present: Vec<(String, Vec<u8>)> = updates
@@ -289,27 +374,73 @@ pub async fn apply_page<B: Backend>(
             )
         })
         .collect();
-    let refs: Vec<(&str, &[u8])> = present
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    store.set_many(&refs).await?;
+    set_all(store, &present).await?;
     if live_delta != 0 {
         store.increment(&live_counter(token), live_delta).await?;
     }
     Ok(stats)
 }
 
-/// The live record of a serial (`None` if unknown or deleted).
-pub async fn get<B: Backend>(
+async fn set_all<B: Backend>(store: &Store<B>, items: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<(&str, &[u8])> = items
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    store.set_many(&refs).await
+}
+
+/// Our last assignment answer for each of `serials`, in order.
+async fn assignments<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    serials: &[&str],
+) -> Result<Vec<Option<AssignmentResult>>, KvError> {
+    if serials.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = serials.iter().map(|s| result_key(token, s)).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    Ok(store
+        .get_many(&refs)
+        .await?
+        .into_iter()
+        .map(|raw| raw.as_deref().and_then(AssignmentResult::decode))
+        .collect())
+}
+
+/// The live record of a serial as stored (`None` if unknown or deleted): Apple's fields
+/// as last synced, without our newer assignment answers (see [`get`]).
+pub async fn get_synced<B: Backend>(
     store: &Store<B>,
     token: TokenId,
     serial: &str,
 ) -> Result<Option<DeviceRecord>, KvError> {
     let raw = store.get(&device_key(token, serial)).await?;
     Ok(raw
-        .and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
+        .as_deref()
+        .and_then(DeviceRecord::decode)
         .filter(|r| !r.tombstone))
+}
+
+/// The live record of a serial (`None` if unknown or deleted), with our assignment
+/// answer laid over Apple's fields when it is newer.
+pub async fn get<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    serial: &str,
+) -> Result<Option<DeviceRecord>, KvError> {
+    let Some(rec) = get_synced(store, token, serial).await? else {
+        return Ok(None);
+    };
+    let ours = store
+        .get(&result_key(token, serial))
+        .await?
+        .as_deref()
+        .and_then(AssignmentResult::decode);
+    Ok(Some(rec.with_assignment(ours.as_ref())))
 }
 
 /// The token holding `serial` and its record: the one the serial index names when it
@@ -333,6 +464,22 @@ pub async fn token_of<B: Backend>(
     {
         return Ok(Some((t, rec)));
     }
+    let Some((t, rec)) = scan_tokens(store, serial).await? else {
+        return Ok(None);
+    };
+    let ours = store
+        .get(&result_key(t, serial))
+        .await?
+        .as_deref()
+        .and_then(AssignmentResult::decode);
+    Ok(Some((t, rec.with_assignment(ours.as_ref()))))
+}
+
+/// [`token_of`]'s fallback: every token slot's record of `serial`, present ones first.
+async fn scan_tokens<B: Backend>(
+    store: &Store<B>,
+    serial: &str,
+) -> Result<Option<(TokenId, DeviceRecord)>, KvError> {
     let last = store.counter(&super::tokens::seq_counter()).await?.max(0) as u64;
     let mut best: Option<(TokenId, DeviceRecord)> = None;
     let ids: Vec<TokenId> = (1..=last).map(TokenId).collect();
@@ -341,7 +488,8 @@ pub async fn token_of<B: Backend>(
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         for (t, raw) in chunk.iter().zip(store.get_many(&refs).await?) {
             let Some(rec) = raw
-                .and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
+                .as_deref()
+                .and_then(DeviceRecord::decode)
                 .filter(|r| !r.tombstone)
             else {
                 continue;
@@ -398,7 +546,7 @@ pub struct ListPage {
 /// Slots read per listing call at most, so a selective filter over a large inventory
 /// returns partial pages (with `next`) instead of one unbounded scan.
 pub const MAX_SCAN: u64 = 20_000;
-const SCAN_BATCH: u64 = 100;
+pub(crate) const SCAN_BATCH: u64 = 100;
 
 fn matches(r: &DeviceRecord, q: &ListQuery) -> bool {
     if let Some(p) = &q.serial_prefix {
@@ -415,7 +563,7 @@ fn matches(r: &DeviceRecord, q: &ListQuery) -> bool {
             return false;
         }
     }
-    let assigned = r.profile_uuid().is_some() && !matches!(r.profile_status(), "empty" | "removed");
+    let assigned = r.assigned();
     match &q.assignment {
         None => true,
         Some(Assignment::Unassigned) => !assigned,
@@ -424,8 +572,9 @@ fn matches(r: &DeviceRecord, q: &ListQuery) -> bool {
     }
 }
 
-/// Reads index slots `from..=to` and the records they point at, skipping orphan slots.
-async fn read_slots<B: Backend>(
+/// Reads index slots `from..=to` and the records they point at (as stored), skipping
+/// orphan slots.
+pub(crate) async fn read_slots<B: Backend>(
     store: &Store<B>,
     token: TokenId,
     from: u64,
@@ -445,8 +594,35 @@ async fn read_slots<B: Backend>(
         .into_iter()
         .zip(records)
         .filter_map(|((slot, _), raw)| {
-            let r: DeviceRecord = serde_json::from_slice(&raw?).ok()?;
+            let r = DeviceRecord::decode(&raw?)?;
             (r.slot == slot).then_some((slot, r))
+        })
+        .collect())
+}
+
+/// [`read_slots`] with our newer assignment answers laid over the live records.
+async fn read_slots_effective<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, DeviceRecord)>, KvError> {
+    let slots = read_slots(store, token, from, to).await?;
+    let live: Vec<&str> = slots
+        .iter()
+        .filter(|(_, r)| !r.tombstone)
+        .map(|(_, r)| r.serial_number.as_str())
+        .collect();
+    let mut ours = assignments(store, token, &live).await?.into_iter();
+    Ok(slots
+        .into_iter()
+        .map(|(slot, r)| {
+            if r.tombstone {
+                (slot, r)
+            } else {
+                let a = ours.next().flatten();
+                (slot, r.with_assignment(a.as_ref()))
+            }
         })
         .collect())
 }
@@ -464,7 +640,7 @@ pub async fn list<B: Backend>(
     let scan_end = q.after.saturating_add(MAX_SCAN).min(last);
     while slot < scan_end && devices.len() < limit {
         let to = (slot + SCAN_BATCH).min(scan_end);
-        for (s, r) in read_slots(store, token, slot + 1, to).await? {
+        for (s, r) in read_slots_effective(store, token, slot + 1, to).await? {
             if devices.len() == limit {
                 return Ok(ListPage {
                     devices,
@@ -516,75 +692,4 @@ pub async fn delete_by_admin<B: Backend>(
         store.increment(&live_counter(token), -1).await?;
     }
     Ok(deleted)
-}
-
-/// Progress of a maintenance scan over a token's index.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScanState {
-    /// Last slot scanned in the current pass.
-    pub position: u64,
-    /// Live devices counted so far in this pass.
-    pub live_seen: i64,
-}
-
-/// Scans up to `max_slots` index slots from `state.position`: tombstones devices that
-/// Apple reported removed before `purge_before`, and at the end of a full pass corrects
-/// the live-device counter (it can drift if a run dies between two writes). Returns the
-/// number purged and whether the pass completed (state reset for the next pass).
-pub async fn maintenance_scan<B: Backend>(
-    store: &Store<B>,
-    token: TokenId,
-    state: &mut ScanState,
-    max_slots: u64,
-    purge_before: u64,
-    now: u64,
-) -> Result<(u64, bool), KvError> {
-    let last = store.counter(&index_counter(token)).await?.max(0) as u64;
-    let end = state.position.saturating_add(max_slots).min(last);
-    let mut purged = 0;
-    let mut slot = state.position;
-    while slot < end {
-        let to = (slot + SCAN_BATCH).min(end);
-        let mut writes = Vec::new();
-        for (_, mut r) in read_slots(store, token, slot + 1, to).await? {
-            if r.tombstone {
-                continue;
-            }
-            if r.removed_at.is_some_and(|t| t < purge_before) {
-                r.tombstone = true;
-                r.apple.clear();
-                r.updated_at = now;
-                writes.push((
-                    device_key(token, &r.serial_number),
-                    serde_json::to_vec(&r).expect("record serialises"),
-                ));
-                purged += 1;
-            } else {
-                state.live_seen += 1;
-            }
-        }
-        let refs: Vec<(&str, &[u8])> = writes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        store.set_many(&refs).await?;
-        slot = to;
-    }
-    if purged > 0 {
-        store
-            .increment(&live_counter(token), -(purged as i64))
-            .await?;
-    }
-    state.position = slot;
-    if slot >= last {
-        let counted = store.counter(&live_counter(token)).await?;
-        if counted != state.live_seen {
-            store
-                .increment(&live_counter(token), state.live_seen - counted)
-                .await?;
-        }
-        *state = ScanState::default();
-        return Ok((purged, true));
-    }
-    Ok((purged, false))
 }

@@ -3,13 +3,16 @@
 
 pub mod apple;
 pub mod assign;
+pub mod assignment;
 pub mod client;
 pub mod inventory;
 pub mod oauth;
 pub mod profile_store;
 pub mod profiles;
+pub mod reconcile;
 pub mod skipkeys;
 pub mod sync;
+pub mod sync_state;
 pub mod tokens;
 
 /// A token slot's id: small sequential numbers allocated by a counter, so every slot can

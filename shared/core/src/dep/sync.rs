@@ -1,224 +1,30 @@
-//! The Device Assignment sync engine: which sync is due, and running one resumably under
-//! an expiring compare-and-swap lease.
-//!
-//! Key layout: `dsync:<t>` holds the token's [`SyncState`] (JSON). It is written when the
-//! token slot is created and never deleted while the slot exists, so every later update
-//! can use compare-and-swap safely (CAS on an absent key is not safe on Spin's SQLite).
+//! The Device Assignment sync engine: runs (or resumes) one sync of a token under an
+//! expiring compare-and-swap lease, a slice at a time. The state it keeps and the rules
+//! of which sync is due are in [`super::sync_state`].
 //!
 //! A run stores the cursor after every applied page. If it dies at any point, its lease
 //! expires and the next trigger resumes from that cursor; re-applying a page is harmless
-//! (see [`super::inventory::apply_page`]).
+//! (see [`super::inventory::apply_page`]). A full listing ends with a bounded pass over the
+//! inventory ([`super::reconcile::listing_step`]) before the run counts as completed.
 
 use std::future::Future;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use mdm_kv::{Backend, KvError, Store, UpdateError};
+use mdm_kv::{Backend, Store};
 
 use super::TokenId;
-use super::inventory::{self, ApplyMode, PageStats, ScanState};
+use super::inventory::{self, ApplyMode, PageContext, PageStats};
+use super::reconcile;
+pub use super::sync_state::{
+    Backoff, Lease, Listing, ManualRefusal, Plan, Policy, Reconcile, Run, RunSummary, SyncError,
+    SyncKind, SyncState, init, load, state_key,
+};
+use super::sync_state::modify;
 use crate::{Clock, random};
 
-pub fn state_key(token: TokenId) -> String {
-    format!("dsync:{token}")
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncKind {
-    /// Fetch every device (`POST /server/devices`) from the start.
-    Full,
-    /// Changes since the cursor (`POST /devices/sync`).
-    Delta,
-}
-
-/// The sync rules. Defaults are the product's policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub delta_interval: u64,
-    pub manual_min_interval: u64,
-    pub full_min_interval: u64,
-    /// Apple expires cursors after 7 days.
-    pub cursor_max_age: u64,
-    pub run_budget: u64,
-    pub lease_ttl: u64,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy {
-            delta_interval: 12 * 3600,
-            manual_min_interval: 15 * 60,
-            full_min_interval: 7 * 86400,
-            cursor_max_age: 7 * 86400,
-            run_budget: 15 * 60,
-            lease_ttl: 120,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    pub holder: String,
-    pub expires_at: u64,
-}
-
-/// The run in progress (or interrupted, to be resumed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Run {
-    pub id: String,
-    pub kind: SyncKind,
-    pub add_only: bool,
-    pub manual: bool,
-    pub started_at: u64,
-    pub pages: u64,
-    pub devices_seen: u64,
-    /// Cursor of this run's last applied page (a full run starts without one).
-    pub cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncState {
-    #[serde(default)]
-    pub run: Option<Run>,
-    #[serde(default)]
-    pub lease: Option<Lease>,
-    /// Cursor for the next delta sync, and when Apple issued it.
-    #[serde(default)]
-    pub cursor: Option<String>,
-    #[serde(default)]
-    pub cursor_at: Option<u64>,
-    #[serde(default)]
-    pub last_full_at: Option<u64>,
-    #[serde(default)]
-    pub last_delta_at: Option<u64>,
-    #[serde(default)]
-    pub last_manual_at: Option<u64>,
-    /// A failed delta or a rejected cursor: the next sync must be full.
-    #[serde(default)]
-    pub full_required: bool,
-    /// Apple asked us to come back later (429/503 Retry-After).
-    #[serde(default)]
-    pub retry_after: Option<u64>,
-    #[serde(default)]
-    pub last_error: Option<String>,
-    #[serde(default)]
-    pub last_error_at: Option<u64>,
-    /// Last completed run's figures.
-    #[serde(default)]
-    pub last_run: Option<RunSummary>,
-    #[serde(default)]
-    pub scan: ScanState,
-    #[serde(default)]
-    pub last_scan_at: Option<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub kind: SyncKind,
-    pub add_only: bool,
-    pub started_at: u64,
-    pub finished_at: u64,
-    pub pages: u64,
-    pub devices_seen: u64,
-    pub outcome: String,
-}
-
-impl SyncState {
-    pub fn running(&self, now: u64) -> bool {
-        self.lease.as_ref().is_some_and(|l| l.expires_at > now)
-    }
-
-    /// The kind the next scheduled sync would have, ignoring timing.
-    fn needed_kind(&self, now: u64, p: &Policy) -> SyncKind {
-        let cursor_stale = self
-            .cursor_at
-            .is_none_or(|at| now.saturating_sub(at) >= p.cursor_max_age);
-        if self.full_required || self.cursor.is_none() || cursor_stale {
-            SyncKind::Full
-        } else {
-            SyncKind::Delta
-        }
-    }
-
-    /// What a scheduled trigger should do now, if anything.
-    pub fn scheduled_plan(&self, now: u64, p: &Policy) -> Option<Plan> {
-        if self.running(now) || self.retry_after.is_some_and(|t| t > now) {
-            return None;
-        }
-        if let Some(run) = &self.run {
-            return Some(Plan {
-                kind: run.kind,
-                add_only: run.add_only,
-                manual: run.manual,
-            });
-        }
-        let kind = self.needed_kind(now, p);
-        let last = self.last_delta_at.max(self.last_full_at);
-        let due = kind == SyncKind::Full
-            || last.is_none_or(|t| now.saturating_sub(t) >= p.delta_interval);
-        due.then_some(Plan {
-            kind,
-            add_only: false,
-            manual: false,
-        })
-    }
-
-    /// When the next manual sync is allowed.
-    pub fn next_manual_at(&self, p: &Policy) -> Option<u64> {
-        self.last_manual_at.map(|t| t + p.manual_min_interval)
-    }
-
-    /// An admin asks for a sync. At most one per `manual_min_interval`; a full sync
-    /// sooner than `full_min_interval` after the last one only adds unknown serials. A
-    /// delta that cannot run (no usable cursor) becomes a full sync.
-    pub fn manual_plan(
-        &self,
-        requested: SyncKind,
-        now: u64,
-        p: &Policy,
-    ) -> Result<Plan, ManualRefusal> {
-        if self.running(now) || self.run.is_some() {
-            return Err(ManualRefusal::Running);
-        }
-        if let Some(next) = self.next_manual_at(p).filter(|t| *t > now) {
-            return Err(ManualRefusal::TooSoon {
-                next_allowed_at: next,
-            });
-        }
-        if let Some(t) = self.retry_after.filter(|t| *t > now) {
-            return Err(ManualRefusal::TooSoon { next_allowed_at: t });
-        }
-        let kind = match (requested, self.needed_kind(now, p)) {
-            (_, SyncKind::Full) | (SyncKind::Full, _) => SyncKind::Full,
-            _ => SyncKind::Delta,
-        };
-        let forced = self.needed_kind(now, p) == SyncKind::Full;
-        let recent_full = self
-            .last_full_at
-            .is_some_and(|t| now.saturating_sub(t) < p.full_min_interval);
-        let add_only = kind == SyncKind::Full && recent_full && !forced;
-        Ok(Plan {
-            kind,
-            add_only,
-            manual: true,
-        })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Plan {
-    pub kind: SyncKind,
-    pub add_only: bool,
-    pub manual: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManualRefusal {
-    Running,
-    TooSoon { next_allowed_at: u64 },
-}
+/// Index slots the end-of-listing pass examines per step (between two lease renewals).
+pub const RECONCILE_SLOTS_PER_STEP: u64 = 2_000;
 
 /// One page from Apple.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -280,6 +86,9 @@ pub enum Outcome {
     },
     /// The run ended with an error (recorded in the state).
     Failed(String),
+    /// The whole run took longer than `Policy::run_budget`: it ends, and the next sync
+    /// continues from its cursor.
+    TimedOut,
     /// Another worker holds the lease.
     Busy,
 }
@@ -292,79 +101,8 @@ pub struct Report {
     pub stats: PageStats,
 }
 
-#[derive(Debug)]
-pub enum SyncError {
-    Store(KvError),
-    /// The token slot has no sync state (it does not exist).
-    NoSuchToken,
-    /// Another worker took over the lease mid-run (ours expired); we stopped writing.
-    LeaseLost,
-}
-
-impl From<KvError> for SyncError {
-    fn from(e: KvError) -> Self {
-        SyncError::Store(e)
-    }
-}
-
-impl std::fmt::Display for SyncError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SyncError::Store(e) => e.fmt(f),
-            SyncError::NoSuchToken => f.write_str("no such token"),
-            SyncError::LeaseLost => f.write_str("sync lease lost to another worker"),
-        }
-    }
-}
-
-pub async fn init<B: Backend>(store: &Store<B>, token: TokenId) -> Result<(), KvError> {
-    store
-        .set(
-            &state_key(token),
-            &serde_json::to_vec(&SyncState::default()).expect("serialises"),
-        )
-        .await
-}
-
-pub async fn load<B: Backend>(
-    store: &Store<B>,
-    token: TokenId,
-) -> Result<Option<SyncState>, KvError> {
-    Ok(match store.get(&state_key(token)).await? {
-        Some(raw) => Some(
-            serde_json::from_slice(&raw)
-                .map_err(|e| KvError::Backend(format!("sync state: {e}")))?,
-        ),
-        None => None,
-    })
-}
-
-/// Read-modify-write of the sync state. `change` returns false to leave it untouched.
-async fn modify<B: Backend>(
-    store: &Store<B>,
-    token: TokenId,
-    mut change: impl FnMut(&mut SyncState) -> Result<bool, SyncError>,
-) -> Result<SyncState, SyncError> {
-    let r = store
-        .update::<SyncError>(&state_key(token), 50, |raw| {
-            let mut s: SyncState = serde_json::from_slice(raw)
-                .map_err(|e| SyncError::Store(KvError::Backend(format!("sync state: {e}"))))?;
-            if change(&mut s)? {
-                Ok(Some(serde_json::to_vec(&s).expect("serialises")))
-            } else {
-                Ok(None)
-            }
-        })
-        .await;
-    match r {
-        Ok(Some(raw)) => Ok(serde_json::from_slice(&raw).expect("just serialised")),
-        Ok(None) => Err(SyncError::NoSuchToken),
-        Err(UpdateError::Kv(e)) => Err(SyncError::Store(e)),
-        Err(UpdateError::Rejected(e)) => Err(e),
-    }
-}
-
-/// Runs (or resumes) a sync for `token` under the lease. Bounded by `policy.run_budget`.
+/// Runs (or resumes) a sync for `token` under the lease, for one slice of
+/// `policy.slice` seconds at most.
 pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
     store: &Store<B>,
     clock: &C,
@@ -389,6 +127,21 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
         });
         let resumable = s.run.as_ref().is_some_and(|r| r.kind == plan.kind);
         if !resumable {
+            let listing = if plan.kind == SyncKind::Full && !plan.add_only {
+                if s.listing.is_none() {
+                    s.listings += 1;
+                    s.listing = Some(Listing {
+                        generation: s.listings,
+                        cursor: None,
+                        fetched: 0,
+                        started_at: started,
+                        reconcile: None,
+                    });
+                }
+                s.listing.clone()
+            } else {
+                None
+            };
             s.run = Some(Run {
                 id: me.clone(),
                 kind: plan.kind,
@@ -398,9 +151,10 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
                 pages: 0,
                 devices_seen: 0,
                 cursor: match plan.kind {
-                    SyncKind::Full => None,
+                    SyncKind::Full => listing.as_ref().and_then(|l| l.cursor.clone()),
                     SyncKind::Delta => s.cursor.clone(),
                 },
+                listing: listing.map(|l| l.generation),
             });
         }
         if plan.manual {
@@ -425,15 +179,47 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
     } else {
         ApplyMode::Upsert
     };
+    let mut listing = state
+        .listing
+        .clone()
+        .filter(|l| run.listing == Some(l.generation));
     let mut cursor = run.cursor.clone();
     let mut totals = PageStats::default();
     let mut pages = 0u64;
+    // A lost cursor is routine (the next sync is full at once); any other failure makes
+    // the token wait.
+    let mut cursor_lost = false;
 
     let outcome = loop {
         let now = clock.unix_seconds();
-        if now.saturating_sub(started) >= policy.run_budget {
+        if now.saturating_sub(run.started_at) >= policy.run_budget {
+            break Outcome::TimedOut;
+        }
+        if now.saturating_sub(started) >= policy.slice {
             break Outcome::Paused;
         }
+        // Every page fetched: the pass over the inventory, a step at a time.
+        if let Some(l) = listing.as_mut()
+            && let Some(mut progress) = l.reconcile
+        {
+            let done = reconcile::listing_step(
+                store,
+                token,
+                l.generation,
+                &mut progress,
+                RECONCILE_SLOTS_PER_STEP,
+                now,
+            )
+            .await?;
+            l.reconcile = Some(progress);
+            let l = l.clone();
+            renew(store, token, &me, now, policy, |s| s.listing = Some(l.clone())).await?;
+            if done {
+                break Outcome::Completed;
+            }
+            continue;
+        }
+        let asked_at = clock.unix_seconds();
         let page = match (run.kind, cursor.as_deref()) {
             (SyncKind::Full, c) => feed.fetch(c).await,
             (SyncKind::Delta, Some(c)) => feed.sync(c).await,
@@ -444,32 +230,51 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
         let page = match page {
             Ok(p) => p,
             Err(FeedError::ExhaustedCursor) if run.kind == SyncKind::Full => {
-                break Outcome::Completed;
+                match listing.as_mut() {
+                    Some(l) => {
+                        l.reconcile = Some(Reconcile::default());
+                        let l = l.clone();
+                        renew(store, token, &me, now, policy, |s| {
+                            s.listing = Some(l.clone())
+                        })
+                        .await?;
+                        continue;
+                    }
+                    None => break Outcome::Completed,
+                }
             }
             Err(FeedError::Throttled { retry_after }) => {
                 break Outcome::Throttled {
                     retry_after: now + retry_after,
                 };
             }
-            Err(e) => break Outcome::Failed(e.to_string()),
+            Err(e) => {
+                cursor_lost = matches!(e, FeedError::CursorRejected(_));
+                break Outcome::Failed(e.to_string());
+            }
         };
-        let stats =
-            inventory::apply_page(store, token, page.devices, mode, clock.unix_seconds()).await?;
+        let cx = PageContext {
+            mode,
+            asked_at,
+            now: clock.unix_seconds(),
+            listing: listing.as_ref().map(|l| l.generation),
+        };
+        let stats = inventory::apply_page(store, token, page.devices, cx).await?;
         add_stats(&mut totals, &stats);
         pages += 1;
         if page.cursor.is_some() {
             cursor = page.cursor.clone();
         }
         let more = page.more_to_follow;
-        let now = clock.unix_seconds();
-        modify(store, token, |s| {
-            if s.lease.as_ref().is_none_or(|l| l.holder != me) {
-                return Err(SyncError::LeaseLost);
+        if let Some(l) = listing.as_mut() {
+            l.cursor = cursor.clone();
+            l.fetched += stats.records;
+            if !more {
+                l.reconcile = Some(Reconcile::default());
             }
-            s.lease = Some(Lease {
-                holder: me.clone(),
-                expires_at: now + policy.lease_ttl,
-            });
+        }
+        let now = clock.unix_seconds();
+        renew(store, token, &me, now, policy, |s| {
             if let Some(r) = s.run.as_mut() {
                 r.pages += 1;
                 r.devices_seen += stats.records;
@@ -479,10 +284,14 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
                 s.cursor = cursor.clone();
                 s.cursor_at = Some(now);
             }
-            Ok(true)
+            if listing.is_some() {
+                s.listing = listing.clone();
+            }
+            // Apple answered: whatever failed before works again.
+            s.backoff = None;
         })
         .await?;
-        if !more {
+        if !more && listing.is_none() {
             break Outcome::Completed;
         }
     };
@@ -493,7 +302,7 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
             return Err(SyncError::LeaseLost);
         }
         s.lease = None;
-        let finished = |s: &mut SyncState, text: &str| {
+        let finished = |s: &mut SyncState, text: &str, flagged: u64| {
             if let Some(r) = s.run.take() {
                 s.last_run = Some(RunSummary {
                     kind: r.kind,
@@ -503,35 +312,62 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
                     pages: r.pages,
                     devices_seen: r.devices_seen,
                     outcome: text.to_owned(),
+                    flagged_absent: flagged,
                 });
             }
         };
         match &outcome {
             Outcome::Completed => {
+                let mut flagged = 0;
                 match run.kind {
                     SyncKind::Full => {
                         s.last_full_at = Some(now);
                         s.full_required = false;
+                        if run.listing.is_some()
+                            && let Some(l) = s.listing.take()
+                        {
+                            let pass = l.reconcile.unwrap_or_default();
+                            flagged = pass.flagged;
+                            s.listed_devices = Some(pass.live.max(0) as u64);
+                            // The listing just recounted: a maintenance pass begun
+                            // before it would set an older count.
+                            s.scan = Default::default();
+                        }
                     }
                     SyncKind::Delta => s.last_delta_at = Some(now),
                 }
                 s.last_error = None;
                 s.last_error_at = None;
-                finished(s, "completed");
+                s.backoff = None;
+                finished(s, "completed", flagged);
             }
             Outcome::Paused | Outcome::Busy => {}
             Outcome::Throttled { retry_after } => s.retry_after = Some(*retry_after),
+            Outcome::TimedOut => {
+                s.last_error = Some(format!(
+                    "the sync did not finish within {} minutes; the next one continues where it stopped",
+                    policy.run_budget / 60
+                ));
+                s.last_error_at = Some(now);
+                finished(s, "timed_out", 0);
+            }
             Outcome::Failed(msg) => {
                 s.last_error = Some(msg.clone());
                 s.last_error_at = Some(now);
                 // Any failed run falls back to a full sync next time; a rejected cursor
-                // is dropped so it is never sent again.
+                // is dropped so it is never sent again (a listing it belonged to starts
+                // over).
                 s.full_required = true;
-                if msg.starts_with("cursor rejected") {
+                if cursor_lost {
                     s.cursor = None;
                     s.cursor_at = None;
+                    if run.kind == SyncKind::Full {
+                        s.listing = None;
+                    }
+                } else {
+                    s.back_off(msg, now);
                 }
-                finished(s, "failed");
+                finished(s, "failed", 0);
             }
         }
         Ok(true)
@@ -545,6 +381,30 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
     })
 }
 
+/// Renews our lease and records progress; fails when another worker took the lease.
+async fn renew<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    me: &str,
+    now: u64,
+    policy: &Policy,
+    mut progress: impl FnMut(&mut SyncState),
+) -> Result<(), SyncError> {
+    modify(store, token, |s| {
+        if s.lease.as_ref().is_none_or(|l| l.holder != me) {
+            return Err(SyncError::LeaseLost);
+        }
+        s.lease = Some(Lease {
+            holder: me.to_owned(),
+            expires_at: now + policy.lease_ttl,
+        });
+        progress(s);
+        Ok(true)
+    })
+    .await
+    .map(|_| ())
+}
+
 fn add_stats(total: &mut PageStats, page: &PageStats) {
     total.records += page.records;
     total.added += page.added;
@@ -552,95 +412,4 @@ fn add_stats(total: &mut PageStats, page: &PageStats) {
     total.removed += page.removed;
     total.skipped += page.skipped;
     total.invalid += page.invalid;
-}
-
-/// Days after which a device Apple reported removed is purged (30–45, default 30).
-pub const PURGE_DAYS_DEFAULT: u64 = 30;
-pub const PURGE_DAYS_RANGE: std::ops::RangeInclusive<u64> = 30..=45;
-/// A maintenance pass starts at most once a day per token.
-pub const SCAN_INTERVAL: u64 = 86400;
-/// Index slots scanned per trigger and token, to keep each trigger short.
-pub const SCAN_SLOTS_PER_TRIGGER: u64 = 50_000;
-
-/// Result of [`maintain`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Maintenance {
-    NotDue,
-    Busy,
-    Scanned { purged: u64, pass_complete: bool },
-}
-
-/// Runs a slice of the daily maintenance scan (purge + recount) for `token`, under the
-/// same lease as syncs so it never interleaves with a sync of the same token.
-pub async fn maintain<B: Backend, C: Clock>(
-    store: &Store<B>,
-    clock: &C,
-    token: TokenId,
-    purge_days: u64,
-    policy: &Policy,
-) -> Result<Maintenance, SyncError> {
-    let now = clock.unix_seconds();
-    let me = random::hex_id(8);
-    let mut verdict = Maintenance::NotDue;
-    let state = modify(store, token, |s| {
-        let in_pass = s.scan.position > 0;
-        let due = in_pass
-            || s.last_scan_at
-                .is_none_or(|t| now.saturating_sub(t) >= SCAN_INTERVAL);
-        if !due {
-            verdict = Maintenance::NotDue;
-            return Ok(false);
-        }
-        if s.running(now) {
-            verdict = Maintenance::Busy;
-            return Ok(false);
-        }
-        verdict = Maintenance::Scanned {
-            purged: 0,
-            pass_complete: false,
-        };
-        s.lease = Some(Lease {
-            holder: me.clone(),
-            expires_at: now + policy.lease_ttl,
-        });
-        Ok(true)
-    })
-    .await?;
-    if verdict
-        != (Maintenance::Scanned {
-            purged: 0,
-            pass_complete: false,
-        })
-    {
-        return Ok(verdict);
-    }
-    let mut scan = state.scan;
-    let purge_before = now.saturating_sub(
-        purge_days.clamp(*PURGE_DAYS_RANGE.start(), *PURGE_DAYS_RANGE.end()) * 86400,
-    );
-    let (purged, complete) = inventory::maintenance_scan(
-        store,
-        token,
-        &mut scan,
-        SCAN_SLOTS_PER_TRIGGER,
-        purge_before,
-        now,
-    )
-    .await?;
-    modify(store, token, |s| {
-        if s.lease.as_ref().is_none_or(|l| l.holder != me) {
-            return Err(SyncError::LeaseLost);
-        }
-        s.lease = None;
-        s.scan = scan;
-        if complete {
-            s.last_scan_at = Some(now);
-        }
-        Ok(true)
-    })
-    .await?;
-    Ok(Maintenance::Scanned {
-        purged,
-        pass_complete: complete,
-    })
 }

@@ -18,7 +18,7 @@ use der::{Any, Encode};
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ApplyMode};
+use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
 use mdm_core::dep::profile_store::{self, ProfileRecord};
 use mdm_core::dep::profiles::ProfileSpec;
 use mdm_core::dep::tokens::{self, KeyPair as SlotKey, TokenRecord};
@@ -397,8 +397,7 @@ impl Server {
             &self.e.store,
             self.token,
             vec![rec],
-            ApplyMode::Upsert,
-            START,
+            PageContext::at(ApplyMode::Upsert, START),
         ))
         .unwrap();
     }
