@@ -274,3 +274,119 @@ async fn under_tls13_a_refused_certificate_is_a_transport_failure() {
     assert_eq!(c["apns"]["state"], "unknown", "{c}");
     lab.shutdown().await;
 }
+
+/// Apple's protocol: a command the device answers NotNow is retried when the device next
+/// checks in, and only a push makes it check in. An exchange that ends with deferred
+/// commands therefore owes a push, which the scheduler's tick sends with backoff (1 min,
+/// doubling) and at most 4 times in any hour. No admin action is needed for the deferred
+/// command to be delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
+    let lab = Lab::start(40, PushCert::Trusted).await;
+    let app = &lab.app;
+    let http = lab.http();
+    let serial = lab.ios_serials(1).pop().expect("an iPhone");
+    let profile = lab.profile_without_setup().await;
+    lab.assign_to(profile, std::slice::from_ref(&serial)).await;
+    let mut d = lab.device(&serial);
+    d.enroll_ade(&http, &lab.enroll_url(), false).await.unwrap();
+    let udid = d.udid.clone();
+    let queue = |body: Value| {
+        let udid = udid.clone();
+        async move {
+            let (s, b) = app
+                .admin(Method::POST, &format!("/api/v1/devices/{udid}/commands"), Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+            b["command_uuid"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = queue(json!({"RequestType": "DeviceInformation", "Queries": ["OSVersion"]})).await;
+    let second = queue(json!({"RequestType": "SecurityInfo"})).await;
+    let push_state = || async {
+        let (s, b) = app
+            .admin(Method::GET, &format!("/api/v1/devices/{udid}/push"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
+    };
+
+    // The second enqueue fell in the first one's coalescing window: its follow-up push
+    // goes out first, so that what follows is about NotNow alone.
+    app.advance_clock(Duration::from_secs(6));
+    lab.tick().await;
+    assert_eq!(push_state().await["last_reason"], "follow_up");
+
+    // The device defers the first command, acknowledges the second, and the exchange ends.
+    let cmd = d.idle(&http).await.unwrap().expect("the first command");
+    assert_eq!(cmd.uuid, first);
+    let next = d
+        .answer(&http, &cmd, mdm_devicesim::Status::NotNow, Default::default())
+        .await
+        .unwrap()
+        .expect("the second command");
+    assert_eq!(next.uuid, second);
+    let (status, keys) = d.respond(&next);
+    assert_eq!(d.answer(&http, &next, status, keys).await.unwrap(), None);
+    let owed = push_state().await;
+    assert!(owed["not_now_at"].is_string() || owed["not_now_at"].is_u64(), "{owed:#}");
+
+    // Nothing is pushed before the backoff's first minute; then the tick wakes it.
+    let before = lab.apns.pushes().len();
+    lab.tick().await;
+    assert_eq!(lab.apns.pushes().len(), before, "pushed before its time");
+    app.advance_clock(Duration::from_secs(61));
+    lab.tick().await;
+    let pushes = lab.apns.wait_for_pushes(before + 1, WAIT).expect("the owed push");
+    assert_eq!(pushes.last().unwrap().token, d.push_token_hex());
+    assert_eq!(push_state().await["last_reason"], "not_now");
+
+    // Woken, the device asks again and gets the deferred command first.
+    let again = d.idle(&http).await.unwrap().expect("the deferred command");
+    assert_eq!(again.uuid, first);
+    let (status, keys) = d.respond(&again);
+    assert_eq!(d.answer(&http, &again, status, keys).await.unwrap(), None);
+    let (_, r) = app
+        .admin(Method::GET, &format!("/api/v1/devices/{udid}/commands/{first}"), None)
+        .await;
+    assert_eq!(r["status"], "acknowledged", "{r:#}");
+    assert!(push_state().await["not_now_at"].is_null());
+
+    // A device that keeps deferring is woken with growing delays, 4 times an hour at most.
+    let stubborn = queue(json!({"RequestType": "ProfileList"})).await;
+    let mut woken_at = Vec::new();
+    let mut elapsed = 0u64;
+    let base = lab.apns.pushes().len();
+    while elapsed < 3_600 {
+        let got = d.idle(&http).await.unwrap();
+        if let Some(cmd) = got {
+            assert_eq!(cmd.uuid, stubborn);
+            assert_eq!(
+                d.answer(&http, &cmd, mdm_devicesim::Status::NotNow, Default::default())
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
+        // Minute by minute until the owed push goes out (or the hour is over).
+        loop {
+            app.advance_clock(Duration::from_secs(60));
+            elapsed += 60;
+            let n = lab.apns.pushes().len();
+            lab.tick().await;
+            if lab.apns.pushes().len() > n {
+                woken_at.push(elapsed);
+                break;
+            }
+            if elapsed >= 3_600 {
+                break;
+            }
+        }
+    }
+    assert_eq!(lab.apns.pushes().len() - base, woken_at.len());
+    assert!(woken_at.len() <= 4, "woken {woken_at:?} within an hour");
+    assert!(woken_at.len() >= 3, "woken only at {woken_at:?}");
+    let gaps: Vec<u64> = woken_at.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "delays shrink: {woken_at:?}");
+    lab.shutdown().await;
+}

@@ -337,12 +337,19 @@ pub async fn report_bound<B: Backend>(
     {
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
-    match queue::next_from(store, &ch, now, head)
+    let delivery = queue::next_from(store, &ch, now, head)
         .await
-        .map_err(queue_refusal)?
-    {
+        .map_err(queue_refusal)?;
+    match delivery.command {
         Some(cmd) => Ok(Next::Command(cmd.body)),
-        None => Ok(Next::Nothing),
+        None => {
+            // The exchange ends with commands the device deferred: it comes back only when
+            // pushed, so one is owed (device channel; user channels are not pushed).
+            if delivery.deferred > 0 && report.enrollment.user_id().is_none() {
+                super::push::after_not_now(store, &device_id, now).await?;
+            }
+            Ok(Next::Nothing)
+        }
     }
 }
 

@@ -100,6 +100,11 @@ pub const BACKOFF_MAX_SECS: u64 = 3_600;
 pub const GIVE_UP_SECS: u64 = 86_400;
 /// Longest `Retry-After` honoured.
 pub const RETRY_AFTER_MAX_SECS: u64 = 6 * 3_600;
+/// First push after an exchange ended with deferred (NotNow) commands.
+pub const NOT_NOW_FIRST_DELAY: u64 = 60;
+pub const NOT_NOW_MAX_DELAY: u64 = 3_600;
+/// Pushes for deferred commands per device in any hour, at most.
+pub const NOT_NOW_PER_HOUR: usize = 4;
 /// How long a drain owns a device it is pushing.
 pub const LEASE_SECS: u64 = 120;
 /// Largest body APNs accepts for a non-VoIP push.
@@ -156,6 +161,9 @@ pub enum PushReason {
     Retry,
     /// Right after enrollment (TokenUpdate), e.g. to start the await-configuration setup.
     Enrollment,
+    /// An exchange ended with commands the device deferred (NotNow): woken again later so
+    /// it retries them (see [`after_not_now`]).
+    NotNow,
 }
 
 /// Why nothing was sent.
@@ -277,6 +285,22 @@ pub struct PushState {
     pub followup_at: Option<u64>,
     /// A drain is pushing this device until then.
     pub lease_until: u64,
+    /// Pushes owed for commands the device deferred with NotNow.
+    pub not_now: NotNowRetry,
+}
+
+/// Waking a device again after it deferred commands (NotNow): the first push after
+/// [`NOT_NOW_FIRST_DELAY`], each further one in a row after twice the delay (up to
+/// [`NOT_NOW_MAX_DELAY`]), and never more than [`NOT_NOW_PER_HOUR`] in any hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotNowRetry {
+    /// The owed push, if one is owed.
+    pub due_at: Option<u64>,
+    /// Owed pushes in a row so far (the delay doubles with each).
+    pub step: u32,
+    /// Due times of the latest owed pushes (at most [`NOT_NOW_PER_HOUR`]).
+    pub recent: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +341,8 @@ pub struct PushStatus {
     pub unreachable: Option<Unreachable>,
     pub retry: Option<RetryInfo>,
     pub followup_at: Option<u64>,
+    /// The push owed for commands the device deferred (NotNow), if any.
+    pub not_now_at: Option<u64>,
 }
 
 /// State of the push certificate as APNs judged it (`pushcert`).
@@ -1085,6 +1111,58 @@ pub async fn defer_push<B: Backend>(
     Ok(())
 }
 
+impl NotNowRetry {
+    /// The next owed push for an exchange that ended at `now` with deferred commands, or
+    /// `None` when one is owed already.
+    fn owe(&mut self, now: u64) -> Option<u64> {
+        if self.due_at.is_some() {
+            return None;
+        }
+        // A device that last deferred long ago starts again from the first delay.
+        if self
+            .recent
+            .last()
+            .is_none_or(|t| now.saturating_sub(*t) > 2 * NOT_NOW_MAX_DELAY)
+        {
+            self.step = 0;
+        }
+        let delay = NOT_NOW_FIRST_DELAY
+            .saturating_mul(1 << self.step.min(16))
+            .min(NOT_NOW_MAX_DELAY);
+        let mut at = now + delay;
+        if self.recent.len() >= NOT_NOW_PER_HOUR {
+            let oldest = self.recent[self.recent.len() - NOT_NOW_PER_HOUR];
+            at = at.max(oldest + 3_600);
+        }
+        self.recent.push(at);
+        let keep = self.recent.len().saturating_sub(NOT_NOW_PER_HOUR);
+        self.recent.drain(..keep);
+        self.step = self.step.saturating_add(1);
+        self.due_at = Some(at);
+        Some(at)
+    }
+}
+
+/// The device ended an exchange with commands it deferred (NotNow) still queued: it only
+/// comes back when pushed, so a push is owed, sent by [`drain_retries`] with backoff
+/// (see [`NotNowRetry`]) if the commands are still pending then. Nothing changes while
+/// one is owed already. Returns when the push is due, if a new one was owed.
+pub async fn after_not_now<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    now: u64,
+) -> Result<Option<u64>, KvError> {
+    let mut due = None;
+    modify_state(store, device_id, true, |st| {
+        due = st.not_now.owe(now);
+    })
+    .await?;
+    if let Some(at) = due {
+        schedule(store, device_id, at).await?;
+    }
+    Ok(due)
+}
+
 /// Clears the unreachable mark. Call from the TokenUpdate handler after the new token is
 /// stored. No-op for a device never pushed.
 pub async fn clear_unreachable<B: Backend>(
@@ -1137,6 +1215,7 @@ pub async fn push_state<B: Backend>(
         unreachable: if reachable { None } else { st.unreachable },
         retry: st.retry,
         followup_at: st.followup_at,
+        not_now_at: st.not_now.due_at,
     }))
 }
 
@@ -1161,6 +1240,7 @@ pub async fn certificate_status<B: Backend>(
 enum Claimed {
     Retry,
     FollowUp,
+    NotNow,
     NotDue,
     Busy,
 }
@@ -1171,7 +1251,8 @@ async fn drain_one(p: &impl Platform, device_id: &str, now: u64) -> Result<PushO
     modify_state(p.store(), device_id, true, |st| {
         let retry_due = st.retry.as_ref().is_some_and(|r| r.next_at <= now);
         let followup_due = st.followup_at.is_some_and(|t| t <= now);
-        claimed = if !retry_due && !followup_due {
+        let not_now_due = st.not_now.due_at.is_some_and(|t| t <= now);
+        claimed = if !retry_due && !followup_due && !not_now_due {
             Claimed::NotDue
         } else if st.lease_until > now {
             Claimed::Busy
@@ -1179,8 +1260,10 @@ async fn drain_one(p: &impl Platform, device_id: &str, now: u64) -> Result<PushO
             st.lease_until = now + LEASE_SECS;
             if retry_due {
                 Claimed::Retry
-            } else {
+            } else if followup_due {
                 Claimed::FollowUp
+            } else {
+                Claimed::NotNow
             }
         };
     })
@@ -1198,11 +1281,15 @@ async fn drain_one(p: &impl Platform, device_id: &str, now: u64) -> Result<PushO
         }
         Claimed::Retry => PushReason::Retry,
         Claimed::FollowUp => PushReason::FollowUp,
+        Claimed::NotNow => PushReason::NotNow,
     };
     let release = |why: SkipReason| async move {
         modify_state(p.store(), device_id, true, |st| {
             st.lease_until = 0;
             st.followup_at = None;
+            // Nothing left to wake it for, or no way to: the next deferral starts over.
+            st.not_now.due_at = None;
+            st.not_now.step = 0;
             if why != SkipReason::QueueEmpty {
                 st.retry = None;
             }
@@ -1219,7 +1306,7 @@ async fn drain_one(p: &impl Platform, device_id: &str, now: u64) -> Result<PushO
     if is_unreachable(&st, &push) {
         return release(SkipReason::Unreachable).await;
     }
-    if reason == PushReason::FollowUp {
+    if matches!(reason, PushReason::FollowUp | PushReason::NotNow) {
         match queue::pending(p.store(), &Channel::device(device_id)).await {
             Ok(0) | Err(QueueError::NoChannel) => return release(SkipReason::QueueEmpty).await,
             // Unknown: push anyway, a spare push is harmless.
@@ -1230,6 +1317,8 @@ async fn drain_one(p: &impl Platform, device_id: &str, now: u64) -> Result<PushO
     modify_state(p.store(), device_id, true, |st| {
         st.window_start = now;
         st.followup_at = None;
+        // One push wakes the device for everything it owes.
+        st.not_now.due_at = None;
     })
     .await?;
     send_and_record(p, device_id, &push, reason).await

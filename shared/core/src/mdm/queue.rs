@@ -712,7 +712,17 @@ pub async fn next<B: Backend>(
     ch: &Channel,
     now: u64,
 ) -> Result<Option<QueuedCommand>, QueueError> {
-    next_from(store, ch, now, None).await
+    Ok(next_from(store, ch, now, None).await?.command)
+}
+
+/// What [`next_from`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The command to send, marked in flight.
+    pub command: Option<QueuedCommand>,
+    /// Commands the device deferred (NotNow) that wait behind the frontier. With no
+    /// command to send the exchange ends, and these wait for the device's next `Idle`.
+    pub deferred: usize,
 }
 
 /// [`next`] starting from a head the caller has just read or written (what [`idle`]
@@ -722,7 +732,7 @@ pub async fn next_from<B: Backend>(
     ch: &Channel,
     now: u64,
     mut known: Option<Head>,
-) -> Result<Option<QueuedCommand>, QueueError> {
+) -> Result<Delivery, QueueError> {
     for _ in 0..DELIVERY_ATTEMPTS {
         let h = match known.take() {
             Some(h) => h,
@@ -734,8 +744,9 @@ pub async fn next_from<B: Backend>(
             || !s.drop.is_empty()
             || s.cancelled_passed > 0
             || s.holes != h.holes;
+        let mut deferred = h.deferred.len();
         if changed {
-            modify_head(store, ch, |head| {
+            let head = modify_head(store, ch, |head| {
                 for (lane, n) in &s.advance {
                     let cur = head.next(*lane);
                     head.next.insert(*lane, cur.max(*n));
@@ -752,11 +763,15 @@ pub async fn next_from<B: Backend>(
                 head.holes = s.holes.clone();
             })
             .await?;
+            deferred = head.deferred.len();
             let refs: Vec<&str> = s.purge.iter().map(String::as_str).collect();
             store.delete_many(&refs).await?;
         }
         let Some((lane, seq)) = s.found else {
-            return Ok(None);
+            return Ok(Delivery {
+                command: None,
+                deferred,
+            });
         };
         let r = transition(store, &ch.entry_key(lane, seq), |c| {
             if c.finished() {
@@ -769,7 +784,12 @@ pub async fn next_from<B: Backend>(
         })
         .await?;
         match r {
-            Some(Ok((_, cmd))) => return Ok(Some(cmd)),
+            Some(Ok((_, cmd))) => {
+                return Ok(Delivery {
+                    command: Some(cmd),
+                    deferred,
+                });
+            }
             // Cancelled (or removed) between the scan and the delivery: look again.
             _ => continue,
         }
