@@ -47,7 +47,7 @@ fn defaults_are_valid_and_map_to_apple_keys() {
     assert_eq!(p["is_mdm_removable"], true);
     assert_eq!(p["await_device_configured"], true);
     assert_eq!(p["is_multi_user"], false);
-    assert_eq!(p["allow_pairing"], true);
+    assert!(p.get("allow_pairing").is_none(), "deprecated: sent only to say no");
     assert_eq!(p["skip_setup_items"], json!([]));
     assert!(p.get("supervising_host_certs").is_none());
 }
@@ -114,7 +114,6 @@ fn shared_ipad_rules() {
             json!({ "user_affinity": "shared", "shared_ipad": { "maximum_cached_users": 25, "passcode_lock_grace_period": 61, "user_session_timeout": 29, "temporary_session_timeout": 5 } })
         ),
         [
-            "await_device_configured",
             "shared_ipad.maximum_cached_users",
             "shared_ipad.passcode_lock_grace_period",
             "shared_ipad.user_session_timeout",
@@ -241,45 +240,78 @@ fn unknown_fields_are_rejected_by_the_parser() {
     assert!(r.unwrap_err().to_string().contains("is_supervised"));
 }
 
-/// Every key the enrollment commands use exists in Apple's command schemas.
+fn settings_items(cmd: &plist::Dictionary) -> Vec<plist::Dictionary> {
+    cmd["Settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_dictionary().unwrap().clone())
+        .collect()
+}
+
+fn item_names(items: &[plist::Dictionary]) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i["Item"].as_string().unwrap().to_owned())
+        .collect()
+}
+
+/// Every key the enrollment commands use exists in Apple's command schemas, and Shared
+/// iPad settings use the keys the device's iPadOS version takes.
 #[test]
 fn enrollment_commands_use_apple_keys() {
     let s = spec(json!({
-        "user_affinity": "shared", "await_device_configured": false,
-        "shared_ipad": { "maximum_cached_users": 8, "passcode_lock_grace_period": 300, "user_session_timeout": 3600, "temporary_session_only": true, "temporary_session_timeout": 600 },
+        "user_affinity": "shared",
+        "shared_ipad": { "maximum_cached_users": 8, "passcode_lock_grace_period": 300, "user_session_timeout": 3600, "temporary_session_only": true, "temporary_session_timeout": 600, "quota_size_mb": 4096, "online_authentication_grace_period_days": 7 },
         "device_name_template": "Cart-{{SERIAL}}", "esim_server_url": "https://esim.example.com/plans",
     }));
     s.validate().unwrap();
-    let cmds = s.enrollment_commands("F9FXX1", "iPad");
+    let cmds = s.enrollment_commands("F9FXX1", "iPad", Some("17.4"));
     assert_eq!(
         cmds.iter().map(|(rt, _)| *rt).collect::<Vec<_>>(),
         ["Settings", "RefreshCellularPlans"]
     );
-    let settings = cmds[0].1["Settings"].as_array().unwrap();
-    let item = |name: &str| {
-        settings
-            .iter()
-            .find(|i| i.as_dictionary().unwrap()["Item"].as_string() == Some(name))
-            .unwrap()
-            .as_dictionary()
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(
-        item("DeviceName")["DeviceName"].as_string(),
-        Some("Cart-F9FXX1")
-    );
-    assert_eq!(
-        item("MaximumResidentUsers")["MaximumResidentUsers"].as_signed_integer(),
-        Some(8)
-    );
-    let shared = item("SharedDeviceConfiguration");
+    let items = settings_items(&cmds[0].1);
+    assert_eq!(item_names(&items), ["DeviceName", "SharedDeviceConfiguration"]);
+    assert_eq!(items[0]["DeviceName"].as_string(), Some("Cart-F9FXX1"));
+    let shared = &items[1];
+    let int = |k: &str| shared[k].as_signed_integer();
+    assert_eq!(int("ResidentUsers"), Some(8));
+    assert_eq!(int("QuotaSize"), Some(4096));
+    assert_eq!(int("UserSessionTimeout"), Some(3600));
+    assert_eq!(int("TemporarySessionTimeout"), Some(600));
+    assert_eq!(int("OnlineAuthenticationGracePeriod"), Some(7));
+    assert_eq!(shared["TemporarySessionOnly"].as_boolean(), Some(true));
     assert_eq!(
         shared["PasscodePolicy"].as_dictionary().unwrap()["PasscodeLockGracePeriod"]
             .as_signed_integer(),
         Some(300)
     );
-    assert_eq!(shared["TemporarySessionOnly"].as_boolean(), Some(true));
+
+    // Older iPadOS: only what it knows, deprecated keys only where still needed.
+    let v16 = settings_items(&s.enrollment_commands("S", "iPad", Some("16.2"))[0].1);
+    assert_eq!(
+        item_names(&v16),
+        ["DeviceName", "PasscodeLockGracePeriod", "SharedDeviceConfiguration"]
+    );
+    assert!(!v16[2].contains_key("PasscodePolicy"));
+    assert!(v16[2].contains_key("OnlineAuthenticationGracePeriod"));
+    let v14 = settings_items(&s.enrollment_commands("S", "iPad", Some("14.4"))[0].1);
+    assert!(!v14[2].contains_key("UserSessionTimeout"));
+    assert!(!v14[2].contains_key("OnlineAuthenticationGracePeriod"));
+    assert_eq!(v14[2]["ResidentUsers"].as_signed_integer(), Some(8));
+    let v13 = settings_items(&s.enrollment_commands("S", "iPad", Some("13.3"))[0].1);
+    assert_eq!(
+        item_names(&v13),
+        ["DeviceName", "MaximumResidentUsers", "PasscodeLockGracePeriod"]
+    );
+    assert_eq!(v13[1]["MaximumResidentUsers"].as_signed_integer(), Some(8));
+    // Unknown version: both forms (a device ignores an item it does not know).
+    let unknown = settings_items(&s.enrollment_commands("S", "iPad", None)[0].1);
+    assert_eq!(
+        item_names(&unknown),
+        ["DeviceName", "MaximumResidentUsers", "PasscodeLockGracePeriod", "SharedDeviceConfiguration"]
+    );
 
     // Names checked against the YAML: every key we emit is a key Apple defines.
     let dir = concat!(
@@ -302,7 +334,10 @@ fn enrollment_commands_use_apple_keys() {
         }
     }
     let mut used = Vec::new();
-    keys(&cmds[0].1, &mut used);
+    for cmd in [&cmds[0].1] {
+        keys(cmd, &mut used);
+    }
+    keys(&s.enrollment_commands("S", "iPad", None)[0].1, &mut used);
     for k in used {
         assert!(
             settings_yaml.contains(&format!("key: {k}\n")),
@@ -317,6 +352,7 @@ fn enrollment_commands_use_apple_keys() {
         "DeviceName",
         "MaximumResidentUsers",
         "SharedDeviceConfiguration",
+        "PasscodeLockGracePeriod",
     ] {
         assert!(
             settings_yaml.contains(&format!("      - {name}\n")),
@@ -326,9 +362,45 @@ fn enrollment_commands_use_apple_keys() {
     // A plain profile needs no enrollment commands.
     assert!(
         spec(json!({}))
-            .enrollment_commands("S", "iPhone")
+            .enrollment_commands("S", "iPhone", Some("17.0"))
             .is_empty()
     );
+}
+
+/// Pairing with computers: certificates go in `supervising_host_certs`; `allow_pairing`
+/// (deprecated, honoured before iOS 13) only says no, and current devices get the
+/// Restrictions payload that does the same at enrollment. macOS has neither.
+#[test]
+fn host_pairing_is_expressed_the_way_each_os_honours() {
+    let cert = cert();
+    let allow = spec(json!({}));
+    assert!(allow.apple_profile("https://x/e", "https://x/w").get("allow_pairing").is_none());
+    let deny = spec(json!({ "pairing": "deny_all" }));
+    let p = deny.apple_profile("https://x/e", "https://x/w");
+    assert_eq!(p["allow_pairing"], false);
+    assert!(p.get("supervising_host_certs").is_none());
+    let by_cert = spec(json!({ "pairing": "certificates", "pairing_certificates": [cert] }));
+    let p = by_cert.apple_profile("https://x/e", "https://x/w");
+    assert_eq!(p["allow_pairing"], false);
+    assert_eq!(p["supervising_host_certs"].as_array().unwrap().len(), 1);
+    let mac = spec(json!({ "platform": "macos", "pairing": "deny_all" }));
+    assert!(mac.apple_profile("https://x/e", "https://x/w").get("allow_pairing").is_none());
+    assert!(mac.enrollment_commands("S", "Mac", Some("14.0")).is_empty());
+    assert!(allow.enrollment_commands("S", "iPhone", Some("17.0")).is_empty());
+
+    for s in [&deny, &by_cert] {
+        let cmds = s.enrollment_commands("S", "iPhone", Some("17.0"));
+        assert_eq!(cmds.iter().map(|c| c.0).collect::<Vec<_>>(), ["InstallProfile"]);
+        let xml = cmds[0].1["Payload"].as_data().unwrap();
+        let profile = plist::Value::from_reader_xml(xml).unwrap();
+        let profile = profile.as_dictionary().unwrap();
+        assert_eq!(profile["PayloadType"].as_string(), Some("Configuration"));
+        let inner = profile["PayloadContent"].as_array().unwrap()[0]
+            .as_dictionary()
+            .unwrap();
+        assert_eq!(inner["PayloadType"].as_string(), Some("com.apple.applicationaccess"));
+        assert_eq!(inner["allowHostPairing"].as_boolean(), Some(false));
+    }
 }
 
 #[test]

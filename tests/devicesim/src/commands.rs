@@ -391,23 +391,28 @@ impl Device {
                 ack(Dictionary::new())
             }
             "Settings" => {
-                let results = cmd
+                let items: Vec<Dictionary> = cmd
                     .payload
                     .get("Settings")
                     .and_then(Value::as_array)
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(|i| i.as_dictionary()?.get("Item")?.as_string())
-                            .map(|item| {
-                                Value::Dictionary(dict([
-                                    ("Item", item.into()),
-                                    ("Status", "Acknowledged".into()),
-                                ]))
-                            })
-                            .collect()
-                    })
+                    .map(|items| items.iter().filter_map(|i| i.as_dictionary().cloned()).collect())
                     .unwrap_or_default();
+                let mut results = Vec::new();
+                for i in &items {
+                    let Some(item) = i.get("Item").and_then(Value::as_string) else {
+                        continue;
+                    };
+                    // A supervised device takes the name it is given.
+                    if item == "DeviceName"
+                        && let Some(name) = i.get("DeviceName").and_then(Value::as_string)
+                    {
+                        self.device_name = name.to_owned();
+                    }
+                    results.push(Value::Dictionary(dict([
+                        ("Item", item.into()),
+                        ("Status", "Acknowledged".into()),
+                    ])));
+                }
                 ack(dict([("Settings", Value::Array(results))]))
             }
             "DeviceLock"

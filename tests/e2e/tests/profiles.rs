@@ -78,7 +78,9 @@ async fn every_setting_reaches_apple_and_edits_redefine_and_reassign() {
     assert_eq!(held["is_supervised"], true);
     assert_eq!(held["is_mdm_removable"], false);
     assert_eq!(held["await_device_configured"], true);
-    assert_eq!(held["allow_pairing"], true);
+    // Only the supervising hosts pair: `allow_pairing` false for devices before iOS 13,
+    // which still honour it; newer ones get a restriction at enrollment.
+    assert_eq!(held["allow_pairing"], false);
     assert_eq!(held["supervising_host_certs"], json!([b64(&pairing)]));
     assert_eq!(held["anchor_certs"], json!([b64(&anchor)]));
     assert_eq!(held["department"], "IT");

@@ -265,3 +265,101 @@ async fn a_device_the_default_profile_assigns_during_sync_enrolls_at_once() {
     assert_eq!(v["enrolled"], true, "{v}");
     lab.shutdown().await;
 }
+
+/// Enrollment-time settings reach every device whose profile has them, awaiting
+/// configuration or not: a Shared iPad profile (which does not await) gets its Shared iPad
+/// settings with the keys its iPadOS takes, the device name from the template, the eSIM
+/// refresh and the host-pairing restriction after its first TokenUpdate; a device that
+/// reports another name later is given the templated one again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_time_settings_reach_devices_that_do_not_await_configuration() {
+    let lab = Lab::start(60, PushCert::Trusted).await;
+    let app = &lab.app;
+    let http = lab.http();
+    let (s, p) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/tokens/{}/profiles", lab.token),
+            Some(json!({
+                "name": "Shared carts",
+                "platform": "ios",
+                "user_affinity": "shared",
+                "await_device_configured": false,
+                "pairing": "deny_all",
+                "shared_ipad": {
+                    "maximum_cached_users": 6, "passcode_lock_grace_period": 300,
+                    "user_session_timeout": 1800, "quota_size_mb": 8192,
+                    "online_authentication_grace_period_days": 3,
+                },
+                "device_name_template": "Cart-{{SERIAL}}",
+                "esim_server_url": "https://esim.example.com/plans",
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let profile = p["id"].as_u64().unwrap();
+    let serial = lab.serials("iPad", 1).pop().expect("an iPad");
+    lab.assign_to(profile, std::slice::from_ref(&serial)).await;
+    let mut d = lab.device(&serial);
+    d.enroll_ade(&http, &lab.enroll_url(), false).await.unwrap();
+    lab.apns.wait_for_pushes(1, WAIT).expect("pushed for its settings");
+
+    let answered = d.run_until_idle(&http).await.unwrap();
+    let kinds: Vec<&str> = answered
+        .iter()
+        .map(|a| a.command.request_type.as_str())
+        .collect();
+    assert_eq!(kinds, ["Settings", "InstallProfile", "RefreshCellularPlans"], "{answered:#?}");
+    let settings = answered[0].command.payload["Settings"].as_array().unwrap();
+    let item = |name: &str| {
+        settings
+            .iter()
+            .map(|i| i.as_dictionary().unwrap())
+            .find(|i| i["Item"].as_string() == Some(name))
+            .cloned()
+    };
+    assert_eq!(
+        item("DeviceName").unwrap()["DeviceName"].as_string(),
+        Some(format!("Cart-{serial}").as_str())
+    );
+    // iPadOS 17.4: the current keys, none of the deprecated ones.
+    let shared = item("SharedDeviceConfiguration").expect("SharedDeviceConfiguration");
+    assert_eq!(shared["ResidentUsers"].as_signed_integer(), Some(6));
+    assert_eq!(shared["QuotaSize"].as_signed_integer(), Some(8192));
+    assert_eq!(shared["UserSessionTimeout"].as_signed_integer(), Some(1800));
+    assert_eq!(shared["OnlineAuthenticationGracePeriod"].as_signed_integer(), Some(3));
+    assert!(shared["PasscodePolicy"].as_dictionary().is_some());
+    assert!(item("MaximumResidentUsers").is_none());
+    assert!(item("PasscodeLockGracePeriod").is_none());
+    assert_eq!(
+        answered[2].command.payload["eSIMServerURL"].as_string(),
+        Some("https://esim.example.com/plans")
+    );
+    assert_eq!(d.device_name, format!("Cart-{serial}"));
+    assert!(
+        d.installed_profiles
+            .iter()
+            .any(|p| p.identifier == "com.mdm.enrollment.host-pairing"),
+        "the host-pairing restriction is installed"
+    );
+
+    // Someone renames the device; the next inventory brings the template's name back.
+    tokio::time::sleep(Duration::from_secs(6)).await; // past the coalescing window
+    d.device_name = "Bob's iPad".into();
+    let (s, b) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/devices/{}/commands", d.udid),
+            Some(json!({"RequestType": "DeviceInformation", "Queries": ["DeviceName"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let answered = d.run_until_idle(&http).await.unwrap();
+    let kinds: Vec<&str> = answered
+        .iter()
+        .map(|a| a.command.request_type.as_str())
+        .collect();
+    assert_eq!(kinds, ["DeviceInformation", "Settings"], "{answered:#?}");
+    assert_eq!(d.device_name, format!("Cart-{serial}"));
+    lab.shutdown().await;
+}

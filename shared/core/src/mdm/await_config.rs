@@ -1,16 +1,14 @@
-//! Await configuration: when a device's first TokenUpdate says it waits in Setup
-//! Assistant (`AwaitingConfiguration`), queue the enrollment-time work its ADE profile
-//! implies (device name from the template, Shared iPad settings, the eSIM plan refresh)
-//! and then `DeviceConfigured`, all in the priority lane, and push.
+//! Enrollment-time work: at the first TokenUpdate of every enrollment, queue what the
+//! device's ADE profile implies (device name from the template, Shared iPad settings,
+//! the host-pairing restriction, the eSIM plan refresh) and the admin's own setup
+//! commands, all in the priority lane, then `DeviceConfigured` when the device waits in
+//! Setup Assistant (`AwaitingConfiguration`), and push.
 //!
 //! The lane is FIFO and a device answers one command before it gets the next, so
 //! `DeviceConfigured` reaches it only after the setup commands were acknowledged or
 //! failed. A device is never held: without setup work it gets `DeviceConfigured` at once
-//! (and an admin can release it by hand with the `release` device action).
-//!
-//! The admin's own setup commands of the profile (`setup_commands`) follow the built-in
-//! ones; they are queued at the first TokenUpdate of every enrollment with the profile,
-//! awaiting configuration or not.
+//! (and an admin can release it by hand with the `release` device action). A device that
+//! does not wait gets the same work; it simply runs while the device is in use.
 //!
 //! Key layout: `ctr:awc:<d>:<authenticated_at>` claimed once per enrollment, so a
 //! repeated TokenUpdate (new push token, say) does not queue the work twice, while a
@@ -25,7 +23,7 @@ use super::queue::{Channel, Lane};
 use crate::{Clock, Platform};
 
 /// The model family Apple's device-name template means by `{{DEVICETYPE}}`.
-fn device_type(rec: &EnrollmentRecord) -> String {
+pub fn device_type(rec: &EnrollmentRecord) -> String {
     let product = rec.product_name.as_deref().unwrap_or("");
     let family: String = product
         .chars()
@@ -38,8 +36,29 @@ fn device_type(rec: &EnrollmentRecord) -> String {
     }
 }
 
+/// The device's OS version: reported (MachineInfo `OS_VERSION`, DeviceInformation), or
+/// for iOS and iPadOS read off the build (`21E219` → 17.4: major = build number − 4,
+/// minor = letter − A), which devices before iOS 17 send instead.
+pub fn os_version(rec: &EnrollmentRecord) -> Option<String> {
+    if let Some(v) = rec.os_version.as_deref().filter(|v| !v.trim().is_empty()) {
+        return Some(v.trim().to_owned());
+    }
+    let family = device_type(rec);
+    if !matches!(family.as_str(), "iPhone" | "iPad" | "iPod") {
+        return None;
+    }
+    let build = rec.build_version.as_deref()?;
+    let digits: String = build.chars().take_while(char::is_ascii_digit).collect();
+    let letter = build[digits.len()..].chars().next()?;
+    let major: u32 = digits.parse().ok()?;
+    if !letter.is_ascii_uppercase() || major < 14 {
+        return None;
+    }
+    Some(format!("{}.{}", major - 4, letter as u32 - 'A' as u32))
+}
+
 /// Called after a device-channel TokenUpdate was accepted. Returns the CommandUUIDs
-/// queued (empty when the device does not await configuration or was handled before).
+/// queued (empty when there is no work or it was queued before for this enrollment).
 pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<String>, KvError> {
     let Some(raw) = p.store().get(&enrollments::record_key(device_id)).await? else {
         return Ok(Vec::new());
@@ -56,10 +75,16 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
         }
         _ => None,
     };
+    let serial = rec.serial_number.clone().unwrap_or_default();
+    let os = os_version(&rec);
+    let built_in = profile
+        .as_ref()
+        .map(|r| r.spec.enrollment_commands(&serial, &device_type(&rec), os.as_deref()))
+        .unwrap_or_default();
     let admin_work = profile
         .as_ref()
         .is_some_and(|r| !r.spec.setup_commands.is_empty());
-    if !rec.awaiting_configuration && !admin_work {
+    if !rec.awaiting_configuration && !admin_work && built_in.is_empty() {
         return Ok(Vec::new());
     }
     let claim = CounterKey::new(&format!(
@@ -71,17 +96,11 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     if !p.store().claim(&claim).await? {
         return Ok(Vec::new());
     }
-    let mut work: Vec<(String, plist::Dictionary)> = Vec::new();
+    let mut work: Vec<(String, plist::Dictionary)> = built_in
+        .into_iter()
+        .map(|(t, d)| (t.to_owned(), d))
+        .collect();
     if let Some(r) = &profile {
-        if rec.awaiting_configuration {
-            let serial = rec.serial_number.clone().unwrap_or_default();
-            work.extend(
-                r.spec
-                    .enrollment_commands(&serial, &device_type(&rec))
-                    .into_iter()
-                    .map(|(t, d)| (t.to_owned(), d)),
-            );
-        }
         let (chosen, skipped) = r.spec.admin_setup_commands();
         for rt in skipped {
             eprintln!(

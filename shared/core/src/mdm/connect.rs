@@ -499,6 +499,78 @@ async fn update_device<B: Backend>(
             Ok(Some(encode(&rec)))
         })
         .await;
+    let rec = match r {
+        Ok(Some(raw)) => decode::<EnrollmentRecord>(&raw, "enrollment record")?,
+        Ok(None) => return Ok(()),
+        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => {
+            return Err(Refusal::Store(e));
+        }
+    };
+    if section.as_ref().is_some_and(|(rt, s)| {
+        rt == "DeviceInformation" && s.data.get("DeviceName").is_some()
+    }) {
+        keep_templated_name(store, &rec, now).await?;
+    }
+    Ok(())
+}
+
+/// The device reported a name other than its profile's template gives it: queue the
+/// templated name again (once per differing name, so a device that refuses the rename
+/// is not asked forever). It arrives in the exchange the device is in.
+async fn keep_templated_name<B: Backend>(
+    store: &Store<B>,
+    rec: &EnrollmentRecord,
+    now: u64,
+) -> Result<(), Refusal> {
+    let Some(reported) = rec.device_name.clone() else {
+        return Ok(());
+    };
+    if rec.name_corrected.as_deref() == Some(reported.as_str()) || rec.user_enrollment {
+        return Ok(());
+    }
+    let (Some(token), Some(profile)) = (rec.dep_token, rec.dep_profile) else {
+        return Ok(());
+    };
+    let Some(p) = crate::dep::profile_store::load(store, token, profile).await? else {
+        return Ok(());
+    };
+    let serial = rec.serial_number.clone().unwrap_or_default();
+    let Some(want) = p
+        .spec
+        .templated_name(&serial, &super::await_config::device_type(rec))
+    else {
+        return Ok(());
+    };
+    if want == reported {
+        return Ok(());
+    }
+    let uuid = crate::random::uuid_v4();
+    let mut payload = plist::Dictionary::new();
+    payload.insert(
+        "Settings".into(),
+        plist::Value::Array(vec![crate::dep::profiles::device_name_item(&want)]),
+    );
+    let cmd = NewCommand {
+        body: super::command::build(&uuid, "Settings", payload),
+        uuid,
+        request_type: "Settings".into(),
+        lane: Lane::Priority,
+    };
+    match enqueue(store, &Channel::device(&rec.device_id), &cmd, now, u64::MAX).await {
+        Ok(_) => {}
+        Err(EnqueueError::Queue(QueueError::Store(e))) => return Err(Refusal::Store(e)),
+        Err(e) => {
+            eprintln!("device name: Settings not queued for a renamed device: {e:?}");
+            return Ok(());
+        }
+    }
+    let r = store
+        .update::<KvError>(&enrollments::record_key(&rec.device_id), 20, |bytes| {
+            let mut r: EnrollmentRecord = decode(bytes, "enrollment record")?;
+            r.name_corrected = Some(reported.clone());
+            Ok(Some(encode(&r)))
+        })
+        .await;
     match r {
         Ok(_) => Ok(()),
         Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => {

@@ -137,6 +137,11 @@ pub struct EnrollmentRecord {
     /// it. Its acknowledgement deletes the record ([`purge`]); an error clears this.
     #[serde(default)]
     pub retire: Option<Retire>,
+    /// A name the device reported that differed from its profile's name template, and
+    /// that we sent the templated name for: reported again, it is not corrected again
+    /// (the device may refuse the rename, e.g. unsupervised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_corrected: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -635,6 +640,7 @@ pub async fn checkin_identity<B: Backend>(
                 user_channels: Vec::new(),
                 index_pos,
                 retire: None,
+                name_corrected: None,
             };
             save(store, &rec).await?;
             Ok(Reply::Empty)
