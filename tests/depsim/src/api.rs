@@ -357,7 +357,7 @@ impl State {
     }
 
     fn issue_session(&mut self, expires_at_ms: u64) -> String {
-        let token = format!("sim_{}", mdm_core::random::hex_id(24));
+        let token = crate::servers::session_token(self.org);
         self.sessions.insert(
             token.clone(),
             Session {

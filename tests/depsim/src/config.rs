@@ -1,4 +1,5 @@
-//! What a simulator instance looks like: credentials, devices, account, limits, quirks.
+//! What a simulator instance looks like: credentials, devices, account, limits, quirks;
+//! and what an added organisation ([`ServerConfig`]) changes of it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -164,6 +165,85 @@ pub fn default_credentials() -> DepCredentials {
         consumer_secret: "CS_depsim".into(),
         access_token: "AT_depsim".into(),
         access_secret: "AS_depsim".into(),
+    }
+}
+
+/// The credentials of organisation `index` when its [`ServerConfig`] names none
+/// (`CK_depsim_3`, ...; index 0 is [`default_credentials`]).
+pub fn server_credentials(index: usize) -> DepCredentials {
+    if index == 0 {
+        return default_credentials();
+    }
+    DepCredentials {
+        consumer_key: format!("CK_depsim_{index}"),
+        consumer_secret: format!("CS_depsim_{index}"),
+        access_token: format!("AT_depsim_{index}"),
+        access_secret: format!("AS_depsim_{index}"),
+    }
+}
+
+/// The JSON Apple wraps into a server token (`.p7m`) for `credentials`, expiring at
+/// `expiry` (RFC 3339).
+pub fn token_json(credentials: &DepCredentials, expiry: &str) -> String {
+    serde_json::json!({
+        "consumer_key": credentials.consumer_key,
+        "consumer_secret": credentials.consumer_secret,
+        "access_token": credentials.access_token,
+        "access_secret": credentials.access_secret,
+        "access_token_expiry": expiry,
+    })
+    .to_string()
+}
+
+/// One more organisation (MDM server) on a running simulator: its own credentials,
+/// devices, account, event log, profiles and sessions. Everything else (page limits,
+/// session lifetime, rotation, error style, ...) follows the simulator's [`SimConfig`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `None`: [`server_credentials`] of the index the organisation gets.
+    pub credentials: Option<DepCredentials>,
+    /// Devices in the organisation at start (generated from `seed`).
+    pub devices: u64,
+    /// Give every organisation its own seed: the same seed means the same serials.
+    pub seed: u64,
+    pub account: AccountConfig,
+    pub initial_assigned_percent: u8,
+    pub initial_pushed_percent: u8,
+}
+
+impl ServerConfig {
+    /// `devices` devices generated from `seed`, derived credentials, the account
+    /// [`AccountConfig::for_seed`] makes.
+    pub fn new(devices: u64, seed: u64) -> Self {
+        let defaults = SimConfig::default();
+        ServerConfig {
+            credentials: None,
+            devices,
+            seed,
+            account: AccountConfig::for_seed(seed),
+            initial_assigned_percent: defaults.initial_assigned_percent,
+            initial_pushed_percent: defaults.initial_pushed_percent,
+        }
+    }
+
+    pub fn with_credentials(mut self, credentials: DepCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// The whole configuration of organisation `index` on a simulator started with `base`.
+    pub(crate) fn resolve(self, base: &SimConfig, index: usize) -> SimConfig {
+        SimConfig {
+            credentials: self
+                .credentials
+                .unwrap_or_else(|| server_credentials(index)),
+            devices: self.devices,
+            seed: self.seed,
+            account: self.account,
+            initial_assigned_percent: self.initial_assigned_percent,
+            initial_pushed_percent: self.initial_pushed_percent,
+            ..base.clone()
+        }
     }
 }
 

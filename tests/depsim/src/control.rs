@@ -1,15 +1,18 @@
-//! [`SimControl`]: scripting and inspecting a running simulator from tests and
-//! benchmarks (the `/_depsim/…` routes offer the common operations over HTTP).
+//! [`SimControl`]: scripting and inspecting one organisation of a running simulator
+//! from tests and benchmarks (the `/_depsim/…` routes offer the common operations over
+//! HTTP).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use mdm_core::dep::client::DepCredentials;
 use serde_json::{Map, Value};
 
 use crate::devgen::Device;
 use crate::state::{AssignOutcome, Fault, FaultAction, Op, ProfileStatus, State, Stats};
 
-/// A cheap, cloneable handle on a running simulator's state (`Send + Sync`).
+/// A cheap, cloneable handle on the state of one organisation of a running simulator
+/// (`Send + Sync`).
 #[derive(Clone)]
 pub struct SimControl {
     pub(crate) state: Arc<Mutex<State>>,
@@ -24,6 +27,24 @@ impl std::fmt::Debug for SimControl {
 impl SimControl {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // ---- the organisation ----------------------------------------------------------
+
+    /// The organisation's index on its simulator (0: the one [`crate::SimConfig`]
+    /// describes, which [`crate::RunningSim::control`] addresses).
+    pub fn index(&self) -> usize {
+        self.lock().org
+    }
+
+    /// The OAuth secrets `GET /session` accepts for this organisation.
+    pub fn credentials(&self) -> DepCredentials {
+        self.lock().cfg.credentials.clone()
+    }
+
+    /// The JSON of this organisation's server token, to wrap into a `.p7m`.
+    pub fn token_json(&self, expiry: &str) -> String {
+        crate::config::token_json(&self.credentials(), expiry)
     }
 
     // ---- counters ------------------------------------------------------------------
@@ -54,6 +75,7 @@ impl SimControl {
     }
 
     /// Moves the simulator's clock forward: sessions and cursors age, `op_date`s move.
+    /// The clock is the simulator's, so this moves it for every organisation.
     pub fn advance_time(&self, by: Duration) {
         self.lock().advance_time(by);
     }

@@ -23,6 +23,9 @@
 //!   `INVALID_CURSOR`, `EXHAUSTED_CURSOR`, `EXPIRED_CURSOR`, `CURSOR_REQUIRED`.
 //! - [`SimControl`] scripts device events, per-device assign results, faults (any
 //!   status and code, `Retry-After`, delays, dropped connections) and reads counters.
+//! - More organisations (MDM servers, each with its own server token) can share the
+//!   URL: [`RunningSim::add_server`] gives each its own credentials, devices, account,
+//!   event log, profiles, sessions, faults, counters and [`SimControl`].
 //! - [`client::HyperHttp`] is a [`mdm_core::platform::HttpClient`] over hyper, to
 //!   drive the simulator with the real `DepClient`.
 
@@ -34,15 +37,19 @@ pub mod cursor;
 pub mod devgen;
 pub mod io;
 mod server;
+mod servers;
 pub mod state;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
-pub use config::{AccountConfig, ErrorStyle, PageLimit, SimConfig, UnknownSession};
+pub use config::{
+    AccountConfig, ErrorStyle, PageLimit, ServerConfig, SimConfig, UnknownSession,
+    server_credentials, token_json,
+};
 pub use control::SimControl;
 pub use devgen::Device;
 pub use mdm_core::dep::client::DepCredentials;
@@ -69,11 +76,10 @@ impl Simulator {
             tokio::net::TcpListener::from_std(listener)?
         };
         let credentials = config.credentials.clone();
-        let control = SimControl {
-            state: Arc::new(Mutex::new(state::State::new(config))),
-        };
+        let orgs = Arc::new(servers::Orgs::new(config));
+        let control = orgs.default_org();
         let (stop, stopped) = oneshot::channel();
-        let served = control.clone();
+        let served = orgs.clone();
         let thread = std::thread::Builder::new()
             .name("depsim".into())
             .spawn(move || {
@@ -84,6 +90,7 @@ impl Simulator {
             addr,
             credentials,
             control,
+            orgs,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -95,6 +102,7 @@ pub struct RunningSim {
     addr: SocketAddr,
     credentials: DepCredentials,
     control: SimControl,
+    orgs: Arc<servers::Orgs>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -117,13 +125,42 @@ impl RunningSim {
         format!("http://{}", self.addr)
     }
 
-    /// The OAuth secrets the simulator accepts.
+    /// The OAuth secrets of the default organisation (the one `SimConfig` describes).
     pub fn credentials(&self) -> DepCredentials {
         self.credentials.clone()
     }
 
+    /// The default organisation's handle.
     pub fn control(&self) -> &SimControl {
         &self.control
+    }
+
+    /// Adds an organisation (an MDM server with a server token of its own) at the next
+    /// index, served at the same URL from now on. Its handle scripts it as
+    /// [`RunningSim::control`] scripts the default one; [`SimControl::credentials`] and
+    /// [`SimControl::token_json`] give its secrets.
+    ///
+    /// # Panics
+    /// When another organisation has the same consumer key.
+    pub fn add_server(&self, config: ServerConfig) -> SimControl {
+        self.orgs
+            .add(config)
+            .unwrap_or_else(|e| panic!("depsim: {e}"))
+    }
+
+    /// Organisation `index` (0: the default one).
+    pub fn server(&self, index: usize) -> Option<SimControl> {
+        self.orgs.get(index)
+    }
+
+    /// Every organisation, the default one first.
+    pub fn servers(&self) -> Vec<SimControl> {
+        self.orgs.all()
+    }
+
+    /// Organisations on this simulator, the default one included.
+    pub fn server_count(&self) -> usize {
+        self.orgs.len()
     }
 
     /// Stops accepting, drops open connections and joins the server thread.

@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mdm_depsim::{AccountConfig, ErrorStyle, PageLimit, SimConfig, Simulator, UnknownSession};
+use mdm_depsim::{
+    AccountConfig, ErrorStyle, PageLimit, ServerConfig, SimConfig, Simulator, UnknownSession,
+};
 
 const USAGE: &str = "\
 depsim: Apple Device Assignment (DEP/ADE) API simulator
@@ -13,6 +15,9 @@ USAGE: depsim [OPTIONS]
   --listen ADDR              address to serve on (default 127.0.0.1:9000; port 0 = any)
   --devices N                devices in the organisation (default 1000)
   --seed N                   seed the devices and account are generated from (default 1)
+  --servers COUNT:DEVICES    also serve COUNT more organisations (MDM servers) of
+                             DEVICES devices each, credentials CK_depsim_<i> ...;
+                             repeatable
   --consumer-key S           OAuth consumer key accepted (default CK_depsim)
   --consumer-secret S        (default CS_depsim)
   --access-token S           (default AT_depsim)
@@ -58,6 +63,7 @@ fn main() {
         ..SimConfig::default()
     };
     let mut server_name = None;
+    let mut extra: Vec<(usize, u64)> = Vec::new();
     let mut org_name = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -80,6 +86,12 @@ fn main() {
                     .unwrap_or_else(|_| fail(&format!("--listen: not an address: {v}")))
             }
             "--devices" => cfg.devices = number(&flag, v),
+            "--servers" => {
+                let (count, devices) = v
+                    .split_once(':')
+                    .unwrap_or_else(|| fail(&format!("{flag}: want COUNT:DEVICES, got {v}")));
+                extra.push((number(&flag, count), number(&flag, devices)));
+            }
             "--seed" => cfg.seed = number(&flag, v),
             "--consumer-key" => cfg.credentials.consumer_key = value,
             "--consumer-secret" => cfg.credentials.consumer_secret = value,
@@ -125,18 +137,20 @@ fn main() {
 
     let (devices, seed) = (cfg.devices, cfg.seed);
     let sim = Simulator::start(cfg).unwrap_or_else(|e| fail(&format!("cannot start: {e}")));
+    for (count, devices) in extra {
+        for _ in 0..count {
+            // Seeds follow the default organisation's, one per organisation.
+            let seed = seed + sim.server_count() as u64;
+            sim.add_server(ServerConfig::new(devices, seed));
+        }
+    }
     let c = sim.credentials();
     let expiry = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
         + 365 * 86_400;
-    let token_json = serde_json::json!({
-        "consumer_key": c.consumer_key,
-        "consumer_secret": c.consumer_secret,
-        "access_token": c.access_token,
-        "access_secret": c.access_secret,
-        "access_token_expiry": mdm_depsim::devgen::iso(expiry),
-    });
+    let expiry = mdm_depsim::devgen::iso(expiry);
+    let token_json = mdm_depsim::token_json(&c, &expiry);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -149,6 +163,15 @@ fn main() {
     let _ = writeln!(out, "access_token={}", c.access_token);
     let _ = writeln!(out, "access_secret={}", c.access_secret);
     let _ = writeln!(out, "token_json={token_json}");
+    for server in sim.servers().into_iter().skip(1) {
+        let _ = writeln!(
+            out,
+            "server_{}: {} devices, token_json={}",
+            server.index(),
+            server.device_count(),
+            server.token_json(&expiry)
+        );
+    }
     let _ = out.flush();
     drop(out);
     loop {

@@ -1,6 +1,8 @@
-//! The HTTP/1.1 server: accepts connections, reads bodies, applies scripted faults,
-//! and hands requests to the API under the state lock.
+//! The HTTP/1.1 server: accepts connections, reads bodies, finds the organisation a
+//! request is for, applies its scripted faults, and hands the request to the API under
+//! that organisation's lock.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,8 +17,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 
 use crate::api::{Reply, Req, error_reply};
-use crate::control::SimControl;
+use crate::config::ServerConfig;
 use crate::io::TokioIo;
+use crate::servers::Orgs;
 use crate::state::{Fault, FaultAction};
 
 /// Largest request body accepted.
@@ -38,7 +41,7 @@ impl std::error::Error for Disconnect {}
 
 pub(crate) async fn serve(
     listener: TcpListener,
-    control: SimControl,
+    orgs: Arc<Orgs>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut connections = JoinSet::new();
@@ -52,9 +55,9 @@ pub(crate) async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let control = control.clone();
+                let orgs = orgs.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| handle(control.clone(), req));
+                    let service = service_fn(move |req| handle(orgs.clone(), req));
                     let _ = http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(TokioIo(stream), service)
@@ -84,21 +87,24 @@ fn to_response(reply: Reply) -> Response<Full<Bytes>> {
 }
 
 async fn handle(
-    control: SimControl,
+    orgs: Arc<Orgs>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Disconnect> {
     let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let control = orgs.route(&path, &parts.headers);
     let style = control.lock().cfg.error_style;
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(to_response(error_reply(style, 413, "REQUEST_TOO_LARGE"))),
     };
-    let path = parts.uri.path().to_owned();
-    if path.starts_with(CONTROL_PREFIX) && control.lock().cfg.control_api {
+    if let Some(route) = path.strip_prefix(CONTROL_PREFIX)
+        && orgs.control_api()
+    {
         return Ok(to_response(control_route(
-            &control,
+            &orgs,
             &parts.method,
-            &path,
+            route,
             &body,
         )));
     }
@@ -145,8 +151,9 @@ async fn handle(
     Ok(to_response(reply))
 }
 
-/// `/_depsim/…`: the control handle over HTTP, for a simulator in another process.
-fn control_route(control: &SimControl, method: &Method, path: &str, body: &[u8]) -> Reply {
+/// `/_depsim/…`: the control handles over HTTP, for a simulator in another process.
+/// `servers/<index>/…` addresses an organisation, anything else the default one.
+fn control_route(orgs: &Orgs, method: &Method, route: &str, body: &[u8]) -> Reply {
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -168,8 +175,52 @@ fn control_route(control: &SimControl, method: &Method, path: &str, body: &[u8])
             })
             .unwrap_or_default()
     };
-    let route = path.trim_start_matches(CONTROL_PREFIX);
+    let (control, route) = match route.strip_prefix("servers/") {
+        Some(rest) => {
+            let (index, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            match index.parse().ok().and_then(|i| orgs.get(i)) {
+                Some(control) => (control, rest),
+                None => return Reply::json(404, &json!({ "error": "unknown server" })),
+            }
+        }
+        None => (orgs.default_org(), route),
+    };
+    let control = &control;
     match (method.as_str(), route) {
+        ("GET", "servers") => {
+            let list: Vec<Value> = orgs
+                .all()
+                .iter()
+                .map(|c| {
+                    json!({
+                        "index": c.index(),
+                        "consumer_key": c.credentials().consumer_key,
+                        "devices": c.device_count(),
+                    })
+                })
+                .collect();
+            Reply::json(200, &json!({ "servers": list }))
+        }
+        ("POST", "servers") => {
+            let index = orgs.len() as u64;
+            let seed = u64_of("seed").unwrap_or_else(|| control.lock().cfg.seed + index);
+            let config = ServerConfig::new(u64_of("devices").unwrap_or(100), seed);
+            let added = match orgs.add(config) {
+                Ok(added) => added,
+                Err(e) => return Reply::json(409, &json!({ "error": e })),
+            };
+            let c = added.credentials();
+            Reply::json(
+                200,
+                &json!({
+                    "index": added.index(),
+                    "consumer_key": c.consumer_key,
+                    "consumer_secret": c.consumer_secret,
+                    "access_token": c.access_token,
+                    "access_secret": c.access_secret,
+                }),
+            )
+        }
         ("GET", "stats") => Reply::json(200, &control.stats()),
         ("POST", "stats/reset") => {
             control.reset_stats();

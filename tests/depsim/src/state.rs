@@ -1,4 +1,4 @@
-//! The simulator's state: devices (generated plus overlays), the event log, profiles,
+//! One organisation's state: devices (generated plus overlays), the event log, profiles,
 //! sessions, nonces, scripted faults and counters. One mutex guards all of it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::config::SimConfig;
 use crate::devgen::{self, Device, InitialProfiles};
+use crate::servers::SimClock;
 
 /// What happened to a device, as sync reports it (`op_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -345,9 +346,11 @@ pub struct Modes {
 
 pub struct State {
     pub cfg: SimConfig,
+    /// The organisation's index on its simulator (0: the one [`SimConfig`] describes).
+    pub org: usize,
     /// Key of cursor check values.
     pub cursor_key: u64,
-    time_offset: Duration,
+    clock: SimClock,
     pub devices: Devices,
     pub events: Vec<Event>,
     pub profiles: HashMap<Arc<str>, Map<String, Value>>,
@@ -363,6 +366,11 @@ pub struct State {
 
 impl State {
     pub fn new(cfg: SimConfig) -> Self {
+        State::in_org(cfg, 0, SimClock::default())
+    }
+
+    /// Organisation `org` of a simulator whose organisations share `clock`.
+    pub(crate) fn in_org(cfg: SimConfig, org: usize, clock: SimClock) -> Self {
         let preexisting: Arc<str> = devgen::hex32(cfg.seed, 0, 0x9F0F).into();
         let mut profiles = HashMap::new();
         let mut profile = Map::new();
@@ -378,7 +386,8 @@ impl State {
                 .consumer_key
                 .bytes()
                 .fold(devgen::mix(cfg.seed), |h, b| devgen::mix(h ^ u64::from(b))),
-            time_offset: Duration::ZERO,
+            org,
+            clock,
             devices: Devices::new(&cfg, preexisting),
             events: Vec::new(),
             profiles,
@@ -396,7 +405,7 @@ impl State {
 
     /// Simulator time.
     pub fn now(&self) -> SystemTime {
-        SystemTime::now() + self.time_offset
+        SystemTime::now() + self.clock.offset()
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -411,7 +420,7 @@ impl State {
     }
 
     pub fn advance_time(&mut self, by: Duration) {
-        self.time_offset += by;
+        self.clock.advance(by);
     }
 
     fn log(&mut self, index: u64, op: Op) {

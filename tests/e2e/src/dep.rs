@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use mdm_depsim::{RunningSim, SimConfig, Simulator};
+use mdm_depsim::{DepCredentials, RunningSim, SimConfig, Simulator};
 use serde_json::{Value, json};
 
 use crate::{ADMIN_KEY, App, Method, SYNC_KEY, StatusCode};
@@ -24,6 +24,12 @@ pub async fn start_app(dir: &std::path::Path, sim: &RunningSim) -> App {
 /// Creates a token slot, downloads its public key, has "Apple" (the simulator's
 /// credentials, encrypted the way ABM does) make a `.p7m` for it, and uploads it.
 pub async fn connect_token(app: &App, sim: &RunningSim, name: &str) -> u64 {
+    connect_token_with(app, &sim.credentials(), name).await
+}
+
+/// [`connect_token`] for any organisation of a simulator, e.g. one added with
+/// `RunningSim::add_server` (its `SimControl::credentials()`).
+pub async fn connect_token_with(app: &App, c: &DepCredentials, name: &str) -> u64 {
     let (s, b) = app
         .admin(
             Method::POST,
@@ -47,7 +53,6 @@ pub async fn connect_token(app: &App, sim: &RunningSim, name: &str) -> u64 {
     assert_eq!(headers["content-type"], "application/x-pem-file");
     let cert = mdm_crypto::Certificate::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
 
-    let c = sim.credentials();
     let token_json = json!({
         "consumer_key": c.consumer_key,
         "consumer_secret": c.consumer_secret,
