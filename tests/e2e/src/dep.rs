@@ -39,6 +39,14 @@ pub async fn connect_token_with(app: &App, c: &DepCredentials, name: &str) -> u6
         .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
     let id = b["id"].as_u64().expect("token id");
+    let b = upload_token(app, id, c).await;
+    assert_eq!(b["status"], "ok", "{b}");
+    id
+}
+
+/// Makes a `.p7m` of `c` for slot `id`'s public key, as Apple does, and uploads it (a
+/// renewal when the slot holds one already); returns the slot's view.
+pub async fn upload_token(app: &App, id: u64, c: &DepCredentials) -> Value {
 
     let (s, headers, pem) = app
         .raw(
@@ -77,8 +85,7 @@ pub async fn connect_token_with(app: &App, c: &DepCredentials, name: &str) -> u6
         .unwrap();
     let b: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(b["status"], "ok", "{b}");
-    id
+    b
 }
 
 /// Calls the scheduler until the token's sync is idle again; returns the ticks made.

@@ -6,9 +6,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mdm_e2e::dep::{
-    connect_token, device_count, inventory_device, listed_serials, start_app, start_sim,
-    tick_until_completed, tick_until_idle,
+    connect_token, connect_token_with, device_count, inventory_device, listed_serials,
+    start_app, start_sim, tick_until_completed, tick_until_idle, upload_token,
 };
+use serde_json::Value;
 use mdm_e2e::{ADMIN_KEY, Method, SYNC_KEY, StatusCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,5 +245,127 @@ async fn a_200_000_device_sync_ends_with_exactly_apples_devices() {
         .admin(Method::GET, &format!("/api/v1/tokens/{token}"), None)
         .await;
     assert_eq!(t["device_count"], DEVICES, "{t}");
+    app.shutdown().await;
+}
+
+/// The scheduler serves server tokens fairly: a large token in the middle of its sync
+/// gets one slice per round while 50 small tokens each complete theirs in the first
+/// round of the same tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_token_mid_sync_does_not_starve_fifty_small_ones() {
+    const SMALL: usize = 50;
+    let sim = start_sim(20_000, 17);
+    // Apple is slow for the large organisation: its sync needs more than one slice.
+    sim.control()
+        .delay_next(Some("/server/devices"), 1_000, Duration::from_millis(900));
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(dir.path(), &sim).await;
+    let large = connect_token(&app, &sim, "Large district").await;
+    // Slots are connected two at a time (each makes an RSA key pair).
+    let orgs: Vec<_> = (0..SMALL)
+        .map(|i| sim.add_server(mdm_depsim::ServerConfig::new(20, 100 + i as u64)))
+        .collect();
+    let mut small = Vec::new();
+    for (n, pair) in orgs.chunks(2).enumerate() {
+        let connected = futures::future::join_all(pair.iter().enumerate().map(|(k, org)| {
+            let app = &app;
+            async move {
+                connect_token_with(app, &org.credentials(), &format!("School {}", 2 * n + k))
+                    .await
+            }
+        }))
+        .await;
+        small.extend(connected);
+    }
+    let (s, tick) = app
+        .call(Method::POST, "/internal/tick", Some(SYNC_KEY), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{tick}");
+    let entries = tick["tokens"].as_array().unwrap();
+    let runs = |token: u64| -> Vec<Value> {
+        let e = entries
+            .iter()
+            .find(|e| e["token"] == token)
+            .unwrap_or_else(|| panic!("{token} not in {tick:#}"));
+        match &e["sync"] {
+            Value::Array(a) => a.clone(),
+            one => vec![one.clone()],
+        }
+    };
+    let big = runs(large);
+    assert!(big.len() >= 2, "the large sync fit one slice: {big:#?}");
+    assert_eq!(big[0]["outcome"], "Paused", "{big:#?}");
+    for t in &small {
+        let r = runs(*t);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!((r[0]["outcome"].as_str(), r[0]["round"].as_u64()), (Some("Completed"), Some(1)), "{r:#?}");
+        assert_eq!(device_count(&app, *t).await, 20);
+    }
+    // The large one goes on in later rounds (and ticks) until done.
+    tick_until_idle(&app, large, 10).await;
+    assert_eq!(device_count(&app, large).await, 20_000);
+    app.shutdown().await;
+}
+
+/// A token Apple refuses (terms not accepted) is retried with exponential backoff, not on
+/// every tick; its status says why and when; a new server token resets the backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_token_backs_off_and_a_new_server_token_resets_it() {
+    let sim = start_sim(300, 23);
+    let dir = tempfile::tempdir().unwrap();
+    let app = start_app(dir.path(), &sim).await;
+    let token = connect_token(&app, &sim, "Backoff").await;
+    let (s, b) = app
+        .admin(Method::POST, &format!("/api/v1/tokens/{token}/sync"), None)
+        .await;
+    assert!(s.is_success(), "{b}");
+    tick_until_idle(&app, token, 10).await;
+
+    // New terms in Apple Business Manager; the 12-hourly delta is due.
+    sim.control().set_terms_not_signed(true);
+    app.advance_clock(Duration::from_secs(13 * 3600));
+    let status = || async {
+        let (_, st) = app
+            .admin(Method::GET, &format!("/api/v1/tokens/{token}/sync"), None)
+            .await;
+        st
+    };
+    let calls = || {
+        let c = sim.control();
+        c.requests_to("/devices/sync") + c.requests_to("/server/devices") + c.requests_to("/session")
+    };
+    for failures in 1..=3u64 {
+        let before = calls();
+        let (s, _) = app.call(Method::POST, "/internal/tick", Some(SYNC_KEY), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(calls() > before, "not tried at attempt {failures}");
+        let st = status().await;
+        assert_eq!(st["state"], "backing_off", "{st:#}");
+        assert_eq!(st["backoff"]["failures"], failures, "{st:#}");
+        assert!(
+            st["backoff"]["reason"].as_str().unwrap().contains("T_C_NOT_SIGNED"),
+            "{st:#}"
+        );
+        assert!(st["backoff"]["next_try_at"].is_string(), "{st:#}");
+        // Ticks in the meantime leave Apple alone.
+        let before = calls();
+        for _ in 0..3 {
+            app.call(Method::POST, "/internal/tick", Some(SYNC_KEY), None).await;
+        }
+        assert_eq!(calls(), before, "retried during the backoff");
+        // 5 minutes, doubling.
+        app.advance_clock(Duration::from_secs(300 << (failures - 1)));
+    }
+    let (_, t) = app
+        .admin(Method::GET, &format!("/api/v1/tokens/{token}"), None)
+        .await;
+    assert_eq!(t["status"], "terms_not_signed", "{t:#}");
+
+    // The admin accepts the terms and uploads a fresh token: tried at once, backoff gone.
+    sim.control().set_terms_not_signed(false);
+    upload_token(&app, token, &sim.credentials()).await;
+    assert!(status().await["backoff"].is_null());
+    let st = tick_until_completed(&app, token, 5).await;
+    assert!(st["backoff"].is_null(), "{st:#}");
     app.shutdown().await;
 }
