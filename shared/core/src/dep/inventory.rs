@@ -134,6 +134,27 @@ impl DeviceRecord {
     }
 }
 
+/// A held [`DeviceRecord`] without Apple's fields.
+#[derive(Deserialize)]
+struct HeldRecord {
+    serial_number: String,
+    #[serde(default)]
+    op_time: Option<i64>,
+    #[serde(default)]
+    removed_at: Option<u64>,
+    first_seen_at: u64,
+    updated_at: u64,
+    slot: u64,
+    #[serde(default)]
+    tombstone: bool,
+    #[serde(default)]
+    apple_at: Option<u64>,
+    #[serde(default)]
+    listed_in: Option<u64>,
+    #[serde(default)]
+    removed_by: Option<Removal>,
+}
+
 /// How a page is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyMode {
@@ -249,8 +270,13 @@ pub async fn apply_page<B: Backend>(
 
     let mut updates: Vec<(String, DeviceRecord)> = Vec::new();
     let mut live_delta: i64 = 0;
-    for ((serial, t, rec), (key, held)) in page.into_iter().zip(keys.into_iter().zip(held)) {
-        let held: Option<DeviceRecord> = held.as_deref().and_then(DeviceRecord::decode);
+    for ((serial, t, rec), (key, raw)) in page.into_iter().zip(keys.into_iter().zip(held)) {
+        // Apple's fields of the held record (most of its bytes) are decoded only on the
+        // rare paths that keep them.
+        let held: Option<HeldRecord> = raw
+            .as_deref()
+            .and_then(|r| serde_json::from_slice(r).ok());
+        let full = || raw.as_deref().and_then(DeviceRecord::decode);
         let op = op_of(&rec);
         let was_live = held.as_ref().is_some_and(|h| !h.tombstone);
         if held.is_none() && op == Op::Deleted {
@@ -267,8 +293,8 @@ pub async fn apply_page<B: Backend>(
                     && !h.tombstone
                     && cx.listing.is_some()
                     && h.listed_in != cx.listing
+                    && let Some(mut h) = full()
                 {
-                    let mut h = h.clone();
                     h.listed_in = cx.listing;
                     updates.push((key, h));
                 }
@@ -276,7 +302,23 @@ pub async fn apply_page<B: Backend>(
             }
         }
         let mut record = match held {
-            Some(h) if !h.tombstone => h,
+            Some(h) if !h.tombstone => DeviceRecord {
+                serial_number: h.serial_number,
+                // Kept only by a deletion; an upsert replaces them below.
+                apple: match op {
+                    Op::Deleted => full().map(|f| f.apple).unwrap_or_default(),
+                    Op::Upsert => Map::new(),
+                },
+                op_time: h.op_time,
+                removed_at: h.removed_at,
+                first_seen_at: h.first_seen_at,
+                updated_at: h.updated_at,
+                slot: h.slot,
+                tombstone: false,
+                apple_at: h.apple_at,
+                listed_in: h.listed_in,
+                removed_by: h.removed_by,
+            },
             other => DeviceRecord {
                 serial_number: serial.clone(),
                 apple: Map::new(),
@@ -572,6 +614,20 @@ fn matches(r: &DeviceRecord, q: &ListQuery) -> bool {
     }
 }
 
+/// The fields of a [`DeviceRecord`] a pass over the index looks at, decoded without
+/// Apple's fields (most of a record's bytes).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceHead {
+    pub serial_number: String,
+    pub slot: u64,
+    #[serde(default)]
+    pub tombstone: bool,
+    #[serde(default)]
+    pub removed_at: Option<u64>,
+    #[serde(default)]
+    pub listed_in: Option<u64>,
+}
+
 /// Reads index slots `from..=to` and the records they point at (as stored), skipping
 /// orphan slots.
 pub(crate) async fn read_slots<B: Backend>(
@@ -580,6 +636,35 @@ pub(crate) async fn read_slots<B: Backend>(
     from: u64,
     to: u64,
 ) -> Result<Vec<(u64, DeviceRecord)>, KvError> {
+    read_slots_as(store, token, from, to, DeviceRecord::decode, |r| r.slot).await
+}
+
+/// [`read_slots`], decoding only each record's [`DeviceHead`].
+pub(crate) async fn read_slot_heads<B: Backend>(
+    store: &Store<B>,
+    token: TokenId,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, DeviceHead)>, KvError> {
+    read_slots_as(
+        store,
+        token,
+        from,
+        to,
+        |raw| serde_json::from_slice::<DeviceHead>(raw).ok(),
+        |h| h.slot,
+    )
+    .await
+}
+
+async fn read_slots_as<B: Backend, T>(
+    store: &Store<B>,
+    token: TokenId,
+    from: u64,
+    to: u64,
+    decode: impl Fn(&[u8]) -> Option<T>,
+    slot_of: impl Fn(&T) -> u64,
+) -> Result<Vec<(u64, T)>, KvError> {
     let slot_keys: Vec<String> = (from..=to).map(|s| index_key(token, s)).collect();
     let refs: Vec<&str> = slot_keys.iter().map(String::as_str).collect();
     let serials = store.get_many(&refs).await?;
@@ -594,8 +679,8 @@ pub(crate) async fn read_slots<B: Backend>(
         .into_iter()
         .zip(records)
         .filter_map(|((slot, _), raw)| {
-            let r = DeviceRecord::decode(&raw?)?;
-            (r.slot == slot).then_some((slot, r))
+            let r = decode(&raw?)?;
+            (slot_of(&r) == slot).then_some((slot, r))
         })
         .collect())
 }

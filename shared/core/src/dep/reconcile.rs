@@ -87,7 +87,7 @@ pub async fn listing_step<B: Backend>(
     let mut slot = progress.position;
     while slot < end {
         let to = (slot + SCAN_BATCH).min(end);
-        for (_, r) in inventory::read_slots(store, token, slot + 1, to).await? {
+        for (_, r) in inventory::read_slot_heads(store, token, slot + 1, to).await? {
             if r.tombstone {
                 continue;
             }
