@@ -370,7 +370,7 @@ fn record(s: &Store<MemoryBackend>, serial: &str) -> inventory::DeviceRecord {
 }
 
 /// Runs scheduled syncs (as the scheduler's ticks would) until the state is idle.
-fn until_idle(s: &Store<MemoryBackend>, clock: &ManualClock, feed: &mut Feed, p: &Policy) {
+fn until_idle(s: &Store<MemoryBackend>, clock: &ManualClock, feed: &mut impl DeviceFeed, p: &Policy) {
     for _ in 0..1000 {
         let Some(plan) = state(s).scheduled_plan(clock.unix_seconds(), p) else {
             assert!(state(s).run.is_none(), "{:?}", state(s));
@@ -558,4 +558,69 @@ fn a_failing_token_backs_off_exponentially_up_to_12_hours() {
     let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
     assert_eq!(r.outcome, Outcome::Completed);
     assert!(state(&s).backoff.is_none());
+}
+
+/// Feed whose every fetch takes a minute of the clock (a slow Apple).
+struct SlowFeed<'a> {
+    inner: Feed,
+    clock: &'a ManualClock,
+}
+
+impl DeviceFeed for SlowFeed<'_> {
+    async fn fetch(&mut self, cursor: Option<&str>) -> Result<FeedPage, FeedError> {
+        self.clock.advance(Duration::from_secs(60));
+        self.inner.fetch(cursor).await
+    }
+
+    async fn sync(&mut self, cursor: &str) -> Result<FeedPage, FeedError> {
+        self.inner.sync(cursor).await
+    }
+}
+
+/// A whole run gets 15 minutes (not each slice): past that it ends as timed out, the
+/// status says so, and the next sync continues the listing where it stopped; progress is
+/// visible as devices fetched out of the last completed listing's count.
+#[test]
+fn a_run_past_15_minutes_times_out_and_the_next_continues() {
+    let (s, clock) = setup();
+    let p = Policy::default();
+    let mut quick = Feed::new(3_000, 100);
+    until_idle(&s, &clock, &mut quick, &p);
+    clock.advance(Duration::from_secs(7 * DAY));
+    let mut slow = SlowFeed {
+        inner: Feed::new(3_000, 100),
+        clock: &clock,
+    };
+    let mut slices = 0;
+    let outcome = loop {
+        let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
+        let r = block_on(sync::run(&s, &clock, T, &mut slow, plan, &p)).unwrap();
+        slices += 1;
+        if r.outcome != Outcome::Paused {
+            break r.outcome;
+        }
+        let view = mdm_core::admin::dep::sync_view(&state(&s), clock.unix_seconds(), &p);
+        let fetched = view["progress"]["devices_fetched"].as_u64().unwrap();
+        assert_eq!(view["progress"]["devices_expected"], 3_000, "{view:#}");
+        let fraction = view["progress"]["fraction"].as_f64().unwrap();
+        assert!((fraction - fetched as f64 / 3_000.0).abs() < 1e-9, "{view:#}");
+    };
+    assert_eq!(outcome, Outcome::TimedOut);
+    assert!(slices > 1);
+    let st = state(&s);
+    assert_eq!(st.last_run.as_ref().unwrap().outcome, "timed_out");
+    assert!(st.last_error.as_deref().unwrap().contains("15 minutes"));
+    let listing = st.listing.clone().expect("the listing goes on");
+    assert!(listing.fetched >= 1_400 && listing.fetched < 3_000, "{listing:?}");
+    let view = mdm_core::admin::dep::sync_view(&st, clock.unix_seconds(), &p);
+    assert_eq!(view["state"], "failed", "{view:#}");
+    assert_eq!(view["next_sync_is_full"], true, "{view:#}");
+
+    // The next run continues from the listing's cursor, not from the start.
+    let calls_before = slow.inner.calls.len();
+    until_idle(&s, &clock, &mut slow, &p);
+    let resumed_at = slow.inner.calls[calls_before].as_deref().unwrap().parse::<u64>().unwrap();
+    assert_eq!(resumed_at, listing.fetched);
+    assert_eq!(state(&s).last_run.unwrap().outcome, "completed");
+    assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 3_000);
 }

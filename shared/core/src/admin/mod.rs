@@ -3,7 +3,7 @@
 
 mod actions;
 mod commands;
-mod dep;
+pub mod dep;
 mod devices;
 mod devlogs;
 mod diagnostics;
