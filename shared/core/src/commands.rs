@@ -48,6 +48,11 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     // signature again on every poll would only repeat that.
     let mut bound = enrollments::bound_device(p.store(), &signer.cert_hash).await?;
     if bound.is_none() {
+        bound =
+            enrollments::migrate_legacy_binding(p.store(), &signer.cert_hash, &signer.der_hash)
+                .await?;
+    }
+    if bound.is_none() {
         let anchors = checkin::trust_anchors(p.store()).await?;
         checkin::require_ours(&signer, &anchors)?;
     }

@@ -506,3 +506,45 @@ fn admins_queue_concurrently_while_the_device_polls() {
         assert_eq!(command(&e, u)["status"], "acknowledged", "{u}");
     }
 }
+
+/// Only what the CA signed identifies a certificate: the same certificate with its
+/// (unsigned) outer signatureAlgorithm encoded another way is refused, so it cannot pose
+/// as a new identity (RFC 5280 §4.1.1.2), and a binding made under the old key (the
+/// hash of the whole DER) moves to the new one on first use.
+#[test]
+fn an_unsigned_part_of_a_certificate_makes_no_new_identity() {
+    let e = env();
+    let d = enrolled(&e);
+    let variant = d.id.outer_algorithm_reencoded();
+    assert_ne!(variant.cert_der, d.id.cert_der);
+    let body = xml(&format!(
+        "<key>Status</key><string>Idle</string><key>UDID</key><string>{UDID}</string>"
+    ));
+    let before = mdmdevice::dump(&e);
+    let r = block_on(commands::handle(
+        &e,
+        device_request(Method::PUT, "/mdm/connect", &body, Some(&variant.sign(&body))),
+    ));
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(r.body()).contains("signatureAlgorithm"),
+        "{:?}",
+        String::from_utf8_lossy(r.body())
+    );
+    assert_eq!(mdmdevice::dump(&e), before);
+    let forged = Device::new(&e, variant, "00008110-000FFFFFFFFFFFFF");
+    let r = forged.checkin("Authenticate", "");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(mdmdevice::dump(&e), before);
+
+    // A binding stored under the whole-DER hash (before bindings were keyed on what the
+    // CA signed) keeps working, and moves.
+    block_on(e.store.delete(&format!("certb:{}", d.id.cert_hash()))).unwrap();
+    block_on(e.store.set(&format!("certb:{}", d.id.der_hash()), UDID.as_bytes())).unwrap();
+    assert_eq!(d.idle(), None);
+    assert_eq!(
+        block_on(e.store.get(&format!("certb:{}", d.id.cert_hash()))).unwrap(),
+        Some(UDID.as_bytes().to_vec())
+    );
+    assert_eq!(block_on(e.store.get(&format!("certb:{}", d.id.der_hash()))).unwrap(), None);
+}

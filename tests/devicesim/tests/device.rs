@@ -646,8 +646,12 @@ fn mdm_signature_verifies_with_the_cores_verifier() {
     let signer = signature::verify(&header, &body).unwrap();
     assert_eq!(signer.certificate_der, cert.der());
     assert_eq!(
-        signer.cert_hash,
+        signer.der_hash,
         hex::encode(sha2::Sha256::digest(cert.der()))
+    );
+    assert_eq!(
+        signer.cert_hash,
+        signature::identity_hashes(cert.der()).unwrap().0
     );
     signature::require_issued_by(
         &signer.certificate_der,

@@ -168,8 +168,11 @@ pub enum EnrollmentKind {
 /// The identity certificate a message was signed with, as far as the transport knows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceIdentity {
-    /// Lowercase hex SHA-256 of the certificate DER: the binding key.
+    /// Lowercase hex SHA-256 of the certificate's tbsCertificate: the binding key.
     pub cert_hash: String,
+    /// Lowercase hex SHA-256 of the whole certificate DER (the binding key of older
+    /// bindings, moved over on first use).
+    pub der_hash: Option<String>,
     /// Lowercase hex serial number.
     pub serial_hex: Option<String>,
     pub not_after: Option<u64>,
@@ -186,9 +189,11 @@ impl DeviceIdentity {
 
     /// From the certificate that signed the message.
     pub fn from_certificate(cert_hash: &str, der: &[u8]) -> Self {
+        use sha2::Digest;
         let cert = mdm_crypto::Certificate::from_der(der).ok();
         DeviceIdentity {
             cert_hash: cert_hash.to_owned(),
+            der_hash: Some(hex::encode(sha2::Sha256::digest(der))),
             serial_hex: cert.as_ref().map(mdm_crypto::Certificate::serial_hex),
             not_after: cert.map(|c| c.not_after_unix().max(0) as u64),
         }
@@ -282,6 +287,42 @@ pub async fn bound_device<B: Backend>(
         .and_then(|v| String::from_utf8(v).ok()))
 }
 
+/// Bindings used to be keyed on the hash of the whole certificate DER; they are keyed on
+/// the hash of its tbsCertificate now. A certificate whose binding is only under the old
+/// key gets it moved to the new one (and its enrollment record lists the new hash).
+/// Returns the device it is bound to.
+pub async fn migrate_legacy_binding<B: Backend>(
+    store: &Store<B>,
+    cert_hash: &str,
+    der_hash: &str,
+) -> Result<Option<String>, KvError> {
+    if cert_hash == der_hash {
+        return Ok(None);
+    }
+    let Some(device) = bound_device(store, der_hash).await? else {
+        return Ok(None);
+    };
+    store
+        .set(&binding_key(cert_hash), device.as_bytes())
+        .await?;
+    let r = store
+        .update::<KvError>(&record_key(&device), 20, |raw| {
+            let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
+                .map_err(|e| KvError::Backend(format!("enrollment record: {e}")))?;
+            if rec.cert_hashes.iter().any(|h| h == cert_hash) {
+                return Ok(None);
+            }
+            rec.cert_hashes.push(cert_hash.to_owned());
+            Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
+        })
+        .await;
+    if let Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) = r {
+        return Err(e);
+    }
+    store.delete(&binding_key(der_hash)).await?;
+    Ok(Some(device))
+}
+
 pub async fn require_binding<B: Backend>(
     store: &Store<B>,
     cert_hash: &str,
@@ -341,13 +382,20 @@ pub async fn adopt_renewal<B: Backend>(
     else {
         return Ok(false);
     };
-    if issued.cert_sha256 != identity.cert_hash {
+    if !issued.is(identity) {
         return Ok(false);
     }
     let Some(prev) = crate::scep::endpoint::issued_for(store, previous).await? else {
         return Ok(false);
     };
-    if store.get(&binding_key(&prev.cert_sha256)).await?.as_deref() != Some(device_id.as_bytes()) {
+    let mut prev_bound = false;
+    for h in prev.binding_hashes() {
+        if store.get(&binding_key(h)).await?.as_deref() == Some(device_id.as_bytes()) {
+            prev_bound = true;
+            break;
+        }
+    }
+    if !prev_bound {
         return Ok(false);
     }
     store
@@ -558,6 +606,11 @@ pub async fn checkin_identity<B: Backend>(
         .device_id()
         .expect("parser guarantees a device id")
         .to_owned();
+    if let Some(der_hash) = &identity.der_hash
+        && bound_device(store, cert_hash).await?.is_none()
+    {
+        migrate_legacy_binding(store, cert_hash, der_hash).await?;
+    }
     if !matches!(msg, CheckinMessage::Authenticate(_)) {
         adopt_renewal(store, identity, &device_id).await?;
     }

@@ -42,8 +42,37 @@ fn fail(m: impl Into<String>) -> SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signer {
     pub certificate_der: Vec<u8>,
-    /// Lowercase hex SHA-256 of the certificate: the enrollment binding key.
+    /// Lowercase hex SHA-256 of the certificate's `tbsCertificate`, what its issuer
+    /// signed: the enrollment binding key. Nothing outside it (the outer algorithm's
+    /// encoding, say) can make a "new" identity of a certificate.
     pub cert_hash: String,
+    /// Lowercase hex SHA-256 of the whole certificate DER: the binding key before
+    /// bindings were keyed on `tbsCertificate` (read once to move such a binding over).
+    pub der_hash: String,
+}
+
+/// The identity hashes of a certificate (DER): of its `tbsCertificate` (the binding key)
+/// and of the whole encoding. Fails for a certificate whose outer signatureAlgorithm
+/// differs from the one inside `tbsCertificate` (RFC 5280 §4.1.1.2).
+pub fn identity_hashes(der: &[u8]) -> Result<(String, String), SignatureError> {
+    let cert = Certificate::from_der(der).map_err(|e| fail(format!("certificate: {e}")))?;
+    identity_hashes_of(&cert, der)
+}
+
+fn identity_hashes_of(cert: &Certificate, der: &[u8]) -> Result<(String, String), SignatureError> {
+    if cert.signature_algorithm != cert.tbs_certificate.signature {
+        return Err(fail(
+            "certificate's signatureAlgorithm differs from the one in tbsCertificate",
+        ));
+    }
+    let tbs = cert
+        .tbs_certificate
+        .to_der()
+        .map_err(|e| fail(format!("certificate: {e}")))?;
+    Ok((
+        hex::encode(sha2::Sha256::digest(&tbs)),
+        hex::encode(sha2::Sha256::digest(der)),
+    ))
 }
 
 /// Verifies the `Mdm-Signature` header value (base64) against the raw body.
@@ -134,10 +163,11 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
         return Err(fail("signature does not verify"));
     }
     let certificate_der = cert.to_der().map_err(|e| fail(e.to_string()))?;
-    let cert_hash = hex::encode(sha2::Sha256::digest(&certificate_der));
+    let (cert_hash, der_hash) = identity_hashes_of(&cert, &certificate_der)?;
     Ok(Signer {
         certificate_der,
         cert_hash,
+        der_hash,
     })
 }
 
@@ -212,6 +242,11 @@ pub fn require_issued_by(identity_der: &[u8], ca_certs: &[Vec<u8>]) -> Result<()
         return Ok(());
     }
     let leaf = certificate(identity_der).ok_or_else(|| fail("identity certificate unreadable"))?;
+    if leaf.signature_algorithm != leaf.tbs_certificate.signature {
+        return Err(fail(
+            "identity certificate's signatureAlgorithm differs from the one in tbsCertificate",
+        ));
+    }
     let tbs = leaf
         .tbs_certificate
         .to_der()

@@ -76,11 +76,35 @@ pub struct IssuedRecord {
     pub user: Option<String>,
     /// The grant's purpose ("ade", "manual", ...) or "renewal".
     pub purpose: String,
-    /// Lowercase hex SHA-256 of the certificate DER: the `cert_hash` check-in binds.
+    /// Lowercase hex SHA-256 of the certificate DER.
     pub cert_sha256: String,
+    /// Lowercase hex SHA-256 of its tbsCertificate: the `cert_hash` check-in binds
+    /// (absent in records made before bindings were keyed on it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tbs_sha256: Option<String>,
     pub transaction_id: String,
     /// Serial of the certificate that signed the RenewalReq.
     pub renewed_from: Option<String>,
+}
+
+impl IssuedRecord {
+    /// Whether `identity` is the certificate this record was made for.
+    pub fn is(&self, identity: &crate::mdm::enrollments::DeviceIdentity) -> bool {
+        match &self.tbs_sha256 {
+            Some(tbs) => *tbs == identity.cert_hash,
+            None => identity.der_hash.as_deref() == Some(self.cert_sha256.as_str()),
+        }
+    }
+
+    /// The binding keys this certificate may be bound under (current first, then the
+    /// whole-DER hash older bindings used).
+    pub fn binding_hashes(&self) -> Vec<&str> {
+        self.tbs_sha256
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(self.cert_sha256.as_str()))
+            .collect()
+    }
 }
 
 fn issued_key(serial_hex: &str) -> String {
@@ -475,6 +499,9 @@ async fn issue_and_record<B: Backend>(
         user: who.user,
         purpose: who.purpose,
         cert_sha256: hex::encode(Sha256::digest(cert.der())),
+        tbs_sha256: crate::mdm::signature::identity_hashes(cert.der())
+            .ok()
+            .map(|(tbs, _)| tbs),
         transaction_id: loggable(msg.transaction_id()),
         renewed_from: who.renewed_from,
     };

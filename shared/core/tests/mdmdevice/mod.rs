@@ -125,7 +125,32 @@ impl Identity {
         Self::load("device-identity/ident.pem", "device-identity/ident.key")
     }
 
+    /// The same certificate (same tbsCertificate, same signature, same key) with its
+    /// outer signatureAlgorithm's parameters encoded the other valid way (NULL or
+    /// absent): what an attacker may vary without the CA's key.
+    pub fn outer_algorithm_reencoded(&self) -> Self {
+        let mut cert = self.cert.clone();
+        cert.signature_algorithm.parameters = match cert.signature_algorithm.parameters {
+            Some(_) => None,
+            None => Some(Any::null()),
+        };
+        let cert_der = cert.to_der().unwrap();
+        Identity {
+            cert,
+            cert_der,
+            key: self.key.clone(),
+        }
+    }
+
+    /// The binding key: SHA-256 of the certificate's tbsCertificate.
     pub fn cert_hash(&self) -> String {
+        mdm_core::mdm::signature::identity_hashes(&self.cert_der)
+            .unwrap()
+            .0
+    }
+
+    /// SHA-256 of the whole certificate DER.
+    pub fn der_hash(&self) -> String {
         hex::encode(Sha256::digest(&self.cert_der))
     }
 
@@ -357,7 +382,8 @@ pub fn admit(e: &E, id: &Identity, device_id: &str, serial: &str, topic: &str) {
         device_serial: Some(serial.into()),
         user: None,
         purpose: "test".into(),
-        cert_sha256: id.cert_hash(),
+        cert_sha256: id.der_hash(),
+        tbs_sha256: Some(id.cert_hash()),
         transaction_id: "test".into(),
         renewed_from: None,
     };
