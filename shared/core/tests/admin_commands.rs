@@ -282,8 +282,9 @@ fn device_capabilities_are_422_with_the_reason() {
 fn user_enrollment_limits_commands() {
     let e = env();
     // User Enrollment: EnrollmentID instead of UDID; EraseDevice is not allowed.
-    let ue = Device::new(&e, Identity::self_signed(), "UE-ENROLLMENT-ID");
-    mdmdevice::admit(&e, &ue.id, "UE-ENROLLMENT-ID", "", mdmdevice::TOPIC);
+    // Known as `ue:<EnrollmentID>`: no EnrollmentID can name a device enrolled by UDID.
+    let ue = Device::new(&e, Identity::self_signed(), "ue:UE-ENROLLMENT-ID");
+    mdmdevice::admit(&e, &ue.id, "ue:UE-ENROLLMENT-ID", "", mdmdevice::TOPIC);
     for (mt, extra) in [
         (
             "Authenticate",
@@ -305,20 +306,21 @@ fn user_enrollment_limits_commands() {
         )));
         assert_eq!(r.status(), StatusCode::OK);
     }
-    let (s, b) = post(&e, "UE-ENROLLMENT-ID", r#"{"RequestType":"EraseDevice"}"#);
+    let (s, b) = post(&e, "ue:UE-ENROLLMENT-ID", r#"{"RequestType":"EraseDevice"}"#);
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         b["detail"].as_str().unwrap().contains("User Enrollment"),
         "{b}"
     );
     assert_eq!(
-        post(&e, "UE-ENROLLMENT-ID", r#"{"RequestType":"ProfileList"}"#).0,
+        post(&e, "ue:UE-ENROLLMENT-ID", r#"{"RequestType":"ProfileList"}"#).0,
         StatusCode::CREATED
     );
-    let (_, v) = get(&e, "/api/v1/devices/UE-ENROLLMENT-ID");
+    let (_, v) = get(&e, "/api/v1/devices/ue:UE-ENROLLMENT-ID");
     assert_eq!(v["enrollment_type"], "user");
     assert_eq!(v["enrollment_id"], "UE-ENROLLMENT-ID");
     assert_eq!(v["udid"], Value::Null);
+    assert_eq!(v["device_id"], "ue:UE-ENROLLMENT-ID");
 }
 
 #[test]

@@ -201,6 +201,7 @@ fn pending(e: &TestEnv, udid: &str) {
         product: Some("iPhone15,2".into()),
         os_version: Some("17.4".into()),
         build_version: None,
+        grant: None,
         at: T0,
     };
     block_on(enroll_pending::put(&e.store, &p)).unwrap();

@@ -79,9 +79,32 @@ fn user_enrollment_and_user_channel_ids() {
         <key>PushMagic</key><string>pm</string><key>Token</key><data>AAEC</data>",
     );
     let m = CheckinMessage::parse(&body).unwrap();
-    assert_eq!(m.enrollment().device_id(), Some("E1"));
+    // Separate key spaces: a User Enrollment is `ue:<EnrollmentID>`.
+    assert_eq!(m.enrollment().device_id(), Some("ue:E1"));
     assert_eq!(m.enrollment().user_id(), Some("EU1"));
     assert!(m.enrollment().is_user_enrollment());
+}
+
+/// No EnrollmentID can name a UDID's enrollment: UDIDs never contain `:`, and a
+/// malformed identifier is refused with the reason.
+#[test]
+fn identifiers_of_the_two_kinds_cannot_collide() {
+    let msg = |ids: &str| {
+        CheckinMessage::parse(&plist(&format!(
+            "<key>MessageType</key><string>CheckOut</string>{ids}<key>Topic</key><string>t</string>"
+        )))
+    };
+    let udid = "00008110-000A1C2E3E88401E";
+    let by_eid = msg(&format!("<key>EnrollmentID</key><string>{udid}</string>")).unwrap();
+    assert_eq!(by_eid.enrollment().device_id(), Some(format!("ue:{udid}").as_str()));
+    let by_udid = msg(&format!("<key>UDID</key><string>{udid}</string>")).unwrap();
+    assert_eq!(by_udid.enrollment().device_id(), Some(udid));
+    for bad in ["ue:E1", "a b", "x/y", &"A".repeat(65)] {
+        let r = msg(&format!("<key>UDID</key><string>{bad}</string>"));
+        assert!(matches!(r, Err(CheckinError::Malformed { ref reason, .. }) if reason.contains("UDID")), "{bad}: {r:?}");
+    }
+    let r = msg("<key>EnrollmentID</key><string>two words</string>");
+    assert!(matches!(r, Err(CheckinError::Malformed { ref reason, .. }) if reason.contains("EnrollmentID")), "{r:?}");
 }
 
 #[test]

@@ -251,7 +251,7 @@ fn a_personal_iphone_enrolls_with_a_managed_apple_id_and_no_device_identifier() 
     let r = enrollment_checkin(&id, &s, "GetBootstrapToken", &ids, "");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
-    let (st, v) = s.admin(Method::GET, &format!("/api/v1/devices/{EID}"), "");
+    let (st, v) = s.admin(Method::GET, &format!("/api/v1/devices/ue:{EID}"), "");
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["enrollment_type"], "user");
     assert_eq!(v["enrollment_id"], EID);
@@ -269,7 +269,7 @@ fn a_personal_iphone_enrolls_with_a_managed_apple_id_and_no_device_identifier() 
     let queue = |cmd: Value| {
         s.admin(
             Method::POST,
-            &format!("/api/v1/devices/{EID}/commands"),
+            &format!("/api/v1/devices/ue:{EID}/commands"),
             &cmd.to_string(),
         )
     };

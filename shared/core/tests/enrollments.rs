@@ -67,6 +67,7 @@ fn pend(s: &Store<MemoryBackend>, id: &str) {
             product: None,
             os_version: None,
             build_version: None,
+            grant: None,
             at: 1_000,
         },
     ))
@@ -243,9 +244,9 @@ fn bootstrap_token_escrow_and_user_enrollment_limits() {
     let ue_auth = msg(&format!(
         "<key>MessageType</key><string>Authenticate</string><key>EnrollmentID</key><string>E1</string><key>Topic</key><string>{TOPIC}</string>"
     ));
-    pend(&s, "E1");
+    pend(&s, "ue:E1");
     run(&s, CERT_B, &ue_auth).unwrap();
-    assert!(record(&s, "E1").user_enrollment);
+    assert!(record(&s, "ue:E1").user_enrollment);
     let ue_set = msg(
         "<key>MessageType</key><string>SetBootstrapToken</string><key>EnrollmentID</key><string>E1</string><key>BootstrapToken</key><data>AA==</data>",
     );

@@ -102,6 +102,25 @@ impl Device {
         username: &str,
         password: &str,
     ) -> Result<AccountEnrollment, SimError> {
+        let flow = self
+            .account_profile(http, server, managed_apple_id, username, password)
+            .await?;
+        self.finish_enrollment(http).await?;
+        Ok(flow)
+    }
+
+    /// The account-driven steps up to the installed profile: discovery, the challenge, the
+    /// sign-in and the enrollment POST with the access token. A `BYOD` profile gives the
+    /// device a fresh EnrollmentID. The rest is [`Device::finish_enrollment`] (tests may
+    /// change the device's identifiers in between, as a hostile device would).
+    pub async fn account_profile(
+        &mut self,
+        http: &impl Http,
+        server: &str,
+        managed_apple_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<AccountEnrollment, SimError> {
         let discovery = self.discover(http, server, managed_apple_id).await?;
         // The enrollment POST carries no device identifier; the server must ask for
         // authentication.
@@ -138,11 +157,27 @@ impl Device {
             .map(str::to_owned)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| status("sign-in (redirect to the callback expected)", &r))?;
+        self.account_profile_with(http, &discovery.base_url, &access_token)
+            .await?;
+        Ok(AccountEnrollment {
+            discovery,
+            sign_in_url,
+            access_token,
+        })
+    }
+
+    /// The enrollment POST with an access token; installs the profile it answers.
+    pub async fn account_profile_with(
+        &mut self,
+        http: &impl Http,
+        base_url: &str,
+        access_token: &str,
+    ) -> Result<(), SimError> {
         let bearer = format!("Bearer {access_token}");
         let r = http
             .send(
                 "POST",
-                &discovery.base_url,
+                base_url,
                 &[("authorization", &bearer)],
                 b"{}".to_vec(),
             )
@@ -155,13 +190,13 @@ impl Device {
             // A new EnrollmentID for every User Enrollment.
             self.enrollment_id = Some(crate::random_uuid());
         }
+        Ok(())
+    }
+
+    /// After the profile: the identity over SCEP, Authenticate and TokenUpdate.
+    pub async fn finish_enrollment(&mut self, http: &impl Http) -> Result<(), SimError> {
         self.scep_enroll(http).await?;
         self.authenticate(http).await?;
-        self.token_update(http, false).await?;
-        Ok(AccountEnrollment {
-            discovery,
-            sign_in_url,
-            access_token,
-        })
+        self.token_update(http, false).await
     }
 }

@@ -26,7 +26,11 @@ fn view(r: &EnrollmentRecord) -> Value {
     json!({
         "device_id": r.device_id,
         "udid": (!r.user_enrollment).then_some(&r.device_id),
-        "enrollment_id": r.user_enrollment.then_some(&r.device_id),
+        "enrollment_id": r.user_enrollment.then(|| {
+            r.device_id
+                .strip_prefix(crate::mdm::checkin::USER_ENROLLMENT_PREFIX)
+                .unwrap_or(&r.device_id)
+        }),
         "enrollment_type": if r.user_enrollment { "user" } else { "device" },
         "enrolled": r.enrolled,
         "supervised": r.supervised,

@@ -66,11 +66,20 @@ fn type_key(username: &str) -> String {
     format!("uetype:{}", segment(username))
 }
 
-/// What an access token stands for.
+/// What an access token stands for: one user, one enrollment. The first enrollment POST
+/// with the token makes the enrollment reference; a repeated POST (a device retrying) gets
+/// a profile for the same reference; the enrollment's Authenticate consumes both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessGrant {
     pub username: String,
     pub issued_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// The store key of an access token's grant.
+pub fn grant_key(token: &str) -> String {
+    token_key(token)
 }
 
 /// The platform a discovery request's `model-family` names.
@@ -299,8 +308,12 @@ async fn enroll_with(
             "User Enrollment needs a Managed Apple ID on the user",
         ));
     }
-    // A random reference stands for the device until its Authenticate.
-    let reference = crate::random::uuid_v4();
+    // A random reference stands for the device until its Authenticate; the token makes
+    // one, and only one, whichever POST comes first.
+    let reference = bind_reference(p, token, &grant, now).await?;
+    let Some(reference) = reference else {
+        return Ok(None);
+    };
     let (purpose, enrollment_mode) = match mode {
         EnrollmentType::User => ("byod", "BYOD"),
         EnrollmentType::Device => ("adde", "ADDE"),
@@ -317,9 +330,10 @@ async fn enroll_with(
     };
     let topic = profile::push_topic(p).await?;
     let signed = profile::build_signed_profile(p, &target).await?;
-    let mut pend = PendingEnrollment::new(&reference, "", &topic, now);
+    let mut pend = PendingEnrollment::new(&reference, "", &topic, grant.issued_at);
     pend.via = Via::AccountDriven;
     pend.user = Some(user.username.clone());
+    pend.grant = Some(token_key(token));
     pending::put(p.store(), &pend).await?;
     crate::expiry::register(
         p.store(),
@@ -336,6 +350,40 @@ async fn enroll_with(
             .await?;
     }
     Ok(Some(signed))
+}
+
+/// The enrollment reference the access token stands for: the one it made before, or a
+/// new one bound to it by compare-and-swap (two POSTs at once agree on one). `None` when
+/// the grant was consumed (or expired away) meanwhile.
+async fn bind_reference(
+    p: &impl Platform,
+    token: &str,
+    grant: &AccessGrant,
+    now: u64,
+) -> Result<Option<String>, EnrollError> {
+    if let Some(r) = &grant.reference {
+        return Ok(Some(r.clone()));
+    }
+    let fresh = crate::random::uuid_v4();
+    let r = p
+        .store()
+        .update::<KvError>(&token_key(token), 10, |raw| {
+            let mut g: AccessGrant = serde_json::from_slice(raw)
+                .map_err(|e| KvError::Backend(format!("access grant: {e}")))?;
+            if g.reference.is_some() || now >= g.issued_at.saturating_add(TOKEN_TTL) {
+                return Ok(None);
+            }
+            g.reference = Some(fresh.clone());
+            Ok(Some(serde_json::to_vec(&g).expect("serialises")))
+        })
+        .await;
+    match r {
+        Ok(Some(raw)) => Ok(serde_json::from_slice::<AccessGrant>(&raw)
+            .ok()
+            .and_then(|g| g.reference)),
+        Ok(None) => Ok(None),
+        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => Err(e.into()),
+    }
 }
 
 /// `GET /mdm/enroll/account/signin`
@@ -397,6 +445,7 @@ pub async fn signin(p: &impl Platform, req: &Request) -> Response {
     let grant = AccessGrant {
         username: user.username,
         issued_at: now,
+        reference: None,
     };
     if let Err(e) = p
         .store()

@@ -168,6 +168,7 @@ pub async fn answer(
             os_version: info.os_version.clone(),
             build_version: info.build_version.clone(),
             at: now,
+            grant: None,
         },
     )
     .await?;

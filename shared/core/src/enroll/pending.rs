@@ -63,6 +63,10 @@ pub struct PendingEnrollment {
     #[serde(default)]
     pub build_version: Option<String>,
     pub at: u64,
+    /// Account-driven enrollment: the store key of the access grant the request was made
+    /// with, consumed together with the request at the enrollment's Authenticate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
 }
 
 impl PendingEnrollment {
@@ -82,6 +86,7 @@ impl PendingEnrollment {
             os_version: None,
             build_version: None,
             at,
+            grant: None,
         }
     }
 

@@ -27,6 +27,29 @@ pub struct Enrollment {
     pub enrollment_user_id: Option<String>,
     pub user_short_name: Option<String>,
     pub user_long_name: Option<String>,
+    /// The device channel id ([`Enrollment::device_id`]).
+    key: Option<String>,
+}
+
+/// Prefix of the device channel id of a User Enrollment: `ue:<EnrollmentID>`. A UDID
+/// never contains `:` (see [`valid_udid`]), so no EnrollmentID a device (or an attacker)
+/// chooses can name a device enrolled by UDID: the two kinds live in separate key spaces.
+pub const USER_ENROLLMENT_PREFIX: &str = "ue:";
+
+/// What a UDID may be made of: letters, digits and `-`, at most 64 characters (Apple's
+/// are 25 or 40 hex digits, or a UUID).
+pub fn valid_udid(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// An EnrollmentID: printable ASCII, at most 128 characters.
+fn valid_enrollment_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The device channel id of a User Enrollment's EnrollmentID.
+pub fn user_enrollment_key(enrollment_id: &str) -> String {
+    format!("{USER_ENROLLMENT_PREFIX}{enrollment_id}")
 }
 
 impl Enrollment {
@@ -40,22 +63,36 @@ impl Enrollment {
                 .map(|s| (!s.is_empty()).then(|| s.to_owned()))
                 .ok_or_else(|| format!("{key} must be a string")),
         };
+        let udid = string("UDID")?;
+        let enrollment_id = string("EnrollmentID")?;
+        if udid.as_deref().is_some_and(|u| !valid_udid(u)) {
+            return Err("UDID must be letters, digits and '-' (at most 64)".into());
+        }
+        if enrollment_id
+            .as_deref()
+            .is_some_and(|e| !valid_enrollment_id(e))
+        {
+            return Err("EnrollmentID must be printable ASCII (at most 128)".into());
+        }
+        let key = match (&udid, &enrollment_id) {
+            (Some(u), _) => Some(u.clone()),
+            (None, Some(e)) => Some(user_enrollment_key(e)),
+            (None, None) => None,
+        };
         Ok(Enrollment {
-            udid: string("UDID")?,
-            enrollment_id: string("EnrollmentID")?,
+            udid,
+            enrollment_id,
             user_id: string("UserID")?,
             enrollment_user_id: string("EnrollmentUserID")?,
             user_short_name: string("UserShortName")?,
             user_long_name: string("UserLongName")?,
+            key,
         })
     }
 
-    /// The device channel id.
+    /// The device channel id: the UDID, or `ue:<EnrollmentID>` for a User Enrollment.
     pub fn device_id(&self) -> Option<&str> {
-        self.udid
-            .as_deref()
-            .or(self.enrollment_id.as_deref())
-            .filter(|s| !s.is_empty())
+        self.key.as_deref()
     }
 
     /// The user channel id, for messages about a user (macOS user channel, Shared iPad).

@@ -501,7 +501,7 @@ async fn admit_account_driven<B: Backend>(
     }
     let Some(mut p) = pending::get(store, &rec.device_id, now).await? else {
         return Err(bad(
-            "the account-driven enrollment request expired: enroll again from Settings",
+            "the account-driven enrollment request expired or was used: enroll again from Settings",
         ));
     };
     if p.via != pending::Via::AccountDriven {
@@ -509,6 +509,24 @@ async fn admit_account_driven<B: Backend>(
     }
     if a.topic != p.topic {
         return Err(bad("Topic differs from the enrollment profile's"));
+    }
+    // A signed-in user enrolls their own device: never one enrolled another way (ADE,
+    // by hand) or by someone else, whatever identifier the Authenticate names.
+    if let Some(existing) = load(store, device_id).await?
+        && existing.checked_out_at.is_none()
+        && !(existing.enrollment_kind.is_some_and(|k| {
+            matches!(k, EnrollmentKind::AccountDriven | EnrollmentKind::UserEnrollment)
+        }) && existing.user.is_some()
+            && existing.user == p.user)
+    {
+        return Err(bad(
+            "this device is enrolled another way or by another user: an account-driven enrollment cannot replace it",
+        ));
+    }
+    // One grant, one enrollment: the request and the access token are used up here.
+    pending::remove(store, &rec.device_id).await?;
+    if let Some(grant) = &p.grant {
+        store.delete(grant).await?;
     }
     p.udid = device_id.to_owned();
     Ok(p)

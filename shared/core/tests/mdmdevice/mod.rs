@@ -364,6 +364,7 @@ pub fn admit(e: &E, id: &Identity, device_id: &str, serial: &str, topic: &str) {
             product: None,
             os_version: None,
             build_version: None,
+            grant: None,
             at: START,
         },
     ))
