@@ -485,6 +485,69 @@ fn a_renewed_identity_keeps_the_enrollment_its_queue_and_channels() {
     let challenge2 = request_profile(&s, UDID2, SERIAL2);
     let other = identity(&s, 2, UDID2, &challenge2);
     ok(&other.authenticate(&s.e, UDID2, SERIAL2));
+    // Not enrolled yet (no TokenUpdate): nothing to renew.
+    assert!(scep_renew(&s.e, &other, &device_mdm_key(3)).is_err());
+    ok(&other.token_update(&s.e, UDID2, ""));
     let other_new = scep_renew(&s.e, &other, &device_mdm_key(3)).expect("renewed");
     bad(&idle(&s, &other_new, UDID, None), "not bound");
+}
+
+/// Retire sticks: once an admin retires a device, its identity is not renewed, a
+/// renewal made before does not bring it back (by check-in or by a new Authenticate),
+/// and after the device acknowledged the removal nothing of the old enrollment works.
+#[test]
+fn a_retired_device_does_not_come_back_by_renewal() {
+    let s = server();
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let id = identity(&s, 0, UDID, &challenge);
+    ok(&id.authenticate(&s.e, UDID, SERIAL));
+    ok(&id.token_update(&s.e, UDID, ""));
+    // A renewal made while the device was managed, kept back by the device.
+    let renewed_early = scep_renew(&s.e, &id, &device_mdm_key(1)).expect("renewed");
+
+    let (st, v) = s.admin(Method::DELETE, &format!("/api/v1/devices/{UDID}"), "");
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let remove = v["command_uuid"].as_str().unwrap().to_owned();
+    // Retiring: no renewal, and the early renewal is not adopted.
+    assert!(scep_renew(&s.e, &id, &device_mdm_key(2)).is_err());
+    bad(&idle(&s, &renewed_early, UDID, None), "not bound");
+
+    // The device acknowledges the RemoveProfile: the enrollment is gone.
+    let ack = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{UDID}</string><key>CommandUUID</key><string>{remove}</string></dict></plist>"#
+    );
+    let mut drained = 0;
+    while let Some(next) = {
+        let r = idle(&s, &id, UDID, None);
+        (r.status() == StatusCode::OK && !r.body().is_empty()).then(|| plist::from_bytes::<plist::Dictionary>(r.body()).unwrap())
+    } {
+        let uuid = next["CommandUUID"].as_string().unwrap().to_owned();
+        let body = if uuid == remove {
+            ack.clone()
+        } else {
+            format!(r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{UDID}</string><key>CommandUUID</key><string>{uuid}</string></dict></plist>"#)
+        };
+        ok(&id.send(&s.e, "/mdm/connect", body.as_bytes()));
+        drained += 1;
+        if uuid == remove {
+            break;
+        }
+        assert!(drained < 10);
+    }
+    let (st, _) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Nothing of the old enrollment comes back: no renewal, no check-in, and no
+    // Authenticate without a fresh enrollment request.
+    assert!(scep_renew(&s.e, &id, &device_mdm_key(2)).is_err());
+    assert!(scep_renew(&s.e, &renewed_early, &device_mdm_key(2)).is_err());
+    assert_ne!(idle(&s, &renewed_early, UDID, None).status(), StatusCode::OK);
+    let r = renewed_early.authenticate(&s.e, UDID, SERIAL);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", text(&r));
+    let (st, _) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // A fresh ADE enrollment (the device is still assigned) is allowed.
+    let challenge = request_profile(&s, UDID, SERIAL);
+    let fresh = identity(&s, 3, UDID, &challenge);
+    ok(&fresh.authenticate(&s.e, UDID, SERIAL));
+    ok(&fresh.token_update(&s.e, UDID, ""));
 }

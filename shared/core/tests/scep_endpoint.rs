@@ -945,6 +945,11 @@ fn admin_issues_challenges_for_manual_enrollment() {
         json!({"device_id": "x", "purpose": "Not Valid!"}),
         json!({"device_id": "x".repeat(200)}),
         json!({"device_id": "x", "extra": 1}),
+        // The server's own purposes: an identity from such a challenge could pose as a
+        // renewal or an enrollment request.
+        json!({"device_id": "x", "purpose": "renewal"}),
+        json!({"device_id": "x", "purpose": "ade"}),
+        json!({"device_id": "x", "purpose": "adde"}),
     ] {
         let (s, b) = admin_call(
             &e,

@@ -16,7 +16,7 @@
 //! `Authenticate` must match the device's pending enrollment request
 //! ([`crate::enroll::pending`]: same UDID, serial and topic) and, when the identity's
 //! serial is known, an identity our SCEP issued for this UDID
-//! ([`crate::scep::endpoint::issued_for`]); otherwise 400. Manual enrollments (a
+//! ([`crate::scep::issued::issued_for`]); otherwise 400. Manual enrollments (a
 //! challenge an administrator created for the device) need no request. A second `Authenticate` of an
 //! enrolled device (re-enrollment after a wipe or retire) replaces the enrollment: the
 //! old identities' bindings, its user channels, queued commands (device and user
@@ -372,7 +372,14 @@ pub async fn adopt_renewal<B: Backend>(
     {
         return Ok(false);
     }
-    let Some(issued) = crate::scep::endpoint::issued_for(store, serial).await? else {
+    // A retired (or retiring) or checked-out enrollment takes no new identity.
+    match load(store, device_id).await {
+        Ok(Some(rec)) if rec.enrolled && rec.retire.is_none() => {}
+        Ok(_) => return Ok(false),
+        Err(Refusal::Store(e)) => return Err(e),
+        Err(_) => return Ok(false),
+    }
+    let Some(issued) = crate::scep::issued::issued_for(store, serial).await? else {
         return Ok(false);
     };
     let Some(previous) = issued
@@ -385,7 +392,7 @@ pub async fn adopt_renewal<B: Backend>(
     if !issued.is(identity) {
         return Ok(false);
     }
-    let Some(prev) = crate::scep::endpoint::issued_for(store, previous).await? else {
+    let Some(prev) = crate::scep::issued::issued_for(store, previous).await? else {
         return Ok(false);
     };
     let mut prev_bound = false;
@@ -466,10 +473,6 @@ fn queue_error(e: queue::QueueError) -> Refusal {
     }
 }
 
-/// Purposes of SCEP challenges our enrollment endpoints hand out: a certificate issued
-/// for one of these enrolls only together with the matching enrollment request.
-const REQUEST_PURPOSES: [&str; 2] = ["ade", "web"];
-
 /// Purposes of account-driven enrollment ([`crate::enroll::account`]): the challenge is
 /// bound to a random enrollment reference, not to the device.
 const ACCOUNT_PURPOSES: [&str; 2] = ["byod", "adde"];
@@ -480,7 +483,7 @@ const ACCOUNT_PURPOSES: [&str; 2] = ["byod", "adde"];
 /// bound to the first enrollment that uses it, so the reference enrolls one device.
 async fn admit_account_driven<B: Backend>(
     store: &Store<B>,
-    rec: &crate::scep::endpoint::IssuedRecord,
+    rec: &crate::scep::issued::IssuedRecord,
     device_id: &str,
     a: &super::checkin::Authenticate,
     now: u64,
@@ -545,7 +548,7 @@ async fn admit_authenticate<B: Backend>(
 ) -> Result<pending::PendingEnrollment, Refusal> {
     let issued = match &identity.serial_hex {
         None => None,
-        Some(serial) => match crate::scep::endpoint::issued_for(store, serial).await? {
+        Some(serial) => match crate::scep::issued::issued_for(store, serial).await? {
             Some(rec) if rec.device_id == device_id => Some(rec),
             Some(rec) if ACCOUNT_PURPOSES.contains(&rec.purpose.as_str()) => {
                 return admit_account_driven(store, &rec, device_id, a, now).await;
@@ -559,7 +562,12 @@ async fn admit_authenticate<B: Backend>(
         },
     };
     let Some(p) = pending::get(store, device_id, now).await? else {
-        if let Some(rec) = issued.filter(|r| !REQUEST_PURPOSES.contains(&r.purpose.as_str())) {
+        // Only an identity from an administrator's challenge enrolls without a request: one
+        // the server issued (for a request, or as a renewal) never does, so a retired
+        // device cannot come back with an identity it renewed.
+        if let Some(rec) = issued.filter(|r| {
+            !crate::scep::issued::SERVER_PURPOSES.contains(&r.purpose.as_str())
+        }) {
             let mut manual = pending::PendingEnrollment::new(
                 device_id,
                 rec.device_serial.as_deref().unwrap_or(""),

@@ -53,6 +53,11 @@ pub async fn create_challenge(p: &impl Platform, req: &Request) -> Result<Respon
             "purpose: 1 to {MAX_PURPOSE} characters of a-z, 0-9, '-', '_'"
         ));
     }
+    if crate::scep::issued::SERVER_PURPOSES.contains(&purpose.as_str()) {
+        problems.push(format!(
+            "purpose: {purpose:?} is the server's own; choose another (default manual)"
+        ));
+    }
     if let Some(s) = &body.serial
         && !text_ok(s, MAX_SERIAL)
     {

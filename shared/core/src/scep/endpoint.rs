@@ -26,17 +26,17 @@ use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use http::{HeaderValue, Method, StatusCode, header};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use mdm_crypto::{
     Certificate, CertificateAuthority, Csr, FailInfo, IssueOptions, MessageType, PkiMessage,
     ScepError, cert_rep_failure, cert_rep_success, parse_pki_message,
 };
-use mdm_kv::key::segment;
-use mdm_kv::{Backend, KvError, Store, UpdateError};
+use mdm_kv::{Backend, Store};
 
 use super::ca::{self, ScepSetupError};
+pub use super::issued::{IssuedRecord, issued_for, issued_to_device};
+use super::issued::{add_to_device_index, issued_key};
 use super::challenge::{self, ChallengeError};
 use super::loggable;
 use crate::api::{self, Request, Response};
@@ -51,123 +51,12 @@ pub const CA_CAPS: &str =
 pub const MAX_PKI_MESSAGE: usize = 2 * 1024 * 1024;
 /// Lifetime of an issued identity certificate.
 pub const IDENTITY_VALIDITY_DAYS: u32 = 365;
-/// Serials kept in a device's index (`scepdev:`), newest last.
-pub const MAX_SERIALS_PER_DEVICE: usize = 16;
 
 const PKI_MESSAGE: &str = "application/x-pki-message";
 const CA_RA_CERT: &str = "application/x-x509-ca-ra-cert";
 /// The one answer to every envelope that does not open with the RA key.
 const UNDECRYPTABLE: &str =
     "the request's envelope could not be decrypted with this server's RA certificate";
-
-/// What is recorded for every certificate issued, at `scepcert:<serial hex>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IssuedRecord {
-    /// Lowercase hex serial number (as `openssl x509 -serial` prints it, lowercased).
-    pub serial: String,
-    pub subject: String,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub issued_at: u64,
-    /// The enrollment (device) the challenge was issued for; kept across renewals.
-    pub device_id: String,
-    /// Hardware serial number from the challenge grant, when known.
-    pub device_serial: Option<String>,
-    pub user: Option<String>,
-    /// The grant's purpose ("ade", "manual", ...) or "renewal".
-    pub purpose: String,
-    /// Lowercase hex SHA-256 of the certificate DER.
-    pub cert_sha256: String,
-    /// Lowercase hex SHA-256 of its tbsCertificate: the `cert_hash` check-in binds
-    /// (absent in records made before bindings were keyed on it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tbs_sha256: Option<String>,
-    pub transaction_id: String,
-    /// Serial of the certificate that signed the RenewalReq.
-    pub renewed_from: Option<String>,
-}
-
-impl IssuedRecord {
-    /// Whether `identity` is the certificate this record was made for.
-    pub fn is(&self, identity: &crate::mdm::enrollments::DeviceIdentity) -> bool {
-        match &self.tbs_sha256 {
-            Some(tbs) => *tbs == identity.cert_hash,
-            None => identity.der_hash.as_deref() == Some(self.cert_sha256.as_str()),
-        }
-    }
-
-    /// The binding keys this certificate may be bound under (current first, then the
-    /// whole-DER hash older bindings used).
-    pub fn binding_hashes(&self) -> Vec<&str> {
-        self.tbs_sha256
-            .iter()
-            .map(String::as_str)
-            .chain(std::iter::once(self.cert_sha256.as_str()))
-            .collect()
-    }
-}
-
-fn issued_key(serial_hex: &str) -> String {
-    format!("scepcert:{serial_hex}")
-}
-
-fn device_index_key(device_id: &str) -> String {
-    let seg = segment(device_id);
-    if seg.len() <= 200 {
-        format!("scepdev:{seg}")
-    } else {
-        format!(
-            "scepdev:h-{}",
-            hex::encode(Sha256::digest(device_id.as_bytes()))
-        )
-    }
-}
-
-/// Normalises a serial to our key form: lowercase hex without separators or leading
-/// zero bytes. `None` if it is not hex.
-fn normalise_serial(serial_hex: &str) -> Option<String> {
-    let s: String = serial_hex
-        .chars()
-        .filter(|c| *c != ':')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut s = if s.len() % 2 == 1 { format!("0{s}") } else { s };
-    while s.len() > 2 && s.starts_with("00") {
-        s.drain(..2);
-    }
-    Some(s)
-}
-
-/// The record of a certificate this CA issued, by serial number (hex, any case, colons
-/// allowed): who it was issued for. `None` for a serial we never issued. The check-in
-/// path uses it to confirm an identity was issued for the device that presents it.
-pub async fn issued_for<B: Backend>(
-    store: &Store<B>,
-    serial_hex: &str,
-) -> Result<Option<IssuedRecord>, KvError> {
-    let Some(serial) = normalise_serial(serial_hex) else {
-        return Ok(None);
-    };
-    Ok(store
-        .get(&issued_key(&serial))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
-}
-
-/// Serials issued for `device_id`, oldest first (at most [`MAX_SERIALS_PER_DEVICE`]).
-pub async fn issued_to_device<B: Backend>(
-    store: &Store<B>,
-    device_id: &str,
-) -> Result<Vec<String>, KvError> {
-    Ok(store
-        .get(&device_index_key(device_id))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
-        .unwrap_or_default())
-}
 
 /// Entry point for `/scep` (GET and POST).
 pub async fn handle(p: &impl Platform, req: &Request) -> Response {
@@ -444,6 +333,17 @@ async fn renew<B: Backend>(
             ),
         ));
     };
+    // Only an identity in use by a live enrollment is renewed: not one of a retired (or
+    // retiring) device, a checked-out one, or one never used to enroll.
+    if let Err(why) = renewable(store, signer).await? {
+        return Ok(Outcome::Refused(
+            FailInfo::BadCertId,
+            format!(
+                "RenewalReq signed by certificate {}: {why}",
+                signer.serial_hex()
+            ),
+        ));
+    }
     let csr = match open_csr(ca, msg)? {
         Ok(csr) => csr,
         Err(refused) => return Ok(refused),
@@ -456,6 +356,30 @@ async fn renew<B: Backend>(
         renewed_from: Some(previous.serial),
     };
     issue_and_record(store, ca, msg, &csr, now, issued).await
+}
+
+/// Whether the certificate signing a RenewalReq is the identity of a live enrollment.
+async fn renewable<B: Backend>(
+    store: &Store<B>,
+    signer: &Certificate,
+) -> Result<Result<(), &'static str>, DeviceError> {
+    use crate::mdm::enrollments;
+    let (tbs, der) = crate::mdm::signature::identity_hashes(signer.der())
+        .map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    let bound = match enrollments::bound_device(store, &tbs).await? {
+        Some(d) => Some(d),
+        None => enrollments::migrate_legacy_binding(store, &tbs, &der).await?,
+    };
+    // An account-driven identity was issued for an enrollment reference, not the device
+    // id it is bound to: the binding is what counts.
+    let Some(device) = bound else {
+        return Ok(Err("not the identity of an enrollment (retired, or never used)"));
+    };
+    match enrollments::get(store, &device).await? {
+        Some(rec) if rec.retire.is_some() => Ok(Err("its device is being retired")),
+        Some(rec) if rec.enrolled => Ok(Ok(())),
+        _ => Ok(Err("its device is not enrolled")),
+    }
 }
 
 /// Who a certificate is issued for.
@@ -521,36 +445,6 @@ async fn issue_and_record<B: Backend>(
     Ok(Outcome::Issued(Box::new(cert)))
 }
 
-/// Appends `serial` to the device's index. The index is a convenience (the per-serial
-/// records are authoritative): creating it is a plain set, so two first issuances for
-/// one device at the same instant may keep only one serial.
-async fn add_to_device_index<B: Backend>(
-    store: &Store<B>,
-    device_id: &str,
-    serial: &str,
-) -> Result<(), KvError> {
-    let key = device_index_key(device_id);
-    let push = |current: &[u8]| -> Result<Option<Vec<u8>>, std::convert::Infallible> {
-        let mut list: Vec<String> = serde_json::from_slice(current).unwrap_or_default();
-        list.retain(|s| s != serial);
-        list.push(serial.to_owned());
-        if list.len() > MAX_SERIALS_PER_DEVICE {
-            list.drain(..list.len() - MAX_SERIALS_PER_DEVICE);
-        }
-        Ok(Some(serde_json::to_vec(&list).expect("JSON")))
-    };
-    match store.update(&key, 8, push).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => {
-            store
-                .set(&key, &serde_json::to_vec(&[serial]).expect("JSON"))
-                .await
-        }
-        Err(UpdateError::Kv(e)) => Err(e),
-        Err(UpdateError::Rejected(never)) => match never {},
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,9 +460,9 @@ mod tests {
         }
         assert_eq!(decode_message("!!"), None);
         assert_eq!(decode_message(""), None);
-        assert_eq!(normalise_serial("5E:ED").as_deref(), Some("5eed"));
-        assert_eq!(normalise_serial("005eed").as_deref(), Some("5eed"));
-        assert_eq!(normalise_serial("xyz"), None);
+        assert_eq!(super::super::issued::normalise_serial("5E:ED").as_deref(), Some("5eed"));
+        assert_eq!(super::super::issued::normalise_serial("005eed").as_deref(), Some("5eed"));
+        assert_eq!(super::super::issued::normalise_serial("xyz"), None);
         assert!(!CA_CAPS.lines().any(|l| l == "DES"));
     }
 }

@@ -6,6 +6,7 @@
 //!   `storage_key`, the CA certificate also at `scep:ca-cert` for the check-in path.
 //! - [`challenge`]: one-time challenges (15 minutes) handed out with enrollment profiles.
 //! - [`endpoint`]: the HTTP interface (GetCACaps, GetCACert, PKIOperation GET/POST).
+//! - [`issued`]: records of the certificates issued (who for, why).
 //! - [`admin`]: `POST /api/v1/enrollment/challenges` for manual enrollments.
 //!
 //! Key layout:
@@ -15,13 +16,14 @@
 //! - `ctr:scep:ca-claim:<g>` claim counter of creation attempt `g` (see [`ca::authority`])
 //! - `scep:ca-lease:<g>`    when attempt `g` started (a stalled creator is taken over)
 //! - `scepchal:<sha256>`    a challenge record, keyed by the SHA-256 of the challenge
-//! - `scepcert:<serial>`    [`endpoint::IssuedRecord`] of an issued certificate (hex serial)
+//! - `scepcert:<serial>`    [`issued::IssuedRecord`] of an issued certificate (hex serial)
 //! - `scepdev:<device>`     serials issued for a device, newest last (bounded)
 
 pub mod admin;
 pub mod ca;
 pub mod challenge;
 pub mod endpoint;
+pub mod issued;
 
 /// Attacker-chosen text for a log line: printable ASCII, at most 64 characters.
 pub(crate) fn loggable(s: &str) -> String {
