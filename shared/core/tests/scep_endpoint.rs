@@ -576,6 +576,22 @@ fn renewal_with_our_certificate_succeeds_and_foreign_or_expired_fail() {
     let e = env();
     let (ca, ra) = get_ca_cert(&e);
     let old = enroll(&e, &ra, "RENEW-ME");
+    // Issued, but never used to enroll: not renewed.
+    let req = renewal_req(&ra, client_key(), &old, other_key());
+    assert_failure(
+        &cert_rep(&post(&e, req.msg.der.clone()), &req, &ra),
+        FailInfo::BadCertId,
+    );
+    // The identity of an enrolled device.
+    let (tbs, _) = mdm_core::mdm::signature::identity_hashes(old.der()).unwrap();
+    let rec = mdm_core::mdm::enrollments::EnrollmentRecord {
+        device_id: "RENEW-ME".into(),
+        enrolled: true,
+        cert_hashes: vec![tbs.clone()],
+        ..Default::default()
+    };
+    block_on(e.store.set("enr:RENEW-ME", &serde_json::to_vec(&rec).unwrap())).unwrap();
+    block_on(e.store.set(&format!("certb:{tbs}"), b"RENEW-ME")).unwrap();
 
     let req = renewal_req(&ra, client_key(), &old, other_key());
     let rep = cert_rep(&post(&e, req.msg.der.clone()), &req, &ra);

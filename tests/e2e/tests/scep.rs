@@ -95,6 +95,47 @@ fn read_cert(path: &Path) -> mdm_crypto::Certificate {
     mdm_crypto::Certificate::from_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A check-in of device `e2e-device-1` signed with `cert` (its key `key`).
+async fn checkin(
+    app: &App,
+    key: &mdm_crypto::KeyPair,
+    cert: &mdm_crypto::Certificate,
+    message_type: &str,
+    extra: &str,
+) -> (StatusCode, String) {
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>
+<key>MessageType</key><string>{message_type}</string><key>UDID</key><string>e2e-device-1</string>
+<key>Topic</key><string>com.apple.mgmt.External.e2e</string>{extra}
+</dict></plist>"#
+    )
+    .into_bytes();
+    let sig = mdm_crypto::sign_data(
+        &body,
+        key,
+        cert,
+        &[],
+        &mdm_crypto::SignOptions {
+            detached: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (s, _, reply) = app
+        .raw(
+            Method::PUT,
+            "/mdm/checkin",
+            &[(
+                "mdm-signature".into(),
+                base64::engine::general_purpose::STANDARD.encode(sig),
+            )],
+            body,
+        )
+        .await
+        .unwrap();
+    (s, String::from_utf8_lossy(&reply).into_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scepclient_enrolls_is_refused_a_reused_challenge_and_renews() {
     let client = scepclient();
@@ -148,7 +189,24 @@ async fn scepclient_enrolls_is_refused_a_reused_challenge_and_renews() {
     assert!(said.contains("badRequest"), "{said}");
     assert!(!thief.join("client.pem").exists());
 
-    // 3. Renewal: client.pem exists, so scepclient signs a RenewalReq with it (no challenge).
+    // 3. Renewal (client.pem exists, so scepclient signs a RenewalReq with it, no
+    //    challenge) of an identity no enrollment uses yet: refused.
+    let key = mdm_crypto::KeyPair::from_pem(&std::fs::read_to_string(dev.join("key.pem")).unwrap())
+        .unwrap();
+    let out = enroll(&app, &dev, None, "device-1").await;
+    assert!(!out.status.success(), "renewed an unused identity: {}", show(&out));
+    assert!(show(&out).contains("badCertID"), "{}", show(&out));
+
+    // 4. The identity enrolls: Authenticate and TokenUpdate, signed with it.
+    for (message_type, extra) in [
+        ("Authenticate", "<key>SerialNumber</key><string>E2E1</string>"),
+        ("TokenUpdate", "<key>PushMagic</key><string>m</string><key>Token</key><data>AQID</data>"),
+    ] {
+        let (s, reply) = checkin(&app, &key, &issued, message_type, extra).await;
+        assert_eq!(s, StatusCode::OK, "{message_type}: {reply}");
+    }
+
+    // 5. Now it is renewed, and the renewed identity works at once (adopted).
     let out = enroll(&app, &dev, None, "device-1").await;
     assert!(out.status.success(), "renewal: {}", show(&out));
     openssl_verify(&ca_pem, &issued_path).await;
@@ -159,39 +217,15 @@ async fn scepclient_enrolls_is_refused_a_reused_challenge_and_renews() {
         "a new certificate"
     );
     renewed.verify_issued_by(ca).unwrap();
-
-    // 4. The identity checks in: its Mdm-Signature chains to our CA.
-    let key = mdm_crypto::KeyPair::from_pem(&std::fs::read_to_string(dev.join("key.pem")).unwrap())
-        .unwrap();
-    let body = br#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict>
-<key>MessageType</key><string>Authenticate</string><key>UDID</key><string>e2e-device-1</string>
-<key>Topic</key><string>com.apple.mgmt.External.e2e</string><key>SerialNumber</key><string>E2E1</string>
-</dict></plist>"#
-        .to_vec();
-    let sig = mdm_crypto::sign_data(
-        &body,
+    let (s, reply) = checkin(
+        &app,
         &key,
         &renewed,
-        &[],
-        &mdm_crypto::SignOptions {
-            detached: true,
-            ..Default::default()
-        },
+        "TokenUpdate",
+        "<key>PushMagic</key><string>m</string><key>Token</key><data>AQID</data>",
     )
-    .unwrap();
-    let (s, _, reply) = app
-        .raw(
-            Method::PUT,
-            "/mdm/checkin",
-            &[(
-                "mdm-signature".into(),
-                base64::engine::general_purpose::STANDARD.encode(sig),
-            )],
-            body,
-        )
-        .await
-        .unwrap();
-    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&reply));
+    .await;
+    assert_eq!(s, StatusCode::OK, "{reply}");
 
     app.shutdown().await;
 }
