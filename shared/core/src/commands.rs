@@ -69,7 +69,8 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
             bound = Some(device.to_owned());
         }
     }
-    let next = connect::report_bound(p.store(), bound.as_deref(), &report, now).await?;
+    let next =
+        connect::report_bound(p.store(), bound.as_deref(), &signer.cert_hash, &report, now).await?;
     log_answer(p, &report, now).await;
     match next {
         Next::Command(body) => Ok(checkin::plist_response(body)),

@@ -250,13 +250,30 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     // One command delivered (in flight) when the device is wiped.
     assert!(!idle(&s, &old, UDID, None).body().is_empty());
 
-    // Wiped: the device goes through ADE again, gets a new identity.
+    // Wiped: the device goes through ADE again, gets a new identity. Until the new
+    // identity's first TokenUpdate the old enrollment stays live (a replayed request
+    // must not break it), and the admin sees the re-enrollment.
     let new = identity(&s, 1, UDID, &request_profile(&s, UDID, SERIAL));
     ok(&new.authenticate(&s.e, UDID, SERIAL));
+    let during = block_on(enrollments::get(&s.e.store, UDID))
+        .unwrap()
+        .unwrap();
+    assert!(during.enrolled && during.push.is_some(), "the old enrollment is live");
+    assert!(during.reenrollment.is_some());
+    let (_, v) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");
+    assert!(v["reenrollment"]["started_at"].is_string(), "{v}");
+    bad(&idle(&s, &new, UDID, None), "re-enrollment is not complete");
+    bad(
+        &new.checkin(&s.e, "GetBootstrapToken", UDID, ""),
+        "re-enrollment is not complete",
+    );
+    ok(&old.checkin(&s.e, "GetBootstrapToken", UDID, ""));
+    // Its TokenUpdate completes it: the old enrollment goes.
+    ok(&new.token_update(&s.e, UDID, ""));
     let rec = block_on(enrollments::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
-    assert!(!rec.enrolled && rec.push.is_none() && rec.unlock_token.is_none());
+    assert!(rec.enrolled && rec.unlock_token.is_none() && rec.reenrollment.is_none());
     assert_eq!(rec.cert_hashes.len(), 1);
     assert!(rec.user_channels.is_empty());
     assert_eq!(
@@ -275,7 +292,6 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     );
     bad(&idle(&s, &old, UDID, None), "not bound");
     // The bootstrap token is gone with the old enrollment.
-    ok(&new.token_update(&s.e, UDID, ""));
     let r = new.checkin(&s.e, "GetBootstrapToken", UDID, "");
     ok(&r);
     assert!(r.body().is_empty());

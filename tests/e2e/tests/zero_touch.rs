@@ -363,3 +363,59 @@ async fn enrollment_time_settings_reach_devices_that_do_not_await_configuration(
     assert_eq!(d.device_name, format!("Cart-{serial}"));
     lab.shutdown().await;
 }
+
+/// The signed MachineInfo of an enrolled device, replayed (it carries no freshness),
+/// gets a profile and an identity, and that identity's Authenticate is accepted: but the
+/// live enrollment is not broken by it. The device keeps working, the admin sees a
+/// pending re-enrollment, and the new identity acts for nothing until its TokenUpdate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_enrollment_request_does_not_break_the_live_enrollment() {
+    let lab = Lab::start(30, PushCert::Trusted).await;
+    let app = &lab.app;
+    let http = lab.http();
+    let serial = lab.serials("iPhone", 1).pop().unwrap();
+    lab.assign(std::slice::from_ref(&serial)).await;
+    let mut d = lab.device(&serial);
+    lab.enroll(&mut d).await;
+
+    // The replay: same UDID and serial, signed by the same (Apple) device identity.
+    let mut replay = lab.device(&serial);
+    replay.udid = d.udid.clone();
+    let resp = replay.request_enrollment(&http, &lab.enroll_url()).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.body_text());
+    replay.install_profile(&resp.body).unwrap();
+    replay.scep_enroll(&http).await.unwrap();
+    replay.authenticate(&http).await.expect("Authenticate accepted");
+
+    // The live enrollment works on: a queued command reaches the device.
+    tokio::time::sleep(Duration::from_secs(6)).await; // past the coalescing window
+    let (s, b) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/devices/{}/commands", d.udid),
+            Some(json!({"RequestType": "ProfileList"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let cmd = d.idle(&http).await.unwrap().expect("the command");
+    let (status, keys) = d.respond(&cmd);
+    assert_eq!(d.answer(&http, &cmd, status, keys).await.unwrap(), None);
+    let v = device_view(&lab, &d).await;
+    assert_eq!(v["enrolled"], true, "{v}");
+    assert!(v["reenrollment"]["started_at"].is_string(), "the admin sees it: {v}");
+    // The new identity acts for nothing before its TokenUpdate.
+    match replay.idle(&http).await {
+        Err(SimError::Status { status: 400, body, .. }) => {
+            assert!(body.contains("re-enrollment is not complete"), "{body}")
+        }
+        other => panic!("the replayed identity was served: {other:?}"),
+    }
+
+    // Its TokenUpdate completes the re-enrollment: only then is the old one replaced.
+    replay.token_update(&http, false).await.unwrap();
+    assert!(d.idle(&http).await.is_err(), "the old identity still works");
+    let v = device_view(&lab, &replay).await;
+    assert!(v["reenrollment"].is_null(), "{v}");
+    assert_eq!(v["identity_serial"], replay.mdm_identity().unwrap().certificate.serial_hex(), "{v}");
+    lab.shutdown().await;
+}

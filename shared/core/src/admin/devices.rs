@@ -60,6 +60,13 @@ fn view(r: &EnrollmentRecord) -> Value {
             "command_uuid": x.command_uuid,
             "requested_at": ts(Some(x.requested_at)),
         })),
+        // Another identity authenticated for this device; it replaces this enrollment at
+        // its first TokenUpdate (a wipe and re-enrollment, or a replayed request).
+        "reenrollment": r.reenrollment.as_ref().map(|x| json!({
+            "started_at": ts(Some(x.authenticated_at)),
+            "identity_serial": x.record.identity_serial,
+            "enrolled_via": x.record.enrollment_kind,
+        })),
     })
 }
 

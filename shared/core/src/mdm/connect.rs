@@ -217,7 +217,7 @@ pub async fn report<B: Backend>(
     now: u64,
 ) -> Result<Next, Refusal> {
     let bound = enrollments::bound_device(store, cert_hash).await?;
-    report_bound(store, bound.as_deref(), report, now).await
+    report_bound(store, bound.as_deref(), cert_hash, report, now).await
 }
 
 /// [`report`] from a device whose identity certificate's binding (`bound`, from
@@ -225,6 +225,7 @@ pub async fn report<B: Backend>(
 pub async fn report_bound<B: Backend>(
     store: &Store<B>,
     bound: Option<&str>,
+    cert_hash: &str,
     report: &Report,
     now: u64,
 ) -> Result<Next, Refusal> {
@@ -233,7 +234,7 @@ pub async fn report_bound<B: Backend>(
         .device_id()
         .expect("parser guarantees a device id")
         .to_owned();
-    let rec = enrollments::require_bound(store, bound, &device_id).await?;
+    let rec = enrollments::require_bound(store, bound, cert_hash, &device_id).await?;
     if !rec.enrolled {
         return Err(Refusal::BadRequest(
             "device is not enrolled (no TokenUpdate since Authenticate)".into(),

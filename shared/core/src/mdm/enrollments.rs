@@ -142,6 +142,22 @@ pub struct EnrollmentRecord {
     /// (the device may refuse the rename, e.g. unsupervised).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name_corrected: Option<String>,
+    /// A new enrollment of the device (another identity's Authenticate, after a wipe, or
+    /// a replayed enrollment request) waiting for its first TokenUpdate: this enrollment
+    /// stays live until then, and is replaced only when it arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reenrollment: Option<Box<Reenrollment>>,
+}
+
+/// The enrollment an identity's Authenticate started while another was live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reenrollment {
+    /// The new identity (bound to the device, not yet used for anything but its
+    /// TokenUpdate).
+    pub cert_hash: String,
+    pub authenticated_at: u64,
+    /// The enrollment as its Authenticate made it.
+    pub record: EnrollmentRecord,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +290,36 @@ async fn save<B: Backend>(store: &Store<B>, rec: &EnrollmentRecord) -> Result<()
         .await?)
 }
 
+/// Read-modify-write of an enrollment record by compare-and-swap (retried on conflict):
+/// a check-in, an admin's retire and a command result may touch it at once. `change`
+/// returns false to leave it as it is. `None` when there is no record.
+pub async fn modify_record<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    mut change: impl FnMut(&mut EnrollmentRecord) -> Result<bool, Refusal>,
+) -> Result<Option<EnrollmentRecord>, Refusal> {
+    let r = store
+        .update::<Refusal>(&record_key(device_id), 50, |raw| {
+            let mut rec: EnrollmentRecord = serde_json::from_slice(raw).map_err(|e| {
+                Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))
+            })?;
+            if change(&mut rec)? {
+                Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
+            } else {
+                Ok(None)
+            }
+        })
+        .await;
+    match r {
+        Ok(Some(raw)) => Ok(Some(serde_json::from_slice(&raw).map_err(|e| {
+            Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))
+        })?)),
+        Ok(None) => Ok(None),
+        Err(mdm_kv::UpdateError::Kv(e)) => Err(Refusal::Store(e)),
+        Err(mdm_kv::UpdateError::Rejected(r)) => Err(r),
+    }
+}
+
 /// Every message but Authenticate must come from a certificate bound to its device.
 /// The device a certificate (by hash) is bound to, if any. Bindings are written only for
 /// certificates that passed the CA check.
@@ -329,14 +375,16 @@ pub async fn require_binding<B: Backend>(
     device_id: &str,
 ) -> Result<EnrollmentRecord, Refusal> {
     let bound = bound_device(store, cert_hash).await?;
-    require_bound(store, bound.as_deref(), device_id).await
+    require_bound(store, bound.as_deref(), cert_hash, device_id).await
 }
 
-/// [`require_binding`] for a certificate whose binding (`bound`, from [`bound_device`])
-/// the caller has read already.
+/// [`require_binding`] for a certificate (`cert_hash`) whose binding (`bound`, from
+/// [`bound_device`]) the caller has read already. The identity of a re-enrollment that
+/// has not had its TokenUpdate is bound but acts for nothing yet.
 pub async fn require_bound<B: Backend>(
     store: &Store<B>,
     bound: Option<&str>,
+    cert_hash: &str,
     device_id: &str,
 ) -> Result<EnrollmentRecord, Refusal> {
     if bound != Some(device_id) {
@@ -347,9 +395,22 @@ pub async fn require_bound<B: Backend>(
         }
         return Err(bad("identity certificate is not bound to this enrollment"));
     }
-    load(store, device_id)
+    let rec = load(store, device_id)
         .await?
-        .ok_or_else(|| bad("no enrollment for this device; Authenticate first"))
+        .ok_or_else(|| bad("no enrollment for this device; Authenticate first"))?;
+    if !rec.cert_hashes.iter().any(|h| h == cert_hash) {
+        if rec
+            .reenrollment
+            .as_ref()
+            .is_some_and(|r| r.cert_hash == cert_hash)
+        {
+            return Err(bad(
+                "this identity's re-enrollment is not complete: its TokenUpdate comes first",
+            ));
+        }
+        return Err(bad("identity certificate is not bound to this enrollment"));
+    }
+    Ok(rec)
 }
 
 /// A device whose identity was renewed over SCEP (RenewalReq signed by its current
@@ -426,6 +487,48 @@ pub async fn adopt_renewal<B: Backend>(
     }
 }
 
+/// The first TokenUpdate of a re-enrollment's identity: the enrollment it started
+/// replaces the live one now (whose identities, channels and queued commands go, as at any
+/// re-enrollment). Nothing for any other identity.
+async fn complete_reenrollment<B: Backend>(
+    store: &Store<B>,
+    cert_hash: &str,
+    device_id: &str,
+    now: u64,
+) -> Result<(), Refusal> {
+    if bound_device(store, cert_hash).await?.as_deref() != Some(device_id) {
+        return Ok(());
+    }
+    let mut replaced: Option<EnrollmentRecord> = None;
+    modify_record(store, device_id, |cur| {
+        replaced = None;
+        let Some(re) = cur
+            .reenrollment
+            .as_ref()
+            .filter(|r| r.cert_hash == cert_hash)
+        else {
+            return Ok(false);
+        };
+        if now.saturating_sub(re.authenticated_at) >= pending::PENDING_TTL {
+            return Err(bad(
+                "this identity's re-enrollment expired: enroll the device again",
+            ));
+        }
+        let mut next = re.record.clone();
+        next.index_pos = cur.index_pos;
+        next.inventory = std::mem::take(&mut cur.inventory);
+        let mut prev = std::mem::replace(cur, next);
+        prev.reenrollment = None;
+        replaced = Some(prev);
+        Ok(true)
+    })
+    .await?;
+    match replaced {
+        Some(prev) => reset_enrollment(store, &prev, cert_hash, now).await,
+        None => Ok(()),
+    }
+}
+
 /// Drops what a previous enrollment of the device left: other identities' bindings, user
 /// channels, queued commands (cancelled in their history), the bootstrap token.
 async fn reset_enrollment<B: Backend>(
@@ -440,6 +543,7 @@ async fn reset_enrollment<B: Backend>(
     gone.extend(
         prev.cert_hashes
             .iter()
+            .chain(prev.reenrollment.as_ref().map(|r| &r.cert_hash))
             .filter(|h| h.as_str() != keep_cert)
             .map(|h| binding_key(h)),
     );
@@ -651,12 +755,18 @@ pub async fn checkin_identity<B: Backend>(
             }
             let pend = admit_authenticate(store, identity, &device_id, a, now).await?;
             let previous = load(store, &device_id).await?;
-            if let Some(prev) = &previous {
+            // A live enrollment with another identity stays until the new one's first
+            // TokenUpdate: an enrollment request replayed (or a wiped device's) breaks
+            // nothing by itself, and the admin sees the re-enrollment meanwhile.
+            let live = previous.as_ref().is_some_and(|p| {
+                p.enrolled
+                    && p.checked_out_at.is_none()
+                    && p.retire.is_none()
+                    && !p.cert_hashes.iter().any(|h| h == cert_hash)
+            });
+            if let (Some(prev), false) = (&previous, live) {
                 reset_enrollment(store, prev, cert_hash, now).await?;
             }
-            store
-                .set(&binding_key(cert_hash), device_id.as_bytes())
-                .await?;
             let index_pos = match previous.as_ref().and_then(|p| p.index_pos) {
                 Some(n) => Some(n),
                 None if previous.is_some() => None,
@@ -720,12 +830,42 @@ pub async fn checkin_identity<B: Backend>(
                 index_pos,
                 retire: None,
                 name_corrected: None,
+                reenrollment: None,
             };
+            if live {
+                let mut replaced = None;
+                let updated = modify_record(store, &device_id, |cur| {
+                    replaced = cur.reenrollment.take().map(|r| r.cert_hash);
+                    cur.reenrollment = Some(Box::new(Reenrollment {
+                        cert_hash: cert_hash.to_owned(),
+                        authenticated_at: now,
+                        record: rec.clone(),
+                    }));
+                    Ok(true)
+                })
+                .await?;
+                if updated.is_none() {
+                    return Err(bad("the enrollment was deleted meanwhile: enroll again"));
+                }
+                if let Some(old) = replaced.filter(|h| h != cert_hash) {
+                    store.delete(&binding_key(&old)).await?;
+                }
+                store
+                    .set(&binding_key(cert_hash), device_id.as_bytes())
+                    .await?;
+                return Ok(Reply::Empty);
+            }
+            store
+                .set(&binding_key(cert_hash), device_id.as_bytes())
+                .await?;
             save(store, &rec).await?;
             Ok(Reply::Empty)
         }
         CheckinMessage::TokenUpdate(t) => {
-            let mut rec = require_binding(store, cert_hash, &device_id).await?;
+            if e.user_id().is_none() {
+                complete_reenrollment(store, cert_hash, &device_id, now).await?;
+            }
+            let rec = require_binding(store, cert_hash, &device_id).await?;
             if t.topic != rec.topic {
                 return Err(bad("Topic differs from the one given at Authenticate"));
             }
@@ -752,36 +892,63 @@ pub async fn checkin_identity<B: Backend>(
                     .await?;
                 queue::open(store, &Channel::user(&device_id, user_id)).await?;
                 if !rec.user_channels.iter().any(|u| u == user_id) {
-                    rec.user_channels.push(user_id.to_owned());
-                    save(store, &rec).await?;
+                    modify_record(store, &device_id, |r| {
+                        if r.user_channels.iter().any(|u| u == user_id) {
+                            return Ok(false);
+                        }
+                        r.user_channels.push(user_id.to_owned());
+                        Ok(true)
+                    })
+                    .await?;
                 }
                 return Ok(Reply::Empty);
             }
-            rec.push = Some(push);
-            rec.awaiting_configuration = t.awaiting_configuration;
-            if let Some(unlock) = &t.unlock_token {
+            let unlock_token = t.unlock_token.as_ref().map(|unlock| {
                 let sealer = Sealer::new(storage_key, SEAL_UNLOCK);
-                rec.unlock_token =
-                    Some(b64().encode(sealer.seal(&unlock.0, record_key(&device_id).as_bytes())));
-            }
-            if !rec.enrolled {
-                rec.enrolled = true;
-                rec.enrolled_at = Some(now);
+                b64().encode(sealer.seal(&unlock.0, record_key(&device_id).as_bytes()))
+            });
+            queue::open(store, &Channel::device(&device_id)).await?;
+            let mut first = false;
+            modify_record(store, &device_id, |r| {
+                // The identity may have lost its place meanwhile (a retire, a newer
+                // enrollment): then nothing is changed.
+                if !r.cert_hashes.iter().any(|h| h == cert_hash) {
+                    return Err(bad("identity certificate is not bound to this enrollment"));
+                }
+                r.push = Some(push.clone());
+                r.awaiting_configuration = t.awaiting_configuration;
+                if let Some(u) = &unlock_token {
+                    r.unlock_token = Some(u.clone());
+                }
+                first = !r.enrolled;
+                if first {
+                    r.enrolled = true;
+                    r.enrolled_at = Some(now);
+                }
+                r.checked_out_at = None;
+                r.last_seen_at = now;
+                Ok(true)
+            })
+            .await?
+            .ok_or_else(|| bad("no enrollment for this device; Authenticate first"))?;
+            if first {
                 // The enrollment request is used up: another Authenticate needs a new one.
                 pending::remove(store, &device_id).await?;
             }
-            rec.checked_out_at = None;
-            rec.last_seen_at = now;
-            queue::open(store, &Channel::device(&device_id)).await?;
-            save(store, &rec).await?;
             Ok(Reply::Empty)
         }
         CheckinMessage::CheckOut(_) => {
-            let mut rec = require_binding(store, cert_hash, &device_id).await?;
-            rec.enrolled = false;
-            rec.checked_out_at = Some(now);
-            rec.last_seen_at = now;
-            save(store, &rec).await?;
+            require_binding(store, cert_hash, &device_id).await?;
+            modify_record(store, &device_id, |r| {
+                if !r.cert_hashes.iter().any(|h| h == cert_hash) {
+                    return Err(bad("identity certificate is not bound to this enrollment"));
+                }
+                r.enrolled = false;
+                r.checked_out_at = Some(now);
+                r.last_seen_at = now;
+                Ok(true)
+            })
+            .await?;
             Ok(Reply::Empty)
         }
         CheckinMessage::UserAuthenticate(_) => {
