@@ -255,3 +255,49 @@ fn bootstrap_token_escrow_and_user_enrollment_limits() {
         Err(Refusal::BadRequest(_))
     ));
 }
+
+/// An admin's retire lands between a check-in's read of the enrollment record and its
+/// write: neither update is lost (every read-modify-write of a record is a
+/// compare-and-swap with retry).
+#[test]
+fn a_retire_racing_a_check_in_is_not_lost() {
+    let s = store();
+    pend(&s, "U1");
+    run(&s, CERT_A, &authenticate("U1")).unwrap();
+    run(&s, CERT_A, &token_update("U1", "")).unwrap();
+    let key = enrollments::record_key("U1");
+    for (what, m) in [
+        ("TokenUpdate", token_update("U1", "<key>AwaitingConfiguration</key><true/>")),
+        (
+            "CheckOut",
+            msg("<key>MessageType</key><string>CheckOut</string><key>UDID</key><string>U1</string>"),
+        ),
+    ] {
+        // The retire lands right after the check-in's first read of the record (and is
+        // there for every read after).
+        let k = key.clone();
+        s.backend().after_read(&key, move |b| {
+            let mut rec: EnrollmentRecord =
+                serde_json::from_slice(&b.peek(&k).unwrap()).unwrap();
+            if rec.retire.is_none() {
+                rec.retire = Some(enrollments::Retire {
+                    command_uuid: "RETIRE-1".into(),
+                    requested_at: 999,
+                });
+                b.put(&k, serde_json::to_vec(&rec).unwrap());
+            }
+        });
+        run(&s, CERT_A, &m).unwrap();
+        s.backend().clear_hooks();
+        let rec = record(&s, "U1");
+        assert_eq!(
+            rec.retire.as_ref().map(|r| r.command_uuid.as_str()),
+            Some("RETIRE-1"),
+            "{what} undid the retire"
+        );
+        match what {
+            "TokenUpdate" => assert!(rec.awaiting_configuration, "the TokenUpdate was lost"),
+            _ => assert!(!rec.enrolled, "the CheckOut was lost"),
+        }
+    }
+}

@@ -71,6 +71,21 @@ pub struct MemoryBackend {
     defects: Defects,
     /// Operations left before a simulated crash (negative: no crash planned).
     crash_in: std::sync::atomic::AtomicI64,
+    /// One-shot actions run right after a key is next read (see [`MemoryBackend::after_read`]).
+    hooks: ReadHooks,
+}
+
+/// What [`MemoryBackend::after_read`] runs: another writer, between a read and what the
+/// reader does next.
+type ReadHook = Box<dyn FnMut(&MemoryBackend) + Send>;
+
+#[derive(Default)]
+struct ReadHooks(Mutex<Vec<(String, ReadHook)>>);
+
+impl std::fmt::Debug for ReadHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadHooks")
+    }
 }
 
 impl Default for MemoryBackend {
@@ -89,7 +104,58 @@ impl MemoryBackend {
             data: Mutex::new(HashMap::new()),
             defects,
             crash_in: std::sync::atomic::AtomicI64::new(-1),
+            hooks: ReadHooks::default(),
         }
+    }
+
+    /// Runs `f` right after every read of `key` (`get`, or the read of a
+    /// compare-and-swap) until [`MemoryBackend::clear_hooks`]: a concurrent writer
+    /// slipping in between a read and the reader's write, deterministically. `f` changes
+    /// the data with [`MemoryBackend::put`].
+    pub fn after_read(&self, key: &str, f: impl FnMut(&MemoryBackend) + Send + 'static) {
+        self.hooks
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key.to_owned(), Box::new(f)));
+    }
+
+    pub fn clear_hooks(&self) {
+        self.hooks.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    fn fire(&self, key: &str) {
+        // Taken out while it runs, so that it may read and write through `self`.
+        let taken: Vec<(String, ReadHook)> = {
+            let mut hooks = self.hooks.0.lock().unwrap_or_else(|e| e.into_inner());
+            let (mine, rest): (Vec<_>, Vec<_>) = hooks.drain(..).partition(|(k, _)| k == key);
+            *hooks = rest;
+            mine
+        };
+        if taken.is_empty() {
+            return;
+        }
+        let mut taken = taken;
+        for (_, f) in taken.iter_mut() {
+            f(self);
+        }
+        self.hooks
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(taken);
+    }
+
+    /// Sets a value without going through the async interface (for [`after_read`] hooks).
+    ///
+    /// [`after_read`]: MemoryBackend::after_read
+    pub fn put(&self, key: &str, value: Vec<u8>) {
+        self.lock().insert(key.to_owned(), value);
+    }
+
+    /// Reads a value without going through the async interface.
+    pub fn peek(&self, key: &str) -> Option<Vec<u8>> {
+        self.lock().get(key).cloned()
     }
 
     /// Simulates a process killed after `ops` more operations: from then on every
@@ -179,7 +245,9 @@ impl Backend for MemoryBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.alive()?;
-        Ok(self.lock().get(key).cloned())
+        let v = self.lock().get(key).cloned();
+        self.fire(key);
+        Ok(v)
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
@@ -259,10 +327,12 @@ impl Backend for MemoryBackend {
 
     async fn cas_begin(&self, key: &str) -> Result<MemoryCas, KvError> {
         self.alive()?;
-        Ok(MemoryCas {
+        let cas = MemoryCas {
             key: key.to_owned(),
             seen: self.lock().get(key).cloned(),
-        })
+        };
+        self.fire(key);
+        Ok(cas)
     }
 
     async fn cas_swap(&self, cas: MemoryCas, value: &[u8]) -> Result<bool, KvError> {
