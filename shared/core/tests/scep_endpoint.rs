@@ -260,13 +260,15 @@ fn ber_des_pkcs_req(ra: &Certificate, challenge: &str, cn: &str) -> Req {
     }
 }
 
-/// Checks an issued certificate: chains to the CA, one year, subject from the CSR, and
-/// recorded for the device of the challenge.
-fn check_issued(e: &E, ca: &Certificate, cert: &Certificate, cn: &str, device: &str) {
+/// Checks an issued certificate: chains to the CA, one year, and recorded for the device
+/// of the challenge, which it names: the CA decides the subject, not the request
+/// (which asked for `asked_cn`, in "Test Org").
+fn check_issued(e: &E, ca: &Certificate, cert: &Certificate, asked_cn: &str, device: &str) {
     cert.verify_issued_by(ca).unwrap();
     assert!(!cert.is_ca());
-    assert_eq!(cert.common_name().as_deref(), Some(cn));
-    assert!(cert.subject().contains("Test Org"), "{}", cert.subject());
+    assert_eq!(cert.common_name().as_deref(), Some(device));
+    assert_eq!(cert.subject(), format!("CN={device}"), "not {asked_cn:?}");
+    assert!(!cert.subject().contains("Test Org"), "{}", cert.subject());
     let now = e.clock.unix_seconds() as i64;
     assert_eq!(cert.not_after_unix(), now + 365 * DAY);
     assert!(cert.not_before_unix() <= now);
@@ -599,7 +601,11 @@ fn renewal_with_our_certificate_succeeds_and_foreign_or_expired_fail() {
     let new = rep.certificate.unwrap();
     new.verify_issued_by(&ca).unwrap();
     assert!(new.matches_key(other_key()), "issued for the CSR's key");
-    assert_eq!(new.common_name().as_deref(), Some("renewed"));
+    assert_eq!(
+        new.common_name().as_deref(),
+        Some("RENEW-ME"),
+        "named by the CA, not the request"
+    );
     let rec = block_on(endpoint::issued_for(&e.store, &new.serial_hex()))
         .unwrap()
         .unwrap();
@@ -994,4 +1000,26 @@ fn admin_issues_challenges_for_manual_enrollment() {
         .unwrap();
     let r = block_on(mdm_core::admin::handle(&e, req));
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The CA decides what it vouches for: a request with a 1024-bit RSA key (a real one,
+/// as a device makes when a profile names no key size) is refused.
+#[test]
+fn weak_keys_are_refused() {
+    let der = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crypto/tests/fixtures/micromdm_envelope_plaintext.der"
+    ))
+    .unwrap();
+    let csr = mdm_crypto::Csr::from_der(&der).unwrap();
+    assert_eq!(csr.key_bits(), 1024);
+    let why = endpoint::check_key(&csr).unwrap_err();
+    assert!(why.contains("at least 2048"), "{why}");
+    // Our own requests (2048 bits) pass.
+    let ours = mdm_crypto::Csr::from_der(&csr_der_2048()).unwrap();
+    assert!(endpoint::check_key(&ours).is_ok());
+}
+
+fn csr_der_2048() -> Vec<u8> {
+    csr(client_key(), "ok", None, DigestAlgorithm::Sha256)
 }

@@ -65,6 +65,10 @@ pub struct IssueOptions {
     pub copy_subject_alt_name: bool,
     /// keyUsage keyEncipherment besides digitalSignature (profiles ask for `Key Usage` 5).
     pub key_encipherment: bool,
+    /// The subject the CA gives the certificate (`O=<organization>, CN=<common name>`);
+    /// `None` copies the request's subject. A CA whose certificates devices trust decides
+    /// who a certificate names: set it.
+    pub subject: Option<(String, Option<String>)>,
 }
 
 impl Default for IssueOptions {
@@ -73,6 +77,7 @@ impl Default for IssueOptions {
             validity_days: 365,
             copy_subject_alt_name: false,
             key_encipherment: true,
+            subject: None,
         }
     }
 }
@@ -287,7 +292,10 @@ impl CertificateAuthority {
         } else {
             None
         };
-        let subject = csr.subject_name().clone();
+        let subject = match &opts.subject {
+            Some((cn, org)) => crate::cert::name_with(cn, org.as_deref())?,
+            None => csr.subject_name().clone(),
+        };
         if subject.0.is_empty() && san.is_none() {
             return Err(CryptoError::InvalidInput(
                 "the CSR has an empty subject and no subjectAltName to use instead".into(),

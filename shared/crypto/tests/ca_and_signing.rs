@@ -276,6 +276,7 @@ fn issued_certificates_follow_the_profile() {
                 validity_days: 30,
                 copy_subject_alt_name: true,
                 key_encipherment: false,
+                subject: None,
             },
         )
         .unwrap();

@@ -285,7 +285,14 @@ impl Lab {
     /// from our SCEP that chains to the profile's CA payload.
     pub fn check_profile(&self, d: &Device) {
         let p = d.profile().expect("profile installed");
-        assert!(p.signer.is_some(), "the profile is signed");
+        let signer = p.signer.as_ref().expect("the profile is signed");
+        // Signed with a key of its own: not our SCEP CA's (a trust anchor on every
+        // device), and not a CA.
+        assert!(!signer.is_ca(), "profiles are signed by a CA certificate");
+        assert!(
+            p.ca_certs.iter().all(|ca| ca.der() != signer.der()),
+            "the trust anchor signs profiles"
+        );
         assert_eq!(p.mdm.topic, self.apns.topic());
         assert!(
             p.mdm.server_url.starts_with(SERVER_URL),

@@ -341,6 +341,7 @@ pub async fn signing_identity(
         validity_days: SIGNING_VALIDITY_DAYS,
         copy_subject_alt_name: false,
         key_encipherment: false,
+        subject: None,
     };
     let cert = authority.issue(&csr, now, &opts).map_err(crypto)?;
     let pkcs8 = key.to_pkcs8_der().map_err(crypto)?;

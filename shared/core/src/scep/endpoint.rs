@@ -49,6 +49,9 @@ pub const CA_CAPS: &str =
     "AES\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nDES3\nSCEPStandard\n";
 /// Largest PKIOperation accepted (micromdm's limit; a PKCSReq is a few KiB).
 pub const MAX_PKI_MESSAGE: usize = 2 * 1024 * 1024;
+/// Smallest RSA key an identity certificate is issued for (Apple's SCEP payload uses
+/// RSA keys only; its default 1024 bits is refused: our profiles ask for 2048).
+pub const MIN_KEY_BITS: usize = 2048;
 /// Lifetime of an issued identity certificate.
 pub const IDENTITY_VALIDITY_DAYS: u32 = 365;
 
@@ -382,6 +385,18 @@ async fn renewable<B: Backend>(
     }
 }
 
+/// The key policy of the certificates we issue: RSA of at least [`MIN_KEY_BITS`] (the
+/// request parser takes RSA only, as Apple's SCEP payload makes).
+pub fn check_key(csr: &Csr) -> Result<(), String> {
+    if csr.key_bits() < MIN_KEY_BITS {
+        return Err(format!(
+            "{}-bit RSA key; at least {MIN_KEY_BITS} bits",
+            csr.key_bits()
+        ));
+    }
+    Ok(())
+}
+
 /// Who a certificate is issued for.
 struct Issued {
     device_id: String,
@@ -399,8 +414,15 @@ async fn issue_and_record<B: Backend>(
     now: u64,
     who: Issued,
 ) -> Result<Outcome, DeviceError> {
+    // The CA decides what it vouches for: the key must be strong enough, and the
+    // certificate names the enrollment its challenge (or renewed identity) was for,
+    // whatever subject the request asked for.
+    if let Err(why) = check_key(csr) {
+        return Ok(Outcome::Refused(FailInfo::BadAlg, why));
+    }
     let opts = IssueOptions {
         validity_days: IDENTITY_VALIDITY_DAYS,
+        subject: Some((who.device_id.clone(), None)),
         ..IssueOptions::default()
     };
     let cert = match ca.issue(csr, now as i64, &opts) {
