@@ -99,7 +99,17 @@ pub async fn purge_due<B: Backend>(
                 .flatten()
                 .filter_map(|v| String::from_utf8(v).ok())
                 .collect();
-            let mut gone: Vec<&str> = keys.iter().map(String::as_str).collect();
+            // Counters (registered by name, `ctr:...`) are deleted one by one: a batch
+            // delete takes data keys only.
+            let (counters, data): (Vec<&String>, Vec<&String>) = keys
+                .iter()
+                .partition(|k| k.starts_with(mdm_kv::key::COUNTER_PREFIX));
+            for c in counters {
+                if let Ok(ck) = CounterKey::new(&c[mdm_kv::key::COUNTER_PREFIX.len()..]) {
+                    store.delete_counter(&ck).await?;
+                }
+            }
+            let mut gone: Vec<&str> = data.iter().map(|s| s.as_str()).collect();
             gone.extend(refs.iter());
             store.delete_many(&gone).await?;
             report.deleted += to - cur.done;

@@ -13,9 +13,9 @@
 //! costs the same hash as a wrong password. Hashes never leave this module's records:
 //! [`UserView`] is what the API shows.
 //!
-//! Failed sign-ins are limited per user: [`MAX_FAILURES`] within a
-//! [`FAILURE_WINDOW`]-second window, then 429 until the window ends; a successful
-//! sign-in starts the count afresh.
+//! Sign-ins are limited per name, existing or not: [`MAX_FAILURES`] failed attempts
+//! within a [`FAILURE_WINDOW`]-second window, then 429 until the window ends; and all
+//! together to [`SIGN_INS_PER_MINUTE`] password checks a minute.
 //!
 //! Key layout (`u` = the lowercase username as a key segment):
 //! - `user:<u>`          the [`UserRecord`] (JSON). Deleting leaves a tombstone (no
@@ -24,9 +24,9 @@
 //! - `ctr:user:seq`      last listing slot allocated; `ctr:user:live` live users
 //! - `userix:<n>`        the username at listing slot `n` (a slot whose record names
 //!   another slot is stale and skipped)
-//! - `ctr:signfail:<u>`  failed sign-ins of the user, ever
-//! - `signfailw:<u>`     [`FailureWindow`]: the counter's value when the current window
-//!   began
+//! - `ctr:signin:<h>:<w>` sign-in attempts (successes given back) for the name whose
+//!   hashed lowercase form is `h`, in window `w`; deleted after the window ([`crate::expiry`])
+//! - `ctr:signin:all:<m>` password checks of all names in minute `m`; deleted after it
 //! - `usermaid:<m>`      username holding Managed Apple ID `m` (lowercase): account-driven
 //!   enrollment finds users by it. A hint: the user record must still name `m`
 
@@ -49,9 +49,13 @@ pub const MIN_PASSWORD: usize = 8;
 pub const MAX_PASSWORD: usize = 256;
 pub const MAX_USERNAME: usize = 64;
 pub const MAX_USERS: i64 = 100_000;
-/// Failed sign-ins allowed per user and window.
+/// Sign-in attempts (not counting successful ones) allowed per name and window.
 pub const MAX_FAILURES: i64 = 10;
 pub const FAILURE_WINDOW: u64 = 15 * 60;
+/// Password checks (Argon2, about 20 MiB and tens of milliseconds each) made for anyone
+/// who is not signed in, all names together, per minute: more are refused before the
+/// work (429), so unauthenticated clients cannot exhaust the CPU.
+pub const SIGN_INS_PER_MINUTE: i64 = 300;
 
 fn record_key(username: &str) -> String {
     format!("user:{}", segment(username))
@@ -73,8 +77,19 @@ fn slot_key(n: u64) -> String {
     format!("userix:{n}")
 }
 
-fn failure_counter(username: &str) -> CounterKey {
-    CounterKey::new(&format!("signfail:{}", segment(username))).expect("segment is key-safe")
+/// Attempts for a name in a window. Keyed by a hash of the lowercased name, whether or
+/// not such a user exists (an unknown name is limited exactly like a known one, so the
+/// limit tells nothing), and of bounded length whatever was typed.
+fn attempt_counter(name: &str, window: u64) -> CounterKey {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::digest(name.trim().to_lowercase().as_bytes());
+    CounterKey::new(&format!("signin:{}:{window}", hex::encode(&h[..16])))
+        .expect("hex is key-safe")
+}
+
+/// Password checks of all names in a minute.
+fn global_counter(minute: u64) -> CounterKey {
+    CounterKey::new(&format!("signin:all:{minute}")).expect("static")
 }
 
 fn maid_key(maid: &str) -> String {
@@ -118,10 +133,6 @@ async fn maid_free<B: Backend>(
         )));
     }
     Ok(())
-}
-
-fn failure_window_key(username: &str) -> String {
-    format!("signfailw:{}", segment(username))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -645,17 +656,12 @@ pub async fn list<B: Backend>(
 }
 
 /// Where the failure count of the current window starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FailureWindow {
-    pub window: u64,
-    pub base: i64,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignInError {
     /// Unknown user, wrong password, no password set or disabled: not told apart.
     Invalid,
-    /// Too many failures; retry after this many seconds.
+    /// Too many attempts for this name, or too many sign-ins at all right now; retry
+    /// after this many seconds.
     RateLimited {
         retry_after: u64,
     },
@@ -668,75 +674,55 @@ impl From<KvError> for SignInError {
     }
 }
 
-async fn failure_window<B: Backend>(
-    store: &Store<B>,
-    username: &str,
-) -> Result<FailureWindow, KvError> {
-    Ok(store
-        .get(&failure_window_key(username))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
-        .unwrap_or_default())
-}
-
-/// Checks a sign-in. Unknown names and wrong passwords cost the same Argon2 work and
-/// give the same answer; failures of existing users count towards [`MAX_FAILURES`].
+/// Checks a sign-in. Unknown names and wrong passwords cost the same Argon2 work, are
+/// limited the same way and get the same answer. Attempts are counted atomically before
+/// the work ([`MAX_FAILURES`] per name and window; a success gives its attempt back), and
+/// all names together get [`SIGN_INS_PER_MINUTE`] checks.
 pub async fn sign_in<B: Backend>(
     store: &Store<B>,
     username: &str,
     password: &str,
     now: u64,
 ) -> Result<UserRecord, SignInError> {
-    let user = match get(store, username).await? {
-        Some(u) => u,
-        None => {
-            verify_password(password, decoy_hash());
-            return Err(SignInError::Invalid);
-        }
-    };
-    let u = user.username.clone();
+    let minute = now / 60;
+    let all = store.increment(&global_counter(minute), 1).await?;
+    if all == 1 {
+        crate::expiry::register(store, global_counter(minute).as_str(), (minute + 2) * 60)
+            .await?;
+    }
+    if all > SIGN_INS_PER_MINUTE {
+        return Err(SignInError::RateLimited {
+            retry_after: (minute + 1) * 60 - now,
+        });
+    }
     let window = now / FAILURE_WINDOW;
-    let w = failure_window(store, &u).await?;
-    let failures = store.counter(&failure_counter(&u)).await?;
-    if w.window == window && failures - w.base >= MAX_FAILURES {
+    let attempts = attempt_counter(username, window);
+    let n = store.increment(&attempts, 1).await?;
+    if n == 1 {
+        crate::expiry::register(store, attempts.as_str(), (window + 1) * FAILURE_WINDOW)
+            .await?;
+    }
+    if n > MAX_FAILURES {
         return Err(SignInError::RateLimited {
             retry_after: (window + 1) * FAILURE_WINDOW - now,
         });
     }
-    let ok = match &user.password_hash {
-        Some(h) if password.len() <= MAX_PASSWORD * 4 => verify_password(password, h),
-        _ => {
-            verify_password(password, decoy_hash());
-            false
-        }
+    let user = if username.len() <= MAX_USERNAME * 4 {
+        get(store, username).await?
+    } else {
+        None
     };
-    if !ok || user.disabled {
-        let after = store.increment(&failure_counter(&u), 1).await?;
-        if w.window != window {
-            let fresh = FailureWindow {
-                window,
-                base: after - 1,
-            };
-            store
-                .set(
-                    &failure_window_key(&u),
-                    &serde_json::to_vec(&fresh).expect("serialises"),
-                )
-                .await?;
-        }
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.as_deref())
+        .filter(|_| password.len() <= MAX_PASSWORD * 4);
+    // One Argon2 verification whatever the case: the answer's timing tells nothing.
+    let ok = verify_password(password, hash.unwrap_or_else(|| decoy_hash())) && hash.is_some();
+    let Some(user) = user.filter(|u| ok && !u.disabled) else {
         return Err(SignInError::Invalid);
-    }
-    // Success: the count starts afresh.
-    let reset = FailureWindow {
-        window,
-        base: failures,
     };
-    store
-        .set(
-            &failure_window_key(&u),
-            &serde_json::to_vec(&reset).expect("serialises"),
-        )
-        .await?;
+    store.increment(&attempts, -1).await?;
+    let u = user.username.clone();
     let signed_in = modify(store, &u, |r| {
         r.last_sign_in_at = Some(now);
         Ok(())
