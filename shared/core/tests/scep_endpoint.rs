@@ -142,7 +142,8 @@ fn cert_rep(r: &Response, req: &Req, ra: &Certificate) -> CertRep {
     assert_eq!(r.headers()["content-type"], "application/x-pki-message");
     let rep = parse_cert_rep(r.body(), req.key).unwrap();
     assert_eq!(rep.recipient_nonce, req.msg.sender_nonce);
-    assert_eq!(&rep.signer, ra, "CertReps are signed by the RA");
+    assert_ne!(&rep.signer, ra, "the RA key only decrypts");
+    assert!(rep.signer.is_ca(), "CertReps are signed by the CA");
     rep
 }
 
@@ -1022,4 +1023,60 @@ fn weak_keys_are_refused() {
 
 fn csr_der_2048() -> Vec<u8> {
     csr(client_key(), "ok", None, DigestAlgorithm::Sha256)
+}
+
+/// An envelope that does not open with the RA key (encrypted to another key: its key
+/// transport unpads to nothing, and the implicit rejection goes on with a derived key) and
+/// one that opens to something that is not even DER get the very same answer: nothing
+/// tells a padding failure from a later one. (A readable request that is not acceptable
+/// gets a signed FAILURE: that needs the right content key, which no padding probe has.)
+#[test]
+fn every_undecryptable_envelope_gets_the_same_answer() {
+    let e = env();
+    let (_, ra) = get_ca_cert(&e);
+    let c = new_challenge(&e, "ORACLE");
+    let key = client_key();
+    let stranger = self_cert(other_key(), "not our RA");
+    let build = |content: &[u8], recipient: &Certificate| {
+        build_pkcs_req(
+            content,
+            key,
+            &self_cert(key, "probe"),
+            recipient,
+            &RequestOptions {
+                message_type: MessageType::PkcsReq,
+                transaction_id: "tx-probe",
+                cipher: EnvelopeCipher::Aes128Cbc,
+                digest: DigestAlgorithm::Sha256,
+            },
+        )
+        .unwrap()
+        .der
+    };
+    let csr_der = csr(key, "probe", Some(&c), DigestAlgorithm::Sha256);
+    let before = mdmdevice_free_dump(&e);
+    let answers: Vec<(StatusCode, String)> = [
+        build(&csr_der, &stranger),
+        build(b"opens with the RA key, but is no DER request", &ra),
+        build(&[0x04, 0x00], &ra),
+    ]
+    .into_iter()
+    .map(|der| {
+        let r = post(&e, der);
+        (r.status(), text(&r))
+    })
+    .collect();
+    assert_eq!(answers[0].0, StatusCode::BAD_REQUEST, "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
+    // The challenge was not used up by any of them.
+    assert_eq!(mdmdevice_free_dump(&e), before);
+    let req = pkcs_req(&ra, Some(&c), "probe", EnvelopeCipher::Aes128Cbc, DigestAlgorithm::Sha256);
+    assert_eq!(
+        cert_rep(&post(&e, req.msg.der.clone()), &req, &ra).status,
+        PkiStatus::Success
+    );
+}
+
+fn mdmdevice_free_dump(e: &E) -> Vec<(String, Vec<u8>)> {
+    e.store.backend().dump()
 }

@@ -165,11 +165,12 @@ impl CertificateAuthority {
                     path_len_constraint: None,
                 },
             )?,
-            // Devices encrypt their requests to the certificate with keyEncipherment.
+            // Devices encrypt their requests to the certificate with keyEncipherment; the
+            // RA key decrypts and never signs (CertReps are signed by the CA).
             ext(
                 oid::KEY_USAGE,
                 true,
-                &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment),
+                &KeyUsage(KeyUsages::KeyEncipherment.into()),
             )?,
             ext(
                 oid::SUBJECT_KEY_ID,

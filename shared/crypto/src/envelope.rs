@@ -227,10 +227,11 @@ pub(crate) enum OpenError {
 
 /// Decrypts attacker-supplied EnvelopedData with `key`, trying each RSA key-transport
 /// recipient. Why it is built this way: a server that reveals whether PKCS#1 v1.5
-/// unpadding succeeded is a Bleichenbacher oracle for its key. So a failed unpadding (or
-/// a content key of the wrong length) continues with a random content key, and every
-/// failure after the RSA step is the same [`OpenError::Failed`]; `accept` (e.g. "is a
-/// parseable CSR") is part of that same success test.
+/// unpadding succeeded is a Bleichenbacher oracle for its key. So the content key comes
+/// from [`KeyPair::decrypt_key_implicit`] (a wrong padding or length gives a pseudo-random
+/// key, chosen without a branch), the content is decrypted either way, and every failure
+/// after the RSA step is the same [`OpenError::Failed`]; `accept` (e.g. "is a parseable
+/// CSR") is part of that same success test.
 pub(crate) fn open<T>(
     env: &EnvelopedData,
     key: &KeyPair,
@@ -257,10 +258,7 @@ pub(crate) fn open<T>(
     let mut tried = 0;
     for ktri in ktris.take(MAX_RECIPIENTS_TRIED) {
         tried += 1;
-        let cek = match key.decrypt_pkcs1v15(ktri.enc_key.as_bytes()) {
-            Some(cek) if cek.len() == alg.cipher.key_len() => cek,
-            _ => alg.cipher.random_key(),
-        };
+        let cek = key.decrypt_key_implicit(ktri.enc_key.as_bytes(), alg.cipher.key_len());
         if let Ok(plaintext) = alg.decrypt(&cek, ciphertext) {
             let plaintext = Zeroizing::new(plaintext);
             if let Some(v) = accept(&plaintext) {

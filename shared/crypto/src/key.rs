@@ -157,6 +157,65 @@ impl KeyPair {
             .map(Zeroizing::new)
     }
 
+    /// RSAES-PKCS1-v1_5 decryption of a content key of `key_len` bytes with implicit
+    /// rejection: when the padding is wrong or the key has another length, the answer is
+    /// a pseudo-random key derived from this private key and the ciphertext (the same for
+    /// the same ciphertext), chosen without a branch on the padding. A caller that goes
+    /// on the same way with either key (decrypts the content, which then fails) is no
+    /// Bleichenbacher oracle through its answers or their timing past this point. The
+    /// RSA private operation itself is blinded but not constant-time (the `rsa` crate,
+    /// RUSTSEC-2023-0071): see docs/security.md.
+    pub(crate) fn decrypt_key_implicit(&self, ciphertext: &[u8], key_len: usize) -> Zeroizing<Vec<u8>> {
+        use hmac::{Hmac, Mac};
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        use sha2::Digest;
+        use subtle::{ConditionallySelectable, ConstantTimeEq};
+        let k = self.key.size();
+        // The fallback key: HMAC-SHA256(H(private exponent), ciphertext), as long as needed.
+        let secret = Zeroizing::new(sha2::Sha256::digest(self.key.d().to_bytes_be()).to_vec());
+        let mut fallback = Zeroizing::new(Vec::with_capacity(key_len));
+        let mut block = 0u8;
+        while fallback.len() < key_len {
+            let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(&secret).expect("any key length");
+            mac.update(&[block]);
+            mac.update(ciphertext);
+            fallback.extend_from_slice(&mac.finalize().into_bytes());
+            block = block.wrapping_add(1);
+        }
+        fallback.truncate(key_len);
+        // Raw RSA (blinded); anything unusable becomes an all-zero block, which the
+        // padding check below rejects like any other.
+        let mut em = Zeroizing::new(vec![0u8; k]);
+        if ciphertext.len() == k {
+            let c = rsa::BigUint::from_bytes_be(ciphertext);
+            if let Ok(m) = rsa::hazmat::rsa_decrypt_and_check(&self.key, Some(&mut SysRng), &c) {
+                let bytes = Zeroizing::new(m.to_bytes_be());
+                if bytes.len() <= k {
+                    em[k - bytes.len()..].copy_from_slice(&bytes);
+                }
+            }
+        }
+        // 00 02 PS(≥ 8 non-zero) 00 M, with |M| = key_len, checked in constant time.
+        let mut valid = em[0].ct_eq(&0) & em[1].ct_eq(&2);
+        let sep = k.wrapping_sub(key_len + 1);
+        let mut seen_zero = subtle::Choice::from(0);
+        for (i, b) in em.iter().enumerate().skip(2) {
+            let is_zero = b.ct_eq(&0);
+            let before_sep = subtle::Choice::from(u8::from(i < sep));
+            let at_sep = subtle::Choice::from(u8::from(i == sep));
+            // Every padding byte before the separator is non-zero; the separator is zero.
+            valid &= !(before_sep & is_zero);
+            seen_zero |= at_sep & is_zero;
+        }
+        valid &= seen_zero & subtle::Choice::from(u8::from(key_len + 11 <= k));
+        let mut out = Zeroizing::new(vec![0u8; key_len]);
+        for i in 0..key_len {
+            let m = em.get(k.wrapping_sub(key_len) + i).copied().unwrap_or(0);
+            out[i] = u8::conditional_select(&fallback[i], &m, valid);
+        }
+        out
+    }
+
     pub(crate) fn rsa(&self) -> &RsaPrivateKey {
         &self.key
     }
@@ -196,4 +255,50 @@ pub(crate) fn rsa_public_from_spki(
         ));
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::RsaPublicKey;
+
+    fn encrypt(key: &KeyPair, msg: &[u8]) -> Vec<u8> {
+        RsaPublicKey::from(key.rsa())
+            .encrypt(&mut SysRng, Pkcs1v15Encrypt, msg)
+            .unwrap()
+    }
+
+    /// A well-padded content key comes out as `decrypt_pkcs1v15` gives it; a wrong
+    /// padding, a key of another length or garbage gives a key of the asked length that
+    /// depends only on the ciphertext (the same twice), never an error.
+    #[test]
+    fn implicit_rejection() {
+        let key = KeyPair::generate().unwrap();
+        let cek = [7u8; 32];
+        let good = encrypt(&key, &cek);
+        assert_eq!(&*key.decrypt_key_implicit(&good, 32), &cek);
+        assert_eq!(key.decrypt_pkcs1v15(&good).map(|k| k.to_vec()), Some(cek.to_vec()));
+
+        let short = encrypt(&key, &[7u8; 16]);
+        let mut tampered = good.clone();
+        tampered[10] ^= 1;
+        let garbage = vec![0x42u8; good.len()];
+        for (what, c) in [
+            ("another length", short),
+            ("tampered", tampered),
+            ("garbage", garbage),
+            ("truncated", good[..100].to_vec()),
+        ] {
+            let a = key.decrypt_key_implicit(&c, 32);
+            assert_eq!(a.len(), 32, "{what}");
+            assert_ne!(&*a, &cek, "{what}");
+            assert_eq!(a, key.decrypt_key_implicit(&c, 32), "{what}: not deterministic");
+        }
+        // Another key: its own fallback.
+        let other = KeyPair::generate().unwrap();
+        assert_ne!(
+            other.decrypt_key_implicit(&good, 32),
+            key.decrypt_key_implicit(&encrypt(&key, &[1u8; 16]), 32)
+        );
+    }
 }

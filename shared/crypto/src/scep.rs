@@ -388,15 +388,17 @@ pub fn reply_cipher(request: Option<EnvelopeCipher>) -> EnvelopeCipher {
 
 /// CertRep SUCCESS (DER): an EnvelopedData encrypted to the requester's signer
 /// certificate (cipher per [`reply_cipher`]) holding a certificates-only SignedData with
-/// `issued`; signed by the RA key with SHA-256, RA and CA certificates included;
+/// `issued`; signed with SHA-256 by `signer_key` (the CA's: the RA key only decrypts,
+/// so that a decryption oracle on it could not forge replies), `signer_cert` and
+/// `other_cert` (the RA's) included;
 /// messageType 3, pkiStatus 0, transactionID copied, recipientNonce = the request's
 /// senderNonce, fresh senderNonce.
 pub fn cert_rep_success(
     req: &PkiMessage,
     issued: &Certificate,
-    ra_key: &KeyPair,
-    ra_cert: &Certificate,
-    ca_cert: &Certificate,
+    signer_key: &KeyPair,
+    signer_cert: &Certificate,
+    other_cert: &Certificate,
 ) -> Result<Vec<u8>, CryptoError> {
     let degenerate = sign::certs_only(std::slice::from_ref(issued))?;
     let env = envelope::seal(
@@ -409,9 +411,9 @@ pub fn cert_rep_success(
         PkiStatus::Success,
         None,
         &env,
-        ra_key,
-        ra_cert,
-        ca_cert,
+        signer_key,
+        signer_cert,
+        other_cert,
     )
 }
 
@@ -419,18 +421,18 @@ pub fn cert_rep_success(
 pub fn cert_rep_failure(
     req: &PkiMessage,
     fail_info: FailInfo,
-    ra_key: &KeyPair,
-    ra_cert: &Certificate,
-    ca_cert: &Certificate,
+    signer_key: &KeyPair,
+    signer_cert: &Certificate,
+    other_cert: &Certificate,
 ) -> Result<Vec<u8>, CryptoError> {
     cert_rep(
         req,
         PkiStatus::Failure,
         Some(fail_info),
         &[],
-        ra_key,
-        ra_cert,
-        ca_cert,
+        signer_key,
+        signer_cert,
+        other_cert,
     )
 }
 
@@ -438,11 +440,11 @@ pub fn cert_rep_failure(
 /// transactionID.
 pub fn cert_rep_pending(
     req: &PkiMessage,
-    ra_key: &KeyPair,
-    ra_cert: &Certificate,
-    ca_cert: &Certificate,
+    signer_key: &KeyPair,
+    signer_cert: &Certificate,
+    other_cert: &Certificate,
 ) -> Result<Vec<u8>, CryptoError> {
-    cert_rep(req, PkiStatus::Pending, None, &[], ra_key, ra_cert, ca_cert)
+    cert_rep(req, PkiStatus::Pending, None, &[], signer_key, signer_cert, other_cert)
 }
 
 fn cert_rep(
@@ -450,9 +452,9 @@ fn cert_rep(
     status: PkiStatus,
     fail_info: Option<FailInfo>,
     content: &[u8],
-    ra_key: &KeyPair,
-    ra_cert: &Certificate,
-    ca_cert: &Certificate,
+    signer_key: &KeyPair,
+    signer_cert: &Certificate,
+    other_cert: &Certificate,
 ) -> Result<Vec<u8>, CryptoError> {
     let mut extra = vec![
         SignedAttribute::printable(oid::SCEP_MESSAGE_TYPE, MessageType::CertRep.code())?,
@@ -474,9 +476,9 @@ fn cert_rep(
     };
     sign::sign_data(
         content,
-        ra_key,
-        ra_cert,
-        std::slice::from_ref(ca_cert),
+        signer_key,
+        signer_cert,
+        std::slice::from_ref(other_cert),
         &opts,
     )
 }

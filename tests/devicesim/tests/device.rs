@@ -857,7 +857,7 @@ fn a_personal_iphone_user_enrolls_against_the_core() {
     assert_eq!(mdm.assigned_managed_apple_id.as_deref(), Some(MAID));
     let eid = d.enrollment_id.clone().expect("an EnrollmentID");
 
-    let (s, dev) = server.admin("GET", &format!("/api/v1/devices/{eid}"), None);
+    let (s, dev) = server.admin("GET", &format!("/api/v1/devices/ue:{eid}"), None);
     assert_eq!(s, 200, "{dev}");
     assert_eq!(dev["enrollment_type"], "user");
     assert_eq!(dev["enrolled"], true);
@@ -869,7 +869,7 @@ fn a_personal_iphone_user_enrolls_against_the_core() {
     let queue = |cmd: Json| {
         server.admin(
             "POST",
-            &format!("/api/v1/devices/{eid}/commands"),
+            &format!("/api/v1/devices/ue:{eid}/commands"),
             Some(cmd),
         )
     };
@@ -907,7 +907,7 @@ fn a_personal_iphone_user_enrolls_against_the_core() {
         .map(|a| a.command.request_type.as_str())
         .collect();
     assert_eq!(types, ["DeviceLock", "DeviceInformation", "ProfileList"]);
-    let (_, dev) = server.admin("GET", &format!("/api/v1/devices/{eid}"), None);
+    let (_, dev) = server.admin("GET", &format!("/api/v1/devices/ue:{eid}"), None);
     assert_eq!(
         dev["inventory"]["DeviceInformation"]["data"]["OSVersion"], "17.4",
         "{dev}"

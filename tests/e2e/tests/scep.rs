@@ -169,7 +169,9 @@ async fn scepclient_enrolls_is_refused_a_reused_challenge_and_renews() {
     assert!(issued_path.exists(), "no client.pem: {}", show(&out));
     openssl_verify(&ca_pem, &issued_path).await;
     let issued = read_cert(&issued_path);
-    assert_eq!(issued.common_name().as_deref(), Some("device-1"));
+    // The CA names the enrollment the challenge was for, whatever the client asked for.
+    assert_eq!(issued.common_name().as_deref(), Some("e2e-device-1"));
+    assert_eq!(issued.subject(), "CN=e2e-device-1");
     assert_eq!(
         issued.not_after_unix() - (issued.not_before_unix() + 600),
         365 * 86_400

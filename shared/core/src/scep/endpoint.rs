@@ -8,7 +8,8 @@
 //! | `GET ?operation=PKIOperation&message=<base64>` | the same; standard or URL-safe base64 |
 //!
 //! PKIOperation:
-//! - **PKCSReq**: signature verified, envelope opened with the RA key (never the CA key),
+//! - **PKCSReq**: signature verified, envelope opened with the RA key (never the CA key;
+//!   the RA key decrypts and nothing else: CertReps are signed by the CA),
 //!   CSR self-signature checked, the challengePassword redeemed (one-time, 15 minutes),
 //!   certificate issued for [`IDENTITY_VALIDITY_DAYS`] and recorded ([`IssuedRecord`]).
 //! - **RenewalReq**: signed by a certificate this CA issued (and recorded), not expired;
@@ -216,13 +217,15 @@ async fn pki_operation(p: &impl Platform, der: &[u8]) -> Result<Response, Device
             format!("messageType {} is not handled", other.code()),
         ),
     };
+    // Replies are signed by the CA: the RA key only ever decrypts (attacker-chosen)
+    // envelopes, so a decryption side channel on it could not forge a reply.
     let reply = match outcome {
         Outcome::Issued(cert) => cert_rep_success(
             &msg,
             &cert,
-            ca.ra_key(),
-            ca.ra_certificate(),
+            ca.ca_key(),
             ca.ca_certificate(),
+            ca.ra_certificate(),
         ),
         Outcome::Refused(fail_info, reason) => {
             eprintln!(
@@ -233,9 +236,9 @@ async fn pki_operation(p: &impl Platform, der: &[u8]) -> Result<Response, Device
             cert_rep_failure(
                 &msg,
                 fail_info,
-                ca.ra_key(),
-                ca.ra_certificate(),
+                ca.ca_key(),
                 ca.ca_certificate(),
+                ca.ra_certificate(),
             )
         }
     }
