@@ -10,7 +10,7 @@
 use http::{HeaderValue, StatusCode, header};
 
 use crate::api::{self, Request, Response, Route};
-use crate::config::{self, STORAGE_KEY};
+use crate::config;
 use crate::mdm::await_config;
 use crate::mdm::checkin::CheckinMessage;
 use crate::mdm::devlog;
@@ -200,6 +200,19 @@ pub fn verify_signed(req: &Request, max_body: usize) -> Result<Signer, DeviceErr
     signature::verify(header, req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))
 }
 
+/// The identity certificate is within its validity at `now`: an expired identity acts
+/// for nothing (a device renews its identity over SCEP before the end, signing the
+/// renewal with the still valid one).
+pub fn require_current(signer: &Signer, now: u64) -> Result<(), DeviceError> {
+    if signer.valid_at(now) {
+        Ok(())
+    } else {
+        Err(DeviceError::bad_request(
+            "identity certificate is expired (or not yet valid)",
+        ))
+    }
+}
+
 /// The signer's certificate was issued by one of `anchors` (our SCEP CA).
 pub fn require_ours(signer: &Signer, anchors: &[Vec<u8>]) -> Result<(), DeviceError> {
     if anchors.is_empty() {
@@ -229,9 +242,10 @@ pub fn empty_response() -> Response {
 async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
     let anchors = trust_anchors(p.store()).await?;
     let signer = authenticate_device(req, MAX_CHECKIN_BODY, &anchors)?;
+    require_current(&signer, p.clock().unix_seconds())?;
     let msg =
         CheckinMessage::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
-    let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
+    let storage_key = config::storage_key(p.vars()).await?;
     let now = p.clock().unix_seconds();
     let identity =
         enrollments::DeviceIdentity::from_certificate(&signer.cert_hash, &signer.certificate_der);

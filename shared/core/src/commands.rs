@@ -43,6 +43,7 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 
 async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
     let signer = checkin::verify_signed(req, MAX_REPORT_BODY)?;
+    checkin::require_current(&signer, p.clock().unix_seconds())?;
     // A bound certificate passed the CA check when it was bound (Authenticate or an
     // adopted renewal) and its binding goes with the enrollment: checking the CA's
     // signature again on every poll would only repeat that.

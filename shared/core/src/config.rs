@@ -58,9 +58,44 @@ pub async fn secret(vars: &impl Variables, name: &str) -> Result<Secret, ApiErro
     required(vars, name).await.map(Secret::new)
 }
 
+/// Least length of `storage_key`: every key sealing secrets at rest is derived from it,
+/// so it must carry at least 128 bits of entropy even as hex (32 characters; e.g.
+/// `openssl rand -hex 32` gives 64).
+pub const MIN_STORAGE_KEY_LEN: usize = 32;
+
+/// `storage_key`, refused (500 naming why, on every request that needs it: a Spin
+/// component cannot stop the app from starting) when it is too short or made of one
+/// repeated character.
+pub async fn storage_key(vars: &impl Variables) -> Result<Secret, ApiError> {
+    let key = secret(vars, STORAGE_KEY).await?;
+    let v = key.expose();
+    let one_char = v.chars().all(|c| Some(c) == v.chars().next());
+    if v.chars().count() < MIN_STORAGE_KEY_LEN || one_char {
+        return Err(ApiError::misconfigured(format!(
+            "variable {STORAGE_KEY} is too weak: at least {MIN_STORAGE_KEY_LEN} random characters (e.g. `openssl rand -hex 32`)"
+        )));
+    }
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A short (or one-character) `storage_key` is refused with the reason, never echoed.
+    #[test]
+    fn a_weak_storage_key_is_refused() {
+        use crate::platform::testing::MapVariables;
+        use futures::executor::block_on;
+        for weak in ["short-key", &"a".repeat(40)] {
+            let vars = MapVariables::new([(STORAGE_KEY, weak)]);
+            let e = block_on(storage_key(&vars)).unwrap_err();
+            let text = format!("{e:?}");
+            assert!(text.contains("too weak") && !text.contains(weak), "{text}");
+        }
+        let vars = MapVariables::new([(STORAGE_KEY, "0123456789abcdef0123456789abcdef")]);
+        assert!(block_on(storage_key(&vars)).is_ok());
+    }
 
     #[test]
     fn secrets_do_not_print() {

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::api::{self, ApiError, Request, Response, Route};
-use crate::config::{self, STORAGE_KEY, SYNC_API_KEY};
+use crate::config::{self, SYNC_API_KEY};
 use crate::dep::apple;
 use crate::dep::reconcile::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE};
 use crate::dep::sync::{self, Policy};
@@ -74,7 +74,7 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     let days = purge_days(p.vars()).await?;
     let policy = Policy::default();
     // Only tokens with uploaded secrets need it; maintenance runs without.
-    let storage_key = config::secret(p.vars(), STORAGE_KEY).await.ok();
+    let storage_key = config::storage_key(p.vars()).await.ok();
     let base = apple::base_url(p.vars()).await;
     let all = tokens::list(p.store()).await?;
     // Each tick starts with another token, so no slot always goes last.

@@ -133,7 +133,7 @@ fn env(apns: &FakeApns) -> TestEnv<'_> {
         vars: MapVariables::new([
             ("admin_api_key", ADMIN_KEY),
             ("sync_api_key", SYNC_KEY),
-            ("storage_key", "storage-key-for-push-tests"),
+            ("storage_key", "storage-key-for-push-tests-0123456789abc"),
             ("apns_base_url", "https://apns.test:2197/"),
         ]),
     };
@@ -567,7 +567,7 @@ fn the_push_certificate_names_the_topic_and_warns_before_it_expires() {
     // The variable alone: used, with a nudge to upload.
     e.vars = MapVariables::new([
         ("admin_api_key", ADMIN_KEY),
-        ("storage_key", "storage-key-for-push-tests"),
+        ("storage_key", "storage-key-for-push-tests-0123456789abc"),
         ("apns_topic", TOPIC),
     ]);
     let (_, c) = admin_call(&e, Method::GET, "/api/v1/push/certificate", None);

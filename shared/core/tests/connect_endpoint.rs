@@ -548,3 +548,25 @@ fn an_unsigned_part_of_a_certificate_makes_no_new_identity() {
     );
     assert_eq!(block_on(e.store.get(&format!("certb:{}", d.id.der_hash()))).unwrap(), None);
 }
+
+/// An expired identity acts for nothing, on the check-in and the command endpoint alike
+/// (the device renews before the end, signing the renewal with the valid identity).
+#[test]
+fn an_expired_identity_is_refused() {
+    let e = env();
+    let d = enrolled(&e);
+    assert_eq!(d.idle(), None);
+    let end = d.id.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
+    e.clock.advance(std::time::Duration::from_secs(end + 1 - mdmdevice::START));
+    let body = xml(&format!(
+        "<key>Status</key><string>Idle</string><key>UDID</key><string>{UDID}</string>"
+    ));
+    let before = mdmdevice::dump(&e);
+    let r = d.connect_raw(&body);
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(r.body()).contains("expired"));
+    let r = d.checkin("TokenUpdate", "");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(r.body()).contains("expired"));
+    assert_eq!(mdmdevice::dump(&e), before);
+}

@@ -780,7 +780,7 @@ fn the_ca_is_created_once_under_concurrent_first_use() {
             store: Store::new(MemoryBackend::with_defects(defects)),
             http: NoHttp,
             clock: SystemClock,
-            vars: MapVariables::new([("storage_key", "storage-key-for-scep-tests")]),
+            vars: MapVariables::new([("storage_key", "storage-key-for-scep-tests-0123456789abcdef")]),
         };
         let certs: Vec<Certificate> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..3)
@@ -842,10 +842,10 @@ fn keys_are_sealed_and_need_the_storage_key() {
         }
     }
     // Certificates are stored in clear; the keys open only with the same storage_key.
-    e.vars = MapVariables::new([("storage_key", "another-storage-key")]);
+    e.vars = MapVariables::new([("storage_key", "another-storage-key-0123456789abcdef")]);
     let err = block_on(ca::authority(&e)).unwrap_err();
     assert!(matches!(err, ca::ScepSetupError::Unsealable(_)), "{err:?}");
-    assert!(!format!("{err} {err:?}").contains("another-storage-key"));
+    assert!(!format!("{err} {err:?}").contains("another-storage-key-0123456789abcdef"));
     let r = scep(&e, Method::GET, "operation=GetCACert", vec![]);
     assert_eq!(r.status(), StatusCode::OK, "certificates need no key");
     e.vars = MapVariables::new([("admin_api_key", "x")]);

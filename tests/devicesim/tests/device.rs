@@ -422,7 +422,7 @@ impl InProcess {
             clock: ManualClock::at_unix(now() as u64),
             vars: MapVariables::new([
                 ("admin_api_key", ADMIN_KEY),
-                ("storage_key", "devicesim-storage-key"),
+                ("storage_key", "devicesim-storage-key-0123456789abcdef"),
                 ("server_url", BASE),
                 ("apns_topic", TOPIC),
                 ("apple_device_ca", pem.as_str()),

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-4f1c9a7b2d";
 pub const SYNC_KEY: &str = "e2e-sync-key-8e2b6d0c1a";
-pub const STORAGE_KEY: &str = "e2e-storage-key-0a9b8c7d6e5f";
+pub const STORAGE_KEY: &str = "e2e-storage-key-0a9b8c7d6e5f-1a2b3c4d5e6f";
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -16,7 +16,7 @@ use plist::{Dictionary, Value as Plist};
 use serde_json::{Map, Value, json};
 
 use crate::api::{self, ApiError, Params, Request, Response};
-use crate::config::{self, STORAGE_KEY};
+use crate::config::{self};
 use crate::mdm::command;
 use crate::mdm::command_schema::{self, PayloadError};
 use crate::mdm::commands_table::{self, OsFamily};
@@ -392,7 +392,7 @@ async fn channel(
 
 /// The device's escrowed UnlockToken, for ClearPasscode.
 async fn unlock_token(p: &impl Platform, rec: &EnrollmentRecord) -> Result<Vec<u8>, ApiError> {
-    let key = config::secret(p.vars(), STORAGE_KEY).await?;
+    let key = config::storage_key(p.vars()).await?;
     enrollments::unlock_token(rec, &key).ok_or_else(|| {
         ApiError::unprocessable(json!([{
             "key": "UnlockToken",

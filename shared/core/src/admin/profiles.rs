@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::dep::token_id;
 use crate::api::{self, ApiError, Params, Request, Response};
-use crate::config::{self, SERVER_URL, STORAGE_KEY, Secret};
+use crate::config::{self, SERVER_URL, Secret};
 use crate::dep::apple::{self, SyncStartError};
 use crate::dep::assign::{self, Summary};
 use crate::dep::client::DepError;
@@ -107,7 +107,7 @@ struct Ctx {
 
 async fn ctx(p: &impl Platform) -> Result<Ctx, ApiError> {
     Ok(Ctx {
-        storage_key: config::secret(p.vars(), STORAGE_KEY).await?,
+        storage_key: config::storage_key(p.vars()).await?,
         base: apple::base_url(p.vars()).await,
     })
 }

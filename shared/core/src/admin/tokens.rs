@@ -15,7 +15,7 @@ use mdm_crypto::TokenFileError;
 
 use super::dep::token_id;
 use crate::api::{self, ApiError, Params, Request, Response};
-use crate::config::{self, STORAGE_KEY, Secret};
+use crate::config::{self, Secret};
 use crate::dep::apple::{self, SlotSealer, SyncStartError};
 use crate::dep::client::{ApiError as AppleCode, DepClient, DepCredentials, DepError};
 use crate::dep::sync::{self, ManualRefusal, Outcome, Policy, SyncKind, SyncState};
@@ -40,7 +40,7 @@ fn ts(t: Option<u64>) -> Value {
 }
 
 async fn storage_key(p: &impl Platform) -> Result<Secret, ApiError> {
-    config::secret(p.vars(), STORAGE_KEY).await
+    config::storage_key(p.vars()).await
 }
 
 fn internal(detail: impl Into<Value>) -> ApiError {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use mdm_crypto::{Certificate, CsrParams, IssueOptions, KeyPair};
 
 use super::{APNS_TOPIC, EnrollError, EnrollmentTarget, ORGANIZATION_NAME};
-use crate::config::{self, SERVER_URL, STORAGE_KEY};
+use crate::config::{self, SERVER_URL};
 use crate::mdm::pushcert::{self, Topic};
 use crate::scep::ca::{self, ScepSetupError};
 use crate::scep::challenge::{self, ChallengeGrant};
@@ -313,7 +313,7 @@ pub async fn signing_identity(
     if let Some(id) = configured_identity(p.vars()).await? {
         return Ok(id);
     }
-    let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
+    let storage_key = config::storage_key(p.vars()).await?;
     let now = p.clock().unix_seconds() as i64;
     let usable = |cert: &Certificate| {
         cert.not_after_unix() - SIGNING_RENEW_BEFORE > now && cert.verify_issued_by(ca_cert).is_ok()

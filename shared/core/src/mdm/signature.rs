@@ -49,6 +49,18 @@ pub struct Signer {
     /// Lowercase hex SHA-256 of the whole certificate DER: the binding key before
     /// bindings were keyed on `tbsCertificate` (read once to move such a binding over).
     pub der_hash: String,
+    /// The certificate's validity (Unix seconds).
+    pub not_before: i64,
+    pub not_after: i64,
+}
+
+impl Signer {
+    /// Whether the identity is valid at `now` (an expired one is refused; the device
+    /// renews before its end).
+    pub fn valid_at(&self, now: u64) -> bool {
+        let now = now as i64;
+        self.not_before <= now && now <= self.not_after
+    }
 }
 
 /// The identity hashes of a certificate (DER): of its `tbsCertificate` (the binding key)
@@ -164,10 +176,14 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
     }
     let certificate_der = cert.to_der().map_err(|e| fail(e.to_string()))?;
     let (cert_hash, der_hash) = identity_hashes_of(&cert, &certificate_der)?;
+    let validity = &cert.tbs_certificate.validity;
+    let unix = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
     Ok(Signer {
         certificate_der,
         cert_hash,
         der_hash,
+        not_before: unix(&validity.not_before),
+        not_after: unix(&validity.not_after),
     })
 }
 

@@ -22,7 +22,7 @@ use mdm_crypto::{CaOptions, Certificate, CertificateAuthority, KeyPair};
 use mdm_kv::{CounterKey, KvError};
 
 use crate::api::ApiError;
-use crate::config::{self, STORAGE_KEY, Secret};
+use crate::config::{self, Secret};
 use crate::mdm::signature::SCEP_CA_CERT_KEY;
 use crate::seal::Sealer;
 use crate::{Clock, Platform, random};
@@ -214,7 +214,7 @@ fn lease_key(attempt: u32) -> String {
 /// The CA and RA with their keys, loaded, or created when this server has none yet.
 /// Also (re)writes [`SCEP_CA_CERT_KEY`] when it does not hold the CA certificate.
 pub async fn authority(p: &impl Platform) -> Result<CertificateAuthority, ScepSetupError> {
-    let storage_key = config::secret(p.vars(), STORAGE_KEY).await?;
+    let storage_key = config::storage_key(p.vars()).await?;
     let stored = stored_or_create(p, &storage_key).await?;
     match stored {
         Loaded::Existing(stored) => stored.open(&storage_key),

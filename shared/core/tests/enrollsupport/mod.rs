@@ -351,7 +351,7 @@ impl Server {
         let pem = apple.pem();
         let e = env_with_vars(&[
             ("admin_api_key", ADMIN_KEY),
-            ("storage_key", "storage-key-for-enrollment-tests"),
+            ("storage_key", "storage-key-for-enrollment-tests-0123456789"),
             ("server_url", SERVER),
             ("apns_topic", TOPIC),
             ("apple_device_ca", &pem),

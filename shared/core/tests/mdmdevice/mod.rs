@@ -67,7 +67,7 @@ pub fn env_without_ca(defects: Defects) -> E {
         vars: MapVariables::new([
             ("admin_api_key", ADMIN_KEY),
             ("sync_api_key", SYNC_KEY),
-            ("storage_key", "storage-key-for-command-tests"),
+            ("storage_key", "storage-key-for-command-tests-0123456789"),
         ]),
     }
 }
