@@ -22,7 +22,26 @@ use crate::{Clock, Platform};
 use mdm_kv::{Backend, KvError, Store};
 
 /// Largest check-in body accepted (check-ins are a few KiB).
-pub const MAX_CHECKIN_BODY: usize = 1024 * 1024;
+pub const MAX_CHECKIN_BODY: usize = 64 * 1024;
+/// Body of a request this component takes no body for (and of unknown paths).
+pub const MAX_OTHER_BODY: usize = 4 * 1024;
+
+/// The most bytes of body a request to this component may have: read no further (413).
+pub fn body_limit(method: &http::Method, path: &str) -> usize {
+    match api::route(ROUTES, method, path) {
+        Ok((Op::Checkin, _)) => MAX_CHECKIN_BODY,
+        Ok((Op::Scep, _)) => crate::scep::endpoint::MAX_PKI_MESSAGE,
+        Ok((
+            Op::EnrollAde
+            | Op::EnrollWebSignIn
+            | Op::EnrollByod
+            | Op::EnrollAdde
+            | Op::AccountSignIn,
+            _,
+        )) => crate::enroll::MAX_ENROLL_BODY,
+        _ => MAX_OTHER_BODY,
+    }
+}
 /// The header carrying the detached CMS signature over the body.
 pub const MDM_SIGNATURE: &str = "mdm-signature";
 
@@ -129,10 +148,12 @@ impl DeviceError {
 }
 
 impl From<KvError> for DeviceError {
+    /// Devices get a generic reason; the log gets the store's (keys, never values).
     fn from(e: KvError) -> Self {
+        eprintln!("device request: store unavailable: {e}");
         DeviceError {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            reason: format!("store unavailable: {e}"),
+            reason: "temporarily unavailable: try again later".into(),
         }
     }
 }
@@ -148,11 +169,17 @@ impl From<Refusal> for DeviceError {
 }
 
 impl From<api::ApiError> for DeviceError {
-    /// Configuration errors (a missing variable): a fault on our side.
+    /// Configuration errors (a missing variable): a fault on our side, named in the log;
+    /// devices get a generic reason.
     fn from(e: api::ApiError) -> Self {
+        eprintln!(
+            "device request: server error: {}: {}",
+            e.error,
+            e.detail.as_str().unwrap_or_default()
+        );
         DeviceError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
-            reason: format!("{}: {}", e.error, e.detail.as_str().unwrap_or_default()),
+            reason: "server error".into(),
         }
     }
 }

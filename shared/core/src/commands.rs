@@ -25,6 +25,14 @@ pub enum Op {
     Connect,
 }
 
+/// The most bytes of body a request to this component may have: read no further (413).
+pub fn body_limit(method: &http::Method, path: &str) -> usize {
+    match api::route(ROUTES, method, path) {
+        Ok((Op::Connect, _)) => MAX_REPORT_BODY,
+        Err(_) => checkin::MAX_OTHER_BODY,
+    }
+}
+
 pub const ROUTES: &[Route<Op>] = &[
     ("PUT", "/mdm/connect", Op::Connect),
     ("POST", "/mdm/connect", Op::Connect),

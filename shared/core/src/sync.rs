@@ -24,6 +24,11 @@ pub enum Op {
 
 pub const ROUTES: &[Route<Op>] = &[("POST", "/internal/tick", Op::Tick)];
 
+/// The most bytes of body a request to this component may have (the tick takes none).
+pub fn body_limit(_method: &http::Method, _path: &str) -> usize {
+    4 * 1024
+}
+
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match dispatch(p, req).await {
         Ok(resp) => resp,

@@ -13,9 +13,9 @@ use mdm_kv::{Backend, CasHandle, KvError, Store};
 /// The key-value store label every component uses (spin.toml `key_value_stores`).
 pub const STORE_LABEL: &str = "default";
 
-/// Largest request body a component reads; anything longer is refused with 413 before
-/// it is buffered.
-pub const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest response body read from an outbound call (a Device Assignment page of 1,000
+/// devices is about 1 MiB; APNs answers are tiny): a longer one is a transport error.
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024 * 1024;
 
 fn kv_error(e: key_value::Error) -> KvError {
     match e {
@@ -152,11 +152,19 @@ impl HttpClient for SpinHttp {
             .await
             .map_err(|e| TransportError(e.to_string()))?;
         let (parts, body) = resp.into_parts();
-        let bytes = body
-            .bytes()
-            .await
-            .map_err(|e| TransportError(format!("reading response body: {e:?}")))?;
-        Ok(http::Response::from_parts(parts, bytes.to_vec()))
+        let mut stream = body.stream();
+        let mut buf = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| TransportError(format!("reading response body: {e:?}")))?;
+            if buf.len() + chunk.len() > MAX_RESPONSE_BODY {
+                return Err(TransportError(format!(
+                    "response body exceeds {MAX_RESPONSE_BODY} bytes"
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(http::Response::from_parts(parts, buf))
     }
 }
 
@@ -172,38 +180,59 @@ pub async fn env() -> Result<SpinEnv, KvError> {
     })
 }
 
-/// Buffers the request body (refusing more than [`MAX_BODY`]) into the core's type.
-pub async fn read_request(req: spin_sdk::http::Request) -> Result<api::Request, api::ApiError> {
+/// Buffers the request body into the core's type, refusing (413, before reading more)
+/// a body longer than `limit`, the most its route takes.
+pub async fn read_request(
+    req: spin_sdk::http::Request,
+    limit: usize,
+) -> Result<api::Request, api::ApiError> {
     let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(api::ApiError::payload_too_large(limit));
+    }
     let mut stream = body.stream();
     let mut buf = Vec::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|e| api::ApiError::bad_request(format!("reading request body: {e:?}")))?;
-        if buf.len() + chunk.len() > MAX_BODY {
-            return Err(api::ApiError::payload_too_large(MAX_BODY));
+        if buf.len() + chunk.len() > limit {
+            return Err(api::ApiError::payload_too_large(limit));
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(http::Request::from_parts(parts, buf))
 }
 
-/// The whole life of one request: read it, open the platform, run `handler`.
+/// The whole life of one request: read it (at most `body_limit(method, path)` bytes),
+/// open the platform, run `handler`. The answer carries `Content-Length`, so Spin's HTTP
+/// trigger sends it in one piece (a chunked body's last chunk waits for the client's
+/// delayed ACK on keep-alive connections: docs/platform.md).
 pub async fn serve<F, Fut>(
     req: spin_sdk::http::Request,
+    body_limit: fn(&http::Method, &str) -> usize,
     handler: F,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>>
 where
     F: FnOnce(SpinEnv, api::Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
-    let resp = match read_request(req).await {
+    let limit = body_limit(req.method(), req.uri().path());
+    let resp = match read_request(req, limit).await {
         Err(e) => e.into_response(),
         Ok(req) => match env().await {
             Ok(env) => handler(env, req).await,
             Err(e) => api::ApiError::store(e).into_response(),
         },
     };
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(body.len()),
+    );
     http::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::from(body)))
 }

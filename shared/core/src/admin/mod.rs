@@ -138,6 +138,22 @@ pub const ROUTES: &[Route<Op>] = &[
     ("DELETE", "/api/v1/groups/{group}", Op::DeleteGroup),
 ];
 
+/// Bodies of the admin API: what each route needs at most (read no further: 413).
+pub const MAX_BODY_COMMANDS: usize = 8 * 1024 * 1024;
+pub const MAX_BODY_PROFILES: usize = 2 * 1024 * 1024;
+pub const MAX_BODY_DEFAULT: usize = 256 * 1024;
+
+/// The most bytes of body a request to this component may have.
+pub fn body_limit(method: &http::Method, path: &str) -> usize {
+    match api::route(ROUTES, method, path) {
+        // Commands carry profiles and packages (base64), for one device or many.
+        Ok((Op::EnqueueCommand | Op::EnqueueBulk | Op::DeviceAction, _)) => MAX_BODY_COMMANDS,
+        // Enrollment profiles may carry up to 1 MiB of setup commands.
+        Ok((Op::CreateProfile | Op::UpdateProfile, _)) => MAX_BODY_PROFILES,
+        _ => MAX_BODY_DEFAULT,
+    }
+}
+
 /// Entry point of the admin component.
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match dispatch(p, req).await {

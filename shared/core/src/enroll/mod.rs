@@ -132,21 +132,29 @@ impl std::fmt::Display for EnrollError {
 }
 
 impl From<KvError> for EnrollError {
+    /// Devices get a generic reason; the log gets the store's.
     fn from(e: KvError) -> Self {
+        eprintln!("enroll: store unavailable: {e}");
         EnrollError::unavailable(
             "server.store_unavailable",
-            format!("store unavailable: {e}"),
+            "temporarily unavailable: try again later",
         )
     }
 }
 
 impl From<ApiError> for EnrollError {
-    /// A missing or broken variable: a fault on our side, named, never its value.
+    /// A missing or broken variable: a fault on our side, named in the log (never its
+    /// value); devices get a generic reason.
     fn from(e: ApiError) -> Self {
+        eprintln!(
+            "enroll: server error: {}: {}",
+            e.error,
+            e.detail.as_str().unwrap_or_default()
+        );
         EnrollError::new(
             e.status,
             "server.misconfigured",
-            format!("{}: {}", e.error, e.detail.as_str().unwrap_or_default()),
+            "the server cannot enroll devices right now",
         )
     }
 }

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET ?operation=GetCACaps` | `200 text/plain`, [`CA_CAPS`] (no single DES) |
 //! | `GET ?operation=GetCACert` | `200 application/x-x509-ca-ra-cert`: CA + RA, certs-only SignedData |
-//! | `POST ?operation=PKIOperation` (body ≤ 2 MiB, else 413) | `200 application/x-pki-message` CertRep |
+//! | `POST ?operation=PKIOperation` (body ≤ 64 KiB, else 413) | `200 application/x-pki-message` CertRep |
 //! | `GET ?operation=PKIOperation&message=<base64>` | the same; standard or URL-safe base64 |
 //!
 //! PKIOperation:
@@ -48,8 +48,9 @@ use crate::{Clock, Platform};
 /// offered. `SCEPStandard` implies AES, POSTPKIOperation and SHA-256.
 pub const CA_CAPS: &str =
     "AES\nPOSTPKIOperation\nRenewal\nSHA-1\nSHA-256\nSHA-512\nDES3\nSCEPStandard\n";
-/// Largest PKIOperation accepted (micromdm's limit; a PKCSReq is a few KiB).
-pub const MAX_PKI_MESSAGE: usize = 2 * 1024 * 1024;
+/// Largest PKIOperation accepted (a PKCSReq with a 4096-bit key and its certificate is
+/// under 10 KiB).
+pub const MAX_PKI_MESSAGE: usize = 64 * 1024;
 /// Smallest RSA key an identity certificate is issued for (Apple's SCEP payload uses
 /// RSA keys only; its default 1024 bits is refused: our profiles ask for 2048).
 pub const MIN_KEY_BITS: usize = 2048;
@@ -78,15 +79,16 @@ impl From<ScepSetupError> for DeviceError {
         eprintln!("scep: {e}");
         DeviceError {
             status,
-            reason: e.to_string(),
+            reason: "the SCEP service is unavailable: try again later".into(),
         }
     }
 }
 
 fn server_error(reason: impl Into<String>) -> DeviceError {
+    eprintln!("scep: server error: {}", reason.into());
     DeviceError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
-        reason: reason.into(),
+        reason: "server error".into(),
     }
 }
 
