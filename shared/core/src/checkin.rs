@@ -113,6 +113,14 @@ impl DeviceError {
         }
     }
 
+    /// 500 with a generic reason (the detail goes to the log, not to the device).
+    pub fn server(reason: impl Into<String>) -> Self {
+        DeviceError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: reason.into(),
+        }
+    }
+
     /// 403 `{"code":"com.apple.unrecognized.device"}`: we hold no enrollment for the
     /// device, which then unenrolls (mdm/errors/unrecognized.device.yaml).
     pub fn unrecognized(description: impl Into<String>) -> Self {

@@ -9,6 +9,8 @@
 
 use crate::api::{self, Request, Response, Route};
 use crate::checkin::{self, DeviceError};
+use crate::config;
+use crate::mdm::command_secrets;
 use crate::mdm::connect::{self, Next};
 use crate::mdm::devlog;
 use crate::mdm::enrollments;
@@ -57,9 +59,8 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     // signature again on every poll would only repeat that.
     let mut bound = enrollments::bound_device(p.store(), &signer.cert_hash).await?;
     if bound.is_none() {
-        bound =
-            enrollments::migrate_legacy_binding(p.store(), &signer.cert_hash, &signer.der_hash)
-                .await?;
+        bound = enrollments::migrate_legacy_binding(p.store(), &signer.cert_hash, &signer.der_hash)
+            .await?;
     }
     if bound.is_none() {
         let anchors = checkin::trust_anchors(p.store()).await?;
@@ -83,6 +84,16 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     log_answer(p, &report, now).await;
     match next {
         Next::Command(body) => Ok(checkin::plist_response(body)),
+        Next::Sealed { body, aad } => {
+            let key = config::storage_key(p.vars()).await?;
+            let plain = command_secrets::open(&key, &aad, &body).ok_or_else(|| {
+                // Sealed under another storage_key (rotated without re-queueing): the
+                // command stays queued; an admin cancels it.
+                eprintln!("device request: queued command {aad} does not open with storage_key");
+                DeviceError::server("cannot deliver the next command: try again later")
+            })?;
+            Ok(checkin::plist_response(plain))
+        }
         Next::Nothing => Ok(checkin::empty_response()),
     }
 }

@@ -83,8 +83,7 @@ fn slot_key(n: u64) -> String {
 fn attempt_counter(name: &str, window: u64) -> CounterKey {
     use sha2::{Digest, Sha256};
     let h = Sha256::digest(name.trim().to_lowercase().as_bytes());
-    CounterKey::new(&format!("signin:{}:{window}", hex::encode(&h[..16])))
-        .expect("hex is key-safe")
+    CounterKey::new(&format!("signin:{}:{window}", hex::encode(&h[..16]))).expect("hex is key-safe")
 }
 
 /// Password checks of all names in a minute.
@@ -687,8 +686,7 @@ pub async fn sign_in<B: Backend>(
     let minute = now / 60;
     let all = store.increment(&global_counter(minute), 1).await?;
     if all == 1 {
-        crate::expiry::register(store, global_counter(minute).as_str(), (minute + 2) * 60)
-            .await?;
+        crate::expiry::register(store, global_counter(minute).as_str(), (minute + 2) * 60).await?;
     }
     if all > SIGN_INS_PER_MINUTE {
         return Err(SignInError::RateLimited {
@@ -699,8 +697,7 @@ pub async fn sign_in<B: Backend>(
     let attempts = attempt_counter(username, window);
     let n = store.increment(&attempts, 1).await?;
     if n == 1 {
-        crate::expiry::register(store, attempts.as_str(), (window + 1) * FAILURE_WINDOW)
-            .await?;
+        crate::expiry::register(store, attempts.as_str(), (window + 1) * FAILURE_WINDOW).await?;
     }
     if n > MAX_FAILURES {
         return Err(SignInError::RateLimited {

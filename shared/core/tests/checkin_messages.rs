@@ -96,15 +96,24 @@ fn identifiers_of_the_two_kinds_cannot_collide() {
     };
     let udid = "00008110-000A1C2E3E88401E";
     let by_eid = msg(&format!("<key>EnrollmentID</key><string>{udid}</string>")).unwrap();
-    assert_eq!(by_eid.enrollment().device_id(), Some(format!("ue:{udid}").as_str()));
+    assert_eq!(
+        by_eid.enrollment().device_id(),
+        Some(format!("ue:{udid}").as_str())
+    );
     let by_udid = msg(&format!("<key>UDID</key><string>{udid}</string>")).unwrap();
     assert_eq!(by_udid.enrollment().device_id(), Some(udid));
     for bad in ["ue:E1", "a b", "x/y", &"A".repeat(65)] {
         let r = msg(&format!("<key>UDID</key><string>{bad}</string>"));
-        assert!(matches!(r, Err(CheckinError::Malformed { ref reason, .. }) if reason.contains("UDID")), "{bad}: {r:?}");
+        assert!(
+            matches!(r, Err(CheckinError::Malformed { ref reason, .. }) if reason.contains("UDID")),
+            "{bad}: {r:?}"
+        );
     }
     let r = msg("<key>EnrollmentID</key><string>two words</string>");
-    assert!(matches!(r, Err(CheckinError::Malformed { ref reason, .. }) if reason.contains("EnrollmentID")), "{r:?}");
+    assert!(
+        matches!(r, Err(CheckinError::Malformed { ref reason, .. }) if reason.contains("EnrollmentID")),
+        "{r:?}"
+    );
 }
 
 #[test]

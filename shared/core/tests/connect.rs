@@ -62,6 +62,7 @@ fn enqueue(s: &Store<MemoryBackend>, uuid: &str) {
         uuid,
         "DeviceInformation",
         uuid.as_bytes().to_vec(),
+        false,
         Lane::Normal,
         10,
         100,

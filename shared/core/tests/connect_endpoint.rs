@@ -365,6 +365,7 @@ fn max_ops_per_request(n: usize) -> usize {
             request_type: "ProfileList".into(),
             body: format!("c{i:05}").into_bytes(),
             lane: Lane::Normal,
+            sealed: false,
         };
         block_on(connect::enqueue(&s, &ch, &cmd, 0, 100_000)).unwrap();
     }
@@ -385,6 +386,7 @@ fn max_ops_per_request(n: usize) -> usize {
         match next {
             Next::Command(b) => Some(String::from_utf8(b).unwrap()),
             Next::Nothing => None,
+            Next::Sealed { .. } => panic!("ProfileList is not sealed"),
         }
     };
     let k = n / 4;
@@ -523,7 +525,12 @@ fn an_unsigned_part_of_a_certificate_makes_no_new_identity() {
     let before = mdmdevice::dump(&e);
     let r = block_on(commands::handle(
         &e,
-        device_request(Method::PUT, "/mdm/connect", &body, Some(&variant.sign(&body))),
+        device_request(
+            Method::PUT,
+            "/mdm/connect",
+            &body,
+            Some(&variant.sign(&body)),
+        ),
     ));
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(
@@ -540,13 +547,20 @@ fn an_unsigned_part_of_a_certificate_makes_no_new_identity() {
     // A binding stored under the whole-DER hash (before bindings were keyed on what the
     // CA signed) keeps working, and moves.
     block_on(e.store.delete(&format!("certb:{}", d.id.cert_hash()))).unwrap();
-    block_on(e.store.set(&format!("certb:{}", d.id.der_hash()), UDID.as_bytes())).unwrap();
+    block_on(
+        e.store
+            .set(&format!("certb:{}", d.id.der_hash()), UDID.as_bytes()),
+    )
+    .unwrap();
     assert_eq!(d.idle(), None);
     assert_eq!(
         block_on(e.store.get(&format!("certb:{}", d.id.cert_hash()))).unwrap(),
         Some(UDID.as_bytes().to_vec())
     );
-    assert_eq!(block_on(e.store.get(&format!("certb:{}", d.id.der_hash()))).unwrap(), None);
+    assert_eq!(
+        block_on(e.store.get(&format!("certb:{}", d.id.der_hash()))).unwrap(),
+        None
+    );
 }
 
 /// An expired identity acts for nothing, on the check-in and the command endpoint alike
@@ -556,8 +570,15 @@ fn an_expired_identity_is_refused() {
     let e = env();
     let d = enrolled(&e);
     assert_eq!(d.idle(), None);
-    let end = d.id.cert.tbs_certificate.validity.not_after.to_unix_duration().as_secs();
-    e.clock.advance(std::time::Duration::from_secs(end + 1 - mdmdevice::START));
+    let end =
+        d.id.cert
+            .tbs_certificate
+            .validity
+            .not_after
+            .to_unix_duration()
+            .as_secs();
+    e.clock
+        .advance(std::time::Duration::from_secs(end + 1 - mdmdevice::START));
     let body = xml(&format!(
         "<key>Status</key><string>Idle</string><key>UDID</key><string>{UDID}</string>"
     ));

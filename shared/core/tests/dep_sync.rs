@@ -370,7 +370,12 @@ fn record(s: &Store<MemoryBackend>, serial: &str) -> inventory::DeviceRecord {
 }
 
 /// Runs scheduled syncs (as the scheduler's ticks would) until the state is idle.
-fn until_idle(s: &Store<MemoryBackend>, clock: &ManualClock, feed: &mut impl DeviceFeed, p: &Policy) {
+fn until_idle(
+    s: &Store<MemoryBackend>,
+    clock: &ManualClock,
+    feed: &mut impl DeviceFeed,
+    p: &Policy,
+) {
     for _ in 0..1000 {
         let Some(plan) = state(s).scheduled_plan(clock.unix_seconds(), p) else {
             assert!(state(s).run.is_none(), "{:?}", state(s));
@@ -419,7 +424,10 @@ fn a_completed_full_listing_flags_what_apple_no_longer_lists() {
     assert_eq!(record(&s, "SER000006").removed_at, None);
     let st = state(&s);
     let last = st.last_run.as_ref().unwrap();
-    assert_eq!((last.outcome.as_str(), last.flagged_absent), ("completed", 3));
+    assert_eq!(
+        (last.outcome.as_str(), last.flagged_absent),
+        ("completed", 3)
+    );
     assert!(st.listing.is_none());
     // Flagged devices stay counted until they are purged, like deleted ones.
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 12_000);
@@ -450,7 +458,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -547,7 +558,10 @@ fn a_failing_token_backs_off_exponentially_up_to_12_hours() {
         let b = state(&s).backoff.unwrap();
         assert_eq!(b.failures, failures);
         assert!(b.reason.contains("T_C_NOT_SIGNED"), "{b:?}");
-        assert_eq!(b.next_try_at, clock.unix_seconds() + sync::Backoff::delay(failures));
+        assert_eq!(
+            b.next_try_at,
+            clock.unix_seconds() + sync::Backoff::delay(failures)
+        );
         clock.advance(Duration::from_secs(sync::Backoff::delay(failures) - 1));
         assert!(state(&s).scheduled_plan(clock.unix_seconds(), &p).is_none());
         clock.advance(Duration::from_secs(1));
@@ -603,7 +617,10 @@ fn a_run_past_15_minutes_times_out_and_the_next_continues() {
         let fetched = view["progress"]["devices_fetched"].as_u64().unwrap();
         assert_eq!(view["progress"]["devices_expected"], 3_000, "{view:#}");
         let fraction = view["progress"]["fraction"].as_f64().unwrap();
-        assert!((fraction - fetched as f64 / 3_000.0).abs() < 1e-9, "{view:#}");
+        assert!(
+            (fraction - fetched as f64 / 3_000.0).abs() < 1e-9,
+            "{view:#}"
+        );
     };
     assert_eq!(outcome, Outcome::TimedOut);
     assert!(slices > 1);
@@ -611,7 +628,10 @@ fn a_run_past_15_minutes_times_out_and_the_next_continues() {
     assert_eq!(st.last_run.as_ref().unwrap().outcome, "timed_out");
     assert!(st.last_error.as_deref().unwrap().contains("15 minutes"));
     let listing = st.listing.clone().expect("the listing goes on");
-    assert!(listing.fetched >= 1_400 && listing.fetched < 3_000, "{listing:?}");
+    assert!(
+        listing.fetched >= 1_400 && listing.fetched < 3_000,
+        "{listing:?}"
+    );
     let view = mdm_core::admin::dep::sync_view(&st, clock.unix_seconds(), &p);
     assert_eq!(view["state"], "failed", "{view:#}");
     assert_eq!(view["next_sync_is_full"], true, "{view:#}");
@@ -619,7 +639,11 @@ fn a_run_past_15_minutes_times_out_and_the_next_continues() {
     // The next run continues from the listing's cursor, not from the start.
     let calls_before = slow.inner.calls.len();
     until_idle(&s, &clock, &mut slow, &p);
-    let resumed_at = slow.inner.calls[calls_before].as_deref().unwrap().parse::<u64>().unwrap();
+    let resumed_at = slow.inner.calls[calls_before]
+        .as_deref()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     assert_eq!(resumed_at, listing.fetched);
     assert_eq!(state(&s).last_run.unwrap().outcome, "completed");
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 3_000);

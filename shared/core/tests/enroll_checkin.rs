@@ -242,6 +242,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
             request_type: "ProfileList".into(),
             body: b"<plist/>".to_vec(),
             lane: queue::Lane::Normal,
+            sealed: false,
         },
         START,
         100,
@@ -258,7 +259,10 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     let during = block_on(enrollments::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
-    assert!(during.enrolled && during.push.is_some(), "the old enrollment is live");
+    assert!(
+        during.enrolled && during.push.is_some(),
+        "the old enrollment is live"
+    );
     assert!(during.reenrollment.is_some());
     let (_, v) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");
     assert!(v["reenrollment"]["started_at"].is_string(), "{v}");
@@ -535,13 +539,16 @@ fn a_retired_device_does_not_come_back_by_renewal() {
     let mut drained = 0;
     while let Some(next) = {
         let r = idle(&s, &id, UDID, None);
-        (r.status() == StatusCode::OK && !r.body().is_empty()).then(|| plist::from_bytes::<plist::Dictionary>(r.body()).unwrap())
+        (r.status() == StatusCode::OK && !r.body().is_empty())
+            .then(|| plist::from_bytes::<plist::Dictionary>(r.body()).unwrap())
     } {
         let uuid = next["CommandUUID"].as_string().unwrap().to_owned();
         let body = if uuid == remove {
             ack.clone()
         } else {
-            format!(r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{UDID}</string><key>CommandUUID</key><string>{uuid}</string></dict></plist>"#)
+            format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{UDID}</string><key>CommandUUID</key><string>{uuid}</string></dict></plist>"#
+            )
         };
         ok(&id.send(&s.e, "/mdm/connect", body.as_bytes()));
         drained += 1;
@@ -556,7 +563,10 @@ fn a_retired_device_does_not_come_back_by_renewal() {
     // Authenticate without a fresh enrollment request.
     assert!(scep_renew(&s.e, &id, &device_mdm_key(2)).is_err());
     assert!(scep_renew(&s.e, &renewed_early, &device_mdm_key(2)).is_err());
-    assert_ne!(idle(&s, &renewed_early, UDID, None).status(), StatusCode::OK);
+    assert_ne!(
+        idle(&s, &renewed_early, UDID, None).status(),
+        StatusCode::OK
+    );
     let r = renewed_early.authenticate(&s.e, UDID, SERIAL);
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{}", text(&r));
     let (st, _) = s.admin(Method::GET, &format!("/api/v1/devices/{UDID}"), "");

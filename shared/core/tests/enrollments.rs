@@ -267,18 +267,22 @@ fn a_retire_racing_a_check_in_is_not_lost() {
     run(&s, CERT_A, &token_update("U1", "")).unwrap();
     let key = enrollments::record_key("U1");
     for (what, m) in [
-        ("TokenUpdate", token_update("U1", "<key>AwaitingConfiguration</key><true/>")),
+        (
+            "TokenUpdate",
+            token_update("U1", "<key>AwaitingConfiguration</key><true/>"),
+        ),
         (
             "CheckOut",
-            msg("<key>MessageType</key><string>CheckOut</string><key>UDID</key><string>U1</string>"),
+            msg(
+                "<key>MessageType</key><string>CheckOut</string><key>UDID</key><string>U1</string>",
+            ),
         ),
     ] {
         // The retire lands right after the check-in's first read of the record (and is
         // there for every read after).
         let k = key.clone();
         s.backend().after_read(&key, move |b| {
-            let mut rec: EnrollmentRecord =
-                serde_json::from_slice(&b.peek(&k).unwrap()).unwrap();
+            let mut rec: EnrollmentRecord = serde_json::from_slice(&b.peek(&k).unwrap()).unwrap();
             if rec.retire.is_none() {
                 rec.retire = Some(enrollments::Retire {
                     command_uuid: "RETIRE-1".into(),

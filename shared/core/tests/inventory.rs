@@ -50,7 +50,13 @@ fn fetch_pages_upsert_and_index_each_serial_once() {
     .unwrap();
     assert_eq!((st.added, st.updated), (250, 0));
     // Re-applying the same page (a resumed run) adds nothing.
-    let st = block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 101))).unwrap();
+    let st = block_on(inventory::apply_page(
+        &s,
+        T,
+        page,
+        PageContext::at(ApplyMode::Upsert, 101),
+    ))
+    .unwrap();
     assert_eq!((st.added, st.updated), (0, 250));
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 250);
     let listed = all(
@@ -79,7 +85,13 @@ fn latest_op_date_wins_within_and_across_pages() {
             json!({"op_type": "added", "op_date": "2026-01-01T00:00:00Z", "color": "old"}),
         ),
     ];
-    block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 1))).unwrap();
+    block_on(inventory::apply_page(
+        &s,
+        T,
+        page,
+        PageContext::at(ApplyMode::Upsert, 1),
+    ))
+    .unwrap();
     assert_eq!(
         block_on(inventory::get(&s, T, "A"))
             .unwrap()
@@ -91,7 +103,13 @@ fn latest_op_date_wins_within_and_across_pages() {
         "A",
         json!({"op_type": "modified", "op_date": "2025-12-31T00:00:00Z", "color": "stale"}),
     )];
-    let st = block_on(inventory::apply_page(&s, T, older, PageContext::at(ApplyMode::Upsert, 2))).unwrap();
+    let st = block_on(inventory::apply_page(
+        &s,
+        T,
+        older,
+        PageContext::at(ApplyMode::Upsert, 2),
+    ))
+    .unwrap();
     assert_eq!(st.skipped, 1);
     assert_eq!(
         block_on(inventory::get(&s, T, "A"))
@@ -116,7 +134,13 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
         "A",
         json!({"op_type": "DELETED", "op_date": "2026-02-01T00:00:00Z"}),
     )];
-    let st = block_on(inventory::apply_page(&s, T, del, PageContext::at(ApplyMode::Upsert, 20))).unwrap();
+    let st = block_on(inventory::apply_page(
+        &s,
+        T,
+        del,
+        PageContext::at(ApplyMode::Upsert, 20),
+    ))
+    .unwrap();
     assert_eq!(st.removed, 1);
     let a = block_on(inventory::get(&s, T, "A")).unwrap().unwrap();
     assert_eq!(a.removed_at, Some(20));
@@ -162,7 +186,13 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
         "A",
         json!({"op_type": "added", "op_date": "2026-03-01T00:00:00Z"}),
     )];
-    block_on(inventory::apply_page(&s, T, again, PageContext::at(ApplyMode::Upsert, 40))).unwrap();
+    block_on(inventory::apply_page(
+        &s,
+        T,
+        again,
+        PageContext::at(ApplyMode::Upsert, 40),
+    ))
+    .unwrap();
     assert_eq!(
         all(
             &s,
@@ -187,7 +217,13 @@ fn add_only_mode_ignores_known_serials() {
     ))
     .unwrap();
     let page = vec![dev("A", json!({"color": "blue"})), dev("B", json!({}))];
-    let st = block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::AddOnly, 2))).unwrap();
+    let st = block_on(inventory::apply_page(
+        &s,
+        T,
+        page,
+        PageContext::at(ApplyMode::AddOnly, 2),
+    ))
+    .unwrap();
     assert_eq!((st.added, st.skipped), (1, 1));
     assert_eq!(
         block_on(inventory::get(&s, T, "A"))
@@ -259,7 +295,13 @@ fn filters_by_assignment_and_serial_prefix() {
         ),
         dev("D2", json!({})),
     ];
-    block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 1))).unwrap();
+    block_on(inventory::apply_page(
+        &s,
+        T,
+        page,
+        PageContext::at(ApplyMode::Upsert, 1),
+    ))
+    .unwrap();
     let q = |a: Option<Assignment>, p: Option<&str>| ListQuery {
         limit: 10,
         assignment: a,
@@ -286,7 +328,13 @@ fn garbage_records_are_counted_not_stored() {
         dev("bad/serial with space", json!({})),
         dev("OK1", json!({})),
     ];
-    let st = block_on(inventory::apply_page(&s, T, page, PageContext::at(ApplyMode::Upsert, 1))).unwrap();
+    let st = block_on(inventory::apply_page(
+        &s,
+        T,
+        page,
+        PageContext::at(ApplyMode::Upsert, 1),
+    ))
+    .unwrap();
     assert_eq!((st.invalid, st.added), (2, 1));
 }
 

@@ -23,7 +23,10 @@ fn valid_signatures_verify_and_name_the_certificate() {
     let cert = fixture("device.der");
     let (want, whole) = signature::identity_hashes(&cert).unwrap();
     assert_eq!(whole, hex::encode(sha2::Sha256::digest(&cert)));
-    assert_ne!(want, whole, "the binding key is the hash of what the CA signed");
+    assert_ne!(
+        want, whole,
+        "the binding key is the hash of what the CA signed"
+    );
     for sig in ["sig-sha256.der", "sig-sha1.der", "sig-ber.der"] {
         let s = signature::verify(&header(sig), &body).unwrap_or_else(|e| panic!("{sig}: {e}"));
         assert_eq!(s.certificate_der, cert, "{sig}");

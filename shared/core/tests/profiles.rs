@@ -47,7 +47,10 @@ fn defaults_are_valid_and_map_to_apple_keys() {
     assert_eq!(p["is_mdm_removable"], true);
     assert_eq!(p["await_device_configured"], true);
     assert_eq!(p["is_multi_user"], false);
-    assert!(p.get("allow_pairing").is_none(), "deprecated: sent only to say no");
+    assert!(
+        p.get("allow_pairing").is_none(),
+        "deprecated: sent only to say no"
+    );
     assert_eq!(p["skip_setup_items"], json!([]));
     assert!(p.get("supervising_host_certs").is_none());
 }
@@ -272,7 +275,10 @@ fn enrollment_commands_use_apple_keys() {
         ["Settings", "RefreshCellularPlans"]
     );
     let items = settings_items(&cmds[0].1);
-    assert_eq!(item_names(&items), ["DeviceName", "SharedDeviceConfiguration"]);
+    assert_eq!(
+        item_names(&items),
+        ["DeviceName", "SharedDeviceConfiguration"]
+    );
     assert_eq!(items[0]["DeviceName"].as_string(), Some("Cart-F9FXX1"));
     let shared = &items[1];
     let int = |k: &str| shared[k].as_signed_integer();
@@ -292,7 +298,11 @@ fn enrollment_commands_use_apple_keys() {
     let v16 = settings_items(&s.enrollment_commands("S", "iPad", Some("16.2"))[0].1);
     assert_eq!(
         item_names(&v16),
-        ["DeviceName", "PasscodeLockGracePeriod", "SharedDeviceConfiguration"]
+        [
+            "DeviceName",
+            "PasscodeLockGracePeriod",
+            "SharedDeviceConfiguration"
+        ]
     );
     assert!(!v16[2].contains_key("PasscodePolicy"));
     assert!(v16[2].contains_key("OnlineAuthenticationGracePeriod"));
@@ -303,14 +313,23 @@ fn enrollment_commands_use_apple_keys() {
     let v13 = settings_items(&s.enrollment_commands("S", "iPad", Some("13.3"))[0].1);
     assert_eq!(
         item_names(&v13),
-        ["DeviceName", "MaximumResidentUsers", "PasscodeLockGracePeriod"]
+        [
+            "DeviceName",
+            "MaximumResidentUsers",
+            "PasscodeLockGracePeriod"
+        ]
     );
     assert_eq!(v13[1]["MaximumResidentUsers"].as_signed_integer(), Some(8));
     // Unknown version: both forms (a device ignores an item it does not know).
     let unknown = settings_items(&s.enrollment_commands("S", "iPad", None)[0].1);
     assert_eq!(
         item_names(&unknown),
-        ["DeviceName", "MaximumResidentUsers", "PasscodeLockGracePeriod", "SharedDeviceConfiguration"]
+        [
+            "DeviceName",
+            "MaximumResidentUsers",
+            "PasscodeLockGracePeriod",
+            "SharedDeviceConfiguration"
+        ]
     );
 
     // Names checked against the YAML: every key we emit is a key Apple defines.
@@ -374,7 +393,12 @@ fn enrollment_commands_use_apple_keys() {
 fn host_pairing_is_expressed_the_way_each_os_honours() {
     let cert = cert();
     let allow = spec(json!({}));
-    assert!(allow.apple_profile("https://x/e", "https://x/w").get("allow_pairing").is_none());
+    assert!(
+        allow
+            .apple_profile("https://x/e", "https://x/w")
+            .get("allow_pairing")
+            .is_none()
+    );
     let deny = spec(json!({ "pairing": "deny_all" }));
     let p = deny.apple_profile("https://x/e", "https://x/w");
     assert_eq!(p["allow_pairing"], false);
@@ -384,13 +408,24 @@ fn host_pairing_is_expressed_the_way_each_os_honours() {
     assert_eq!(p["allow_pairing"], false);
     assert_eq!(p["supervising_host_certs"].as_array().unwrap().len(), 1);
     let mac = spec(json!({ "platform": "macos", "pairing": "deny_all" }));
-    assert!(mac.apple_profile("https://x/e", "https://x/w").get("allow_pairing").is_none());
+    assert!(
+        mac.apple_profile("https://x/e", "https://x/w")
+            .get("allow_pairing")
+            .is_none()
+    );
     assert!(mac.enrollment_commands("S", "Mac", Some("14.0")).is_empty());
-    assert!(allow.enrollment_commands("S", "iPhone", Some("17.0")).is_empty());
+    assert!(
+        allow
+            .enrollment_commands("S", "iPhone", Some("17.0"))
+            .is_empty()
+    );
 
     for s in [&deny, &by_cert] {
         let cmds = s.enrollment_commands("S", "iPhone", Some("17.0"));
-        assert_eq!(cmds.iter().map(|c| c.0).collect::<Vec<_>>(), ["InstallProfile"]);
+        assert_eq!(
+            cmds.iter().map(|c| c.0).collect::<Vec<_>>(),
+            ["InstallProfile"]
+        );
         let xml = cmds[0].1["Payload"].as_data().unwrap();
         let profile = plist::Value::from_reader_xml(xml).unwrap();
         let profile = profile.as_dictionary().unwrap();
@@ -398,7 +433,10 @@ fn host_pairing_is_expressed_the_way_each_os_honours() {
         let inner = profile["PayloadContent"].as_array().unwrap()[0]
             .as_dictionary()
             .unwrap();
-        assert_eq!(inner["PayloadType"].as_string(), Some("com.apple.applicationaccess"));
+        assert_eq!(
+            inner["PayloadType"].as_string(),
+            Some("com.apple.applicationaccess")
+        );
         assert_eq!(inner["allowHostPairing"].as_boolean(), Some(false));
     }
 }

@@ -766,6 +766,7 @@ fn follow_up_push_only_when_commands_are_still_pending() {
         "cmd-1",
         "DeviceInformation",
         b"<plist/>".to_vec(),
+        false,
         Lane::Normal,
         T0,
         100,
@@ -936,6 +937,7 @@ fn deferred_pushes_go_out_with_the_next_drain() {
             "cmd-1",
             "DeviceInformation",
             b"<plist/>".to_vec(),
+            false,
             Lane::Normal,
             T0,
             100,
@@ -989,13 +991,27 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     enroll(&e.store, "D1", TOKEN);
     let ch = Channel::device("D1");
     block_on(queue::open(&e.store, &ch)).unwrap();
-    block_on(queue::enqueue(&e.store, &ch, "C1", "ProfileList", b"x".to_vec(), Lane::Normal, T0, 10)).unwrap();
+    block_on(queue::enqueue(
+        &e.store,
+        &ch,
+        "C1",
+        "ProfileList",
+        b"x".to_vec(),
+        false,
+        Lane::Normal,
+        T0,
+        10,
+    ))
+    .unwrap();
     let mut due = Vec::new();
     for _ in 0..6 {
         let at = block_on(push::after_not_now(&e.store, "D1", now(&e))).unwrap();
         let at = at.expect("a push owed");
         // Owed already: a second exchange ending the same way owes nothing more.
-        assert_eq!(block_on(push::after_not_now(&e.store, "D1", now(&e))).unwrap(), None);
+        assert_eq!(
+            block_on(push::after_not_now(&e.store, "D1", now(&e))).unwrap(),
+            None
+        );
         assert_eq!(state(&e, "D1").not_now_at, Some(at));
         // Not before its time.
         let sent = apns.count();
@@ -1007,8 +1023,12 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
         assert_eq!(state(&e, "D1").last_reason, Some(push::PushReason::NotNow));
         due.push(at);
     }
-    let gaps: Vec<u64> = std::iter::once(T0).chain(due.iter().copied()).collect::<Vec<_>>()
-        .windows(2).map(|w| w[1] - w[0]).collect();
+    let gaps: Vec<u64> = std::iter::once(T0)
+        .chain(due.iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .collect();
     assert_eq!(&gaps[..4], &[60, 120, 240, 480]);
     // The fifth would be 960 s later, but four were owed in the hour before it.
     assert_eq!(due[4], due[0] + 3_600);
@@ -1019,7 +1039,9 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     block_on(queue::complete(&e.store, &ch, "C1")).unwrap();
     // The answer's request moves the frontier past it (ServerURL asks for the next).
     assert_eq!(block_on(queue::next(&e.store, &ch, now(&e))).unwrap(), None);
-    let at = block_on(push::after_not_now(&e.store, "D1", now(&e))).unwrap().unwrap();
+    let at = block_on(push::after_not_now(&e.store, "D1", now(&e)))
+        .unwrap()
+        .unwrap();
     advance(&e, at - now(&e));
     let sent = apns.count();
     let r = block_on(push::drain_retries(&e, 10));

@@ -593,7 +593,11 @@ fn renewal_with_our_certificate_succeeds_and_foreign_or_expired_fail() {
         cert_hashes: vec![tbs.clone()],
         ..Default::default()
     };
-    block_on(e.store.set("enr:RENEW-ME", &serde_json::to_vec(&rec).unwrap())).unwrap();
+    block_on(
+        e.store
+            .set("enr:RENEW-ME", &serde_json::to_vec(&rec).unwrap()),
+    )
+    .unwrap();
     block_on(e.store.set(&format!("certb:{tbs}"), b"RENEW-ME")).unwrap();
 
     let req = renewal_req(&ra, client_key(), &old, other_key());
@@ -780,7 +784,10 @@ fn the_ca_is_created_once_under_concurrent_first_use() {
             store: Store::new(MemoryBackend::with_defects(defects)),
             http: NoHttp,
             clock: SystemClock,
-            vars: MapVariables::new([("storage_key", "storage-key-for-scep-tests-0123456789abcdef")]),
+            vars: MapVariables::new([(
+                "storage_key",
+                "storage-key-for-scep-tests-0123456789abcdef",
+            )]),
         };
         let certs: Vec<Certificate> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..3)
@@ -1070,7 +1077,13 @@ fn every_undecryptable_envelope_gets_the_same_answer() {
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:#?}");
     // The challenge was not used up by any of them.
     assert_eq!(mdmdevice_free_dump(&e), before);
-    let req = pkcs_req(&ra, Some(&c), "probe", EnvelopeCipher::Aes128Cbc, DigestAlgorithm::Sha256);
+    let req = pkcs_req(
+        &ra,
+        Some(&c),
+        "probe",
+        EnvelopeCipher::Aes128Cbc,
+        DigestAlgorithm::Sha256,
+    );
     assert_eq!(
         cert_rep(&post(&e, req.msg.der.clone()), &req, &ra).status,
         PkiStatus::Success

@@ -39,7 +39,12 @@ fn concurrent_guesses_do_not_exceed_the_limit() {
         .map(|i| {
             let s = s.clone();
             std::thread::spawn(move || {
-                outcome(&block_on(users::sign_in(&s, "ann", &format!("guess {i}"), NOW)))
+                outcome(&block_on(users::sign_in(
+                    &s,
+                    "ann",
+                    &format!("guess {i}"),
+                    NOW,
+                )))
             })
         })
         .collect();
@@ -55,7 +60,12 @@ fn concurrent_guesses_do_not_exceed_the_limit() {
     assert!(matches!(r, Err(SignInError::RateLimited { retry_after }) if retry_after > 0));
     let later = NOW + users::FAILURE_WINDOW;
     assert_eq!(
-        outcome(&block_on(users::sign_in(&s, "ann", "correct horse battery", later))),
+        outcome(&block_on(users::sign_in(
+            &s,
+            "ann",
+            "correct horse battery",
+            later
+        ))),
         "ok"
     );
 }
@@ -101,7 +111,12 @@ fn password_checks_have_a_global_cap() {
     );
     // The next minute has its own budget.
     assert_eq!(
-        outcome(&block_on(users::sign_in(&s, "ann", "correct horse battery", (minute + 1) * 60))),
+        outcome(&block_on(users::sign_in(
+            &s,
+            "ann",
+            "correct horse battery",
+            (minute + 1) * 60
+        ))),
         "ok"
     );
 }

@@ -19,6 +19,7 @@ use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self};
 use crate::mdm::command;
 use crate::mdm::command_schema::{self, PayloadError};
+use crate::mdm::command_secrets;
 use crate::mdm::commands_table::{self, OsFamily};
 use crate::mdm::connect::{
     self, CancelOutcome, CommandResult, EnqueueError, HistoryQuery, NewCommand,
@@ -527,6 +528,11 @@ fn enqueue_error(e: EnqueueError, device: &str, uuid: &str) -> ApiError {
             "device {device:?} has no command queue on this channel (no TokenUpdate yet)"
         )),
         EnqueueError::Queue(QueueError::Store(e)) => ApiError::store(e),
+        EnqueueError::Unsealed => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            format!("command {uuid:?} carries a secret and was not sealed"),
+        ),
     }
 }
 
@@ -548,11 +554,20 @@ async fn enqueue_for(
         rec.awaiting_configuration
     };
     let lane = lane_for(&rt, opts.priority, awaiting);
+    // A command carrying a secret (a PIN, a password, the UnlockToken) rests sealed.
+    let sealed = command_secrets::carries_secret(&rt);
+    let body = if sealed {
+        let key = config::storage_key(p.vars()).await?;
+        command_secrets::seal(&key, ch.tag(), &uuid, &body)
+    } else {
+        body
+    };
     let cmd = NewCommand {
         uuid: uuid.clone(),
         request_type: rt.clone(),
         body,
         lane,
+        sealed,
     };
     let now = p.clock().unix_seconds();
     connect::enqueue(p.store(), &ch, &cmd, now, limit)

@@ -273,9 +273,7 @@ pub async fn apply_page<B: Backend>(
     for ((serial, t, rec), (key, raw)) in page.into_iter().zip(keys.into_iter().zip(held)) {
         // Apple's fields of the held record (most of its bytes) are decoded only on the
         // rare paths that keep them.
-        let held: Option<HeldRecord> = raw
-            .as_deref()
-            .and_then(|r| serde_json::from_slice(r).ok());
+        let held: Option<HeldRecord> = raw.as_deref().and_then(|r| serde_json::from_slice(r).ok());
         let full = || raw.as_deref().and_then(DeviceRecord::decode);
         let op = op_of(&rec);
         let was_live = held.as_ref().is_some_and(|h| !h.tombstone);

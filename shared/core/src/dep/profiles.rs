@@ -324,8 +324,7 @@ impl ProfileSpec {
                     if s.quota_size_mb == Some(0) {
                         c.fail("shared_ipad.quota_size_mb", "at least 1 megabyte");
                     }
-                    if s
-                        .online_authentication_grace_period_days
+                    if s.online_authentication_grace_period_days
                         .is_some_and(|d| d > 365)
                     {
                         c.fail(
@@ -689,14 +688,20 @@ fn host_pairing_restriction() -> plist::Dictionary {
     let uuid = |_: &str| Value::String(crate::random::uuid_v4());
     let mut restriction = plist::Dictionary::new();
     for (k, v) in [
-        ("PayloadType", Value::String("com.apple.applicationaccess".into())),
+        (
+            "PayloadType",
+            Value::String("com.apple.applicationaccess".into()),
+        ),
         ("PayloadVersion", Value::Integer(1.into())),
         (
             "PayloadIdentifier",
             Value::String("com.mdm.enrollment.host-pairing.restriction".into()),
         ),
         ("PayloadUUID", uuid("payload")),
-        ("PayloadDisplayName", Value::String("Pairing with computers".into())),
+        (
+            "PayloadDisplayName",
+            Value::String("Pairing with computers".into()),
+        ),
         ("allowHostPairing", Value::Boolean(false)),
     ] {
         restriction.insert(k.into(), v);
@@ -710,7 +715,10 @@ fn host_pairing_restriction() -> plist::Dictionary {
             Value::String("com.mdm.enrollment.host-pairing".into()),
         ),
         ("PayloadUUID", uuid("profile")),
-        ("PayloadDisplayName", Value::String("Pairing with computers".into())),
+        (
+            "PayloadDisplayName",
+            Value::String("Pairing with computers".into()),
+        ),
         (
             "PayloadContent",
             Value::Array(vec![Value::Dictionary(restriction)]),

@@ -20,7 +20,10 @@ pub const SCAN_INTERVAL: u64 = 86400;
 pub const SCAN_SLOTS_PER_TRIGGER: u64 = 50_000;
 
 async fn last_slot<B: Backend>(store: &Store<B>, token: TokenId) -> Result<u64, KvError> {
-    Ok(store.counter(&inventory::index_counter(token)).await?.max(0) as u64)
+    Ok(store
+        .counter(&inventory::index_counter(token))
+        .await?
+        .max(0) as u64)
 }
 
 /// Sets the token's live-device counter to `live` (it drifts when a run dies between a

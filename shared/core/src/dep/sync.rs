@@ -16,11 +16,11 @@ use mdm_kv::{Backend, Store};
 use super::TokenId;
 use super::inventory::{self, ApplyMode, PageContext, PageStats};
 use super::reconcile;
+use super::sync_state::modify;
 pub use super::sync_state::{
     Backoff, Lease, Listing, ManualRefusal, Plan, Policy, Reconcile, Run, RunSummary, SyncError,
     SyncKind, SyncState, init, load, state_key,
 };
-use super::sync_state::modify;
 use crate::{Clock, random};
 
 /// Index slots the end-of-listing pass examines per step (between two lease renewals).
@@ -213,7 +213,10 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
             .await?;
             l.reconcile = Some(progress);
             let l = l.clone();
-            renew(store, token, &me, now, policy, |s| s.listing = Some(l.clone())).await?;
+            renew(store, token, &me, now, policy, |s| {
+                s.listing = Some(l.clone())
+            })
+            .await?;
             if done {
                 break Outcome::Completed;
             }

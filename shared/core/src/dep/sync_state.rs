@@ -210,8 +210,7 @@ impl SyncState {
         let cursor_stale = self
             .cursor_at
             .is_none_or(|at| now.saturating_sub(at) >= p.cursor_max_age);
-        if self.full_required || self.cursor.is_none() || cursor_stale || self.listing.is_some()
-        {
+        if self.full_required || self.cursor.is_none() || cursor_stale || self.listing.is_some() {
             SyncKind::Full
         } else {
             SyncKind::Delta

@@ -79,7 +79,10 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     let os = os_version(&rec);
     let built_in = profile
         .as_ref()
-        .map(|r| r.spec.enrollment_commands(&serial, &device_type(&rec), os.as_deref()))
+        .map(|r| {
+            r.spec
+                .enrollment_commands(&serial, &device_type(&rec), os.as_deref())
+        })
         .unwrap_or_default();
     let admin_work = profile
         .as_ref()
@@ -118,11 +121,27 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     let mut queued = Vec::with_capacity(work.len());
     for (request_type, payload) in work {
         let uuid = crate::random::uuid_v4();
+        let mut body = super::command::build(&uuid, &request_type, payload);
+        // An admin setup command may carry a secret (AccountConfiguration's passwordHash).
+        let sealed = super::command_secrets::carries_secret(&request_type);
+        if sealed {
+            match crate::config::storage_key(p.vars()).await {
+                Ok(key) => body = super::command_secrets::seal(&key, ch.tag(), &uuid, &body),
+                Err(e) => {
+                    eprintln!(
+                        "await-configuration: {request_type} not queued: {}",
+                        e.error
+                    );
+                    continue;
+                }
+            }
+        }
         let cmd = NewCommand {
-            body: super::command::build(&uuid, &request_type, payload),
+            body,
             uuid: uuid.clone(),
             request_type: request_type.clone(),
             lane: Lane::Priority,
+            sealed,
         };
         match connect::enqueue(p.store(), &ch, &cmd, now, u64::MAX).await {
             Ok(_) => queued.push(uuid),

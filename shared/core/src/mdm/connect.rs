@@ -177,6 +177,12 @@ fn queue_refusal(e: QueueError) -> Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
     Command(Vec<u8>),
+    /// A command sealed at rest (it carries a secret): open it with the storage key and
+    /// this associated data ([`super::command_secrets::open`]) to send it.
+    Sealed {
+        body: Vec<u8>,
+        aad: String,
+    },
     Nothing,
 }
 
@@ -199,8 +205,8 @@ async fn record_completion<B: Backend>(
 
 fn raw_report(report: &Report) -> (String, Option<u64>) {
     let mut raw = Vec::new();
-    plist::to_writer_xml(&mut raw, &plist::Value::Dictionary(report.raw.clone()))
-        .expect("plist to memory");
+    let kept = super::command_secrets::redact(&report.raw);
+    plist::to_writer_xml(&mut raw, &plist::Value::Dictionary(kept)).expect("plist to memory");
     if raw.len() > MAX_RAW_KEPT {
         (String::new(), Some(raw.len() as u64))
     } else {
@@ -342,6 +348,10 @@ pub async fn report_bound<B: Backend>(
         .await
         .map_err(queue_refusal)?;
     match delivery.command {
+        Some(cmd) if cmd.sealed => Ok(Next::Sealed {
+            aad: super::command_secrets::aad(&tag, &cmd.uuid),
+            body: cmd.body,
+        }),
         Some(cmd) => Ok(Next::Command(cmd.body)),
         None => {
             // The exchange ends with commands the device deferred: it comes back only when
@@ -507,9 +517,10 @@ async fn update_device<B: Backend>(
             return Err(Refusal::Store(e));
         }
     };
-    if section.as_ref().is_some_and(|(rt, s)| {
-        rt == "DeviceInformation" && s.data.get("DeviceName").is_some()
-    }) {
+    if section
+        .as_ref()
+        .is_some_and(|(rt, s)| rt == "DeviceInformation" && s.data.get("DeviceName").is_some())
+    {
         keep_templated_name(store, &rec, now).await?;
     }
     Ok(())
@@ -556,6 +567,7 @@ async fn keep_templated_name<B: Backend>(
         uuid,
         request_type: "Settings".into(),
         lane: Lane::Priority,
+        sealed: false,
     };
     match enqueue(store, &Channel::device(&rec.device_id), &cmd, now, u64::MAX).await {
         Ok(_) => {}
@@ -613,15 +625,19 @@ pub async fn result<B: Backend>(
 pub struct NewCommand {
     pub uuid: String,
     pub request_type: String,
-    /// The command plist.
+    /// The command plist, sealed when `sealed` (a command carrying a secret must be:
+    /// [`super::command_secrets::seal`]).
     pub body: Vec<u8>,
     pub lane: Lane,
+    pub sealed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnqueueError {
     /// A command with this UUID exists on the channel.
     Duplicate,
+    /// A command carrying a secret must be sealed before it is stored.
+    Unsealed,
     Queue(QueueError),
 }
 
@@ -647,6 +663,9 @@ pub async fn enqueue<B: Backend>(
     limit: u64,
 ) -> Result<CommandResult, EnqueueError> {
     let tag = ch.tag();
+    if super::command_secrets::carries_secret(&cmd.request_type) && !cmd.sealed {
+        return Err(EnqueueError::Unsealed);
+    }
     if store.exists(&result_key(tag, &cmd.uuid)).await? {
         return Err(EnqueueError::Duplicate);
     }
@@ -679,6 +698,7 @@ pub async fn enqueue<B: Backend>(
         &cmd.uuid,
         &cmd.request_type,
         cmd.body.clone(),
+        cmd.sealed,
         cmd.lane,
         now,
         limit,

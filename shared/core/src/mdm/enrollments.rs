@@ -300,9 +300,8 @@ pub async fn modify_record<B: Backend>(
 ) -> Result<Option<EnrollmentRecord>, Refusal> {
     let r = store
         .update::<Refusal>(&record_key(device_id), 50, |raw| {
-            let mut rec: EnrollmentRecord = serde_json::from_slice(raw).map_err(|e| {
-                Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))
-            })?;
+            let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
+                .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))?;
             if change(&mut rec)? {
                 Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
             } else {
@@ -622,7 +621,10 @@ async fn admit_account_driven<B: Backend>(
     if let Some(existing) = load(store, device_id).await?
         && existing.checked_out_at.is_none()
         && !(existing.enrollment_kind.is_some_and(|k| {
-            matches!(k, EnrollmentKind::AccountDriven | EnrollmentKind::UserEnrollment)
+            matches!(
+                k,
+                EnrollmentKind::AccountDriven | EnrollmentKind::UserEnrollment
+            )
         }) && existing.user.is_some()
             && existing.user == p.user)
     {
@@ -669,9 +671,9 @@ async fn admit_authenticate<B: Backend>(
         // Only an identity from an administrator's challenge enrolls without a request: one
         // the server issued (for a request, or as a renewal) never does, so a retired
         // device cannot come back with an identity it renewed.
-        if let Some(rec) = issued.filter(|r| {
-            !crate::scep::issued::SERVER_PURPOSES.contains(&r.purpose.as_str())
-        }) {
+        if let Some(rec) =
+            issued.filter(|r| !crate::scep::issued::SERVER_PURPOSES.contains(&r.purpose.as_str()))
+        {
             let mut manual = pending::PendingEnrollment::new(
                 device_id,
                 rec.device_serial.as_deref().unwrap_or(""),

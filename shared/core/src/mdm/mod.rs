@@ -4,6 +4,7 @@ pub mod await_config;
 pub mod checkin;
 pub mod command;
 pub mod command_schema;
+pub mod command_secrets;
 pub mod commands_table;
 pub mod connect;
 pub mod devlog;

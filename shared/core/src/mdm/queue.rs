@@ -138,6 +138,10 @@ pub struct QueuedCommand {
     pub delivered_at: Option<u64>,
     #[serde(default)]
     pub deliveries: u32,
+    /// `body` is sealed (the command carries a secret: see
+    /// [`super::command_secrets`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 impl QueuedCommand {
@@ -274,6 +278,7 @@ pub async fn enqueue<B: Backend>(
     uuid: &str,
     request_type: &str,
     body: Vec<u8>,
+    sealed: bool,
     lane: Lane,
     now: u64,
     limit: u64,
@@ -297,6 +302,7 @@ pub async fn enqueue<B: Backend>(
             not_now_exchange: 0,
             delivered_at: None,
             deliveries: 0,
+            sealed,
         };
         store.set(&ch.uuid_key(uuid), &encode(&(lane, seq))).await?;
         store.set(&ch.entry_key(lane, seq), &encode(&cmd)).await?;

@@ -36,9 +36,9 @@ use mdm_crypto::{
 use mdm_kv::{Backend, Store};
 
 use super::ca::{self, ScepSetupError};
+use super::challenge::{self, ChallengeError};
 pub use super::issued::{IssuedRecord, issued_for, issued_to_device};
 use super::issued::{add_to_device_index, issued_key};
-use super::challenge::{self, ChallengeError};
 use super::loggable;
 use crate::api::{self, Request, Response};
 use crate::checkin::DeviceError;
@@ -381,7 +381,9 @@ async fn renewable<B: Backend>(
     // An account-driven identity was issued for an enrollment reference, not the device
     // id it is bound to: the binding is what counts.
     let Some(device) = bound else {
-        return Ok(Err("not the identity of an enrollment (retired, or never used)"));
+        return Ok(Err(
+            "not the identity of an enrollment (retired, or never used)",
+        ));
     };
     match enrollments::get(store, &device).await? {
         Some(rec) if rec.retire.is_some() => Ok(Err("its device is being retired")),
@@ -487,8 +489,14 @@ mod tests {
         }
         assert_eq!(decode_message("!!"), None);
         assert_eq!(decode_message(""), None);
-        assert_eq!(super::super::issued::normalise_serial("5E:ED").as_deref(), Some("5eed"));
-        assert_eq!(super::super::issued::normalise_serial("005eed").as_deref(), Some("5eed"));
+        assert_eq!(
+            super::super::issued::normalise_serial("5E:ED").as_deref(),
+            Some("5eed")
+        );
+        assert_eq!(
+            super::super::issued::normalise_serial("005eed").as_deref(),
+            Some("5eed")
+        );
         assert_eq!(super::super::issued::normalise_serial("xyz"), None);
         assert!(!CA_CAPS.lines().any(|l| l == "DES"));
     }

@@ -155,4 +155,3 @@ pub(crate) async fn add_to_device_index<B: Backend>(
         Err(UpdateError::Rejected(never)) => match never {},
     }
 }
-

@@ -79,10 +79,7 @@ fn fixture(path: &str) -> Vec<u8> {
 
 /// A captured device plist from tests/vectors/nanomdm-checkin.
 pub fn vector(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../tests/vectors/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
