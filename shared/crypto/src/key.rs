@@ -165,7 +165,11 @@ impl KeyPair {
     /// Bleichenbacher oracle through its answers or their timing past this point. The
     /// RSA private operation itself is blinded but not constant-time (the `rsa` crate,
     /// RUSTSEC-2023-0071): see docs/security.md.
-    pub(crate) fn decrypt_key_implicit(&self, ciphertext: &[u8], key_len: usize) -> Zeroizing<Vec<u8>> {
+    pub(crate) fn decrypt_key_implicit(
+        &self,
+        ciphertext: &[u8],
+        key_len: usize,
+    ) -> Zeroizing<Vec<u8>> {
         use hmac::{Hmac, Mac};
         use rsa::traits::{PrivateKeyParts, PublicKeyParts};
         use sha2::Digest;
@@ -277,7 +281,10 @@ mod tests {
         let cek = [7u8; 32];
         let good = encrypt(&key, &cek);
         assert_eq!(&*key.decrypt_key_implicit(&good, 32), &cek);
-        assert_eq!(key.decrypt_pkcs1v15(&good).map(|k| k.to_vec()), Some(cek.to_vec()));
+        assert_eq!(
+            key.decrypt_pkcs1v15(&good).map(|k| k.to_vec()),
+            Some(cek.to_vec())
+        );
 
         let short = encrypt(&key, &[7u8; 16]);
         let mut tampered = good.clone();
@@ -292,7 +299,11 @@ mod tests {
             let a = key.decrypt_key_implicit(&c, 32);
             assert_eq!(a.len(), 32, "{what}");
             assert_ne!(&*a, &cek, "{what}");
-            assert_eq!(a, key.decrypt_key_implicit(&c, 32), "{what}: not deterministic");
+            assert_eq!(
+                a,
+                key.decrypt_key_implicit(&c, 32),
+                "{what}: not deterministic"
+            );
         }
         // Another key: its own fallback.
         let other = KeyPair::generate().unwrap();

@@ -444,7 +444,15 @@ pub fn cert_rep_pending(
     signer_cert: &Certificate,
     other_cert: &Certificate,
 ) -> Result<Vec<u8>, CryptoError> {
-    cert_rep(req, PkiStatus::Pending, None, &[], signer_key, signer_cert, other_cert)
+    cert_rep(
+        req,
+        PkiStatus::Pending,
+        None,
+        &[],
+        signer_key,
+        signer_cert,
+        other_cert,
+    )
 }
 
 fn cert_rep(

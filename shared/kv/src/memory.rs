@@ -121,7 +121,11 @@ impl MemoryBackend {
     }
 
     pub fn clear_hooks(&self) {
-        self.hooks.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.hooks
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn fire(&self, key: &str) {
@@ -162,8 +166,10 @@ impl MemoryBackend {
     /// operation fails (nothing more is written) until [`MemoryBackend::recover`]. What
     /// was written before stays, as on disk. Tests use it to kill a run at any point.
     pub fn crash_after(&self, ops: u64) {
-        self.crash_in
-            .store(ops.min(i64::MAX as u64) as i64, std::sync::atomic::Ordering::SeqCst);
+        self.crash_in.store(
+            ops.min(i64::MAX as u64) as i64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     /// The store works again (the process was restarted).
@@ -180,7 +186,9 @@ impl MemoryBackend {
         use std::sync::atomic::Ordering;
         let left = self
             .crash_in
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n > 0).then(|| n - 1));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 0).then(|| n - 1)
+            });
         match left {
             Ok(_) => Ok(()),
             Err(n) if n < 0 => Ok(()),

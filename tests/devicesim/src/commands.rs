@@ -395,7 +395,12 @@ impl Device {
                     .payload
                     .get("Settings")
                     .and_then(Value::as_array)
-                    .map(|items| items.iter().filter_map(|i| i.as_dictionary().cloned()).collect())
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_dictionary().cloned())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let mut results = Vec::new();
                 for i in &items {

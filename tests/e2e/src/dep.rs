@@ -47,7 +47,6 @@ pub async fn connect_token_with(app: &App, c: &DepCredentials, name: &str) -> u6
 /// Makes a `.p7m` of `c` for slot `id`'s public key, as Apple does, and uploads it (a
 /// renewal when the slot holds one already); returns the slot's view.
 pub async fn upload_token(app: &App, id: u64, c: &DepCredentials) -> Value {
-
     let (s, headers, pem) = app
         .raw(
             Method::GET,

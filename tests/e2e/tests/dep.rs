@@ -6,11 +6,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use mdm_e2e::dep::{
-    connect_token, connect_token_with, device_count, inventory_device, listed_serials,
-    start_app, start_sim, tick_until_completed, tick_until_idle, upload_token,
+    connect_token, connect_token_with, device_count, inventory_device, listed_serials, start_app,
+    start_sim, tick_until_completed, tick_until_idle, upload_token,
 };
-use serde_json::Value;
 use mdm_e2e::{ADMIN_KEY, Method, SYNC_KEY, StatusCode};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_upload_then_full_sync_through_the_components() {
@@ -151,7 +151,11 @@ async fn a_sync_killed_at_random_points_resumes_without_loss_or_duplicates() {
     );
     let expected: BTreeSet<String> = sim.control().serials().into_iter().collect();
     assert_eq!(listed_serials(&app, token).await, expected);
-    assert_eq!(device_count(&app, token).await, DEVICES, "kills at {seen_at_kills:?}");
+    assert_eq!(
+        device_count(&app, token).await,
+        DEVICES,
+        "kills at {seen_at_kills:?}"
+    );
     app.shutdown().await;
 }
 
@@ -184,9 +188,14 @@ async fn a_full_sync_flags_what_apple_no_longer_lists_and_purges_it_later() {
     let st = tick_until_completed(&app, token, 10).await;
     assert_eq!(st["last_run"]["kind"], "full", "{st:#}");
     assert_eq!(st["last_run"]["flagged_absent"], 3, "{st:#}");
-    assert!(sim.control().requests_to("/devices/sync") >= 1, "a delta was tried first");
+    assert!(
+        sim.control().requests_to("/devices/sync") >= 1,
+        "a delta was tried first"
+    );
     for s in &gone {
-        let d = inventory_device(&app, token, s).await.expect("still listed");
+        let d = inventory_device(&app, token, s)
+            .await
+            .expect("still listed");
         assert_eq!(d["removed_from_abm"], true, "{d:#}");
         assert_eq!(d["removed_by"], "absent", "{d:#}");
         assert!(d["removed_at"].is_string(), "{d:#}");
@@ -200,7 +209,11 @@ async fn a_full_sync_flags_what_apple_no_longer_lists_and_purges_it_later() {
             None,
         )
         .await;
-    assert_eq!(removed["devices"].as_array().unwrap().len(), 3, "{removed:#}");
+    assert_eq!(
+        removed["devices"].as_array().unwrap().len(),
+        3,
+        "{removed:#}"
+    );
 
     // One comes back before the purge: the next full sync unflags it.
     assert!(sim.control().restore_device(&gone[0]));
@@ -216,7 +229,10 @@ async fn a_full_sync_flags_what_apple_no_longer_lists_and_purges_it_later() {
     sim.control().advance_time(Duration::from_secs(31 * 86_400));
     tick_until_completed(&app, token, 10).await;
     for s in &gone[1..] {
-        assert!(inventory_device(&app, token, s).await.is_none(), "{s} not purged");
+        assert!(
+            inventory_device(&app, token, s).await.is_none(),
+            "{s} not purged"
+        );
     }
     assert!(inventory_device(&app, token, &gone[0]).await.is_some());
     assert_eq!(device_count(&app, token).await, DEVICES - 2);
@@ -270,8 +286,7 @@ async fn a_large_token_mid_sync_does_not_starve_fifty_small_ones() {
         let connected = futures::future::join_all(pair.iter().enumerate().map(|(k, org)| {
             let app = &app;
             async move {
-                connect_token_with(app, &org.credentials(), &format!("School {}", 2 * n + k))
-                    .await
+                connect_token_with(app, &org.credentials(), &format!("School {}", 2 * n + k)).await
             }
         }))
         .await;
@@ -298,7 +313,11 @@ async fn a_large_token_mid_sync_does_not_starve_fifty_small_ones() {
     for t in &small {
         let r = runs(*t);
         assert_eq!(r.len(), 1, "{r:#?}");
-        assert_eq!((r[0]["outcome"].as_str(), r[0]["round"].as_u64()), (Some("Completed"), Some(1)), "{r:#?}");
+        assert_eq!(
+            (r[0]["outcome"].as_str(), r[0]["round"].as_u64()),
+            (Some("Completed"), Some(1)),
+            "{r:#?}"
+        );
         assert_eq!(device_count(&app, *t).await, 20);
     }
     // The large one goes on in later rounds (and ticks) until done.
@@ -332,25 +351,33 @@ async fn a_failing_token_backs_off_and_a_new_server_token_resets_it() {
     };
     let calls = || {
         let c = sim.control();
-        c.requests_to("/devices/sync") + c.requests_to("/server/devices") + c.requests_to("/session")
+        c.requests_to("/devices/sync")
+            + c.requests_to("/server/devices")
+            + c.requests_to("/session")
     };
     for failures in 1..=3u64 {
         let before = calls();
-        let (s, _) = app.call(Method::POST, "/internal/tick", Some(SYNC_KEY), None).await;
+        let (s, _) = app
+            .call(Method::POST, "/internal/tick", Some(SYNC_KEY), None)
+            .await;
         assert_eq!(s, StatusCode::OK);
         assert!(calls() > before, "not tried at attempt {failures}");
         let st = status().await;
         assert_eq!(st["state"], "backing_off", "{st:#}");
         assert_eq!(st["backoff"]["failures"], failures, "{st:#}");
         assert!(
-            st["backoff"]["reason"].as_str().unwrap().contains("T_C_NOT_SIGNED"),
+            st["backoff"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("T_C_NOT_SIGNED"),
             "{st:#}"
         );
         assert!(st["backoff"]["next_try_at"].is_string(), "{st:#}");
         // Ticks in the meantime leave Apple alone.
         let before = calls();
         for _ in 0..3 {
-            app.call(Method::POST, "/internal/tick", Some(SYNC_KEY), None).await;
+            app.call(Method::POST, "/internal/tick", Some(SYNC_KEY), None)
+                .await;
         }
         assert_eq!(calls(), before, "retried during the backoff");
         // 5 minutes, doubling.

@@ -105,7 +105,12 @@ async fn oversized_bodies_are_refused_per_route() {
             .raw(method.clone(), path, &[], vec![b' '; limit + 1])
             .await
             .unwrap();
-        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            s,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     // Within its limit a route answers as usual (here: no key).
     let (s, _, _) = app

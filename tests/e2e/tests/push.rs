@@ -295,7 +295,11 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
         let udid = udid.clone();
         async move {
             let (s, b) = app
-                .admin(Method::POST, &format!("/api/v1/devices/{udid}/commands"), Some(body))
+                .admin(
+                    Method::POST,
+                    &format!("/api/v1/devices/{udid}/commands"),
+                    Some(body),
+                )
                 .await;
             assert_eq!(s, StatusCode::CREATED, "{b}");
             b["command_uuid"].as_str().unwrap().to_owned()
@@ -321,7 +325,12 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
     let cmd = d.idle(&http).await.unwrap().expect("the first command");
     assert_eq!(cmd.uuid, first);
     let next = d
-        .answer(&http, &cmd, mdm_devicesim::Status::NotNow, Default::default())
+        .answer(
+            &http,
+            &cmd,
+            mdm_devicesim::Status::NotNow,
+            Default::default(),
+        )
         .await
         .unwrap()
         .expect("the second command");
@@ -329,7 +338,10 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
     let (status, keys) = d.respond(&next);
     assert_eq!(d.answer(&http, &next, status, keys).await.unwrap(), None);
     let owed = push_state().await;
-    assert!(owed["not_now_at"].is_string() || owed["not_now_at"].is_u64(), "{owed:#}");
+    assert!(
+        owed["not_now_at"].is_string() || owed["not_now_at"].is_u64(),
+        "{owed:#}"
+    );
 
     // Nothing is pushed before the backoff's first minute; then the tick wakes it.
     let before = lab.apns.pushes().len();
@@ -337,7 +349,10 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
     assert_eq!(lab.apns.pushes().len(), before, "pushed before its time");
     app.advance_clock(Duration::from_secs(61));
     lab.tick().await;
-    let pushes = lab.apns.wait_for_pushes(before + 1, WAIT).expect("the owed push");
+    let pushes = lab
+        .apns
+        .wait_for_pushes(before + 1, WAIT)
+        .expect("the owed push");
     assert_eq!(pushes.last().unwrap().token, d.push_token_hex());
     assert_eq!(push_state().await["last_reason"], "not_now");
 
@@ -347,7 +362,11 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
     let (status, keys) = d.respond(&again);
     assert_eq!(d.answer(&http, &again, status, keys).await.unwrap(), None);
     let (_, r) = app
-        .admin(Method::GET, &format!("/api/v1/devices/{udid}/commands/{first}"), None)
+        .admin(
+            Method::GET,
+            &format!("/api/v1/devices/{udid}/commands/{first}"),
+            None,
+        )
         .await;
     assert_eq!(r["status"], "acknowledged", "{r:#}");
     assert!(push_state().await["not_now_at"].is_null());
@@ -362,9 +381,14 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
         if let Some(cmd) = got {
             assert_eq!(cmd.uuid, stubborn);
             assert_eq!(
-                d.answer(&http, &cmd, mdm_devicesim::Status::NotNow, Default::default())
-                    .await
-                    .unwrap(),
+                d.answer(
+                    &http,
+                    &cmd,
+                    mdm_devicesim::Status::NotNow,
+                    Default::default()
+                )
+                .await
+                .unwrap(),
                 None
             );
         }
@@ -387,6 +411,9 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
     assert!(woken_at.len() <= 4, "woken {woken_at:?} within an hour");
     assert!(woken_at.len() >= 3, "woken only at {woken_at:?}");
     let gaps: Vec<u64> = woken_at.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "delays shrink: {woken_at:?}");
+    assert!(
+        gaps.windows(2).all(|g| g[1] >= g[0]),
+        "delays shrink: {woken_at:?}"
+    );
     lab.shutdown().await;
 }

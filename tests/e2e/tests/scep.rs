@@ -196,13 +196,23 @@ async fn scepclient_enrolls_is_refused_a_reused_challenge_and_renews() {
     let key = mdm_crypto::KeyPair::from_pem(&std::fs::read_to_string(dev.join("key.pem")).unwrap())
         .unwrap();
     let out = enroll(&app, &dev, None, "device-1").await;
-    assert!(!out.status.success(), "renewed an unused identity: {}", show(&out));
+    assert!(
+        !out.status.success(),
+        "renewed an unused identity: {}",
+        show(&out)
+    );
     assert!(show(&out).contains("badCertID"), "{}", show(&out));
 
     // 4. The identity enrolls: Authenticate and TokenUpdate, signed with it.
     for (message_type, extra) in [
-        ("Authenticate", "<key>SerialNumber</key><string>E2E1</string>"),
-        ("TokenUpdate", "<key>PushMagic</key><string>m</string><key>Token</key><data>AQID</data>"),
+        (
+            "Authenticate",
+            "<key>SerialNumber</key><string>E2E1</string>",
+        ),
+        (
+            "TokenUpdate",
+            "<key>PushMagic</key><string>m</string><key>Token</key><data>AQID</data>",
+        ),
     ] {
         let (s, reply) = checkin(&app, &key, &issued, message_type, extra).await;
         assert_eq!(s, StatusCode::OK, "{message_type}: {reply}");

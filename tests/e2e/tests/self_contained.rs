@@ -76,12 +76,29 @@ fn climbing_paths(text: &str) -> Vec<String> {
         let start = i + at;
         // Only where a path begins: not in the middle of a longer token like `a../`.
         let begins = start == 0
-            || matches!(bytes[start - 1], b'/' | b'"' | b'\'' | b'`' | b' ' | b'(' | b'=' | b'\n' | b'\t' | b'<');
+            || matches!(
+                bytes[start - 1],
+                b'/' | b'"' | b'\'' | b'`' | b' ' | b'(' | b'=' | b'\n' | b'\t' | b'<'
+            );
         let mut end = start;
         while end < bytes.len()
             && !matches!(
                 bytes[end],
-                b'"' | b'\'' | b'`' | b' ' | b')' | b'\n' | b'\t' | b',' | b';' | b'>' | b'{' | b'$' | b'*' | b'#' | b'|' | b']'
+                b'"' | b'\''
+                    | b'`'
+                    | b' '
+                    | b')'
+                    | b'\n'
+                    | b'\t'
+                    | b','
+                    | b';'
+                    | b'>'
+                    | b'{'
+                    | b'$'
+                    | b'*'
+                    | b'#'
+                    | b'|'
+                    | b']'
             )
         {
             end += 1;
@@ -117,12 +134,16 @@ fn nothing_reads_or_cites_a_path_outside_the_repository() {
         if *file == this_file {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(file) else { continue };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
         let shown = file.strip_prefix(&root).unwrap().display().to_string();
         for name in OUTSIDE_NAMES {
             if let Some(at) = text.find(name) {
                 let line = text[..at].lines().count().max(1);
-                problems.push(format!("{shown}:{line}: names `{name}`, which is outside the repository"));
+                problems.push(format!(
+                    "{shown}:{line}: names `{name}`, which is outside the repository"
+                ));
             }
         }
         let bases = [file.parent().unwrap().to_path_buf(), crate_dir(&root, file)];
@@ -140,19 +161,30 @@ fn nothing_reads_or_cites_a_path_outside_the_repository() {
                     p.exists() || generated
                 });
             if !inside {
-                problems.push(format!("{shown}: `{rel}` leaves the repository or names nothing in it"));
+                problems.push(format!(
+                    "{shown}: `{rel}` leaves the repository or names nothing in it"
+                ));
             }
         }
     }
-    assert!(problems.is_empty(), "paths outside the repository:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "paths outside the repository:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn the_path_scanner_finds_what_it_must() {
     let root = workspace_root();
-    let found = climbing_paths(r#"x = "{}/../../../shared/test-vectors/{name}"; cp ../../a/b.plist c"#);
+    let found =
+        climbing_paths(r#"x = "{}/../../../shared/test-vectors/{name}"; cp ../../a/b.plist c"#);
     assert_eq!(found, ["../../../shared/test-vectors/", "../../a/b.plist"]);
     let core = root.join("shared/core");
     assert!(resolve(&root, &core, "../../../shared/test-vectors/").is_none());
-    assert!(resolve(&root, &core, "../../tests/vectors/").unwrap().exists());
+    assert!(
+        resolve(&root, &core, "../../tests/vectors/")
+            .unwrap()
+            .exists()
+    );
 }

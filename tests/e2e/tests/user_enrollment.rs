@@ -713,7 +713,13 @@ async fn a_personal_iphone_user_enrolls_through_the_components() {
 async fn assert_untouched(lab: &Lab, victim: &Device, before: &Value) {
     assert_eq!(victim.idle(&lab.http()).await.unwrap(), None);
     let now = get(lab, &format!("/api/v1/devices/{}", victim.udid)).await;
-    for k in ["enrolled", "enrolled_via", "enrollment_type", "serial_number", "user"] {
+    for k in [
+        "enrolled",
+        "enrolled_via",
+        "enrollment_type",
+        "serial_number",
+        "user",
+    ] {
         assert_eq!(now[k], before[k], "{k}: {now:#}");
     }
 }
@@ -761,11 +767,16 @@ async fn a_signed_in_user_cannot_take_over_another_devices_enrollment() {
     // Account-driven Device Enrollment naming the victim's UDID.
     let maid = "mallory@appleid.example.com";
     let mut m = personal(&lab, DeviceKind::Iphone, "17.4", None);
-    let flow = m.account_profile(&http, SERVER_URL, maid, maid, PASSWORD).await.unwrap();
+    let flow = m
+        .account_profile(&http, SERVER_URL, maid, maid, PASSWORD)
+        .await
+        .unwrap();
     assert_eq!(flow.discovery.version, "mdm-adde");
     m.udid = victim.udid.clone();
     match m.finish_enrollment(&http).await {
-        Err(SimError::Status { status: 400, body, .. }) => {
+        Err(SimError::Status {
+            status: 400, body, ..
+        }) => {
             assert!(body.contains("cannot replace"), "{body}")
         }
         other => panic!("the takeover went through: {other:?}"),
@@ -775,10 +786,15 @@ async fn a_signed_in_user_cannot_take_over_another_devices_enrollment() {
     // User Enrollment with the victim's UDID as EnrollmentID: a separate enrollment.
     let maid = "eve@appleid.example.com";
     let mut e = personal(&lab, DeviceKind::Iphone, "17.4", None);
-    let flow = e.account_profile(&http, SERVER_URL, maid, maid, PASSWORD).await.unwrap();
+    let flow = e
+        .account_profile(&http, SERVER_URL, maid, maid, PASSWORD)
+        .await
+        .unwrap();
     assert_eq!(flow.discovery.version, "mdm-byod");
     e.enrollment_id = Some(victim.udid.clone());
-    e.finish_enrollment(&http).await.expect("its own User Enrollment");
+    e.finish_enrollment(&http)
+        .await
+        .expect("its own User Enrollment");
     assert_untouched(&lab, &victim, &before).await;
     let own = get(&lab, &format!("/api/v1/devices/ue:{}", victim.udid)).await;
     assert_eq!(own["enrollment_type"], "user", "{own:#}");
@@ -794,21 +810,41 @@ async fn a_signed_in_user_cannot_take_over_another_devices_enrollment() {
         )
         .await
         .unwrap();
-    assert_eq!(r.status, 401, "a used token enrolled again: {}", r.body_text());
+    assert_eq!(
+        r.status,
+        401,
+        "a used token enrolled again: {}",
+        r.body_text()
+    );
 
     // One token, one enrollment: a second device posting the same token gets a profile for
     // the same enrollment reference, and only the first to Authenticate enrolls.
     let mut first = personal(&lab, DeviceKind::Iphone, "17.4", None);
-    let flow = first.account_profile(&http, SERVER_URL, maid, maid, PASSWORD).await.unwrap();
+    let flow = first
+        .account_profile(&http, SERVER_URL, maid, maid, PASSWORD)
+        .await
+        .unwrap();
     let mut second = personal(&lab, DeviceKind::Iphone, "17.4", None);
     second
         .account_profile_with(&http, &flow.discovery.base_url, &flow.access_token)
         .await
         .unwrap();
-    let reference = |d: &Device| d.profile().unwrap().scep.subject_attr(&["CN"]).map(str::to_owned);
+    let reference = |d: &Device| {
+        d.profile()
+            .unwrap()
+            .scep
+            .subject_attr(&["CN"])
+            .map(str::to_owned)
+    };
     assert!(reference(&first).is_some());
     assert_eq!(reference(&first), reference(&second));
-    first.finish_enrollment(&http).await.expect("the first enrolls");
-    assert!(second.finish_enrollment(&http).await.is_err(), "a second device enrolled with one token");
+    first
+        .finish_enrollment(&http)
+        .await
+        .expect("the first enrolls");
+    assert!(
+        second.finish_enrollment(&http).await.is_err(),
+        "a second device enrolled with one token"
+    );
     lab.shutdown().await;
 }

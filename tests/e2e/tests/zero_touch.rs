@@ -223,13 +223,22 @@ async fn a_device_the_default_profile_assigns_during_sync_enrolls_at_once() {
         .expect("an unassigned iPhone");
 
     let (s, b) = app
-        .admin(Method::POST, &format!("/api/v1/tokens/{}/sync", lab.token), None)
+        .admin(
+            Method::POST,
+            &format!("/api/v1/tokens/{}/sync", lab.token),
+            None,
+        )
         .await;
     assert!(s.is_success(), "{b}");
     mdm_e2e::dep::tick_until_idle(app, lab.token, 10).await;
     let uuid = lab.apple_uuid(lab.profile).await;
     assert_eq!(
-        lab.dep.control().device(&serial).unwrap().profile_uuid.as_deref(),
+        lab.dep
+            .control()
+            .device(&serial)
+            .unwrap()
+            .profile_uuid
+            .as_deref(),
         Some(uuid.as_str()),
         "Apple has the default profile on it"
     );
@@ -243,7 +252,10 @@ async fn a_device_the_default_profile_assigns_during_sync_enrolls_at_once() {
     let (_, assigned) = app
         .admin(
             Method::GET,
-            &format!("/api/v1/tokens/{}/devices?assignment={uuid}&limit=1000", lab.token),
+            &format!(
+                "/api/v1/tokens/{}/devices?assignment={uuid}&limit=1000",
+                lab.token
+            ),
             None,
         )
         .await;
@@ -302,14 +314,20 @@ async fn enrollment_time_settings_reach_devices_that_do_not_await_configuration(
     lab.assign_to(profile, std::slice::from_ref(&serial)).await;
     let mut d = lab.device(&serial);
     d.enroll_ade(&http, &lab.enroll_url(), false).await.unwrap();
-    lab.apns.wait_for_pushes(1, WAIT).expect("pushed for its settings");
+    lab.apns
+        .wait_for_pushes(1, WAIT)
+        .expect("pushed for its settings");
 
     let answered = d.run_until_idle(&http).await.unwrap();
     let kinds: Vec<&str> = answered
         .iter()
         .map(|a| a.command.request_type.as_str())
         .collect();
-    assert_eq!(kinds, ["Settings", "InstallProfile", "RefreshCellularPlans"], "{answered:#?}");
+    assert_eq!(
+        kinds,
+        ["Settings", "InstallProfile", "RefreshCellularPlans"],
+        "{answered:#?}"
+    );
     let settings = answered[0].command.payload["Settings"].as_array().unwrap();
     let item = |name: &str| {
         settings
@@ -327,7 +345,10 @@ async fn enrollment_time_settings_reach_devices_that_do_not_await_configuration(
     assert_eq!(shared["ResidentUsers"].as_signed_integer(), Some(6));
     assert_eq!(shared["QuotaSize"].as_signed_integer(), Some(8192));
     assert_eq!(shared["UserSessionTimeout"].as_signed_integer(), Some(1800));
-    assert_eq!(shared["OnlineAuthenticationGracePeriod"].as_signed_integer(), Some(3));
+    assert_eq!(
+        shared["OnlineAuthenticationGracePeriod"].as_signed_integer(),
+        Some(3)
+    );
     assert!(shared["PasscodePolicy"].as_dictionary().is_some());
     assert!(item("MaximumResidentUsers").is_none());
     assert!(item("PasscodeLockGracePeriod").is_none());
@@ -381,11 +402,17 @@ async fn a_replayed_enrollment_request_does_not_break_the_live_enrollment() {
     // The replay: same UDID and serial, signed by the same (Apple) device identity.
     let mut replay = lab.device(&serial);
     replay.udid = d.udid.clone();
-    let resp = replay.request_enrollment(&http, &lab.enroll_url()).await.unwrap();
+    let resp = replay
+        .request_enrollment(&http, &lab.enroll_url())
+        .await
+        .unwrap();
     assert_eq!(resp.status, 200, "{}", resp.body_text());
     replay.install_profile(&resp.body).unwrap();
     replay.scep_enroll(&http).await.unwrap();
-    replay.authenticate(&http).await.expect("Authenticate accepted");
+    replay
+        .authenticate(&http)
+        .await
+        .expect("Authenticate accepted");
 
     // The live enrollment works on: a queued command reaches the device.
     tokio::time::sleep(Duration::from_secs(6)).await; // past the coalescing window
@@ -402,10 +429,15 @@ async fn a_replayed_enrollment_request_does_not_break_the_live_enrollment() {
     assert_eq!(d.answer(&http, &cmd, status, keys).await.unwrap(), None);
     let v = device_view(&lab, &d).await;
     assert_eq!(v["enrolled"], true, "{v}");
-    assert!(v["reenrollment"]["started_at"].is_string(), "the admin sees it: {v}");
+    assert!(
+        v["reenrollment"]["started_at"].is_string(),
+        "the admin sees it: {v}"
+    );
     // The new identity acts for nothing before its TokenUpdate.
     match replay.idle(&http).await {
-        Err(SimError::Status { status: 400, body, .. }) => {
+        Err(SimError::Status {
+            status: 400, body, ..
+        }) => {
             assert!(body.contains("re-enrollment is not complete"), "{body}")
         }
         other => panic!("the replayed identity was served: {other:?}"),
@@ -416,6 +448,10 @@ async fn a_replayed_enrollment_request_does_not_break_the_live_enrollment() {
     assert!(d.idle(&http).await.is_err(), "the old identity still works");
     let v = device_view(&lab, &replay).await;
     assert!(v["reenrollment"].is_null(), "{v}");
-    assert_eq!(v["identity_serial"], replay.mdm_identity().unwrap().certificate.serial_hex(), "{v}");
+    assert_eq!(
+        v["identity_serial"],
+        replay.mdm_identity().unwrap().certificate.serial_hex(),
+        "{v}"
+    );
     lab.shutdown().await;
 }

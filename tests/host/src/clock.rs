@@ -41,6 +41,9 @@ impl HostWallClock for Shifted {
     }
 
     fn now(&self) -> Duration {
-        self.0.now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO)
+        self.0
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
     }
 }
