@@ -270,7 +270,7 @@ async fn scep_over_http_refusals() {
             Method::POST,
             "/scep?operation=PKIOperation",
             &[],
-            vec![0x30; 2 * 1024 * 1024 + 1],
+            vec![0x30; 64 * 1024 + 1],
         )
         .await
         .unwrap();

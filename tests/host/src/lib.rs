@@ -1,7 +1,7 @@
 //! A small local host for the app's Spin components, for development and tests (the
 //! `spin` CLI cannot be installed on our build machines). It reads `spin.toml`, serves
 //! each component's HTTP routes on wasmtime 47 with wasi:http@0.3.0 (the crates Spin 4
-//! is built on), and provides what the components import: spin:key-value, wasi:keyvalue
+//! is built on, with its instance reuse and response framing), and provides what the components import: spin:key-value, wasi:keyvalue
 //! (store, atomics, batch) on SQLite, spin:variables and outbound HTTP limited to
 //! `allowed_outbound_hosts` with the runtime config's `[[client_tls]]`.
 //!

@@ -1,26 +1,37 @@
-//! Loading the app and serving HTTP: one fresh component instance per request, as Spin
-//! does, so no state can leak between requests except through the key-value store.
+//! Loading the app and serving HTTP the way Spin 4's HTTP trigger does: wasmtime-wasi-http's
+//! `ProxyHandler` reuses a component instance for up to 128 requests, 16 at a time, and
+//! drops it after a second idle; responses stream from the guest to hyper (chunked unless
+//! the component set Content-Length); accepted sockets keep Nagle's algorithm on (no
+//! `TCP_NODELAY`). So the tests meet production's framing, latency and instance reuse.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreContextMut};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::handler::{
+    self, HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, ViewFn, WorkerExpiration,
+    WorkerState, WorkerStatus,
+};
 use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::bindings::http::types::ErrorCode;
-use wasmtime_wasi_http::p3::bindings::{Service, ServicePre};
-use wasmtime_wasi_http::p3::{Request, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::p3::{WasiHttpCtxView, WasiHttpView};
 
 use crate::HostConfig;
 use crate::kv::{Db, KvStats};
@@ -58,6 +69,10 @@ impl WasiHttpView for Ctx {
     }
 }
 
+fn http_view(c: &mut Ctx) -> WasiHttpCtxView<'_> {
+    c.http()
+}
+
 fn spin_view(c: &mut Ctx) -> SpinView<'_> {
     SpinView {
         table: &mut c.table,
@@ -65,15 +80,118 @@ fn spin_view(c: &mut Ctx) -> SpinView<'_> {
     }
 }
 
-struct LoadedComponent {
+/// Spin 4's defaults for wasi:http 0.3 components (spin-trigger-http: `--max-instance-reuse-count`,
+/// `--max-instance-concurrent-reuse-count`, `--idle-instance-timeout`; no request timeout).
+const MAX_INSTANCE_REUSE: usize = 128;
+const MAX_INSTANCE_CONCURRENT: usize = 16;
+const IDLE_INSTANCE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One component: how to make its instances (each a store of its own), handed to the
+/// `ProxyHandler` that routes requests to them.
+struct ComponentState {
+    engine: Engine,
     pre: ServicePre<Ctx>,
     env: Arc<ComponentEnv>,
     policy: Arc<OutboundPolicy>,
+    guest_clock: crate::GuestClock,
+}
+
+impl HandlerState for ComponentState {
+    type StoreData = Ctx;
+    type WorkerExpiration = IdleExpiration;
+    type WorkerState = InstanceLimits;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Ctx, IdleExpiration, InstanceLimits>> {
+        let mut store = Store::new(
+            &self.engine,
+            Ctx {
+                table: ResourceTable::new(),
+                wasi: WasiCtxBuilder::new()
+                    .inherit_stdout()
+                    .inherit_stderr()
+                    .wall_clock(self.guest_clock.wasi())
+                    .build(),
+                http: WasiHttpCtx::new(),
+                hooks: Hooks {
+                    policy: self.policy.clone(),
+                },
+                env: self.env.clone(),
+            },
+        );
+        let service = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(service),
+            view: ViewFn::P3(http_view),
+            expiration: IdleExpiration {
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: InstanceLimits,
+        })
+    }
+}
+
+/// An instance goes after [`IDLE_INSTANCE_TIMEOUT`] without requests; requests have no
+/// time limit (Spin's default).
+struct IdleExpiration {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for IdleExpiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        if status != WorkerStatus::Idle {
+            return Poll::Pending;
+        }
+        let deadline = tokio::time::Instant::from(start + IDLE_INSTANCE_TIMEOUT);
+        if self.sleep.deadline() != deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        self.sleep.as_mut().poll(cx)
+    }
+}
+
+struct InstanceLimits;
+
+impl WorkerState for InstanceLimits {
+    type StoreData = Ctx;
+    type RequestId = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= MAX_INSTANCE_REUSE {
+            ShouldAccept::Never
+        } else if concurrent >= MAX_INSTANCE_CONCURRENT {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _: StoreContextMut<'_, Ctx>,
+        _: (),
+        _: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync + 'static>> {
+        Box::pin(std::future::pending())
+    }
+
+    /// A trap reaches the request it failed ([`handle`] logs it); the rest of what ends
+    /// here is the runtime stopping.
+    fn drop(&self, store: Store<Ctx>, _: wasmtime::Result<()>) {
+        drop(store);
+    }
+}
+
+struct LoadedComponent {
+    handler: ProxyHandler<ComponentState>,
 }
 
 struct App {
-    engine: Engine,
-    guest_clock: crate::GuestClock,
     /// Set when the host is killed: no answer leaves it any more.
     killed: Arc<std::sync::atomic::AtomicBool>,
     manifest: Manifest,
@@ -160,14 +278,14 @@ pub(crate) async fn start(
         None => RuntimeConfig::default(),
     };
     let variables = Resolved::resolve(&manifest, &config.variables, env)?;
-    let mut app = load(
+    let app = load(
         manifest,
         runtime,
         &variables,
         &config.state_dir,
         config.kv_strict,
+        &config.guest_clock,
     )?;
-    app.guest_clock = config.guest_clock.clone();
     let killed = app.killed.clone();
     let dbs = app.dbs.clone();
     let app = Arc::new(app);
@@ -267,6 +385,7 @@ fn load(
     variables: &Resolved,
     state_dir: &Path,
     kv_strict: bool,
+    guest_clock: &crate::GuestClock,
 ) -> anyhow::Result<App> {
     let engine = engine()?;
     let runtime = Arc::new(runtime);
@@ -357,22 +476,25 @@ fn load(
         let pre = wt(ServicePre::new(pre), || {
             format!("component {id:?} does not export wasi:http/handler@0.3.0")
         })?;
+        let state = ComponentState {
+            engine: engine.clone(),
+            pre,
+            env: Arc::new(ComponentEnv {
+                stores,
+                known_labels: known_labels.clone(),
+                variables: vars,
+            }),
+            policy,
+            guest_clock: guest_clock.clone(),
+        };
         components.insert(
             id.clone(),
             LoadedComponent {
-                pre,
-                env: Arc::new(ComponentEnv {
-                    stores,
-                    known_labels: known_labels.clone(),
-                    variables: vars,
-                }),
-                policy,
+                handler: ProxyHandler::new(state),
             },
         );
     }
     Ok(App {
-        engine,
-        guest_clock: crate::GuestClock::default(),
         killed: Default::default(),
         manifest,
         components,
@@ -431,9 +553,8 @@ async fn serve(
                         continue;
                     }
                 };
-                // Without it a response's last segment waits for the client's delayed ACK
-                // (~40 ms per request on keep-alive connections; see spin-platform.md).
-                let _ = stream.set_nodelay(true);
+                // No TCP_NODELAY, as Spin: a response leaving in two writes has its second
+                // segment held until the client's delayed ACK (docs/platform.md).
                 let app = app.clone();
                 let mut stop = stopped.clone();
                 connections.spawn(async move {
@@ -460,11 +581,18 @@ async fn serve(
     while connections.join_next().await.is_some() {}
 }
 
-fn text(status: u16, body: &str) -> hyper::Response<Full<Bytes>> {
+/// What the host answers with: a guest's streamed body, or one of its own.
+type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+fn text(status: u16, body: &str) -> hyper::Response<Body> {
     hyper::Response::builder()
         .status(status)
         .header("content-type", "text/plain")
-        .body(Full::new(Bytes::from(body.to_owned())))
+        .body(
+            Full::new(Bytes::from(body.to_owned()))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
         .expect("static response")
 }
 
@@ -472,20 +600,30 @@ async fn handle(
     app: Arc<App>,
     req: hyper::Request<Incoming>,
     client: SocketAddr,
-) -> hyper::Response<Full<Bytes>> {
+) -> hyper::Response<Body> {
     let path = req.uri().path().to_owned();
     let Some((route, component_id)) = app.manifest.route(&path) else {
         return text(404, "Not Found");
     };
     let component = &app.components[component_id];
-    let req = spin_request(req, route, client);
-    let result = run(&app.engine, &app.guest_clock, component, req).await;
+    let req = spin_request(req, route, client).map(|body| {
+        body.map_err(|e| {
+            handler::ErrorCode::from(ErrorCode::InternalError(Some(format!("request body: {e}"))))
+        })
+        .boxed_unsync()
+    });
+    let result = component.handler.handle((), req).await;
     if app.killed.load(std::sync::atomic::Ordering::SeqCst) {
         // A dead process answers nothing; the connection goes with the task.
         std::future::pending::<()>().await;
     }
     match result {
-        Ok(res) => res,
+        Ok(res) => res.map(|body| {
+            body.map_err(|e| -> Box<dyn std::error::Error + Send + Sync> {
+                format!("response body: {e}").into()
+            })
+            .boxed_unsync()
+        }),
         Err(e) => {
             eprintln!("mdm-host: component {component_id:?} failed on {path}: {e:#}");
             text(500, "Internal Server Error")
@@ -535,54 +673,4 @@ fn spin_request(
     put("spin-base-path", "/".to_owned());
     put("spin-client-addr", client.to_string());
     hyper::Request::from_parts(parts, body)
-}
-
-async fn run(
-    engine: &Engine,
-    clock: &crate::GuestClock,
-    component: &LoadedComponent,
-    req: hyper::Request<Incoming>,
-) -> anyhow::Result<hyper::Response<Full<Bytes>>> {
-    let mut store = Store::new(
-        engine,
-        Ctx {
-            table: ResourceTable::new(),
-            wasi: WasiCtxBuilder::new()
-                .inherit_stdout()
-                .inherit_stderr()
-                .wall_clock(clock.wasi())
-                .build(),
-            http: WasiHttpCtx::new(),
-            hooks: Hooks {
-                policy: component.policy.clone(),
-            },
-            env: component.env.clone(),
-        },
-    );
-    let service: Service = component.pre.instantiate_async(&mut store).await?;
-    let req = req
-        .map(|body| body.map_err(|e| ErrorCode::InternalError(Some(format!("request body: {e}")))));
-    let (req, io) = Request::from_http(req);
-    let response = store
-        .run_concurrent(async |store| {
-            let handled = async {
-                let res = match service.handle(store, req).await? {
-                    Ok(res) => res,
-                    Err(code) => anyhow::bail!("the component returned error-code {code:?}"),
-                };
-                let res = store.with(|store| res.into_http(store, async { Ok(()) }))?;
-                let (parts, body) = res.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("response body: {e:?}"))?
-                    .to_bytes();
-                anyhow::Ok(hyper::Response::from_parts(parts, Full::new(body)))
-            };
-            let consumed = async { io.await.map_err(|e| anyhow::anyhow!("request body: {e:?}")) };
-            let (res, ()) = futures::try_join!(handled, consumed)?;
-            anyhow::Ok(res)
-        })
-        .await??;
-    Ok(response)
 }
