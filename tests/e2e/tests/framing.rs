@@ -38,7 +38,7 @@ async fn exchange(
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
         }
-        let mut chunk = [0u8; 8192];
+        let mut chunk = vec![0u8; 8192];
         let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut chunk))
             .await
             .expect("answer within 30 s")
@@ -82,7 +82,7 @@ async fn exchange(
     );
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
-        let mut chunk = [0u8; 65536];
+        let mut chunk = vec![0u8; 65536];
         let n = s.read(&mut chunk).await.unwrap();
         assert!(n > 0, "{method} {path}: connection closed inside the body");
         body.extend_from_slice(&chunk[..n]);
