@@ -16,4 +16,5 @@ pub mod pushcert;
 pub mod queue;
 pub mod report;
 pub mod signature;
+pub mod signed_data;
 pub mod user_enrollment;

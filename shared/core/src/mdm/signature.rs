@@ -7,9 +7,6 @@
 //! our CA and whose hash is bound to the enrollment may be trusted.
 
 use base64::Engine;
-use cms::content_info::ContentInfo;
-use cms::signed_data::{SignedData, SignerIdentifier};
-use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use rsa::BigUint;
 use rsa::pkcs1v15::Pkcs1v15Sign;
@@ -18,10 +15,7 @@ use rsa::traits::PublicKeyParts;
 use sha2::Digest;
 use x509_cert::Certificate;
 
-const ID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const ID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
-const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
-const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+use super::signed_data::{self, ReadError, SignedDataView};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureError(pub String);
@@ -103,87 +97,60 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
         .map_err(|_| fail("header is not base64"))?;
-    let der = crate::ber::to_der(&raw).map_err(|e| fail(e.to_string()))?;
-    let ci = ContentInfo::from_der(&der).map_err(|e| fail(format!("not CMS: {e}")))?;
-    if ci.content_type != ID_SIGNED_DATA {
-        return Err(fail("not a SignedData"));
+    // Read in place when it is DER; BER (indefinite lengths) is converted first.
+    match signed_data::read(&raw) {
+        Ok(sd) => verify_read(&sd, body),
+        Err(ReadError::NotDer) => {
+            let der = crate::ber::to_der(&raw).map_err(|e| fail(e.to_string()))?;
+            let sd = signed_data::read(&der).map_err(|e| fail(e.to_string()))?;
+            verify_read(&sd, body)
+        }
+        Err(e) => Err(fail(e.to_string())),
     }
-    let sd: SignedData = ci
-        .content
-        .decode_as()
-        .map_err(|e| fail(format!("SignedData: {e}")))?;
-    let signers: Vec<_> = sd.signer_infos.0.iter().collect();
-    let [signer] = signers.as_slice() else {
-        return Err(fail("exactly one signer expected"));
-    };
-    let SignerIdentifier::IssuerAndSerialNumber(sid) = &signer.sid else {
-        return Err(fail(
-            "signer must be identified by issuer and serial number",
-        ));
-    };
-    let cert = sd
-        .certificates
-        .as_ref()
-        .into_iter()
-        .flat_map(|set| set.0.iter())
-        .find_map(|c| match c {
-            cms::cert::CertificateChoices::Certificate(c)
-                if c.tbs_certificate.issuer == sid.issuer
-                    && c.tbs_certificate.serial_number == sid.serial_number =>
-            {
-                Some(c.clone())
-            }
-            _ => None,
-        })
-        .ok_or_else(|| fail("signer certificate not included"))?;
+}
 
-    let digest_oid = signer.digest_alg.oid;
-    let body_digest = match digest_oid {
-        SHA1 => sha1::Sha1::digest(body).to_vec(),
-        SHA256 => sha2::Sha256::digest(body).to_vec(),
-        other => return Err(fail(format!("unsupported digest {other}"))),
+fn verify_read(sd: &SignedDataView<'_>, body: &[u8]) -> Result<Signer, SignatureError> {
+    let sha1 = match sd.digest_algorithm {
+        signed_data::oid::SHA1 => true,
+        signed_data::oid::SHA256 => false,
+        _ => return Err(fail("unsupported digest")),
     };
-    let attrs = signer
-        .signed_attrs
-        .as_ref()
-        .ok_or_else(|| fail("signed attributes missing"))?;
-    let md = attrs
-        .iter()
-        .find(|a| a.oid == ID_MESSAGE_DIGEST)
-        .and_then(|a| a.values.get(0))
-        .and_then(|v| v.decode_as::<der::asn1::OctetString>().ok())
-        .ok_or_else(|| fail("messageDigest attribute missing"))?;
-    if md.as_bytes() != body_digest.as_slice() {
+    let body_digest = if sha1 {
+        sha1::Sha1::digest(body).to_vec()
+    } else {
+        sha2::Sha256::digest(body).to_vec()
+    };
+    if sd.message_digest != body_digest.as_slice() {
         return Err(fail("body does not match the signed digest"));
     }
-    let signed = attrs
-        .to_der()
-        .map_err(|e| fail(format!("signed attributes: {e}")))?;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| fail(e.to_string()))?;
-    let key =
-        rsa::RsaPublicKey::from_public_key_der(&spki).map_err(|_| fail("signer key is not RSA"))?;
-    let sig = signer.signature.as_bytes();
-    let ok = match digest_oid {
-        SHA1 => pkcs1v15_verify::<sha1::Sha1>(&key, &signed, sig),
-        _ => pkcs1v15_verify::<sha2::Sha256>(&key, &signed, sig),
+    let cert = &sd.certificate;
+    let Some((n, e)) = cert.rsa_key else {
+        return Err(fail("signer key is not RSA"));
+    };
+    // `rsa` bounds the modulus (at most 4096 bits) and the exponent, which keeps
+    // `pkcs1v15_verify` short for any certificate.
+    let key = rsa::RsaPublicKey::new(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e))
+        .map_err(|_| fail("signer key is not a usable RSA key"))?;
+    let signed = sd.signed_attributes_der();
+    let ok = if sha1 {
+        pkcs1v15_verify::<sha1::Sha1>(&key, &signed, sd.signature)
+    } else {
+        pkcs1v15_verify::<sha2::Sha256>(&key, &signed, sd.signature)
     };
     if !ok {
         return Err(fail("signature does not verify"));
     }
-    let certificate_der = cert.to_der().map_err(|e| fail(e.to_string()))?;
-    let (cert_hash, der_hash) = identity_hashes_of(&cert, &certificate_der)?;
-    let validity = &cert.tbs_certificate.validity;
-    let unix = |t: &x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
+    if cert.inner_algorithm != cert.outer_algorithm {
+        return Err(fail(
+            "certificate's signatureAlgorithm differs from the one in tbsCertificate",
+        ));
+    }
     Ok(Signer {
-        certificate_der,
-        cert_hash,
-        der_hash,
-        not_before: unix(&validity.not_before),
-        not_after: unix(&validity.not_after),
+        certificate_der: cert.der.to_vec(),
+        cert_hash: hex::encode(sha2::Sha256::digest(cert.tbs)),
+        der_hash: hex::encode(sha2::Sha256::digest(cert.der)),
+        not_before: cert.not_before,
+        not_after: cert.not_after,
     })
 }
 
