@@ -408,7 +408,7 @@ fn devices_that_cannot_be_pushed_are_skipped_without_http() {
     ))
     .unwrap();
     assert_eq!(
-        block_on(push::notify_enqueued(&e, "AUTH-ONLY")).unwrap(),
+        block_on(push::notify_enqueued(&e, "AUTH-ONLY", true)).unwrap(),
         PushOutcome::Skipped {
             why: SkipReason::NoPushToken
         }
@@ -425,7 +425,7 @@ fn unreachable_until_token_update(first: Reply) {
     let e = env(&apns);
     enroll(&e.store, "UDID-1", TOKEN);
     apns.then(first);
-    let out = block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert!(matches!(out, PushOutcome::Unreachable { .. }), "{out:?}");
     let s = state(&e, "UDID-1");
     assert!(!s.reachable);
@@ -434,7 +434,7 @@ fn unreachable_until_token_update(first: Reply) {
     for _ in 0..3 {
         advance(&e, 3600);
         assert_eq!(
-            block_on(push::notify_enqueued(&e, "UDID-1")).unwrap(),
+            block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
             PushOutcome::Skipped {
                 why: SkipReason::Unreachable
             }
@@ -446,7 +446,7 @@ fn unreachable_until_token_update(first: Reply) {
     block_on(push::clear_unreachable(&e.store, "UDID-1")).unwrap();
     assert!(state(&e, "UDID-1").reachable);
     assert!(matches!(
-        block_on(push::notify_enqueued(&e, "UDID-1")).unwrap(),
+        block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
         PushOutcome::Delivered { .. }
     ));
     assert_eq!(apns.count(), 2);
@@ -472,13 +472,13 @@ fn a_new_token_makes_the_mark_moot_even_without_clearing() {
     let e = env(&apns);
     enroll(&e.store, "UDID-1", TOKEN);
     apns.then(err(410, "Unregistered"));
-    block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert!(!state(&e, "UDID-1").reachable);
     enroll(&e.store, "UDID-1", "00112233445566778899aabbccddeeff");
     assert!(state(&e, "UDID-1").reachable);
     advance(&e, 60);
     assert!(matches!(
-        block_on(push::notify_enqueued(&e, "UDID-1")).unwrap(),
+        block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
         PushOutcome::Delivered { .. }
     ));
     let last = apns.seen.lock().unwrap()[1].uri().to_string();
@@ -544,7 +544,7 @@ fn other_client_errors_are_recorded_not_retried() {
         enroll(&e.store, "UDID-1", TOKEN);
         apns.then(err(status, reason));
         assert_eq!(
-            block_on(push::notify_enqueued(&e, "UDID-1")).unwrap(),
+            block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
             PushOutcome::Rejected {
                 status,
                 reason: reason.into()
@@ -565,7 +565,7 @@ fn too_many_requests_honours_retry_after_and_drains_when_due() {
     let e = env(&apns);
     enroll(&e.store, "UDID-1", TOKEN);
     apns.then(err_retry_after(429, "TooManyRequests", "600"));
-    let out = block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert_eq!(
         out,
         PushOutcome::RetryScheduled {
@@ -578,7 +578,7 @@ fn too_many_requests_honours_retry_after_and_drains_when_due() {
     // Enqueues meanwhile wait for the retry rather than hammering APNs.
     advance(&e, 100);
     assert_eq!(
-        block_on(push::notify_enqueued(&e, "UDID-1")).unwrap(),
+        block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
         PushOutcome::RetryPending { retry_at: T0 + 600 }
     );
     let r = block_on(push::drain_retries(&e, 10));
@@ -605,7 +605,7 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
     for _ in 0..100 {
         apns.then(err(500, "InternalServerError"));
     }
-    let out = block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     let PushOutcome::RetryScheduled {
         attempt: 1,
         retry_at,
@@ -665,7 +665,7 @@ fn transport_errors_are_retried_and_never_store_the_token() {
     apns.then(Err(TransportError(format!(
         "connect to https://apns.test:2197/3/device/{TOKEN} refused ({MAGIC})"
     ))));
-    let out = block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert!(
         matches!(out, PushOutcome::RetryScheduled { status: None, .. }),
         "{out:?}"
@@ -704,7 +704,7 @@ fn tls_failures_cast_doubt_on_the_certificate_and_are_retried() {
     apns.then(Err(TransportError(
         "TLS handshake: alert certificate required".into(),
     )));
-    let out = block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert!(matches!(out, PushOutcome::RetryScheduled { .. }), "{out:?}");
     let c = block_on(push::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "failing");
@@ -723,7 +723,7 @@ fn ten_enqueues_in_the_window_cause_one_push() {
         if i == 5 {
             advance(&e, 2);
         }
-        outcomes.push(block_on(push::notify_enqueued(&e, "UDID-1")).unwrap());
+        outcomes.push(block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap());
     }
     assert_eq!(apns.count(), 1);
     assert!(matches!(outcomes[0], PushOutcome::Delivered { .. }));
@@ -738,7 +738,7 @@ fn ten_enqueues_in_the_window_cause_one_push() {
     // After the window the next enqueue pushes again.
     advance(&e, COALESCE_WINDOW_SECS);
     assert!(matches!(
-        block_on(push::notify_enqueued(&e, "UDID-1")).unwrap(),
+        block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
         PushOutcome::Delivered { .. }
     ));
     assert_eq!(apns.count(), 2);
@@ -749,6 +749,30 @@ fn ten_enqueues_in_the_window_cause_one_push() {
 }
 
 #[test]
+fn a_command_with_nothing_ahead_is_pushed_even_within_the_window() {
+    // The device fetched everything the first push was for and ended its exchange: a
+    // command queued now would wait for the scheduler's follow-up if it were coalesced.
+    let apns = FakeApns::default();
+    let e = env(&apns);
+    enroll(&e.store, "UDID-1", TOKEN);
+    let first = block_on(push::notify_enqueued(&e, "UDID-1", false)).unwrap();
+    assert!(matches!(first, PushOutcome::Delivered { .. }), "{first:?}");
+    advance(&e, 1);
+    let again = block_on(push::notify_enqueued(&e, "UDID-1", false)).unwrap();
+    assert!(matches!(again, PushOutcome::Delivered { .. }), "{again:?}");
+    assert_eq!(apns.count(), 2);
+    // Behind a command still to be fetched, it shares the push of the new window.
+    let behind = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
+    assert_eq!(
+        behind,
+        PushOutcome::Coalesced {
+            followup_at: Some(T0 + 1 + COALESCE_WINDOW_SECS)
+        }
+    );
+    assert_eq!(apns.count(), 2);
+}
+
+#[test]
 fn follow_up_push_only_when_commands_are_still_pending() {
     let apns = FakeApns::default();
     let e = env(&apns);
@@ -756,7 +780,7 @@ fn follow_up_push_only_when_commands_are_still_pending() {
         enroll(&e.store, id, TOKEN);
         block_on(queue::open(&e.store, &Channel::device(id))).unwrap();
         for _ in 0..3 {
-            block_on(push::notify_enqueued(&e, id)).unwrap();
+            block_on(push::notify_enqueued(&e, id, true)).unwrap();
         }
     }
     assert_eq!(apns.count(), 2);
@@ -793,7 +817,7 @@ fn concurrent_enqueues_elect_one_pusher_on_every_backend() {
         enroll(&e.store, "UDID-1", TOKEN);
         let outcomes: Vec<PushOutcome> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..10)
-                .map(|_| s.spawn(|| block_on(push::notify_enqueued(&e, "UDID-1")).unwrap()))
+                .map(|_| s.spawn(|| block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap()))
                 .collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -824,7 +848,7 @@ fn drain_is_bounded_by_its_budget_and_resumes() {
             let id = format!("DEV-{i}");
             enroll(&e.store, &id, TOKEN);
             apns.then(err(503, "ServiceUnavailable"));
-            block_on(push::notify_enqueued(&e, &id)).unwrap();
+            block_on(push::notify_enqueued(&e, &id, true)).unwrap();
         }
         assert_eq!(apns.count(), 5);
         advance(&e, 3600);
@@ -879,7 +903,7 @@ fn a_device_leased_by_another_drain_is_not_pushed_twice() {
     let e = env(&apns);
     enroll(&e.store, "UDID-1", TOKEN);
     apns.then(err(500, "InternalServerError"));
-    block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     advance(&e, 120);
     // Another drain holds the lease right now.
     let key = "push:UDID-1";
@@ -903,7 +927,7 @@ fn a_device_that_left_is_dropped_from_the_retries() {
     let e = env(&apns);
     enroll(&e.store, "UDID-1", TOKEN);
     apns.then(err(500, "InternalServerError"));
-    block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     let mut rec: EnrollmentRecord = serde_json::from_slice(
         &block_on(e.store.get(&enrollments::record_key("UDID-1")))
             .unwrap()
@@ -966,7 +990,7 @@ fn a_retry_rescheduled_into_the_minute_being_drained_is_kept() {
     e.clock.set_unix(T0 + 1);
     apns.then(err(500, "InternalServerError"));
     apns.then(err(500, "InternalServerError"));
-    block_on(push::notify_enqueued(&e, "UDID-1")).unwrap();
+    block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     let first = state(&e, "UDID-1").retry.unwrap();
     assert_eq!(first.next_at / 60, T0 / 60);
     // Drained inside the same minute: fails again, retried 30-60 s later (same minute or

@@ -312,11 +312,46 @@ fn a_stalled_enqueue_is_requeued_not_lost() {
         10,
     ))
     .unwrap();
-    assert_eq!(cmd.seq, 2, "re-queued under a fresh number");
+    assert_eq!(cmd.command.seq, 2, "re-queued under a fresh number");
     assert!(
         block_on(s.get("cq:UDID-7:n:1")).unwrap().is_none(),
         "the unreachable entry is removed"
     );
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("late"));
     done(&s, &ch, "late");
+}
+
+/// What stands before a new command: commands still to fetch or answer, in any lane;
+/// not answered ones, not deferred ones (the device does not come back for those).
+#[test]
+fn an_enqueue_says_what_is_ahead_of_it() {
+    let s = store();
+    let ch = Channel::device("UDID-9");
+    block_on(queue::open(&s, &ch)).unwrap();
+    let ahead = |uuid: &str, lane: Lane| {
+        block_on(queue::enqueue(
+            &s,
+            &ch,
+            uuid,
+            "ProfileList",
+            b"<plist/>".to_vec(),
+            false,
+            lane,
+            100,
+            1000,
+        ))
+        .unwrap()
+        .ahead
+    };
+    assert_eq!(ahead("a", Lane::Normal), 0, "an empty queue");
+    assert_eq!(ahead("b", Lane::Priority), 1, "another lane counts");
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("b"));
+    assert_eq!(ahead("c", Lane::Normal), 2, "in flight counts");
+    done(&s, &ch, "b");
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("a"));
+    block_on(queue::not_now(&s, &ch, "a")).unwrap();
+    assert_eq!(next(&s, &ch, 0).as_deref(), Some("c"));
+    done(&s, &ch, "c");
+    assert_eq!(next(&s, &ch, 0), None, "the exchange ends, a deferred");
+    assert_eq!(ahead("d", Lane::Normal), 0, "deferred and answered do not count");
 }

@@ -417,3 +417,46 @@ async fn a_command_deferred_with_not_now_is_delivered_without_admin_action() {
     );
     lab.shutdown().await;
 }
+
+/// A command queued right after the device emptied its queue wakes it at once: the
+/// coalescing window of the push before does not hold it back until the scheduler's
+/// follow-up, minutes later. A command behind one still to be fetched shares its push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_after_the_device_emptied_its_queue_is_pushed_at_once() {
+    let lab = Lab::start(8, PushCert::Trusted).await;
+    let serial = lab.serials("iPhone", 1).pop().unwrap();
+    lab.assign(std::slice::from_ref(&serial)).await;
+    let mut d = lab.device(&serial);
+    // Enrolling pushes the setup work, which the device fetches (DeviceConfigured last).
+    lab.enroll(&mut d).await;
+    let mut pushed = lab.apns.wait_for_pushes(1, WAIT).expect("setup push").len();
+    let path = format!("/api/v1/devices/{}/commands", d.udid);
+    let queue = |request_type: &str| {
+        let body = json!({ "RequestType": request_type });
+        let (path, app) = (path.clone(), lab.app.client());
+        async move { app.admin(Method::POST, &path, Some(body)).await }
+    };
+    for i in 0..3 {
+        let (s, b) = queue("ProfileList").await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["push"]["outcome"], "delivered", "command {i}: {b}");
+        pushed += 1;
+        lab.apns.wait_for_pushes(pushed, WAIT).expect("pushed");
+        let answered = d.run_until_idle(&lab.http()).await.unwrap();
+        assert_eq!(answered.len(), 1, "command {i}");
+    }
+    let (_, first) = queue("ProfileList").await;
+    assert_eq!(first["push"]["outcome"], "delivered", "{first}");
+    let (_, second) = queue("CertificateList").await;
+    assert_eq!(second["push"]["outcome"], "coalesced", "{second}");
+    let answered = d.run_until_idle(&lab.http()).await.unwrap();
+    assert_eq!(
+        answered
+            .iter()
+            .map(|a| a.command.request_type.as_str())
+            .collect::<Vec<_>>(),
+        ["ProfileList", "CertificateList"]
+    );
+    assert_eq!(lab.apns.wait_for_pushes(pushed + 1, WAIT).unwrap().len(), pushed + 1);
+    lab.shutdown().await;
+}

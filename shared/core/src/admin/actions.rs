@@ -218,11 +218,17 @@ pub async fn run(p: &impl Platform, params: &Params, req: &Request) -> Result<Re
     };
     let commands = commands_for(action, &body)?;
     let mut queued = Vec::with_capacity(commands.len());
+    // The action's later commands are behind its first: that one decides.
+    let mut behind_others = None;
     for (cmd, priority) in commands {
-        queued.push(super::commands::enqueue_json(p, device, cmd, priority).await?);
+        let (v, behind) = super::commands::enqueue_json(p, device, cmd, priority).await?;
+        behind_others.get_or_insert(behind);
+        queued.push(v);
     }
     // Queued whatever APNs says; one push covers all the action's commands.
-    let push = match crate::mdm::push::notify_enqueued(p, device).await {
+    let push = match crate::mdm::push::notify_enqueued(p, device, behind_others.unwrap_or(false))
+        .await
+    {
         Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
         Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
     };
@@ -268,7 +274,8 @@ pub async fn retire(
         let mut cmd = Map::new();
         cmd.insert("RequestType".into(), json!("RemoveProfile"));
         cmd.insert("Identifier".into(), json!(PROFILE_IDENTIFIER));
-        let queued = super::commands::enqueue_json(p, device, cmd, true).await?;
+        let (queued, behind_others) =
+            super::commands::enqueue_json(p, device, cmd, true).await?;
         let uuid = queued["command_uuid"]
             .as_str()
             .unwrap_or_default()
@@ -293,7 +300,7 @@ pub async fn retire(
             Err(mdm_kv::UpdateError::Kv(e)) => return Err(ApiError::store(e)),
             Err(mdm_kv::UpdateError::Rejected(e)) => return Err(e),
         }
-        let push = match crate::mdm::push::notify_enqueued(p, device).await {
+        let push = match crate::mdm::push::notify_enqueued(p, device, behind_others).await {
             Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
             Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
         };

@@ -536,14 +536,15 @@ fn enqueue_error(e: EnqueueError, device: &str, uuid: &str) -> ApiError {
     }
 }
 
-/// Queues one command for one device; `Ok` is the 201 body.
+/// Queues one command for one device; `Ok` is the 201 body and whether the command is
+/// behind others the device has still to fetch ([`push::notify_enqueued`]).
 async fn enqueue_for(
     p: &impl Platform,
     device: &str,
     input: &Input,
     opts: &Options,
     limit: u64,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, bool), ApiError> {
     let rec = enrolled_device(p, device).await?;
     let (ch, user_awaiting) = channel(p, device, opts.user.as_deref()).await?;
     let user_channel = opts.user.is_some();
@@ -570,10 +571,10 @@ async fn enqueue_for(
         sealed,
     };
     let now = p.clock().unix_seconds();
-    connect::enqueue(p.store(), &ch, &cmd, now, limit)
+    let queued = connect::enqueue(p.store(), &ch, &cmd, now, limit)
         .await
         .map_err(|e| enqueue_error(e, device, &uuid))?;
-    Ok(json!({
+    let body = json!({
         "device": device,
         "user": opts.user,
         "command_uuid": uuid,
@@ -581,7 +582,8 @@ async fn enqueue_for(
         "lane": lane_name(lane),
         "status": "queued",
         "enqueued_at": format_rfc3339(now as i64),
-    }))
+    });
+    Ok((body, queued.behind_others))
 }
 
 fn lane_name(l: Lane) -> &'static str {
@@ -598,7 +600,7 @@ pub(crate) async fn enqueue_json(
     device: &str,
     command: Map<String, Value>,
     priority: bool,
-) -> Result<Value, ApiError> {
+) -> Result<(Value, bool), ApiError> {
     let (input, mut opts) = json_input(command, false)?;
     opts.priority |= priority;
     let limit = queue_limit(p.vars()).await?;
@@ -614,9 +616,9 @@ pub async fn enqueue(
     let device = params.get("device").unwrap_or_default();
     let (input, opts) = parse_request(req)?;
     let limit = queue_limit(p.vars()).await?;
-    let mut body = enqueue_for(p, device, &input, &opts, limit).await?;
+    let (mut body, behind_others) = enqueue_for(p, device, &input, &opts, limit).await?;
     // The command is queued whatever APNs says: the push outcome is only reported.
-    body["push"] = match push::notify_enqueued(p, device).await {
+    body["push"] = match push::notify_enqueued(p, device, behind_others).await {
         Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
         Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
     };
@@ -688,7 +690,7 @@ pub async fn enqueue_bulk(p: &impl Platform, req: &Request) -> Result<Response, 
         results.push(match enqueue_for(p, device, &input, &opts, limit).await {
             // Pushing every device inline would wait on APNs once per device: the
             // scheduler's drain pushes them instead.
-            Ok(mut v) => {
+            Ok((mut v, _)) => {
                 let now = p.clock().unix_seconds();
                 v["push"] = match push::defer_push(p.store(), device, now).await {
                     Ok(()) => json!("deferred"),

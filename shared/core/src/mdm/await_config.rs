@@ -148,7 +148,8 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
             Err(e) => eprintln!("await-configuration: {request_type} not queued: {e:?}"),
         }
     }
-    if let Err(e) = super::push::notify_enqueued(p, device_id).await {
+    // The device is enrolling and fetches its commands itself; the push makes sure.
+    if let Err(e) = super::push::notify_enqueued(p, device_id, false).await {
         eprintln!("await-configuration: push failed: {e}");
     }
     Ok(queued)

@@ -653,24 +653,30 @@ impl From<KvError> for EnqueueError {
     }
 }
 
+/// A command queued: its record, and whether the device's coming exchange reaches it
+/// without a push of its own ([`queue::Enqueued::ahead`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub record: CommandResult,
+    pub behind_others: bool,
+}
+
 /// Queues a command and starts its record and history entry. The record is written
-/// before the command becomes visible to the device, so an answer always finds it.
+/// before the command becomes visible to the device, so an answer always finds it (and
+/// is taken back when the queue is full).
 pub async fn enqueue<B: Backend>(
     store: &Store<B>,
     ch: &Channel,
     cmd: &NewCommand,
     now: u64,
     limit: u64,
-) -> Result<CommandResult, EnqueueError> {
+) -> Result<Queued, EnqueueError> {
     let tag = ch.tag();
     if super::command_secrets::carries_secret(&cmd.request_type) && !cmd.sealed {
         return Err(EnqueueError::Unsealed);
     }
     if store.exists(&result_key(tag, &cmd.uuid)).await? {
         return Err(EnqueueError::Duplicate);
-    }
-    if queue::pending(store, ch).await? >= limit {
-        return Err(QueueError::Full { limit }.into());
     }
     let n = store.increment(&log_counter(tag), 1).await? as u64;
     let rec = CommandResult {
@@ -704,13 +710,18 @@ pub async fn enqueue<B: Backend>(
         limit,
     )
     .await;
-    if let Err(e) = queued {
-        store
-            .delete_many(&[&result_key(tag, &cmd.uuid), &log_key(tag, n)])
-            .await?;
-        return Err(e.into());
+    match queued {
+        Ok(q) => Ok(Queued {
+            record: rec,
+            behind_others: q.ahead > 0,
+        }),
+        Err(e) => {
+            store
+                .delete_many(&[&result_key(tag, &cmd.uuid), &log_key(tag, n)])
+                .await?;
+            Err(e.into())
+        }
     }
-    Ok(rec)
 }
 
 /// What an admin's cancel did.

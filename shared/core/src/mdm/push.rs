@@ -37,11 +37,13 @@
 //!   retried (configuration or a bug; repeating would fail the same way).
 //!
 //! Coalescing ([`notify_enqueued`]): the first enqueue pushes at once and opens a window
-//! of [`COALESCE_WINDOW_SECS`]; further enqueues within it push nothing and instead owe
-//! one follow-up push at the window's end, sent by [`drain_retries`] (the scheduled tick)
-//! if the device still has pending commands then. So a burst of enqueues costs one push,
-//! plus at most one follow-up for commands that arrived after the device may already have
-//! emptied its queue. The window is claimed with compare-and-swap on the device's push
+//! of [`COALESCE_WINDOW_SECS`]; further enqueues within it that land behind commands the
+//! device has still to fetch or answer push nothing (the exchange the push starts reaches
+//! them) and owe one follow-up push at the window's end, sent by [`drain_retries`] (the
+//! scheduled tick) if the device still has pending commands then, in case the push was
+//! lost. An enqueue with nothing ahead of it pushes even within the window: the device may
+//! have emptied its queue and ended its exchange since the last push, and would otherwise
+//! wait for the tick. So a burst of enqueues costs one push per device exchange. The window is claimed with compare-and-swap on the device's push
 //! state, so concurrent enqueues agree on the single pusher. While a retry is pending
 //! (APNs asked us to back off) enqueues wait for it.
 //!
@@ -1028,11 +1030,19 @@ enum Decision {
     Unreachable,
 }
 
-/// Call after a command was queued for `device_id`. Pushes unless a push within the
-/// last [`COALESCE_WINDOW_SECS`] covers it (then a follow-up is owed at the window's end
-/// and [`drain_retries`] sends it), a retry is pending, or the device is unreachable or
-/// not enrolled.
-pub async fn notify_enqueued(p: &impl Platform, device_id: &str) -> Result<PushOutcome, PushError> {
+/// Call after a command was queued for `device_id`; `behind_others` when the queue held
+/// other commands the device has still to fetch or answer ([`super::connect::Queued`]).
+/// Pushes unless a push within the last [`COALESCE_WINDOW_SECS`] covers it — the window
+/// is open and the command is behind others, so the exchange that push started (or
+/// starts) reaches it; then a follow-up is owed at the window's end in case the push was
+/// lost, and [`drain_retries`] sends it — or a retry is pending, or the device is
+/// unreachable or not enrolled. A command with nothing ahead of it is pushed even in an
+/// open window: the device may have emptied its queue since, and would not come back.
+pub async fn notify_enqueued(
+    p: &impl Platform,
+    device_id: &str,
+    behind_others: bool,
+) -> Result<PushOutcome, PushError> {
     let rec = load_record(p.store(), device_id).await?;
     let push = match target(rec.as_ref()) {
         Ok(push) => push,
@@ -1047,7 +1057,7 @@ pub async fn notify_enqueued(p: &impl Platform, device_id: &str) -> Result<PushO
             Decision::Wait {
                 retry_at: r.next_at,
             }
-        } else if st.window_start > 0 && now < st.window_start + COALESCE_WINDOW_SECS
+        } else if behind_others && st.window_start > 0 && now < st.window_start + COALESCE_WINDOW_SECS
             || st.lease_until > now
         {
             let new = st.followup_at.is_none();

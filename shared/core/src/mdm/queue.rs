@@ -260,14 +260,38 @@ async fn head<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<Option<Head>
 
 /// Commands not yet answered or cancelled, counting ones delivered but not yet answered.
 pub async fn pending<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<u64, QueueError> {
+    Ok(counts(store, ch).await?.pending)
+}
+
+/// [`pending`], and how many of those the device deferred with NotNow.
+struct Counts {
+    pending: u64,
+    deferred: u64,
+}
+
+async fn counts<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<Counts, QueueError> {
     let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
-    let mut n = h.deferred.len() as u64;
+    let deferred = h.deferred.len() as u64;
+    let mut n = deferred;
     for lane in Lane::ALL {
         let tail = store.counter(&ch.counter(lane)).await?.max(0) as u64;
         n += (tail + 1).saturating_sub(h.next(lane));
     }
     let cancelled = store.counter(&ch.cancelled_counter()).await?.max(0) as u64;
-    Ok(n.saturating_sub(cancelled.saturating_sub(h.cancelled_passed)))
+    Ok(Counts {
+        pending: n.saturating_sub(cancelled.saturating_sub(h.cancelled_passed)),
+        deferred,
+    })
+}
+
+/// A command just queued, and what stood before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub command: QueuedCommand,
+    /// Commands queued before it that the device has still to fetch or answer (deferred
+    /// ones not counted: the device does not come back for those by itself). When there
+    /// are some, the device's coming exchange reaches this one too.
+    pub ahead: u64,
 }
 
 /// Appends a command. `limit` bounds the pending commands of the channel.
@@ -282,10 +306,12 @@ pub async fn enqueue<B: Backend>(
     lane: Lane,
     now: u64,
     limit: u64,
-) -> Result<QueuedCommand, QueueError> {
-    if pending(store, ch).await? >= limit {
+) -> Result<Enqueued, QueueError> {
+    let before = counts(store, ch).await?;
+    if before.pending >= limit {
         return Err(QueueError::Full { limit });
     }
+    let ahead = before.pending.saturating_sub(before.deferred);
     // The UUID index first: once the entry is visible the device may answer it at once.
     // If this call stalled so long that the head gave its sequence number up as an
     // abandoned hole, the entry would never be delivered: take a fresh number.
@@ -308,7 +334,10 @@ pub async fn enqueue<B: Backend>(
         store.set(&ch.entry_key(lane, seq), &encode(&cmd)).await?;
         let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
         if h.next(lane) <= seq {
-            return Ok(cmd);
+            return Ok(Enqueued {
+                command: cmd,
+                ahead,
+            });
         }
         // The head is past us. The frontier only passes an entry it read as answered,
         // cancelled or deferred (all of which were delivered or touched after our write),
@@ -321,7 +350,10 @@ pub async fn enqueue<B: Backend>(
             None => false,
         };
         if !skipped {
-            return Ok(cmd);
+            return Ok(Enqueued {
+                command: cmd,
+                ahead,
+            });
         }
         store.delete(&ch.entry_key(lane, seq)).await?;
     }
