@@ -1,10 +1,13 @@
 //! Outbound wasi:http for a component: only to its `allowed_outbound_hosts`, over TLS
 //! with the runtime config's `[[client_tls]]` for that component and host (client
-//! certificate, extra roots), offering HTTP/2 by ALPN as Spin does. One connection per
-//! request, which is what Spin's `connection_pooling = false` asks for.
+//! certificate, extra roots), offering HTTP/2 by ALPN as Spin does. Connections are
+//! pooled across the app by scheme, host and port, as Spin pools them (a pooled
+//! connection keeps the TLS settings of the request that opened it); the runtime
+//! config's `[outbound_http] connection_pooling = false` opens one per request.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
@@ -110,6 +113,9 @@ pub struct OutboundPolicy {
     pub allowed: Vec<AllowedHost>,
     runtime: Arc<RuntimeConfig>,
     default_tls: Arc<rustls::ClientConfig>,
+    /// The component's `[[client_tls]]` settings, read once, by host.
+    client_tls: HashMap<String, Arc<rustls::ClientConfig>>,
+    pool: Arc<ConnectionPool>,
 }
 
 impl OutboundPolicy {
@@ -117,30 +123,130 @@ impl OutboundPolicy {
         component: &str,
         allowed: Vec<AllowedHost>,
         runtime: Arc<RuntimeConfig>,
+        pool: Arc<ConnectionPool>,
     ) -> anyhow::Result<Self> {
-        // Check every client_tls entry of this component now, not on the first request.
+        // Read every client_tls entry of this component now, not on the first request.
+        let mut client_tls = HashMap::new();
         for tls in runtime
             .client_tls
             .iter()
             .filter(|t| t.component_ids.iter().any(|c| c == component))
         {
-            tls_config(Some(tls))
-                .with_context(|| format!("client_tls for component {component:?}"))?;
+            let config = Arc::new(
+                tls_config(Some(tls))
+                    .with_context(|| format!("client_tls for component {component:?}"))?,
+            );
+            for host in &tls.hosts {
+                client_tls
+                    .entry(host.to_ascii_lowercase())
+                    .or_insert_with(|| config.clone());
+            }
         }
         Ok(OutboundPolicy {
             component: component.to_owned(),
             allowed,
             runtime,
             default_tls: Arc::new(tls_config(None)?),
+            client_tls,
+            pool,
         })
     }
 
-    fn tls_for(&self, host: &str) -> Result<Arc<rustls::ClientConfig>, ErrorCode> {
+    fn tls_for(&self, host: &str) -> Arc<rustls::ClientConfig> {
         match self.runtime.client_tls_for(&self.component, host) {
-            None => Ok(self.default_tls.clone()),
-            Some(tls) => tls_config(Some(tls))
-                .map(Arc::new)
-                .map_err(|e| ErrorCode::InternalError(Some(format!("client_tls: {e:#}")))),
+            None => self.default_tls.clone(),
+            Some(_) => self
+                .client_tls
+                .get(&host.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or_else(|| self.default_tls.clone()),
+        }
+    }
+}
+
+type OutBody = UnsyncBoxBody<Bytes, ErrorCode>;
+
+/// An open connection that can carry requests.
+enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<OutBody>),
+    /// HTTP/2 multiplexes: one connection serves every request to its origin.
+    H2(hyper::client::conn::http2::SendRequest<OutBody>),
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// Free for a request now (an HTTP/1 connection is not until the previous response
+    /// was read to its end).
+    fn is_ready(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_ready(),
+            Sender::H2(s) => s.is_ready(),
+        }
+    }
+}
+
+/// Idle connections by origin (scheme, host, port), app-wide as Spin's pool is.
+#[derive(Default)]
+pub struct ConnectionPool {
+    enabled: bool,
+    idle: Mutex<HashMap<(bool, String, u16), Vec<(Sender, Instant)>>>,
+}
+
+/// How long a connection may sit unused in the pool (hyper-util's default).
+const POOL_IDLE: Duration = Duration::from_secs(90);
+/// Connections kept per origin.
+const POOL_PER_ORIGIN: usize = 32;
+
+impl ConnectionPool {
+    pub fn new(enabled: bool) -> ConnectionPool {
+        ConnectionPool {
+            enabled,
+            idle: Mutex::default(),
+        }
+    }
+
+    /// A live connection to the origin that is free now, if the pool has one.
+    fn take(&self, origin: &(bool, String, u16)) -> Option<Sender> {
+        if !self.enabled {
+            return None;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(origin)?;
+        list.retain(|(s, at)| !s.is_closed() && at.elapsed() < POOL_IDLE);
+        let i = list.iter().position(|(s, _)| s.is_ready())?;
+        let shared = match &list[i].0 {
+            // Stays pooled for other requests.
+            Sender::H2(s) => Some(Sender::H2(s.clone())),
+            Sender::H1(_) => None,
+        };
+        match shared {
+            Some(s) => {
+                list[i].1 = Instant::now();
+                Some(s)
+            }
+            None => Some(list.swap_remove(i).0),
+        }
+    }
+
+    /// Keeps a connection for later requests (an HTTP/1 one becomes free once the
+    /// response it carries now has been read).
+    fn keep(&self, origin: (bool, String, u16), sender: Sender) {
+        if !self.enabled {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.entry(origin).or_default();
+        if matches!(sender, Sender::H2(_)) && list.iter().any(|(s, _)| matches!(s, Sender::H2(_))) {
+            return;
+        }
+        if list.len() < POOL_PER_ORIGIN {
+            list.push((sender, Instant::now()));
         }
     }
 }
@@ -262,6 +368,54 @@ async fn send(
     let connect_timeout = timeout(|o| o.connect_timeout);
     let first_byte_timeout = timeout(|o| o.first_byte_timeout);
 
+    let origin = (tls, host_for_match.to_ascii_lowercase(), port);
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    *request.uri_mut() = if tls {
+        // HTTP/2 carries the authority in the URI, not a Host header; HTTP/1 takes the
+        // path alone (hyper writes what the URI holds).
+        http::Uri::builder()
+            .scheme("https")
+            .authority(format!("{host}:{port}"))
+            .path_and_query(path)
+            .build()
+    } else {
+        http::Uri::builder().path_and_query(path).build()
+    }
+    .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+
+    // A pooled connection the server closed meanwhile gives the request back unsent:
+    // it then goes out once more on a new connection, as Spin's pooled client does.
+    if let Some(sender) = policy.pool.take(&origin) {
+        match exchange(sender, request, first_byte_timeout).await {
+            Ok((response, sender)) => {
+                policy.pool.keep(origin, sender);
+                return Ok((response, Box::new(async { Ok(()) }) as BoxedIo));
+            }
+            Err(Unsent::Request(r)) => request = r,
+            Err(Unsent::Failed(e)) => return Err(e),
+        }
+    }
+    let sender = connect(policy, tls, &host, host_for_match, port, connect_timeout).await?;
+    match exchange(sender, request, first_byte_timeout).await {
+        Ok((response, sender)) => {
+            policy.pool.keep(origin, sender);
+            Ok((response, Box::new(async { Ok(()) }) as BoxedIo))
+        }
+        Err(Unsent::Request(_)) => Err(ErrorCode::ConnectionTerminated),
+        Err(Unsent::Failed(e)) => Err(e),
+    }
+}
+
+/// Opens a connection (TLS with the component's settings for `host`, HTTP/2 when the
+/// server picks it by ALPN).
+async fn connect(
+    policy: &OutboundPolicy,
+    tls: bool,
+    host: &str,
+    host_for_match: &str,
+    port: u16,
+    connect_timeout: Duration,
+) -> Result<Sender, ErrorCode> {
     let tcp = tokio::time::timeout(
         connect_timeout,
         tokio::net::TcpStream::connect((host_for_match, port)),
@@ -276,94 +430,95 @@ async fn send(
         }
     })?;
     let _ = tcp.set_nodelay(true);
-
-    *request.uri_mut() = http::Uri::builder()
-        .path_and_query(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
-        .build()
+    if !tls {
+        return handshake(TokioIo::new(tcp), false).await;
+    }
+    let name = rustls_pki_types::ServerName::try_from(host_for_match.to_owned())
         .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-
-    let response = if tls {
-        let config = policy.tls_for(host_for_match)?;
-        let name = rustls_pki_types::ServerName::try_from(host_for_match.to_owned())
-            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-        let stream = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| {
-                eprintln!("mdm-host: TLS to {host}:{port} failed: {e}");
-                ErrorCode::TlsProtocolError
-            })?;
-        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        exchange(
-            TokioIo::new(stream),
-            h2,
-            request,
-            first_byte_timeout,
-            &host,
-            port,
-        )
-        .await?
-    } else {
-        exchange(
-            TokioIo::new(tcp),
-            false,
-            request,
-            first_byte_timeout,
-            &host,
-            port,
-        )
-        .await?
-    };
-    Ok((response, Box::new(async { Ok(()) }) as BoxedIo))
+    let stream = tokio_rustls::TlsConnector::from(policy.tls_for(host_for_match))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            eprintln!("mdm-host: TLS to {host}:{port} failed: {e}");
+            ErrorCode::TlsProtocolError
+        })?;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    handshake(TokioIo::new(stream), h2).await
 }
 
-async fn exchange<IO>(
-    io: IO,
-    h2: bool,
-    mut request: http::Request<UnsyncBoxBody<Bytes, ErrorCode>>,
-    first_byte_timeout: Duration,
-    host: &str,
-    port: u16,
-) -> Result<http::Response<UnsyncBoxBody<Bytes, ErrorCode>>, ErrorCode>
+async fn handshake<IO>(io: IO, h2: bool) -> Result<Sender, ErrorCode>
 where
     IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let response = if h2 {
-        // HTTP/2 carries the authority in the URI, not a Host header.
-        request.headers_mut().remove(http::header::HOST);
-        *request.uri_mut() = http::Uri::builder()
-            .scheme("https")
-            .authority(format!("{host}:{port}"))
-            .path_and_query(
-                request
+    if h2 {
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExec)
+            .handshake(io)
+            .await
+            .map_err(ErrorCode::from_hyper_request_error)?;
+        tokio::spawn(conn);
+        Ok(Sender::H2(sender))
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(ErrorCode::from_hyper_request_error)?;
+        tokio::spawn(conn);
+        Ok(Sender::H1(sender))
+    }
+}
+
+/// A request that could not be sent: given back when the connection took none of it.
+enum Unsent {
+    Request(http::Request<OutBody>),
+    Failed(ErrorCode),
+}
+
+type Exchanged = (http::Response<OutBody>, Sender);
+
+async fn exchange(
+    sender: Sender,
+    mut request: http::Request<OutBody>,
+    first_byte_timeout: Duration,
+) -> Result<Exchanged, Unsent> {
+    let sent = match sender {
+        Sender::H2(mut s) => {
+            request.headers_mut().remove(http::header::HOST);
+            let r = tokio::time::timeout(first_byte_timeout, s.try_send_request(request)).await;
+            (r, Sender::H2(s))
+        }
+        Sender::H1(mut s) => {
+            if request.uri().scheme().is_some() {
+                // HTTP/1 over TLS: the path alone on the request line.
+                let path = request
                     .uri()
                     .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/"),
-            )
-            .build()
-            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-        let (mut sender, conn) = hyper::client::conn::http2::Builder::new(TokioExec)
-            .handshake(io)
-            .await
-            .map_err(ErrorCode::from_hyper_request_error)?;
-        tokio::spawn(conn);
-        tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await
-    } else {
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(io)
-            .await
-            .map_err(ErrorCode::from_hyper_request_error)?;
-        tokio::spawn(conn);
-        tokio::time::timeout(first_byte_timeout, sender.send_request(request)).await
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_else(|| "/".into());
+                *request.uri_mut() = http::Uri::builder()
+                    .path_and_query(path)
+                    .build()
+                    .map_err(|_| Unsent::Failed(ErrorCode::HttpRequestUriInvalid))?;
+            }
+            let r = tokio::time::timeout(first_byte_timeout, s.try_send_request(request)).await;
+            (r, Sender::H1(s))
+        }
     };
-    let response = response
-        .map_err(|_| ErrorCode::ConnectionReadTimeout)?
-        .map_err(ErrorCode::from_hyper_request_error)?;
-    Ok(response.map(|body| {
-        body.map_err(|e| ErrorCode::InternalError(Some(format!("response body: {e}"))))
-            .boxed_unsync()
-    }))
+    match sent {
+        (Err(_), _) => Err(Unsent::Failed(ErrorCode::ConnectionReadTimeout)),
+        (Ok(Ok(response)), sender) => Ok((
+            response.map(|body| {
+                body.map_err(|e| ErrorCode::InternalError(Some(format!("response body: {e}"))))
+                    .boxed_unsync()
+            }),
+            sender,
+        )),
+        (Ok(Err(mut e)), _) => match e.take_message() {
+            Some(request) => Err(Unsent::Request(request)),
+            None => Err(Unsent::Failed(ErrorCode::from_hyper_request_error(
+                e.into_error(),
+            ))),
+        },
+    }
 }
 
 #[cfg(test)]

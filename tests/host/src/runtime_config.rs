@@ -48,8 +48,9 @@ struct RawClientTls {
 struct RawOutbound {
     #[serde(default)]
     connection_pooling: Option<bool>,
-    #[serde(default)]
-    max_concurrent_requests: Option<u64>,
+    /// Accepted and not enforced: a limit, not a behaviour the app may rely on.
+    #[serde(default, rename = "max_concurrent_requests")]
+    _max_concurrent_requests: Option<u64>,
 }
 
 /// Where a key-value label keeps its data.
@@ -73,6 +74,8 @@ pub struct ClientTls {
 pub struct RuntimeConfig {
     pub stores: BTreeMap<String, StoreConfig>,
     pub client_tls: Vec<ClientTls>,
+    /// `[outbound_http] connection_pooling` (Spin's default: on).
+    pub connection_pooling: Option<bool>,
 }
 
 impl RuntimeConfig {
@@ -131,12 +134,12 @@ impl RuntimeConfig {
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        // Pooling settings are accepted: this host opens one connection per request,
-        // which is what `connection_pooling = false` asks for anyway.
-        let _ = raw
-            .outbound_http
-            .map(|o| (o.connection_pooling, o.max_concurrent_requests));
-        Ok(RuntimeConfig { stores, client_tls })
+        let connection_pooling = raw.outbound_http.and_then(|o| o.connection_pooling);
+        Ok(RuntimeConfig {
+            stores,
+            client_tls,
+            connection_pooling,
+        })
     }
 
     /// The TLS settings for a request from `component` to `host`.

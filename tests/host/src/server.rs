@@ -36,7 +36,7 @@ use wasmtime_wasi_http::p3::{WasiHttpCtxView, WasiHttpView};
 use crate::HostConfig;
 use crate::kv::{Db, KvStats};
 use crate::manifest::{Manifest, Route};
-use crate::outbound::{AllowedHost, Hooks, OutboundPolicy};
+use crate::outbound::{AllowedHost, ConnectionPool, Hooks, OutboundPolicy};
 use crate::runtime_config::{RuntimeConfig, StoreConfig};
 use crate::spin_api::{self, ComponentEnv, SpinView};
 use crate::variables::Resolved;
@@ -437,6 +437,8 @@ fn load(
         "linking the Spin interfaces".into()
     })?;
 
+    // One pool for the app, as Spin's outbound HTTP keeps one.
+    let pool = Arc::new(ConnectionPool::new(runtime.connection_pooling != Some(false)));
     let cache_dir = state_dir.join("compiled");
     let mut components = BTreeMap::new();
     for (id, decl) in &manifest.components {
@@ -467,7 +469,12 @@ fn load(
                     .with_context(|| format!("component {id:?} allowed_outbound_hosts"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let policy = Arc::new(OutboundPolicy::new(id, allowed, runtime.clone())?);
+        let policy = Arc::new(OutboundPolicy::new(
+            id,
+            allowed,
+            runtime.clone(),
+            pool.clone(),
+        )?);
         let component = compile(&engine, &decl.source, &cache_dir)
             .with_context(|| format!("loading component {id:?}"))?;
         let pre = wt(linker.instantiate_pre(&component), || {
