@@ -138,7 +138,7 @@ impl KeyPair {
     }
 
     /// RSASSA-PKCS1-v1_5 over `message` hashed with `digest` (blinded).
-    pub(crate) fn sign(
+    pub fn sign(
         &self,
         digest: DigestAlgorithm,
         message: &[u8],

@@ -48,7 +48,7 @@ pub use scep::{
 };
 pub use sign::{
     MAX_MESSAGE_LEN, SignOptions, SignedAttribute, SignedMessage, certs_only, parse_certs_only,
-    sign_data, sign_profile, verify_signed_data,
+    sign_data, sign_data_with, sign_profile, verify_signed_data,
 };
 pub use token::{
     ServerTokenSecrets, TokenFileError, decrypt_server_token, decrypt_server_token_with_cert,

@@ -139,6 +139,19 @@ pub fn sign_data(
             "the signing certificate does not hold the signing key's public key".into(),
         ));
     }
+    sign_data_with(content, cert, chain, opts, &|m| key.sign(opts.digest, m))
+}
+
+/// [`sign_data`] with the RSASSA-PKCS1-v1_5 signature over the signed attributes' DER
+/// (hashed with `opts.digest`) made by `sign`: for a signer whose key is held elsewhere.
+/// `cert` must hold that key's public key; nothing here can check it.
+pub fn sign_data_with(
+    content: &[u8],
+    cert: &Certificate,
+    chain: &[Certificate],
+    opts: &SignOptions,
+    sign: &dyn Fn(&[u8]) -> Result<Vec<u8>, CryptoError>,
+) -> Result<Vec<u8>, CryptoError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| CryptoError::Failed(format!("{what}: {e}"));
 
     let mut attrs = vec![
@@ -177,7 +190,7 @@ pub fn sign_data(
     let to_sign = signed_attrs
         .to_der()
         .map_err(|e| fail("signed attributes", &e))?;
-    let signature = key.sign(opts.digest, &to_sign)?;
+    let signature = sign(&to_sign)?;
 
     let tbs = &cert.x509().tbs_certificate;
     let digest_alg = AlgorithmIdentifierOwned {

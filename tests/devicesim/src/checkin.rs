@@ -45,7 +45,8 @@ pub fn mdm_signature(id: &crate::MdmIdentity, body: &[u8]) -> Result<String, Sim
         signing_time_unix: Some(fakeca::now_unix()),
         ..SignOptions::default()
     };
-    let der = mdm_crypto::sign_data(body, &id.key, &id.certificate, &[], &opts)
+    let sign = |m: &[u8]| crate::fast_sign::sign(&id.key, &id.certificate, opts.digest, m);
+    let der = mdm_crypto::sign_data_with(body, &id.certificate, &[], &opts, &sign)
         .map_err(|e| SimError::Crypto(format!("Mdm-Signature: {e}")))?;
     Ok(base64::engine::general_purpose::STANDARD.encode(der))
 }

@@ -27,6 +27,7 @@ mod checkin;
 pub mod cms;
 mod commands;
 mod fakeca;
+mod fast_sign;
 pub mod http;
 pub mod profile;
 mod scep;
