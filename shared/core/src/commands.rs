@@ -4,7 +4,7 @@
 //!
 //! Authentication is the check-in endpoint's ([`crate::checkin::authenticate_device`]):
 //! `Mdm-Signature` over the raw body, the identity certificate's issuer, then the
-//! certificate's binding to the enrollment (in [`connect::report`]). Refusals are 400 with
+//! certificate's binding to the enrollment (in [`connect::report_read`]). Refusals are 400 with
 //! a plain-text reason, never 401.
 
 use crate::api::{self, Request, Response, Route};
@@ -54,33 +54,36 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
     let signer = checkin::verify_signed(req, MAX_REPORT_BODY)?;
     checkin::require_current(&signer, p.clock().unix_seconds())?;
+    let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    let now = p.clock().unix_seconds();
+    let store = p.store();
+    let mut read = connect::prefetch(store, &signer.cert_hash, &report).await?;
+    if read.bound.is_none()
+        && enrollments::migrate_legacy_binding(store, &signer.cert_hash, &signer.der_hash)
+            .await?
+            .is_some()
+    {
+        read = connect::prefetch(store, &signer.cert_hash, &report).await?;
+    }
     // A bound certificate passed the CA check when it was bound (Authenticate or an
     // adopted renewal) and its binding goes with the enrollment: checking the CA's
     // signature again on every poll would only repeat that.
-    let mut bound = enrollments::bound_device(p.store(), &signer.cert_hash).await?;
-    if bound.is_none() {
-        bound = enrollments::migrate_legacy_binding(p.store(), &signer.cert_hash, &signer.der_hash)
-            .await?;
-    }
-    if bound.is_none() {
-        let anchors = checkin::trust_anchors(p.store()).await?;
+    if read.bound.is_none() {
+        let anchors = checkin::trust_anchors(store).await?;
         checkin::require_ours(&signer, &anchors)?;
     }
-    let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
-    let now = p.clock().unix_seconds();
     if let Some(device) = report.enrollment.device_id()
-        && bound.as_deref() != Some(device)
+        && read.bound.as_deref() != Some(device)
     {
         let identity = enrollments::DeviceIdentity::from_certificate(
             &signer.cert_hash,
             &signer.certificate_der,
         );
-        if enrollments::adopt_renewal(p.store(), &identity, device).await? {
-            bound = Some(device.to_owned());
+        if enrollments::adopt_renewal(store, &identity, device).await? {
+            read = connect::prefetch(store, &signer.cert_hash, &report).await?;
         }
     }
-    let next =
-        connect::report_bound(p.store(), bound.as_deref(), &signer.cert_hash, &report, now).await?;
+    let next = connect::report_read(store, read, &signer.cert_hash, &report, now).await?;
     log_answer(p, &report, now).await;
     match next {
         Next::Command(body) => Ok(checkin::plist_response(body)),

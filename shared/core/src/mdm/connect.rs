@@ -222,15 +222,30 @@ pub async fn report<B: Backend>(
     report: &Report,
     now: u64,
 ) -> Result<Next, Refusal> {
-    let bound = enrollments::bound_device(store, cert_hash).await?;
-    report_bound(store, bound.as_deref(), cert_hash, report, now).await
+    let read = prefetch(store, cert_hash, report).await?;
+    report_read(store, read, cert_hash, report, now).await
 }
 
-/// [`report`] from a device whose identity certificate's binding (`bound`, from
-/// [`enrollments::bound_device`]) the caller has read already.
-pub async fn report_bound<B: Backend>(
+/// What [`report_read`] needs first, in one store round trip: the certificate's binding,
+/// the record of the enrollment the report names and the queue head of its channel.
+pub async fn prefetch<B: Backend>(
     store: &Store<B>,
-    bound: Option<&str>,
+    cert_hash: &str,
+    report: &Report,
+) -> Result<enrollments::DeviceRead, Refusal> {
+    let device_id = report
+        .enrollment
+        .device_id()
+        .ok_or_else(|| Refusal::BadRequest("report names no device".into()))?;
+    let ch = channel_of(report, device_id);
+    enrollments::read_for_request(store, cert_hash, device_id, &ch.head_key()).await
+}
+
+/// [`report`] given its [`prefetch`], which the caller read after any change to the
+/// certificate's binding (a legacy binding moved, a renewal adopted).
+pub async fn report_read<B: Backend>(
+    store: &Store<B>,
+    read: enrollments::DeviceRead,
     cert_hash: &str,
     report: &Report,
     now: u64,
@@ -238,9 +253,9 @@ pub async fn report_bound<B: Backend>(
     let device_id = report
         .enrollment
         .device_id()
-        .expect("parser guarantees a device id")
+        .ok_or_else(|| Refusal::BadRequest("report names no device".into()))?
         .to_owned();
-    let rec = enrollments::require_bound(store, bound, cert_hash, &device_id).await?;
+    let rec = enrollments::check_bound(read.bound.as_deref(), cert_hash, &device_id, read.record)?;
     if !rec.enrolled {
         return Err(Refusal::BadRequest(
             "device is not enrolled (no TokenUpdate since Authenticate)".into(),
@@ -255,7 +270,10 @@ pub async fn report_bound<B: Backend>(
     // The queue head as Idle left it, for the delivery below.
     let mut head: Option<queue::Head> = None;
     match report.status {
-        Status::Idle => head = Some(queue::idle(store, &ch).await.map_err(queue_refusal)?),
+        Status::Idle => {
+            let h = queue::idle_from(store, &ch, read.extra.as_deref()).await;
+            head = Some(h.map_err(queue_refusal)?)
+        }
         Status::NotNow => {
             let uuid = report.command_uuid.clone().unwrap_or_default();
             if queue::not_now(store, &ch, &uuid)

@@ -273,12 +273,46 @@ async fn load<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Option<EnrollmentRecord>, Refusal> {
-    match store.get(&record_key(device_id)).await? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))),
-    }
+    decode_record(store.get(&record_key(device_id)).await?)
+}
+
+fn decode_record(raw: Option<Vec<u8>>) -> Result<Option<EnrollmentRecord>, Refusal> {
+    raw.map(|raw| {
+        serde_json::from_slice(&raw)
+            .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))
+    })
+    .transpose()
+}
+
+/// What a device request reads first, in one store round trip: the enrollment its
+/// identity certificate is bound to, the record of the enrollment its report names, and
+/// one more key of the caller's (the queue head of the channel it reports on).
+#[derive(Debug)]
+pub struct DeviceRead {
+    /// [`bound_device`] of the certificate.
+    pub bound: Option<String>,
+    /// The stored record of the device the report names; check it with [`check_bound`].
+    pub record: Option<EnrollmentRecord>,
+    pub extra: Option<Vec<u8>>,
+}
+
+pub async fn read_for_request<B: Backend>(
+    store: &Store<B>,
+    cert_hash: &str,
+    device_id: &str,
+    extra_key: &str,
+) -> Result<DeviceRead, Refusal> {
+    let keys = [binding_key(cert_hash), record_key(device_id), extra_key.to_owned()];
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut values = store.get_many(&refs).await?.into_iter();
+    let mut next = || values.next().flatten();
+    let bound = next().and_then(|v| String::from_utf8(v).ok());
+    let record = decode_record(next())?;
+    Ok(DeviceRead {
+        bound,
+        record,
+        extra: next(),
+    })
 }
 
 async fn save<B: Backend>(store: &Store<B>, rec: &EnrollmentRecord) -> Result<(), Refusal> {
@@ -386,17 +420,27 @@ pub async fn require_bound<B: Backend>(
     cert_hash: &str,
     device_id: &str,
 ) -> Result<EnrollmentRecord, Refusal> {
+    let rec = load(store, device_id).await?;
+    check_bound(bound, cert_hash, device_id, rec)
+}
+
+/// [`require_bound`] on a record read beforehand (`rec`: the record of `device_id`, as
+/// stored).
+pub fn check_bound(
+    bound: Option<&str>,
+    cert_hash: &str,
+    device_id: &str,
+    rec: Option<EnrollmentRecord>,
+) -> Result<EnrollmentRecord, Refusal> {
     if bound != Some(device_id) {
-        if bound.is_none() && load(store, device_id).await?.is_none() {
+        if bound.is_none() && rec.is_none() {
             return Err(Refusal::Unrecognized(
                 "no enrollment for this device on this server".into(),
             ));
         }
         return Err(bad("identity certificate is not bound to this enrollment"));
     }
-    let rec = load(store, device_id)
-        .await?
-        .ok_or_else(|| bad("no enrollment for this device; Authenticate first"))?;
+    let rec = rec.ok_or_else(|| bad("no enrollment for this device; Authenticate first"))?;
     if !rec.cert_hashes.iter().any(|h| h == cert_hash) {
         if rec
             .reenrollment

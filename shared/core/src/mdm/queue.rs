@@ -80,7 +80,7 @@ impl Channel {
         &self.0
     }
 
-    fn head_key(&self) -> String {
+    pub(crate) fn head_key(&self) -> String {
         format!("cqh:{}", self.0)
     }
 
@@ -433,6 +433,20 @@ pub async fn idle<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<Head, Qu
         }
     })
     .await
+}
+
+/// [`idle`] given the head as read moments ago (`raw`, None when absent): it is written
+/// only when the Idle changes it, through compare-and-swap as always.
+pub async fn idle_from<B: Backend>(
+    store: &Store<B>,
+    ch: &Channel,
+    raw: Option<&[u8]>,
+) -> Result<Head, QueueError> {
+    let h: Head = decode(raw.ok_or(QueueError::NoChannel)?, "queue head")?;
+    if h.not_now_seen {
+        return idle(store, ch).await;
+    }
+    Ok(h)
 }
 
 /// The device answered NotNow: keep the command, but not again in this exchange. Returns
