@@ -10,6 +10,11 @@ use plist::{Dictionary, Value};
 use crate::http::{Http, HttpResponse};
 use crate::{Device, DeviceKind, SimError, fakeca, random_bytes, random_uuid, to_xml};
 
+fn body_digest(body: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(body).into()
+}
+
 pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
 pub const REPORT_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm";
 
@@ -63,10 +68,22 @@ impl Device {
         if !self.mdm_or_err()?.sign_message {
             return Ok(None);
         }
+        if let Some(s) = self.presigned.get(&body_digest(body)) {
+            return Ok(Some(s.clone()));
+        }
         let id = self.identity.as_ref().ok_or_else(|| {
             SimError::NotReady("no MDM identity to sign with: do SCEP first".into())
         })?;
         mdm_signature(id, body).map(Some)
+    }
+
+    /// Signs `body` now and keeps the signature for when the device sends exactly these
+    /// bytes ([`Device::sign_body`]).
+    pub(crate) fn presign(&mut self, body: &[u8]) -> Result<(), SimError> {
+        if let Some(s) = self.sign_body(body)? {
+            self.presigned.insert(body_digest(body), s);
+        }
+        Ok(())
     }
 
     /// PUTs `body` (signed) to `url`; answers as received.

@@ -572,10 +572,28 @@ impl Device {
         status: Status,
         response: Dictionary,
     ) -> Result<Option<Command>, SimError> {
+        let d = self.answer_dict(user, cmd, status, &response);
+        let next = self.report(http, d).await?;
+        self.history.push(Answered {
+            command: cmd.clone(),
+            status,
+            response,
+        });
+        Ok(next)
+    }
+
+    /// The report that answers `cmd` with `status` and `response` keys.
+    fn answer_dict(
+        &self,
+        user: Option<&User>,
+        cmd: &Command,
+        status: Status,
+        response: &Dictionary,
+    ) -> Dictionary {
         let mut d = self.report_dict(user, status.as_str());
         d.insert("CommandUUID".into(), cmd.uuid.clone().into());
         d.insert("RequestType".into(), cmd.request_type.clone().into());
-        for (k, v) in &response {
+        for (k, v) in response {
             d.insert(k.clone(), v.clone());
         }
         if status == Status::Error && !d.contains_key("ErrorChain") {
@@ -584,13 +602,22 @@ impl Device {
                 error_chain(-1, "SimulatedDeviceErrorDomain", "Simulated failure"),
             );
         }
-        let next = self.report(http, d).await?;
-        self.history.push(Answered {
-            command: cmd.clone(),
-            status,
-            response,
-        });
-        Ok(next)
+        d
+    }
+
+    /// Signs ahead of time the device channel's `Idle` and the answers
+    /// ([`Device::respond`]) it will give to `commands` (known by their CommandUUIDs before
+    /// they are queued), so that sending them later costs no RSA signature. A report whose
+    /// bytes turn out different is signed when sent, as always.
+    pub fn presign_answers(&mut self, commands: &[Command]) -> Result<(), SimError> {
+        let idle = to_xml(self.report_dict(None, "Idle"));
+        self.presign(&idle)?;
+        for cmd in commands {
+            let (status, response) = self.respond(cmd);
+            let body = to_xml(self.answer_dict(None, cmd, status, &response));
+            self.presign(&body)?;
+        }
+        Ok(())
     }
 
     /// `Idle`, then answers every command ([`Device::respond`]) until the server answers

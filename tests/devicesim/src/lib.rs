@@ -237,6 +237,10 @@ pub struct Device {
     mdm: Option<MdmPayload>,
     identity: Option<MdmIdentity>,
     responders: HashMap<String, Responder>,
+    /// `Mdm-Signature`s made ahead of time ([`Device::presign_answers`]), by SHA-256 of the
+    /// body they sign: a real device signs on its own CPU, so a benchmark signs before it
+    /// starts the clock.
+    presigned: HashMap<[u8; 32], String>,
 }
 
 impl std::fmt::Debug for Device {
@@ -382,6 +386,7 @@ impl Device {
             mdm: None,
             identity: None,
             responders: HashMap::new(),
+            presigned: HashMap::new(),
         }
     }
 

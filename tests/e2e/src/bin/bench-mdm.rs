@@ -11,12 +11,20 @@
 //!    woken device sends `Idle`, gets the command and acknowledges it (the empty answer
 //!    ends the cycle). Cycles/s and p50/p99 of the whole cycle.
 //!
+//! 3. Delivery to many devices: `--admins` tasks queue `--deliver` commands round-robin
+//!    over `--deliver-devices` devices as fast as the admin API answers; each device, woken
+//!    by its push, fetches and acknowledges everything queued for it in one exchange, as a
+//!    device does. Commands acknowledged per second from the first enqueue to the last
+//!    acknowledgement, and the enqueue latency. Nothing runs the scheduler meanwhile: a
+//!    command that waited for a follow-up push would stall the phase (it fails after 60 s).
+//!
 //! An `Idle` body is the same on every poll of a device, so its `Mdm-Signature` is made
 //! once per device; the server still verifies it on every request. Acknowledgements are
 //! signed as they are sent, as a device does. Requests reuse kept-alive connections.
 //!
 //! `./scripts/bench-mdm.sh [--devices N] [--concurrency C] [--duration S] [--rate R]
-//! [--cycles N] [--cycle-workers W]` (builds the components and this binary in release).
+//! [--cycles N] [--cycle-workers W] [--deliver N] [--deliver-devices D] [--admins A]`
+//! (builds the components and this binary in release).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,8 +35,7 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
-use mdm_core::mdm::push::COALESCE_WINDOW_SECS;
-use mdm_devicesim::{Device, KeepAliveHttp, SharedKeys, Status};
+use mdm_devicesim::{Command, Device, Http, KeepAliveHttp, SharedKeys, Status};
 use mdm_e2e::StatusCode;
 use mdm_e2e::lab::{Lab, PushCert};
 use serde_json::json;
@@ -42,10 +49,14 @@ struct Options {
     rate: f64,
     cycles: usize,
     cycle_workers: usize,
+    deliver: usize,
+    deliver_devices: usize,
+    admins: usize,
 }
 
 const USAGE: &str = "bench-mdm [--devices N (1000)] [--concurrency C (32)] [--duration S (10)] \
-     [--warmup S (2)] [--rate R (1000; 0 skips)] [--cycles N (2000; 0 skips)] [--cycle-workers W (16)]";
+     [--warmup S (2)] [--rate R (1000; 0 skips)] [--cycles N (2000; 0 skips)] [--cycle-workers W (16)] \
+     [--deliver N (4000; 0 skips)] [--deliver-devices D (200)] [--admins A (4)]";
 
 fn options() -> anyhow::Result<Options> {
     let mut o = Options {
@@ -56,6 +67,9 @@ fn options() -> anyhow::Result<Options> {
         rate: 1000.0,
         cycles: 2000,
         cycle_workers: 16,
+        deliver: 4000,
+        deliver_devices: 200,
+        admins: 4,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -68,6 +82,9 @@ fn options() -> anyhow::Result<Options> {
             "--rate" => o.rate = value()?.parse()?,
             "--cycles" => o.cycles = value()?.parse()?,
             "--cycle-workers" => o.cycle_workers = value()?.parse()?,
+            "--deliver" => o.deliver = value()?.parse()?,
+            "--deliver-devices" => o.deliver_devices = value()?.parse()?,
+            "--admins" => o.admins = value()?.parse()?,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -76,7 +93,12 @@ fn options() -> anyhow::Result<Options> {
         }
     }
     anyhow::ensure!(
-        o.devices > 0 && o.concurrency > 0 && o.rate >= 0.0 && o.cycle_workers > 0,
+        o.devices > 0
+            && o.concurrency > 0
+            && o.rate >= 0.0
+            && o.cycle_workers > 0
+            && o.admins > 0
+            && o.deliver_devices > 0,
         "counts must be positive"
     );
     Ok(o)
@@ -242,8 +264,8 @@ async fn open_loop(
 }
 
 /// The enqueue → push → poll → acknowledge cycles, `workers` at a time, each worker with
-/// its own devices. A device is used again only after the push coalescing window, so
-/// that every enqueue pushes at once.
+/// its own devices in turn. Each cycle leaves the device's queue empty, so the next
+/// enqueue for it has nothing ahead and is pushed at once, however soon it comes.
 async fn cycles(
     lab: &Lab,
     devices: Vec<Device>,
@@ -264,7 +286,6 @@ async fn cycles(
             }
         });
     }
-    let reuse_after = Duration::from_secs(COALESCE_WINDOW_SECS + 1);
     let mut groups: Vec<Vec<(usize, Device)>> = (0..workers).map(|_| Vec::new()).collect();
     for (i, d) in devices.into_iter().enumerate() {
         groups[i % workers].push((i, d));
@@ -279,7 +300,6 @@ async fn cycles(
         tasks.push(tokio::spawn(async move {
             let mut total = Vec::new();
             let mut enqueue = Vec::new();
-            let mut last_used: Vec<Option<Instant>> = vec![None; group.len()];
             let mut k = 0;
             while remaining
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -287,12 +307,8 @@ async fn cycles(
             {
                 let slot = k % group.len();
                 k += 1;
-                if let Some(t) = last_used[slot] {
-                    tokio::time::sleep_until((t + reuse_after).into()).await;
-                }
                 let (i, d) = &mut group[slot];
                 let t0 = Instant::now();
-                last_used[slot] = Some(t0);
                 let (s, b) = admin
                     .admin(
                         http::Method::POST,
@@ -331,6 +347,152 @@ async fn cycles(
     }
     let rate = total.len() as f64 / start.elapsed().as_secs_f64();
     Ok((rate, latencies(total), latencies(enqueue)))
+}
+
+/// The delivery phase (3. above). Returns the devices, commands acknowledged per second,
+/// enqueues per second, and the enqueue latencies.
+async fn delivery(
+    lab: &Lab,
+    devices: Vec<Device>,
+    total: usize,
+    admins: usize,
+) -> anyhow::Result<(Vec<Device>, f64, f64, Latencies)> {
+    let by_token: std::collections::HashMap<String, usize> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.push_token_hex(), i))
+        .collect();
+    let wake: Arc<Vec<Notify>> = Arc::new(devices.iter().map(|_| Notify::new()).collect());
+    {
+        let wake = wake.clone();
+        lab.apns.on_push(move |p| {
+            if let Some(i) = by_token.get(&p.token) {
+                wake[*i].notify_one();
+            }
+        });
+    }
+    // Each command's CommandUUID is chosen here, so that every device signs its
+    // acknowledgements before the clock starts, as a real device signs on its own CPU:
+    // the figure is the server's. Command i goes to device i mod D.
+    let uuids: Vec<String> = (0..total).map(|_| mdm_devicesim::random_uuid()).collect();
+    let mut devices = devices;
+    let n = devices.len();
+    for (i, d) in devices.iter_mut().enumerate() {
+        let mine: Vec<Command> = uuids
+            .iter()
+            .skip(i)
+            .step_by(n)
+            .map(|u| Command {
+                uuid: u.clone(),
+                request_type: "ProfileList".into(),
+                payload: Default::default(),
+                raw: Vec::new(),
+            })
+            .collect();
+        d.presign_answers(&mine)?;
+    }
+    let uuids = Arc::new(uuids);
+    let udids: Arc<Vec<String>> = Arc::new(devices.iter().map(|d| d.udid.clone()).collect());
+    let acked = Arc::new(AtomicUsize::new(0));
+    let all_acked = Arc::new(Notify::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let http = Arc::new(KeepAliveHttp::to(lab.app.addr));
+    let mut device_tasks = Vec::new();
+    for (i, mut d) in devices.into_iter().enumerate() {
+        let (wake, acked, all_acked, mut stopped, http) = (
+            wake.clone(),
+            acked.clone(),
+            all_acked.clone(),
+            stopped.clone(),
+            http.clone(),
+        );
+        device_tasks.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                tokio::select! {
+                    _ = wake[i].notified() => {}
+                    _ = stopped.changed() => break,
+                }
+                let answered = d.run_until_idle(&*http).await?;
+                if acked.fetch_add(answered.len(), Ordering::SeqCst) + answered.len() >= total {
+                    all_acked.notify_one();
+                }
+            }
+            anyhow::Ok(d)
+        }));
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut admin_tasks = Vec::new();
+    for _ in 0..admins {
+        let (next, udids, uuids) = (next.clone(), udids.clone(), uuids.clone());
+        // One kept-alive connection per admin, as an API client keeps it.
+        let admin = KeepAliveHttp::to(lab.app.addr);
+        let base = format!("http://{}", lab.app.addr);
+        let auth = format!("Bearer {}", mdm_e2e::ADMIN_KEY);
+        admin_tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    break;
+                }
+                let mut cmd = plist::Dictionary::new();
+                cmd.insert("RequestType".into(), "ProfileList".into());
+                let mut top = plist::Dictionary::new();
+                top.insert("CommandUUID".into(), uuids[i].clone().into());
+                top.insert("Command".into(), cmd.into());
+                let mut body = Vec::new();
+                plist::to_writer_xml(&mut body, &top)?;
+                let url = format!("{base}/api/v1/devices/{}/commands", udids[i % udids.len()]);
+                let t0 = Instant::now();
+                let r = admin
+                    .send(
+                        "POST",
+                        &url,
+                        &[
+                            ("authorization", auth.as_str()),
+                            ("content-type", "application/x-apple-plist"),
+                        ],
+                        body,
+                    )
+                    .await?;
+                if r.status != 201 {
+                    bail!("enqueue {i}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+                }
+                lat.push(t0.elapsed());
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in admin_tasks {
+        lat.extend(t.await??);
+    }
+    let enqueued_in = start.elapsed();
+    let done = tokio::time::timeout(Duration::from_secs(60), async {
+        while acked.load(Ordering::SeqCst) < total {
+            all_acked.notified().await;
+        }
+    })
+    .await;
+    let delivered_in = start.elapsed();
+    let _ = stop.send(true);
+    if done.is_err() {
+        bail!(
+            "{} of {total} commands acknowledged 60 s after the first enqueue",
+            acked.load(Ordering::SeqCst)
+        );
+    }
+    let mut devices = Vec::with_capacity(device_tasks.len());
+    for t in device_tasks {
+        devices.push(t.await??);
+    }
+    Ok((
+        devices,
+        total as f64 / delivered_in.as_secs_f64(),
+        total as f64 / enqueued_in.as_secs_f64(),
+        latencies(lat),
+    ))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -429,6 +591,23 @@ async fn bench() -> anyhow::Result<()> {
             ms(paced.max),
             paced.n
         );
+    }
+    let mut devices = devices;
+    if o.deliver > 0 {
+        let rest = devices.split_off(o.deliver_devices.min(devices.len()));
+        let n = devices.len();
+        let (mut used, cps, eps, enqueue) = delivery(&lab, devices, o.deliver, o.admins).await?;
+        println!(
+            "{} commands to {n} devices, {} admin connections queueing, devices woken by APNs:",
+            o.deliver, o.admins
+        );
+        println!(
+            "  {cps:8.0} commands/s acknowledged   ({eps:.0} enqueues/s; enqueue p50 {}   p99 {})",
+            ms(enqueue.p50),
+            ms(enqueue.p99)
+        );
+        used.extend(rest);
+        devices = used;
     }
     if o.cycles > 0 {
         let (cps, cycle, enqueue) = cycles(&lab, devices, o.cycles, o.cycle_workers).await?;

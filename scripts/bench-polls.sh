@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Benchmark: one enrolled device's signed Idle poll under wrk (kept-alive connections and
+# Connection: close) through the real components on the local host, beside NanoMDM when
+# NANOMDM (or --nanomdm) names its binary (how to build it: see docs/benchmarks.md).
+# Prints a table of medians (requests/s, p50/p99, server CPU per poll) and the command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk (the load generator)" >&2
+    apt-get install -y wrk >/dev/null
+fi
+rustup target add wasm32-wasip2 >/dev/null
+cargo build --release --target wasm32-wasip2 -p mdm-admin -p mdm-sync -p mdm-checkin -p mdm-commands
+cargo run --release -p mdm-e2e --bin bench-polls -- "$@"
