@@ -353,5 +353,9 @@ fn an_enqueue_says_what_is_ahead_of_it() {
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("c"));
     done(&s, &ch, "c");
     assert_eq!(next(&s, &ch, 0), None, "the exchange ends, a deferred");
-    assert_eq!(ahead("d", Lane::Normal), 0, "deferred and answered do not count");
+    assert_eq!(
+        ahead("d", Lane::Normal),
+        0,
+        "deferred and answered do not count"
+    );
 }

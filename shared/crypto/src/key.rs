@@ -138,11 +138,7 @@ impl KeyPair {
     }
 
     /// RSASSA-PKCS1-v1_5 over `message` hashed with `digest` (blinded).
-    pub fn sign(
-        &self,
-        digest: DigestAlgorithm,
-        message: &[u8],
-    ) -> Result<Vec<u8>, CryptoError> {
+    pub fn sign(&self, digest: DigestAlgorithm, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
         self.key
             .sign_with_rng(&mut SysRng, digest.pkcs1v15(), &digest.digest(message))
             .map_err(|e| CryptoError::Failed(format!("RSA signature: {e}")))

@@ -117,7 +117,9 @@ fn gone_410_marks_unreachable_until_clear_unreachable() {
     let rt = rt();
     enroll(&e, &sim, "UDID-1", &token(2));
     sim.script(&token(2), Scripted::unregistered());
-    let out = rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
+    let out = rt
+        .block_on(push::notify_enqueued(&e, "UDID-1", true))
+        .unwrap();
     assert_eq!(
         out,
         PushOutcome::Unreachable {
@@ -132,7 +134,8 @@ fn gone_410_marks_unreachable_until_clear_unreachable() {
     // No push while unreachable.
     e.clock.advance(Duration::from_secs(600));
     assert_eq!(
-        rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
+        rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+            .unwrap(),
         PushOutcome::Skipped {
             why: SkipReason::Unreachable
         }
@@ -142,7 +145,8 @@ fn gone_410_marks_unreachable_until_clear_unreachable() {
     rt.block_on(push::clear_unreachable(&e.store, "UDID-1"))
         .unwrap();
     assert!(matches!(
-        rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
+        rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+            .unwrap(),
         PushOutcome::Delivered { .. }
     ));
     assert_eq!(sim.accepted().len(), 1);
@@ -157,7 +161,8 @@ fn bad_device_token_400_marks_unreachable() {
     enroll(&e, &sim, "UDID-1", &token(3));
     sim.script(&token(3), Scripted::bad_device_token());
     assert_eq!(
-        rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
+        rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+            .unwrap(),
         PushOutcome::Unreachable {
             status: 400,
             reason: "BadDeviceToken".into()
@@ -214,7 +219,8 @@ fn too_many_requests_429_waits_for_retry_after_then_the_drain_delivers() {
         Scripted::too_many_requests().with_retry_after("900"),
     );
     assert_eq!(
-        rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
+        rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+            .unwrap(),
         PushOutcome::RetryScheduled {
             status: Some(429),
             reason: "TooManyRequests".into(),
@@ -224,7 +230,8 @@ fn too_many_requests_429_waits_for_retry_after_then_the_drain_delivers() {
     );
     e.clock.advance(Duration::from_secs(600));
     assert_eq!(
-        rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
+        rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+            .unwrap(),
         PushOutcome::RetryPending { retry_at: T0 + 900 }
     );
     assert_eq!(rt.block_on(push::drain_retries(&e, 10)).pushed, 0);
@@ -253,7 +260,9 @@ fn server_errors_500_and_503_are_retried_on_a_growing_schedule() {
         &token(6),
         Scripted::service_unavailable().with_retry_after("3000"),
     );
-    let first = rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
+    let first = rt
+        .block_on(push::notify_enqueued(&e, "UDID-1", true))
+        .unwrap();
     assert!(
         matches!(
             first,
@@ -298,7 +307,9 @@ fn connection_refused_is_a_transport_error_retried_later() {
     );
     let rt = rt();
     enroll(&e, &sim, "UDID-1", &token(7));
-    let out = rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
+    let out = rt
+        .block_on(push::notify_enqueued(&e, "UDID-1", true))
+        .unwrap();
     let PushOutcome::RetryScheduled {
         status: None,
         reason,
@@ -330,7 +341,8 @@ fn other_client_errors_are_not_retried_topic_disallowed() {
     let rt = rt();
     enroll(&e, &sim, "UDID-1", &token(8));
     assert_eq!(
-        rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
+        rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+            .unwrap(),
         PushOutcome::Rejected {
             status: 400,
             reason: "TopicDisallowed".into()
@@ -352,7 +364,10 @@ fn ten_enqueues_cause_one_push() {
     let rt = rt();
     enroll(&e, &sim, "UDID-1", &token(9));
     let outcomes: Vec<PushOutcome> = (0..10)
-        .map(|_| rt.block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap())
+        .map(|_| {
+            rt.block_on(push::notify_enqueued(&e, "UDID-1", true))
+                .unwrap()
+        })
         .collect();
     assert!(matches!(outcomes[0], PushOutcome::Delivered { .. }));
     assert!(

@@ -55,11 +55,18 @@ mod tests {
     fn ring_and_rsa_make_the_same_signature() {
         // PKCS#1 v1.5 signatures are deterministic: both must give the same bytes.
         let key = KeyPair::generate().unwrap();
-        let cert = mdm_crypto::self_signed_certificate(&key, "sim", 1_800_000_000, 1_900_000_000)
-            .unwrap();
+        let cert =
+            mdm_crypto::self_signed_certificate(&key, "sim", 1_800_000_000, 1_900_000_000).unwrap();
         let msg = b"signed attributes";
         let slow = key.sign(DigestAlgorithm::Sha256, msg).unwrap();
-        assert_eq!(sign(&key, &cert, DigestAlgorithm::Sha256, msg).unwrap(), slow);
-        assert_eq!(sign(&key, &cert, DigestAlgorithm::Sha256, msg).unwrap(), slow, "cached");
+        assert_eq!(
+            sign(&key, &cert, DigestAlgorithm::Sha256, msg).unwrap(),
+            slow
+        );
+        assert_eq!(
+            sign(&key, &cert, DigestAlgorithm::Sha256, msg).unwrap(),
+            slow,
+            "cached"
+        );
     }
 }

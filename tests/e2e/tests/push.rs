@@ -457,6 +457,9 @@ async fn a_command_after_the_device_emptied_its_queue_is_pushed_at_once() {
             .collect::<Vec<_>>(),
         ["ProfileList", "CertificateList"]
     );
-    assert_eq!(lab.apns.wait_for_pushes(pushed + 1, WAIT).unwrap().len(), pushed + 1);
+    assert_eq!(
+        lab.apns.wait_for_pushes(pushed + 1, WAIT).unwrap().len(),
+        pushed + 1
+    );
     lab.shutdown().await;
 }

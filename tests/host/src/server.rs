@@ -438,7 +438,9 @@ fn load(
     })?;
 
     // One pool for the app, as Spin's outbound HTTP keeps one.
-    let pool = Arc::new(ConnectionPool::new(runtime.connection_pooling != Some(false)));
+    let pool = Arc::new(ConnectionPool::new(
+        runtime.connection_pooling != Some(false),
+    ));
     let cache_dir = state_dir.join("compiled");
     let mut components = BTreeMap::new();
     for (id, decl) in &manifest.components {

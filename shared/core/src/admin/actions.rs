@@ -226,12 +226,11 @@ pub async fn run(p: &impl Platform, params: &Params, req: &Request) -> Result<Re
         queued.push(v);
     }
     // Queued whatever APNs says; one push covers all the action's commands.
-    let push = match crate::mdm::push::notify_enqueued(p, device, behind_others.unwrap_or(false))
-        .await
-    {
-        Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
-        Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
-    };
+    let push =
+        match crate::mdm::push::notify_enqueued(p, device, behind_others.unwrap_or(false)).await {
+            Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
+            Err(e) => json!({ "outcome": "error", "error": e.to_string() }),
+        };
     Ok(api::json(
         StatusCode::CREATED,
         &json!({ "device": device, "action": action, "commands": queued, "push": push }),
@@ -274,8 +273,7 @@ pub async fn retire(
         let mut cmd = Map::new();
         cmd.insert("RequestType".into(), json!("RemoveProfile"));
         cmd.insert("Identifier".into(), json!(PROFILE_IDENTIFIER));
-        let (queued, behind_others) =
-            super::commands::enqueue_json(p, device, cmd, true).await?;
+        let (queued, behind_others) = super::commands::enqueue_json(p, device, cmd, true).await?;
         let uuid = queued["command_uuid"]
             .as_str()
             .unwrap_or_default()

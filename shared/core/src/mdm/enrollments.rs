@@ -302,7 +302,11 @@ pub async fn read_for_request<B: Backend>(
     device_id: &str,
     extra_key: &str,
 ) -> Result<DeviceRead, Refusal> {
-    let keys = [binding_key(cert_hash), record_key(device_id), extra_key.to_owned()];
+    let keys = [
+        binding_key(cert_hash),
+        record_key(device_id),
+        extra_key.to_owned(),
+    ];
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let mut values = store.get_many(&refs).await?.into_iter();
     let mut next = || values.next().flatten();

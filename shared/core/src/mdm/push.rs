@@ -1057,7 +1057,9 @@ pub async fn notify_enqueued(
             Decision::Wait {
                 retry_at: r.next_at,
             }
-        } else if behind_others && st.window_start > 0 && now < st.window_start + COALESCE_WINDOW_SECS
+        } else if behind_others
+            && st.window_start > 0
+            && now < st.window_start + COALESCE_WINDOW_SECS
             || st.lease_until > now
         {
             let new = st.followup_at.is_none();

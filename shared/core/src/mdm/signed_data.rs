@@ -99,7 +99,10 @@ impl<'a> Der<'a> {
                 let Some(bytes) = b.get(2..2 + n) else {
                     return bad("truncated length");
                 };
-                (bytes.iter().fold(0usize, |acc, x| acc << 8 | *x as usize), 2 + n)
+                (
+                    bytes.iter().fold(0usize, |acc, x| acc << 8 | *x as usize),
+                    2 + n,
+                )
             }
         };
         let Some(end) = header.checked_add(len).filter(|e| *e <= b.len()) else {
@@ -208,8 +211,12 @@ pub fn read(input: &[u8]) -> Result<SignedDataView<'_>> {
         return bad("signer must be identified by issuer and serial number");
     }
     let mut sid = Der(sid.content);
-    let issuer = sid.expect(SEQUENCE, "signer identifier: issuer missing")?.raw;
-    let serial = sid.expect(INTEGER, "signer identifier: serial missing")?.raw;
+    let issuer = sid
+        .expect(SEQUENCE, "signer identifier: issuer missing")?
+        .raw;
+    let serial = sid
+        .expect(INTEGER, "signer identifier: serial missing")?
+        .raw;
     let digest_algorithm = algorithm_oid(
         si.expect(SEQUENCE, "SignerInfo: digestAlgorithm missing")?,
         "SignerInfo: digestAlgorithm has no OID",
@@ -218,7 +225,9 @@ pub fn read(input: &[u8]) -> Result<SignedDataView<'_>> {
         return bad("signed attributes missing");
     };
     si.expect(SEQUENCE, "SignerInfo: signatureAlgorithm missing")?;
-    let signature = si.expect(OCTET_STRING, "SignerInfo: signature missing")?.content;
+    let signature = si
+        .expect(OCTET_STRING, "SignerInfo: signature missing")?
+        .content;
 
     let message_digest = message_digest(attrs.content)?;
     let Some(certificates) = certificates else {
@@ -307,18 +316,25 @@ fn rsa_key(spki: Tlv<'_>) -> Result<Option<(&[u8], &[u8])>> {
     let mut s = Der(spki.content);
     let alg = s.expect(SEQUENCE, "subjectPublicKeyInfo: algorithm missing")?;
     let mut a = Der(alg.content);
-    if a.expect(OID, "subjectPublicKeyInfo: algorithm has no OID")?.content != oid::RSA_ENCRYPTION {
+    if a.expect(OID, "subjectPublicKeyInfo: algorithm has no OID")?
+        .content
+        != oid::RSA_ENCRYPTION
+    {
         return Ok(None);
     }
     // rsaEncryption's parameters are NULL (RFC 3279 §2.3.1); absent is tolerated.
     if !(a.is_empty() || a.0 == [0x05, 0x00]) {
         return bad("subjectPublicKeyInfo: rsaEncryption parameters are not NULL");
     }
-    let bits = s.expect(BIT_STRING, "subjectPublicKeyInfo: key missing")?.content;
+    let bits = s
+        .expect(BIT_STRING, "subjectPublicKeyInfo: key missing")?
+        .content;
     let Some((&0, key)) = bits.split_first() else {
         return bad("subjectPublicKeyInfo: key is not whole bytes");
     };
-    let mut k = Der(Der(key).expect(SEQUENCE, "RSA key is not a SEQUENCE")?.content);
+    let mut k = Der(Der(key)
+        .expect(SEQUENCE, "RSA key is not a SEQUENCE")?
+        .content);
     let n = k.expect(INTEGER, "RSA key: modulus missing")?.content;
     let e = k.expect(INTEGER, "RSA key: exponent missing")?.content;
     Ok(Some((n, e)))
@@ -374,9 +390,18 @@ mod tests {
         assert_eq!((t.tag, t.content), (0x04, &[0xAA, 0xBB][..]));
         assert_eq!(d.next().unwrap().content, &[] as &[u8]);
         assert!(d.is_empty());
-        assert_eq!(Der(&[0x30, 0x80, 0, 0]).next().unwrap_err(), ReadError::NotDer);
-        assert!(matches!(Der(&[0x30, 0x05, 1]).next(), Err(ReadError::Invalid(_))));
-        assert!(matches!(Der(&[0x30, 0x85, 1, 1, 1, 1, 1]).next(), Err(ReadError::Invalid(_))));
+        assert_eq!(
+            Der(&[0x30, 0x80, 0, 0]).next().unwrap_err(),
+            ReadError::NotDer
+        );
+        assert!(matches!(
+            Der(&[0x30, 0x05, 1]).next(),
+            Err(ReadError::Invalid(_))
+        ));
+        assert!(matches!(
+            Der(&[0x30, 0x85, 1, 1, 1, 1, 1]).next(),
+            Err(ReadError::Invalid(_))
+        ));
         assert!(matches!(Der(&[0x30]).next(), Err(ReadError::Invalid(_))));
         let mut long = vec![0x04, 0x82, 0x01, 0x00];
         long.extend(std::iter::repeat_n(7u8, 256));

@@ -457,7 +457,11 @@ async fn delivery(
                     )
                     .await?;
                 if r.status != 201 {
-                    bail!("enqueue {i}: {} {}", r.status, String::from_utf8_lossy(&r.body));
+                    bail!(
+                        "enqueue {i}: {} {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    );
                 }
                 lat.push(t0.elapsed());
             }

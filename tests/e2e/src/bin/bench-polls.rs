@@ -105,7 +105,10 @@ fn options() -> anyhow::Result<Options> {
             other => bail!("unknown argument {other:?}; usage: {USAGE}"),
         }
     }
-    anyhow::ensure!(o.duration > 0 && o.runs > 0, "duration and runs must be positive");
+    anyhow::ensure!(
+        o.duration > 0 && o.runs > 0,
+        "duration and runs must be positive"
+    );
     Ok(o)
 }
 
@@ -173,7 +176,11 @@ fn run_wrk(
         .with_context(|| format!("running {} (apt-get install wrk)", o.wrk))?;
     let cpu = cpu_time(target.pid)? - cpu0;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    anyhow::ensure!(out.status.success(), "wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut rps = None;
     let (mut p50, mut p99) = (None, None);
     let mut requests = None;
@@ -285,11 +292,19 @@ async fn start_nanomdm(bin: &Path, dir: &Path, d: &Device) -> anyhow::Result<Nan
     let profile = d.profile().context("device has no profile")?;
     let ca_pem: String = profile.ca_certs.iter().map(|c| c.to_pem()).collect();
     std::fs::write(dir.join("ca.pem"), ca_pem)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let child = Command::new(bin)
         .arg("-ca")
         .arg(dir.join("ca.pem"))
-        .args(["-api", "bench-api-key", "-storage", "filekv", "-storage-dsn"])
+        .args([
+            "-api",
+            "bench-api-key",
+            "-storage",
+            "filekv",
+            "-storage-dsn",
+        ])
         .arg(dir.join("nanomdm-db"))
         .arg("-listen")
         .arg(format!("127.0.0.1:{port}"))
@@ -302,7 +317,10 @@ async fn start_nanomdm(bin: &Path, dir: &Path, d: &Device) -> anyhow::Result<Nan
         base: format!("http://127.0.0.1:{port}"),
     };
     let started = Instant::now();
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(10),
             "NanoMDM did not listen within 10 s"
@@ -313,7 +331,9 @@ async fn start_nanomdm(bin: &Path, dir: &Path, d: &Device) -> anyhow::Result<Nan
     for message in [d.authenticate_message()?, d.token_update_message(false)?] {
         let mut body = Vec::new();
         plist::to_writer_xml(&mut body, &plist::Value::Dictionary(message.clone()))?;
-        let sig = d.sign_body(&body)?.context("profile asks for no signature")?;
+        let sig = d
+            .sign_body(&body)?
+            .context("profile asks for no signature")?;
         let (status, answer) = put(&url, CHECKIN, body, &sig).await?;
         anyhow::ensure!(
             status == 200,
@@ -367,8 +387,13 @@ async fn bench() -> anyhow::Result<()> {
     let nano = match &o.nanomdm {
         Some(bin) => {
             let n = start_nanomdm(bin, dir.path(), &d).await?;
-            let (status, answer) =
-                put(&format!("{}/mdm", n.base), REPORT, idle.body.clone(), &signature).await?;
+            let (status, answer) = put(
+                &format!("{}/mdm", n.base),
+                REPORT,
+                idle.body.clone(),
+                &signature,
+            )
+            .await?;
             anyhow::ensure!(
                 status == 200 && answer.is_empty(),
                 "NanoMDM's Idle: {status} {}",
@@ -391,7 +416,9 @@ async fn bench() -> anyhow::Result<()> {
         o.duration,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("ours: the release components on mdm-host (SQLite store, served as Spin 4 serves them)");
+    println!(
+        "ours: the release components on mdm-host (SQLite store, served as Spin 4 serves them)"
+    );
     if nano.is_some() {
         println!("NanoMDM: file storage, verifying Mdm-Signature and the chain on every request");
         println!();
