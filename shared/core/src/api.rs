@@ -177,20 +177,11 @@ pub fn bearer_matches(req: &Request, expected: &str) -> bool {
     !expected.is_empty() && bool::from(a.ct_eq(&b))
 }
 
-/// Authenticates a request against the bearer key held in variable `key_var`.
-/// A key that is not configured is a deployment error, never an open door.
-pub async fn authorize(
-    vars: &impl crate::Variables,
-    key_var: &str,
-    realm: &str,
-    req: &Request,
-) -> Result<(), ApiError> {
-    let key = crate::config::secret(vars, key_var).await?;
-    if bearer_matches(req, key.expose()) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(realm))
-    }
+/// One broken rule of an input's fields (users, groups): the items of their 422 answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub rule: String,
 }
 
 /// Path parameters captured by [`route`], in pattern order, percent-decoded.

@@ -2,14 +2,14 @@
 //! MDM ServerURL (`/mdm/connect`). Routes join the table as their
 //! protocol handlers land; a path without one answers 404.
 //!
-//! Authentication is the check-in endpoint's ([`crate::checkin::authenticate_device`]):
+//! Authentication is the check-in endpoint's ([`crate::device_auth`]):
 //! `Mdm-Signature` over the raw body, the identity certificate's issuer, then the
 //! certificate's binding to the enrollment (in [`connect::report_read`]). Refusals are 400 with
 //! a plain-text reason, never 401.
 
 use crate::api::{self, Request, Response, Route};
-use crate::checkin::{self, DeviceError};
 use crate::config;
+use crate::device_auth::{self, DeviceError};
 use crate::mdm::command_secrets;
 use crate::mdm::connect::{self, Next};
 use crate::mdm::devlog;
@@ -31,7 +31,7 @@ pub enum Op {
 pub fn body_limit(method: &http::Method, path: &str) -> usize {
     match api::route(ROUTES, method, path) {
         Ok((Op::Connect, _)) => MAX_REPORT_BODY,
-        Err(_) => checkin::MAX_OTHER_BODY,
+        Err(_) => device_auth::MAX_OTHER_BODY,
     }
 }
 
@@ -52,8 +52,8 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 }
 
 async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
-    let signer = checkin::verify_signed(req, MAX_REPORT_BODY)?;
-    checkin::require_current(&signer, p.clock().unix_seconds())?;
+    let signer = device_auth::verify_signed(req, MAX_REPORT_BODY)?;
+    device_auth::require_current(&signer, p.clock().unix_seconds())?;
     let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
     let now = p.clock().unix_seconds();
     let store = p.store();
@@ -69,8 +69,8 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     // adopted renewal) and its binding goes with the enrollment: checking the CA's
     // signature again on every poll would only repeat that.
     if read.bound.is_none() {
-        let anchors = checkin::trust_anchors(store).await?;
-        checkin::require_ours(&signer, &anchors)?;
+        let anchors = device_auth::trust_anchors(store).await?;
+        device_auth::require_ours(&signer, &anchors)?;
     }
     if let Some(device) = report.enrollment.device_id()
         && read.bound.as_deref() != Some(device)
@@ -86,7 +86,7 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
     let next = connect::report_read(store, read, &signer.cert_hash, &report, now).await?;
     log_answer(p, &report, now).await;
     match next {
-        Next::Command(body) => Ok(checkin::plist_response(body)),
+        Next::Command(body) => Ok(device_auth::plist_response(body)),
         Next::Sealed { body, aad } => {
             let key = config::storage_key(p.vars()).await?;
             let plain = command_secrets::open(&key, &aad, &body).ok_or_else(|| {
@@ -95,9 +95,9 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
                 eprintln!("device request: queued command {aad} does not open with storage_key");
                 DeviceError::server("cannot deliver the next command: try again later")
             })?;
-            Ok(checkin::plist_response(plain))
+            Ok(device_auth::plist_response(plain))
         }
-        Next::Nothing => Ok(checkin::empty_response()),
+        Next::Nothing => Ok(device_auth::empty_response()),
     }
 }
 

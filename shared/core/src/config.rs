@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::Variables;
-use crate::api::ApiError;
+use crate::api::{self, ApiError, Request};
 
 /// Public base URL devices and admins reach, e.g. `https://mdm.example.com`.
 pub const SERVER_URL: &str = "server_url";
@@ -76,6 +76,22 @@ pub async fn storage_key(vars: &impl Variables) -> Result<Secret, ApiError> {
         )));
     }
     Ok(key)
+}
+
+/// Authenticates a request against the bearer key held in variable `key_var`.
+/// A key that is not configured is a deployment error, never an open door.
+pub async fn authorize(
+    vars: &impl crate::Variables,
+    key_var: &str,
+    realm: &str,
+    req: &Request,
+) -> Result<(), ApiError> {
+    let key = secret(vars, key_var).await?;
+    if api::bearer_matches(req, key.expose()) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(realm))
+    }
 }
 
 #[cfg(test)]

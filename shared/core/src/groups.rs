@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
+use crate::api::FieldError;
 use crate::mdm::enrollment_type::{EnrollmentType, GroupSetting, user_setting};
-use crate::users::FieldError;
 
 pub const MAX_GROUPS: usize = 1000;
 pub const MAX_ID: usize = 64;

@@ -9,6 +9,7 @@ pub mod checkin;
 pub mod commands;
 pub mod config;
 pub mod dep;
+pub mod device_auth;
 pub mod enroll;
 pub mod expiry;
 pub mod groups;

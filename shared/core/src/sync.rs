@@ -37,7 +37,7 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 }
 
 async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
-    api::authorize(p.vars(), SYNC_API_KEY, "mdm-internal", &req).await?;
+    config::authorize(p.vars(), SYNC_API_KEY, "mdm-internal", &req).await?;
     let (op, _) = api::route(ROUTES, req.method(), req.uri().path())?;
     match op {
         Op::Tick => tick(p).await,

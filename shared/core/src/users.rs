@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CasOutcome, CounterKey, KvError, Store, UpdateError};
 
+use crate::api::FieldError;
 use crate::random;
 
 /// Argon2id memory cost in KiB (19 MiB), time cost and parallelism.
@@ -195,13 +196,6 @@ impl UserRecord {
             last_sign_in_at: self.last_sign_in_at,
         }
     }
-}
-
-/// One broken rule of a user's fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub rule: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

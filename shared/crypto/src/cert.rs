@@ -9,7 +9,7 @@ use cms::cert::IssuerAndSerialNumber;
 use cms::enveloped_data::RecipientIdentifier;
 use cms::signed_data::SignerIdentifier;
 use der::asn1::{GeneralizedTime, SetOfVec, UtcTime};
-use der::{Any, DateTime, Decode, Encode, Tag};
+use der::{Any, DateTime, Decode, Encode, Tag, Tagged};
 use rsa::pkcs1v15::SigningKey;
 use sha2::Sha256;
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned};
@@ -156,7 +156,7 @@ impl Certificate {
             .iter()
             .flat_map(|rdn| rdn.0.iter())
             .find(|atv| atv.oid == oid::UID)
-            .and_then(|atv| crate::csr::directory_string(&atv.value))
+            .and_then(|atv| directory_string(&atv.value))
     }
 
     /// The certified public key as DER `SubjectPublicKeyInfo`.
@@ -258,7 +258,7 @@ pub(crate) fn name_common_name(name: &Name) -> Option<String> {
         .iter()
         .flat_map(|rdn| rdn.0.iter())
         .find(|atv| atv.oid == oid::CN)
-        .and_then(|atv| crate::csr::directory_string(&atv.value))
+        .and_then(|atv| directory_string(&atv.value))
 }
 
 impl fmt::Debug for Certificate {
@@ -381,4 +381,37 @@ pub fn self_signed_certificate(
         .to_der()
         .map_err(|e| CryptoError::Failed(format!("certificate encoding: {e}")))?;
     Ok(Certificate { der, cert })
+}
+
+/// Text of a DirectoryString-like value: UTF8String, PrintableString, IA5String,
+/// VisibleString, TeletexString (read as Latin-1, as most software does), BMPString,
+/// UniversalString. `None` for anything else or invalid encodings.
+pub(crate) fn directory_string(v: &Any) -> Option<String> {
+    let bytes = v.value();
+    match v.tag().octet() {
+        12 => String::from_utf8(bytes.to_vec()).ok(),
+        19 | 22 | 26 => bytes
+            .is_ascii()
+            .then(|| String::from_utf8_lossy(bytes).into_owned()),
+        20 => Some(bytes.iter().map(|b| char::from(*b)).collect()),
+        30 => {
+            if !bytes.len().is_multiple_of(2) {
+                return None;
+            }
+            let units = bytes.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+            char::decode_utf16(units)
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        28 => {
+            if !bytes.len().is_multiple_of(4) {
+                return None;
+            }
+            bytes
+                .chunks(4)
+                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+                .collect()
+        }
+        _ => None,
+    }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use der::asn1::{BitString, Ia5String, OctetString, SetOfVec};
-use der::{Any, Decode, Encode, Tag, Tagged};
+use der::{Any, Decode, Encode, Tag};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::attr::Attribute;
 use x509_cert::ext::Extension;
@@ -18,7 +18,7 @@ use crate::cert;
 use crate::digest::DigestAlgorithm;
 use crate::error::CryptoError;
 use crate::key::{self, KeyPair};
-use crate::scep::ScepError;
+use crate::scep_status::ScepError;
 use crate::{oid, pem, tlv};
 
 /// RSA sizes accepted in requests: devices default to 1024 (`Keysize` in the SCEP
@@ -107,7 +107,7 @@ impl Csr {
         let attrs = &attributes;
         let challenge = match single_attribute(attrs, oid::CHALLENGE_PASSWORD)? {
             None => None,
-            Some(v) => Some(Zeroizing::new(directory_string(v).ok_or_else(|| {
+            Some(v) => Some(Zeroizing::new(cert::directory_string(v).ok_or_else(|| {
                 bad("challengePassword is not a PrintableString, UTF8String or other DirectoryString".into())
             })?)),
         };
@@ -241,39 +241,6 @@ fn single_attribute(
         )));
     }
     Ok(attr.values.get(0))
-}
-
-/// Text of a DirectoryString-like value: UTF8String, PrintableString, IA5String,
-/// VisibleString, TeletexString (read as Latin-1, as most software does), BMPString,
-/// UniversalString. `None` for anything else or invalid encodings.
-pub(crate) fn directory_string(v: &Any) -> Option<String> {
-    let bytes = v.value();
-    match v.tag().octet() {
-        12 => String::from_utf8(bytes.to_vec()).ok(),
-        19 | 22 | 26 => bytes
-            .is_ascii()
-            .then(|| String::from_utf8_lossy(bytes).into_owned()),
-        20 => Some(bytes.iter().map(|b| char::from(*b)).collect()),
-        30 => {
-            if !bytes.len().is_multiple_of(2) {
-                return None;
-            }
-            let units = bytes.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]));
-            char::decode_utf16(units)
-                .collect::<Result<String, _>>()
-                .ok()
-        }
-        28 => {
-            if !bytes.len().is_multiple_of(4) {
-                return None;
-            }
-            bytes
-                .chunks(4)
-                .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
-                .collect()
-        }
-        _ => None,
-    }
 }
 
 /// What [`build_csr`] puts in a request.

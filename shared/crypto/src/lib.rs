@@ -29,6 +29,7 @@ mod oid;
 mod pem;
 mod rng;
 mod scep;
+mod scep_status;
 mod sign;
 mod tlv;
 mod token;

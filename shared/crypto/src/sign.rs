@@ -14,12 +14,10 @@ use crate::cert::{self, Certificate};
 use crate::digest::{DigestAlgorithm, null_or_absent_params};
 use crate::error::CryptoError;
 use crate::key::{self, KeyPair};
-use crate::scep::ScepError;
+pub use crate::scep_status::MAX_MESSAGE_LEN;
+use crate::scep_status::ScepError;
 use crate::{ber, oid, tlv};
 
-/// Messages larger than this are refused before any parsing (micromdm caps SCEP bodies
-/// at 2 MiB; a PKCSReq is a few kilobytes, a signed profile rarely more than 100 KiB).
-pub const MAX_MESSAGE_LEN: usize = 2 << 20;
 /// More embedded certificates than this is not a chain but an attack on our CPU.
 const MAX_CERTIFICATES: usize = 32;
 /// RSA sizes accepted from signers (devices may still use RSA-1024).

@@ -14,7 +14,7 @@ mod users;
 
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response, Route};
-use crate::config::ADMIN_API_KEY;
+use crate::config::{self, ADMIN_API_KEY};
 use crate::mdm::{push, pushcert};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,7 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 
 async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
     // Authenticate before routing, so unauthenticated callers learn nothing about routes.
-    api::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await?;
+    config::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await?;
     let (op, params) = api::route(ROUTES, req.method(), req.uri().path())?;
     run(p, op, &params, &req).await
 }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::oauth;
+pub use super::oauth::DepCredentials;
 use super::sync::{FeedError, FeedPage};
 use crate::platform::{Clock, HttpClient};
 
@@ -46,41 +47,6 @@ pub const DOCUMENTED_DEFAULT_LIMIT: u32 = 100;
 pub const DOCUMENTED_MAX_LIMIT: u32 = 1000;
 
 const EXCERPT_CHARS: usize = 200;
-
-/// The four OAuth secrets of a server token (`.p7m`). `Debug` shows only the consumer
-/// key, which identifies the ABM/ASM server entry.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DepCredentials {
-    pub consumer_key: String,
-    pub consumer_secret: String,
-    pub access_token: String,
-    pub access_secret: String,
-}
-
-impl DepCredentials {
-    /// All four values present (nanodep's `Valid()`).
-    pub fn is_complete(&self) -> bool {
-        [
-            &self.consumer_key,
-            &self.consumer_secret,
-            &self.access_token,
-            &self.access_secret,
-        ]
-        .iter()
-        .all(|s| !s.is_empty())
-    }
-}
-
-impl std::fmt::Debug for DepCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DepCredentials")
-            .field("consumer_key", &self.consumer_key)
-            .field("consumer_secret", &"<redacted>")
-            .field("access_token", &"<redacted>")
-            .field("access_secret", &"<redacted>")
-            .finish()
-    }
-}
 
 /// How long the client itself waits on `429`/`5xx` before handing the wait to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

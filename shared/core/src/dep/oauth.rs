@@ -8,10 +8,44 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-use super::client::DepCredentials;
+/// The four OAuth secrets of a server token (`.p7m`). `Debug` shows only the consumer
+/// key, which identifies the ABM/ASM server entry.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepCredentials {
+    pub consumer_key: String,
+    pub consumer_secret: String,
+    pub access_token: String,
+    pub access_secret: String,
+}
+
+impl DepCredentials {
+    /// All four values present (nanodep's `Valid()`).
+    pub fn is_complete(&self) -> bool {
+        [
+            &self.consumer_key,
+            &self.consumer_secret,
+            &self.access_token,
+            &self.access_secret,
+        ]
+        .iter()
+        .all(|s| !s.is_empty())
+    }
+}
+
+impl std::fmt::Debug for DepCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DepCredentials")
+            .field("consumer_key", &self.consumer_key)
+            .field("consumer_secret", &"<redacted>")
+            .field("access_token", &"<redacted>")
+            .field("access_secret", &"<redacted>")
+            .finish()
+    }
+}
 
 pub const SIGNATURE_METHOD: &str = "HMAC-SHA1";
 pub const VERSION: &str = "1.0";

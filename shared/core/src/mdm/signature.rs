@@ -202,7 +202,7 @@ pub fn certificate(der: &[u8]) -> Option<Certificate> {
 
 /// Store key of our SCEP CA certificate (DER, or PEM), written by
 /// [`crate::scep::ca::authority`]. While it is absent the device endpoints refuse every
-/// identity ([`crate::checkin::authenticate_device`]).
+/// identity ([`crate::device_auth::authenticate_device`]).
 pub const SCEP_CA_CERT_KEY: &str = "scep:ca-cert";
 
 const SHA1_WITH_RSA: &str = "1.2.840.113549.1.1.5";
@@ -215,7 +215,7 @@ const SHA512_WITH_RSA: &str = "1.2.840.113549.1.1.13";
 /// key of the certificate embedded in it; this proves that certificate is ours.
 ///
 /// An empty `ca_certs` refuses nothing here; the device endpoints refuse before calling
-/// this when no CA exists ([`crate::checkin::authenticate_device`]).
+/// this when no CA exists ([`crate::device_auth::authenticate_device`]).
 ///
 /// Checked: the issuer name equals the CA's subject and the certificate's signature
 /// verifies with the CA's RSA key (SHA-1/256/384/512). Validity dates are not checked:
