@@ -18,23 +18,9 @@ use mdm_kv::key::segment;
 use mdm_kv::{CounterKey, KvError};
 
 use super::connect::{self, NewCommand};
-use super::enrollments::{self, EnrollmentRecord};
+use super::enrollment_record::{self, EnrollmentRecord, device_type};
 use super::queue::{Channel, Lane};
 use crate::{Clock, Platform};
-
-/// The model family Apple's device-name template means by `{{DEVICETYPE}}`.
-pub fn device_type(rec: &EnrollmentRecord) -> String {
-    let product = rec.product_name.as_deref().unwrap_or("");
-    let family: String = product
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
-    match family.as_str() {
-        "" => "Device".into(),
-        "iPhone" | "iPad" | "iPod" | "Watch" | "AppleTV" => family,
-        _ => "Mac".into(),
-    }
-}
 
 /// The device's OS version: reported (MachineInfo `OS_VERSION`, DeviceInformation), or
 /// for iOS and iPadOS read off the build (`21E219` → 17.4: major = build number − 4,
@@ -60,7 +46,11 @@ pub fn os_version(rec: &EnrollmentRecord) -> Option<String> {
 /// Called after a device-channel TokenUpdate was accepted. Returns the CommandUUIDs
 /// queued (empty when there is no work or it was queued before for this enrollment).
 pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<String>, KvError> {
-    let Some(raw) = p.store().get(&enrollments::record_key(device_id)).await? else {
+    let Some(raw) = p
+        .store()
+        .get(&enrollment_record::record_key(device_id))
+        .await?
+    else {
         return Ok(Vec::new());
     };
     let Ok(rec) = serde_json::from_slice::<EnrollmentRecord>(&raw) else {

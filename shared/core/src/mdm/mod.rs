@@ -3,11 +3,13 @@
 pub mod await_config;
 pub mod checkin;
 pub mod command;
+pub mod command_records;
 pub mod command_schema;
 pub mod command_secrets;
 pub mod commands_table;
 pub mod connect;
 pub mod devlog;
+pub mod enrollment_record;
 pub mod enrollment_type;
 pub mod enrollments;
 mod modpow;

@@ -82,7 +82,7 @@ use sha2::{Digest, Sha256};
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
 
-use super::enrollments::{self, EnrollmentRecord, Push};
+use super::enrollment_record::{self, EnrollmentRecord, Push};
 use super::queue::{self, Channel, QueueError};
 use crate::platform::{Clock, HttpClient, Platform, TransportError, Variables};
 
@@ -713,7 +713,7 @@ async fn load_record<B: Backend>(
     device_id: &str,
 ) -> Result<Option<EnrollmentRecord>, KvError> {
     Ok(store
-        .get(&enrollments::record_key(device_id))
+        .get(&enrollment_record::record_key(device_id))
         .await?
         .and_then(|raw| serde_json::from_slice(&raw).ok()))
 }
