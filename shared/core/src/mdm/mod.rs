@@ -1,4 +1,6 @@
-//! The MDM protocol: check-in messages, and (later) the command loop.
+//! The MDM protocol: check-in messages and the enrollment state machine, enrollment and
+//! command records, queues, the command loop at the ServerURL, APNs push, and the
+//! `Mdm-Signature` check.
 
 pub mod await_config;
 pub mod checkin;
