@@ -4,7 +4,6 @@
 
 pub mod admin;
 pub mod api;
-pub mod ber;
 pub mod checkin;
 pub mod commands;
 pub mod config;

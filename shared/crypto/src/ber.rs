@@ -8,7 +8,9 @@
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BerError(pub &'static str);
+pub struct BerError(pub &'static str);
+
+impl std::error::Error for BerError {}
 
 impl fmt::Display for BerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -34,7 +36,7 @@ enum Body {
 
 /// Converts the first element of `input` to DER. Returns it and the number of input
 /// bytes it took, so the caller decides what trailing bytes to tolerate.
-pub(crate) fn cms_to_der(input: &[u8]) -> Result<(Vec<u8>, usize), BerError> {
+pub fn cms_to_der(input: &[u8]) -> Result<(Vec<u8>, usize), BerError> {
     let mut pos = 0;
     let mut root = parse(input, &mut pos, 0)?;
     join_encrypted_content(&mut root)?;

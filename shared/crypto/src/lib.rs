@@ -34,6 +34,7 @@ mod sign;
 mod tlv;
 mod token;
 
+pub use ber::{BerError, cms_to_der};
 pub use ca::{CaOptions, CertificateAuthority, DEFAULT_CA_KEY_BITS, IssueOptions};
 pub use cert::{Certificate, self_signed_certificate};
 pub use csr::{CSR_KEY_BITS, Csr, CsrParams, build_csr};

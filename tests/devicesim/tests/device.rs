@@ -106,8 +106,9 @@ fn machine_info_verifies_and_chains_to_the_fake_apple_ca() {
             // Indefinite lengths on the outside, a chunked content inside.
             assert_eq!(&req[..2], &[0x30, 0x80]);
             assert!(req.windows(4).any(|w| w == [0x24, 0x80, 0x04, 0x82]));
-            // The core's BER converter reads it too.
-            let der = mdm_core::ber::to_der(&req).unwrap();
+            // The BER converter reads all of it.
+            let (der, used) = mdm_crypto::cms_to_der(&req).unwrap();
+            assert_eq!(used, req.len());
             assert_eq!(der[0], 0x30);
         } else {
             assert_eq!(&req[..2], &[0x30, 0x82]);

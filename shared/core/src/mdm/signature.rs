@@ -101,7 +101,10 @@ pub fn verify(header: &str, body: &[u8]) -> Result<Signer, SignatureError> {
     match signed_data::read(&raw) {
         Ok(sd) => verify_read(&sd, body),
         Err(ReadError::NotDer) => {
-            let der = crate::ber::to_der(&raw).map_err(|e| fail(e.to_string()))?;
+            let (der, used) = mdm_crypto::cms_to_der(&raw).map_err(|e| fail(e.to_string()))?;
+            if used != raw.len() {
+                return Err(fail("trailing data after the SignedData"));
+            }
             let sd = signed_data::read(&der).map_err(|e| fail(e.to_string()))?;
             verify_read(&sd, body)
         }

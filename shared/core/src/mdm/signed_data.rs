@@ -4,7 +4,7 @@
 //! nothing, and leaves all judgement (digests, RSA, which CA) to `signature.rs`.
 //!
 //! DER only: an indefinite length or a constructed string is reported as [`ReadError::NotDer`]
-//! so the caller can convert BER first (`crate::ber`). Hostile input gets an error naming
+//! so the caller can convert BER first (`mdm_crypto::cms_to_der`). Hostile input gets an error naming
 //! what was wrong, never a panic; the walk's depth is the structure's, not the input's.
 
 /// Why the bytes are not a readable `Mdm-Signature`.
