@@ -2,6 +2,7 @@
 //! command records, queues, the command loop at the ServerURL, APNs push, and the
 //! `Mdm-Signature` check.
 
+pub mod apns;
 pub mod await_config;
 pub mod checkin;
 pub mod command;
