@@ -17,6 +17,8 @@ pub mod enrollment_type;
 pub mod enrollments;
 mod modpow;
 pub mod push;
+pub mod push_drain;
+pub mod push_state;
 pub mod pushcert;
 pub mod queue;
 pub mod report;

@@ -39,45 +39,35 @@
 //! state, so concurrent enqueues agree on the single pusher. While a retry is pending
 //! (APNs asked us to back off) enqueues wait for it.
 //!
-//! Key layout (`d` = device id as a key segment):
-//!
-//! | key | value |
-//! |---|---|
-//! | `push:<d>` | the device's [`PushState`]: outcomes, unreachable mark, retry, coalescing window, drain lease (JSON, changed only with CAS) |
-//! | `ctr:push:<d>` | claimed once, by whoever creates `push:<d>` |
-//! | `pushcert` | the push certificate's [`CertificateStatus`] (one for the app) |
-//! | `pushdue:<s>` | retry / follow-up timing wheel: slot `s` = due minute mod 1440; a JSON map device id → due time (Unix s). Entries are hints, the device's `push:<d>` decides. Never deleted (an emptied slot stays `{}`): at most 1440 such keys |
-//! | `ctr:pushdue:<s>` | claimed once, by whoever creates `pushdue:<s>` |
-//! | `pushdue:cursor` | the last minute (Unix s / 60) [`drain_retries`] fully processed, decimal |
-//! | `ctr:pushdue:cursor` | claimed once, by whoever creates `pushdue:cursor` |
-//!
-//! [`drain_retries`] reads only the wheel slots of the minutes since its cursor (5 per
-//! call with a 5-minute scheduler; at most one full turn of 1440 after a long outage) and
-//! the devices due in them: O(due) work, never a key listing. A drain claims each device
-//! with a short lease in its state, so overlapping drains do not push a device twice.
+//! The records and their keys: [`super::push_state`].
 //!
 //! Privacy: push tokens and PushMagic never appear in full in errors, reports or stored
 //! diagnostics; see [`super::apns::redact`].
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use http::Response;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
-use mdm_kv::key::segment;
-use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
+use mdm_kv::{Backend, KvError, Store, UpdateError};
 
 use super::apns::error_body;
-use super::enrollment_record::{self, EnrollmentRecord, Push};
+use super::enrollment_record::{EnrollmentRecord, Push};
 // The APNs client's API, still reachable by its former path.
 pub use super::apns::{
     APNS_BASE_URL, DEFAULT_BASE_URL, EXPIRATION_SECS, MAX_PAYLOAD, PushError, SANDBOX_BASE_URL,
     base_url, build_request, new_apns_id, redact, token_fingerprint,
 };
-use super::queue::{self, Channel, QueueError};
+use super::push_state::{
+    CAS_ATTEMPTS, CERT_KEY, load_record, load_state, modify_state, schedule, state_key,
+};
+// The drain and the push records' API, still reachable by their former paths.
+pub use super::push_drain::{DrainReport, drain_retries};
+pub use super::push_state::{
+    CertificateStatus, NotNowRetry, PushReason, PushState, RetryInfo, Unreachable, reset_state,
+};
 use crate::platform::{Clock, HttpClient, Platform, TransportError};
 
 /// Enqueues within this many seconds of a push share it.
@@ -96,62 +86,6 @@ pub const NOT_NOW_MAX_DELAY: u64 = 3_600;
 pub const NOT_NOW_PER_HOUR: usize = 4;
 /// How long a drain owns a device it is pushing.
 pub const LEASE_SECS: u64 = 120;
-const SLOT_SECS: u64 = 60;
-const WHEEL_SLOTS: u64 = 1_440;
-const CURSOR_KEY: &str = "pushdue:cursor";
-const CERT_KEY: &str = "pushcert";
-/// CAS attempts per read-modify-write.
-const CAS_ATTEMPTS: usize = 32;
-/// Slot reads per batch call.
-const SLOT_BATCH: usize = 100;
-
-fn state_key(device_id: &str) -> String {
-    format!("push:{}", segment(device_id))
-}
-
-fn state_claim(device_id: &str) -> CounterKey {
-    CounterKey::new(&format!("push:{}", segment(device_id))).expect("segments are key-safe")
-}
-
-fn slot_key(slot: u64) -> String {
-    format!("pushdue:{slot}")
-}
-
-fn slot_claim(slot: u64) -> CounterKey {
-    CounterKey::new(&format!("pushdue:{slot}")).expect("static counter name")
-}
-
-fn cursor_claim() -> CounterKey {
-    CounterKey::new("pushdue:cursor").expect("static counter name")
-}
-
-fn slot_of_minute(minute: u64) -> u64 {
-    minute % WHEEL_SLOTS
-}
-
-// ---------------------------------------------------------------------------------------
-// Types
-// ---------------------------------------------------------------------------------------
-
-/// Why a push is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushReason {
-    /// An administrator asked for it (on-demand push).
-    Admin,
-    /// A command was queued.
-    Enqueued,
-    /// Commands queued inside a coalescing window after its push.
-    FollowUp,
-    /// A scheduled retry of a failed push.
-    Retry,
-    /// Right after enrollment (TokenUpdate), e.g. to start the await-configuration setup.
-    Enrollment,
-    /// An exchange ended with commands the device deferred (NotNow): woken again later so
-    /// it retries them (see [`after_not_now`]).
-    NotNow,
-}
-
 /// Why nothing was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -224,67 +158,6 @@ impl PushOutcome {
     }
 }
 
-/// A device's push bookkeeping (`push:<d>`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct PushState {
-    pub last_attempt_at: Option<u64>,
-    pub last_reason: Option<PushReason>,
-    /// [`PushOutcome::name`] of the last attempt.
-    pub last_outcome: Option<String>,
-    pub last_status: Option<u16>,
-    /// APNs' `reason`, or the transport failure (redacted).
-    pub last_error: Option<String>,
-    pub last_apns_id: Option<String>,
-    pub last_delivered_at: Option<u64>,
-    pub attempts: u64,
-    pub delivered: u64,
-    pub unreachable: Option<Unreachable>,
-    pub retry: Option<RetryInfo>,
-    /// Start of the current coalescing window (time of its push).
-    pub window_start: u64,
-    /// A follow-up push owed for enqueues inside the window.
-    pub followup_at: Option<u64>,
-    /// A drain is pushing this device until then.
-    pub lease_until: u64,
-    /// Pushes owed for commands the device deferred with NotNow.
-    pub not_now: NotNowRetry,
-}
-
-/// Waking a device again after it deferred commands (NotNow): the first push after
-/// [`NOT_NOW_FIRST_DELAY`], each further one in a row after twice the delay (up to
-/// [`NOT_NOW_MAX_DELAY`]), and never more than [`NOT_NOW_PER_HOUR`] in any hour.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct NotNowRetry {
-    /// The owed push, if one is owed.
-    pub due_at: Option<u64>,
-    /// Owed pushes in a row so far (the delay doubles with each).
-    pub step: u32,
-    /// Due times of the latest owed pushes (at most [`NOT_NOW_PER_HOUR`]).
-    pub recent: Vec<u64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Unreachable {
-    pub since: u64,
-    pub status: u16,
-    pub reason: String,
-    /// APNs' `timestamp` (ms) since which the token is invalid, when it sent one.
-    pub apns_timestamp: Option<u64>,
-    /// [`token_fingerprint`] of the token APNs refused.
-    pub token_fp: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RetryInfo {
-    /// Failed attempts in a row.
-    pub attempt: u32,
-    pub next_at: u64,
-    pub first_failure_at: u64,
-    pub reason: String,
-}
-
 /// What the device API shows ([`push_state`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PushStatus {
@@ -306,49 +179,6 @@ pub struct PushStatus {
     /// The push owed for commands the device deferred (NotNow), if any.
     pub not_now_at: Option<u64>,
 }
-
-/// State of the push certificate as APNs judged it (`pushcert`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CertificateStatus {
-    /// `unknown` (never failed), `ok` (a push succeeded since the last failure) or
-    /// `failing`.
-    pub state: String,
-    /// Since when in this state.
-    pub since: Option<u64>,
-    /// The last failure: HTTP status (None for a TLS failure) and reason.
-    pub last_failure_at: Option<u64>,
-    pub last_failure_status: Option<u16>,
-    pub last_failure_reason: Option<String>,
-    pub failures: u64,
-}
-
-/// What one [`drain_retries`] call did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DrainReport {
-    pub slots_scanned: u64,
-    /// Wheel entries due.
-    pub due: u64,
-    /// Pushes sent, and how they came out.
-    pub pushed: u64,
-    pub delivered: u64,
-    pub rescheduled: u64,
-    pub gave_up: u64,
-    pub unreachable: u64,
-    pub failed: u64,
-    /// Due entries with nothing to do (outdated, queue empty, no longer enrolled).
-    pub skipped: u64,
-    /// The budget ran out: due work is left for the next call.
-    pub more: bool,
-    /// The last fully processed minute (Unix s / 60).
-    pub cursor: Option<u64>,
-    /// At most a few errors, for the tick's report.
-    pub errors: Vec<String>,
-}
-
-// ---------------------------------------------------------------------------------------
-// Pure parts
-// ---------------------------------------------------------------------------------------
 
 /// What an APNs answer means for us.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -478,119 +308,8 @@ fn random_jitter() -> f64 {
 // Store helpers
 // ---------------------------------------------------------------------------------------
 
-/// Every this many claims on a creation counter while the key is still absent, the
-/// claimer creates the key anyway: the first claimer died between claim and write.
-const FORCE_CREATE_EVERY: i64 = 50;
-
-/// What [`modify_raw`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Modified {
-    Done,
-    /// The key is absent and another caller is creating it right now (only when not
-    /// waiting for it).
-    BeingCreated,
-}
-
-/// Read-modify-write of a JSON key that may not exist yet. The key is created (as
-/// `init`) by whoever claims `claim` first: compare-and-swap cannot create a key safely
-/// on Spin's SQLite. A caller that finds the key absent and loses the claim either
-/// returns [`Modified::BeingCreated`] (`wait` false) or retries until the winner has
-/// written it. Should the winner die between claim and write, every
-/// [`FORCE_CREATE_EVERY`]-th later claimer creates the key.
-pub(crate) async fn modify_raw<B: Backend>(
-    store: &Store<B>,
-    key: &str,
-    claim: &CounterKey,
-    init: &[u8],
-    wait: bool,
-    change: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
-) -> Result<Modified, KvError> {
-    for _ in 0..2 * FORCE_CREATE_EVERY {
-        match store
-            .update::<Infallible>(key, CAS_ATTEMPTS, |raw| Ok(change(raw)))
-            .await
-        {
-            Ok(Some(_)) => return Ok(Modified::Done),
-            Ok(None) => {
-                let n = store.increment(claim, 1).await?;
-                if n == 1 {
-                    store.set(key, init).await?;
-                } else if n % FORCE_CREATE_EVERY == 0 {
-                    if !store.exists(key).await? {
-                        store.set(key, init).await?;
-                    }
-                } else if !wait {
-                    return Ok(Modified::BeingCreated);
-                }
-            }
-            Err(UpdateError::Kv(e)) => return Err(e),
-            Err(UpdateError::Rejected(never)) => match never {},
-        }
-    }
-    Err(KvError::Contended(key.to_owned()))
-}
-
-/// Applies `f` to the device's push state (created empty if absent); returns the state
-/// as stored, or `None` when another caller is creating it and `wait` is false.
-async fn modify_state<B: Backend>(
-    store: &Store<B>,
-    device_id: &str,
-    wait: bool,
-    mut f: impl FnMut(&mut PushState),
-) -> Result<Option<PushState>, KvError> {
-    let init = serde_json::to_vec(&PushState::default()).expect("serialises");
-    let mut last = PushState::default();
-    let mut change = |raw: &[u8]| {
-        let mut st: PushState = serde_json::from_slice(raw).unwrap_or_default();
-        let before = st.clone();
-        f(&mut st);
-        last = st.clone();
-        (st != before).then(|| serde_json::to_vec(&st).expect("serialises"))
-    };
-    let done = modify_raw(
-        store,
-        &state_key(device_id),
-        &state_claim(device_id),
-        &init,
-        wait,
-        &mut change,
-    )
-    .await?;
-    Ok((done == Modified::Done).then_some(last))
-}
-
-/// Forgets the device's push history (its record was deleted). The key is rewritten, not
-/// deleted: it was created under a one-time claim (see [`modify_raw`]).
-pub async fn reset_state<B: Backend>(store: &Store<B>, device_id: &str) -> Result<(), KvError> {
-    if store.exists(&state_key(device_id)).await? {
-        let init = serde_json::to_vec(&PushState::default()).expect("serialises");
-        store.set(&state_key(device_id), &init).await?;
-    }
-    Ok(())
-}
-
-async fn load_state<B: Backend>(
-    store: &Store<B>,
-    device_id: &str,
-) -> Result<Option<PushState>, KvError> {
-    Ok(store
-        .get(&state_key(device_id))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
-}
-
-async fn load_record<B: Backend>(
-    store: &Store<B>,
-    device_id: &str,
-) -> Result<Option<EnrollmentRecord>, KvError> {
-    Ok(store
-        .get(&enrollment_record::record_key(device_id))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
-}
-
 /// The push data of a device that may be pushed, or why not.
-fn target(rec: Option<&EnrollmentRecord>) -> Result<Push, SkipReason> {
+pub(crate) fn target(rec: Option<&EnrollmentRecord>) -> Result<Push, SkipReason> {
     let rec = rec.ok_or(SkipReason::NoEnrollment)?;
     if !rec.enrolled || rec.checked_out_at.is_some() {
         return Err(SkipReason::NotEnrolled);
@@ -598,74 +317,10 @@ fn target(rec: Option<&EnrollmentRecord>) -> Result<Push, SkipReason> {
     rec.push.clone().ok_or(SkipReason::NoPushToken)
 }
 
-fn is_unreachable(st: &PushState, push: &Push) -> bool {
+pub(crate) fn is_unreachable(st: &PushState, push: &Push) -> bool {
     st.unreachable
         .as_ref()
         .is_some_and(|u| u.token_fp == token_fingerprint(&push.token_hex))
-}
-
-/// Puts `device_id` into the wheel slot of `due_at`. An entry already there for the
-/// device keeps the later of the two times: the drain then serves whatever of the device
-/// is due (its state decides), and a drain removing the entry it read (by value) cannot
-/// remove a retry scheduled into the same minute meanwhile.
-async fn schedule<B: Backend>(
-    store: &Store<B>,
-    device_id: &str,
-    due_at: u64,
-) -> Result<(), KvError> {
-    let slot = slot_of_minute(due_at / SLOT_SECS);
-    let mut change = |raw: &[u8]| {
-        let mut m: BTreeMap<String, u64> = serde_json::from_slice(raw).unwrap_or_default();
-        match m.get(device_id) {
-            Some(&t) if t >= due_at => None,
-            _ => {
-                m.insert(device_id.to_owned(), due_at);
-                Some(serde_json::to_vec(&m).expect("serialises"))
-            }
-        }
-    };
-    modify_raw(
-        store,
-        &slot_key(slot),
-        &slot_claim(slot),
-        b"{}",
-        true,
-        &mut change,
-    )
-    .await
-    .map(|_| ())
-}
-
-/// Removes `devices` (with the due times they were read with) from a slot.
-async fn unschedule<B: Backend>(
-    store: &Store<B>,
-    slot: u64,
-    devices: &[(String, u64)],
-) -> Result<(), KvError> {
-    if devices.is_empty() {
-        return Ok(());
-    }
-    let mut change = |raw: &[u8]| {
-        let mut m: BTreeMap<String, u64> = serde_json::from_slice(raw).unwrap_or_default();
-        let before = m.len();
-        for (d, t) in devices {
-            // Rescheduled into this very slot meanwhile: keep the new entry.
-            if m.get(d) == Some(t) {
-                m.remove(d);
-            }
-        }
-        (m.len() != before).then(|| serde_json::to_vec(&m).expect("serialises"))
-    };
-    modify_raw(
-        store,
-        &slot_key(slot),
-        &slot_claim(slot),
-        b"{}",
-        true,
-        &mut change,
-    )
-    .await
-    .map(|_| ())
 }
 
 async fn record_certificate_failure<B: Backend>(
@@ -706,7 +361,7 @@ async fn record_certificate_ok<B: Backend>(store: &Store<B>, now: u64) -> Result
 
 /// Sends one push to APNs and records the outcome in the device's state (and the
 /// certificate status, and the retry wheel).
-async fn send_and_record(
+pub(crate) async fn send_and_record(
     p: &impl Platform,
     device_id: &str,
     push: &Push,
@@ -1118,236 +773,6 @@ pub async fn certificate_status<B: Backend>(
 
 // ---------------------------------------------------------------------------------------
 // The scheduled drain
-// ---------------------------------------------------------------------------------------
-
-enum Claimed {
-    Retry,
-    FollowUp,
-    NotNow,
-    NotDue,
-    Busy,
-}
-
-/// Work on one due wheel entry; returns the outcome (for the report).
-async fn drain_one(p: &impl Platform, device_id: &str, now: u64) -> Result<PushOutcome, PushError> {
-    let mut claimed = Claimed::NotDue;
-    modify_state(p.store(), device_id, true, |st| {
-        let retry_due = st.retry.as_ref().is_some_and(|r| r.next_at <= now);
-        let followup_due = st.followup_at.is_some_and(|t| t <= now);
-        let not_now_due = st.not_now.due_at.is_some_and(|t| t <= now);
-        claimed = if !retry_due && !followup_due && !not_now_due {
-            Claimed::NotDue
-        } else if st.lease_until > now {
-            Claimed::Busy
-        } else {
-            st.lease_until = now + LEASE_SECS;
-            if retry_due {
-                Claimed::Retry
-            } else if followup_due {
-                Claimed::FollowUp
-            } else {
-                Claimed::NotNow
-            }
-        };
-    })
-    .await?;
-    let reason = match claimed {
-        Claimed::NotDue => {
-            return Ok(PushOutcome::Skipped {
-                why: SkipReason::NotDue,
-            });
-        }
-        Claimed::Busy => {
-            return Ok(PushOutcome::Skipped {
-                why: SkipReason::Busy,
-            });
-        }
-        Claimed::Retry => PushReason::Retry,
-        Claimed::FollowUp => PushReason::FollowUp,
-        Claimed::NotNow => PushReason::NotNow,
-    };
-    let release = |why: SkipReason| async move {
-        modify_state(p.store(), device_id, true, |st| {
-            st.lease_until = 0;
-            st.followup_at = None;
-            // Nothing left to wake it for, or no way to: the next deferral starts over.
-            st.not_now.due_at = None;
-            st.not_now.step = 0;
-            if why != SkipReason::QueueEmpty {
-                st.retry = None;
-            }
-        })
-        .await?;
-        Ok::<_, PushError>(PushOutcome::Skipped { why })
-    };
-    let rec = load_record(p.store(), device_id).await?;
-    let push = match target(rec.as_ref()) {
-        Ok(push) => push,
-        Err(why) => return release(why).await,
-    };
-    let st = load_state(p.store(), device_id).await?.unwrap_or_default();
-    if is_unreachable(&st, &push) {
-        return release(SkipReason::Unreachable).await;
-    }
-    if matches!(reason, PushReason::FollowUp | PushReason::NotNow) {
-        match queue::pending(p.store(), &Channel::device(device_id)).await {
-            Ok(0) | Err(QueueError::NoChannel) => return release(SkipReason::QueueEmpty).await,
-            // Unknown: push anyway, a spare push is harmless.
-            Ok(_) | Err(_) => {}
-        }
-    }
-    let now = p.clock().unix_seconds();
-    modify_state(p.store(), device_id, true, |st| {
-        st.window_start = now;
-        st.followup_at = None;
-        // One push wakes the device for everything it owes.
-        st.not_now.due_at = None;
-    })
-    .await?;
-    send_and_record(p, device_id, &push, reason).await
-}
-
-fn count(report: &mut DrainReport, outcome: &PushOutcome) {
-    match outcome {
-        PushOutcome::Skipped { .. } | PushOutcome::Coalesced { .. } => report.skipped += 1,
-        PushOutcome::RetryPending { .. } => report.skipped += 1,
-        o => {
-            report.pushed += 1;
-            match o {
-                PushOutcome::Delivered { .. } => report.delivered += 1,
-                PushOutcome::RetryScheduled { .. } => report.rescheduled += 1,
-                PushOutcome::GaveUp { .. } => report.gave_up += 1,
-                PushOutcome::Unreachable { .. } => report.unreachable += 1,
-                _ => report.failed += 1,
-            }
-        }
-    }
-}
-
-fn note_error(report: &mut DrainReport, e: impl std::fmt::Display) {
-    if report.errors.len() < 5 {
-        report.errors.push(e.to_string());
-    }
-}
-
-/// Sends the retries and follow-up pushes that are due, at most `budget` pushes per call
-/// (the scheduled tick calls this). Safe when calls overlap.
-pub async fn drain_retries(p: &impl Platform, budget: usize) -> DrainReport {
-    let mut report = DrainReport::default();
-    let store = p.store();
-    let now = p.clock().unix_seconds();
-    let current = now / SLOT_SECS;
-    let last_complete = current.saturating_sub(1);
-    let oldest = last_complete.saturating_sub(WHEEL_SLOTS);
-    let cursor_raw = match store.get(CURSOR_KEY).await {
-        Ok(v) => v,
-        Err(e) => {
-            note_error(&mut report, e);
-            return report;
-        }
-    };
-    let stored_cursor: Option<u64> = cursor_raw
-        .as_deref()
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .and_then(|s| s.trim().parse().ok());
-    // Never scanned (or longer ago than a full turn): one full turn covers every slot.
-    let start = stored_cursor.unwrap_or(oldest).max(oldest) + 1;
-    let minutes: Vec<u64> = (start..=current).collect();
-    let mut done_through = stored_cursor.unwrap_or(oldest).max(oldest);
-    let mut budget_left = budget;
-    // Entries that need no push still cost store operations: bound them too.
-    let mut entries_left = budget.saturating_mul(4).max(16);
-    'scan: for chunk in minutes.chunks(SLOT_BATCH) {
-        let keys: Vec<String> = chunk.iter().map(|m| slot_key(slot_of_minute(*m))).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let slots = match store.get_many(&refs).await {
-            Ok(s) => s,
-            Err(e) => {
-                note_error(&mut report, e);
-                break;
-            }
-        };
-        for (&minute, raw) in chunk.iter().zip(slots) {
-            report.slots_scanned += 1;
-            let map: BTreeMap<String, u64> = raw
-                .and_then(|r| serde_json::from_slice(&r).ok())
-                .unwrap_or_default();
-            let mut due: Vec<(String, u64)> = map.into_iter().filter(|(_, t)| *t <= now).collect();
-            due.sort_by_key(|(d, t)| (*t, d.clone()));
-            let mut handled: Vec<(String, u64)> = Vec::new();
-            let mut complete = true;
-            for (device, at) in due {
-                if budget_left == 0 || entries_left == 0 {
-                    report.more = true;
-                    complete = false;
-                    break;
-                }
-                entries_left -= 1;
-                report.due += 1;
-                match drain_one(p, &device, now).await {
-                    Ok(outcome) => {
-                        if !matches!(outcome, PushOutcome::Skipped { .. }) {
-                            budget_left -= 1;
-                        }
-                        let busy = matches!(
-                            outcome,
-                            PushOutcome::Skipped {
-                                why: SkipReason::Busy
-                            }
-                        );
-                        count(&mut report, &outcome);
-                        if busy {
-                            // Another drain owns it and removes the entry.
-                            complete = false;
-                        } else {
-                            handled.push((device, at));
-                        }
-                    }
-                    Err(e) => {
-                        note_error(&mut report, format!("{device}: {e}"));
-                        complete = false;
-                    }
-                }
-            }
-            if let Err(e) = unschedule(store, slot_of_minute(minute), &handled).await {
-                note_error(&mut report, e);
-                complete = false;
-            }
-            if !complete {
-                break 'scan;
-            }
-            if minute <= last_complete {
-                done_through = minute;
-            }
-        }
-    }
-    if Some(done_through) != stored_cursor {
-        let new = done_through.to_string();
-        let r = match &cursor_raw {
-            Some(old) => store
-                .compare_and_swap(CURSOR_KEY, old, new.as_bytes())
-                .await
-                .map(|_| ()),
-            None => {
-                async {
-                    if store.claim(&cursor_claim()).await? || !store.exists(CURSOR_KEY).await? {
-                        store.set(CURSOR_KEY, new.as_bytes()).await?;
-                    }
-                    Ok(())
-                }
-                .await
-            }
-        };
-        if let Err(e) = r {
-            note_error(&mut report, e);
-        }
-    }
-    report.cursor = Some(done_through);
-    report
-}
-
-// ---------------------------------------------------------------------------------------
-// Admin API helpers (routes are wired in `admin`)
 // ---------------------------------------------------------------------------------------
 
 /// `POST /api/v1/devices/{device}/push`: push now; answers the outcome and the state.

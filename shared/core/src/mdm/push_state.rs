@@ -1,0 +1,328 @@
+//! A device's push bookkeeping and the retry timing wheel, as stored: the records the
+//! push policy ([`super::push`]) reads and changes, always with compare-and-swap.
+//!
+//! Key layout (`d` = device id as a key segment):
+//!
+//! | key | value |
+//! |---|---|
+//! | `push:<d>` | the device's [`PushState`]: outcomes, unreachable mark, retry, coalescing window, drain lease (JSON, changed only with CAS) |
+//! | `ctr:push:<d>` | claimed once, by whoever creates `push:<d>` |
+//! | `pushcert` | the push certificate's [`CertificateStatus`] (one for the app) |
+//! | `pushdue:<s>` | retry / follow-up timing wheel: slot `s` = due minute mod 1440; a JSON map device id → due time (Unix s). Entries are hints, the device's `push:<d>` decides. Never deleted (an emptied slot stays `{}`): at most 1440 such keys |
+//! | `ctr:pushdue:<s>` | claimed once, by whoever creates `pushdue:<s>` |
+//! | `pushdue:cursor` | the last minute (Unix s / 60) the drain fully processed, decimal |
+//! | `ctr:pushdue:cursor` | claimed once, by whoever creates `pushdue:cursor` |
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+
+use serde::{Deserialize, Serialize};
+
+use mdm_kv::key::segment;
+use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
+
+use super::enrollment_record::{self, EnrollmentRecord};
+
+pub(crate) const SLOT_SECS: u64 = 60;
+pub(crate) const WHEEL_SLOTS: u64 = 1_440;
+pub(crate) const CURSOR_KEY: &str = "pushdue:cursor";
+pub(crate) const CERT_KEY: &str = "pushcert";
+/// CAS attempts per read-modify-write.
+pub(crate) const CAS_ATTEMPTS: usize = 32;
+/// Slot reads per batch call.
+pub(crate) const SLOT_BATCH: usize = 100;
+
+pub(crate) fn state_key(device_id: &str) -> String {
+    format!("push:{}", segment(device_id))
+}
+
+pub(crate) fn state_claim(device_id: &str) -> CounterKey {
+    CounterKey::new(&format!("push:{}", segment(device_id))).expect("segments are key-safe")
+}
+
+pub(crate) fn slot_key(slot: u64) -> String {
+    format!("pushdue:{slot}")
+}
+
+pub(crate) fn slot_claim(slot: u64) -> CounterKey {
+    CounterKey::new(&format!("pushdue:{slot}")).expect("static counter name")
+}
+
+pub(crate) fn cursor_claim() -> CounterKey {
+    CounterKey::new("pushdue:cursor").expect("static counter name")
+}
+
+pub(crate) fn slot_of_minute(minute: u64) -> u64 {
+    minute % WHEEL_SLOTS
+}
+
+/// Why a push is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushReason {
+    /// An administrator asked for it (on-demand push).
+    Admin,
+    /// A command was queued.
+    Enqueued,
+    /// Commands queued inside a coalescing window after its push.
+    FollowUp,
+    /// A scheduled retry of a failed push.
+    Retry,
+    /// Right after enrollment (TokenUpdate), e.g. to start the await-configuration setup.
+    Enrollment,
+    /// An exchange ended with commands the device deferred (NotNow): woken again later so
+    /// it retries them (see [`after_not_now`]).
+    NotNow,
+}
+
+/// A device's push bookkeeping (`push:<d>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushState {
+    pub last_attempt_at: Option<u64>,
+    pub last_reason: Option<PushReason>,
+    /// [`PushOutcome::name`] of the last attempt.
+    pub last_outcome: Option<String>,
+    pub last_status: Option<u16>,
+    /// APNs' `reason`, or the transport failure (redacted).
+    pub last_error: Option<String>,
+    pub last_apns_id: Option<String>,
+    pub last_delivered_at: Option<u64>,
+    pub attempts: u64,
+    pub delivered: u64,
+    pub unreachable: Option<Unreachable>,
+    pub retry: Option<RetryInfo>,
+    /// Start of the current coalescing window (time of its push).
+    pub window_start: u64,
+    /// A follow-up push owed for enqueues inside the window.
+    pub followup_at: Option<u64>,
+    /// A drain is pushing this device until then.
+    pub lease_until: u64,
+    /// Pushes owed for commands the device deferred with NotNow.
+    pub not_now: NotNowRetry,
+}
+
+/// Waking a device again after it deferred commands (NotNow): the first push after
+/// [`NOT_NOW_FIRST_DELAY`], each further one in a row after twice the delay (up to
+/// [`NOT_NOW_MAX_DELAY`]), and never more than [`NOT_NOW_PER_HOUR`] in any hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotNowRetry {
+    /// The owed push, if one is owed.
+    pub due_at: Option<u64>,
+    /// Owed pushes in a row so far (the delay doubles with each).
+    pub step: u32,
+    /// Due times of the latest owed pushes (at most [`NOT_NOW_PER_HOUR`]).
+    pub recent: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreachable {
+    pub since: u64,
+    pub status: u16,
+    pub reason: String,
+    /// APNs' `timestamp` (ms) since which the token is invalid, when it sent one.
+    pub apns_timestamp: Option<u64>,
+    /// [`token_fingerprint`] of the token APNs refused.
+    pub token_fp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryInfo {
+    /// Failed attempts in a row.
+    pub attempt: u32,
+    pub next_at: u64,
+    pub first_failure_at: u64,
+    pub reason: String,
+}
+
+/// State of the push certificate as APNs judged it (`pushcert`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CertificateStatus {
+    /// `unknown` (never failed), `ok` (a push succeeded since the last failure) or
+    /// `failing`.
+    pub state: String,
+    /// Since when in this state.
+    pub since: Option<u64>,
+    /// The last failure: HTTP status (None for a TLS failure) and reason.
+    pub last_failure_at: Option<u64>,
+    pub last_failure_status: Option<u16>,
+    pub last_failure_reason: Option<String>,
+    pub failures: u64,
+}
+
+/// Every this many claims on a creation counter while the key is still absent, the
+/// claimer creates the key anyway: the first claimer died between claim and write.
+pub(crate) const FORCE_CREATE_EVERY: i64 = 50;
+
+/// What [`modify_raw`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Modified {
+    Done,
+    /// The key is absent and another caller is creating it right now (only when not
+    /// waiting for it).
+    BeingCreated,
+}
+
+/// Read-modify-write of a JSON key that may not exist yet. The key is created (as
+/// `init`) by whoever claims `claim` first: compare-and-swap cannot create a key safely
+/// on Spin's SQLite. A caller that finds the key absent and loses the claim either
+/// returns [`Modified::BeingCreated`] (`wait` false) or retries until the winner has
+/// written it. Should the winner die between claim and write, every
+/// [`FORCE_CREATE_EVERY`]-th later claimer creates the key.
+pub(crate) async fn modify_raw<B: Backend>(
+    store: &Store<B>,
+    key: &str,
+    claim: &CounterKey,
+    init: &[u8],
+    wait: bool,
+    change: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Result<Modified, KvError> {
+    for _ in 0..2 * FORCE_CREATE_EVERY {
+        match store
+            .update::<Infallible>(key, CAS_ATTEMPTS, |raw| Ok(change(raw)))
+            .await
+        {
+            Ok(Some(_)) => return Ok(Modified::Done),
+            Ok(None) => {
+                let n = store.increment(claim, 1).await?;
+                if n == 1 {
+                    store.set(key, init).await?;
+                } else if n % FORCE_CREATE_EVERY == 0 {
+                    if !store.exists(key).await? {
+                        store.set(key, init).await?;
+                    }
+                } else if !wait {
+                    return Ok(Modified::BeingCreated);
+                }
+            }
+            Err(UpdateError::Kv(e)) => return Err(e),
+            Err(UpdateError::Rejected(never)) => match never {},
+        }
+    }
+    Err(KvError::Contended(key.to_owned()))
+}
+
+/// Applies `f` to the device's push state (created empty if absent); returns the state
+/// as stored, or `None` when another caller is creating it and `wait` is false.
+pub(crate) async fn modify_state<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    wait: bool,
+    mut f: impl FnMut(&mut PushState),
+) -> Result<Option<PushState>, KvError> {
+    let init = serde_json::to_vec(&PushState::default()).expect("serialises");
+    let mut last = PushState::default();
+    let mut change = |raw: &[u8]| {
+        let mut st: PushState = serde_json::from_slice(raw).unwrap_or_default();
+        let before = st.clone();
+        f(&mut st);
+        last = st.clone();
+        (st != before).then(|| serde_json::to_vec(&st).expect("serialises"))
+    };
+    let done = modify_raw(
+        store,
+        &state_key(device_id),
+        &state_claim(device_id),
+        &init,
+        wait,
+        &mut change,
+    )
+    .await?;
+    Ok((done == Modified::Done).then_some(last))
+}
+
+/// Forgets the device's push history (its record was deleted). The key is rewritten, not
+/// deleted: it was created under a one-time claim (see [`modify_raw`]).
+pub async fn reset_state<B: Backend>(store: &Store<B>, device_id: &str) -> Result<(), KvError> {
+    if store.exists(&state_key(device_id)).await? {
+        let init = serde_json::to_vec(&PushState::default()).expect("serialises");
+        store.set(&state_key(device_id), &init).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn load_state<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+) -> Result<Option<PushState>, KvError> {
+    Ok(store
+        .get(&state_key(device_id))
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+}
+
+pub(crate) async fn load_record<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+) -> Result<Option<EnrollmentRecord>, KvError> {
+    Ok(store
+        .get(&enrollment_record::record_key(device_id))
+        .await?
+        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+}
+
+/// Puts `device_id` into the wheel slot of `due_at`. An entry already there for the
+/// device keeps the later of the two times: the drain then serves whatever of the device
+/// is due (its state decides), and a drain removing the entry it read (by value) cannot
+/// remove a retry scheduled into the same minute meanwhile.
+pub(crate) async fn schedule<B: Backend>(
+    store: &Store<B>,
+    device_id: &str,
+    due_at: u64,
+) -> Result<(), KvError> {
+    let slot = slot_of_minute(due_at / SLOT_SECS);
+    let mut change = |raw: &[u8]| {
+        let mut m: BTreeMap<String, u64> = serde_json::from_slice(raw).unwrap_or_default();
+        match m.get(device_id) {
+            Some(&t) if t >= due_at => None,
+            _ => {
+                m.insert(device_id.to_owned(), due_at);
+                Some(serde_json::to_vec(&m).expect("serialises"))
+            }
+        }
+    };
+    modify_raw(
+        store,
+        &slot_key(slot),
+        &slot_claim(slot),
+        b"{}",
+        true,
+        &mut change,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Removes `devices` (with the due times they were read with) from a slot.
+pub(crate) async fn unschedule<B: Backend>(
+    store: &Store<B>,
+    slot: u64,
+    devices: &[(String, u64)],
+) -> Result<(), KvError> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let mut change = |raw: &[u8]| {
+        let mut m: BTreeMap<String, u64> = serde_json::from_slice(raw).unwrap_or_default();
+        let before = m.len();
+        for (d, t) in devices {
+            // Rescheduled into this very slot meanwhile: keep the new entry.
+            if m.get(d) == Some(t) {
+                m.remove(d);
+            }
+        }
+        (m.len() != before).then(|| serde_json::to_vec(&m).expect("serialises"))
+    };
+    modify_raw(
+        store,
+        &slot_key(slot),
+        &slot_claim(slot),
+        b"{}",
+        true,
+        &mut change,
+    )
+    .await
+    .map(|_| ())
+}
