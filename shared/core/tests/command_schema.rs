@@ -1,5 +1,5 @@
 //! The payload-key table is Apple's YAML (re-derived here; `UPDATE_COMMAND_SCHEMA=1`
-//! rewrites the generated part of `src/mdm/command_schema.rs`), and admin payloads are
+//! rewrites the generated `src/mdm/command_schema_table.rs`, included by `command_schema.rs`), and admin payloads are
 //! converted and checked by it.
 
 use base64::Engine;
@@ -220,7 +220,10 @@ fn schema_table_matches_apple_yaml() {
 /// hand-edited); `UPDATE_COMMAND_SCHEMA=1` rewrites it.
 #[test]
 fn generated_text_is_current() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mdm/command_schema.rs");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/mdm/command_schema_table.rs"
+    );
     let source = std::fs::read_to_string(path).unwrap();
     let at = source.find(MARKER).expect("generated marker");
     let body_start = at + source[at..].find('\n').unwrap() + 1;
