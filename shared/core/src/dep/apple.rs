@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
-use super::client::{DepClient, DepCredentials, DepError};
+use super::client::{ApiError, DepClient, DepCredentials, DepError, DevicePage};
 use super::sync::{DeviceFeed, FeedError, FeedPage};
 use super::tokens::{self, TokenRecord};
 use crate::config::Secret;
@@ -297,5 +297,46 @@ pub async fn finish<P: crate::Platform>(
     if now != session_before {
         let sealer = SlotSealer { storage_key, token };
         let _ = save_session(p.store(), &sealer, now.as_deref()).await;
+    }
+}
+
+// The client's answers in the terms of the sync engine (kept here, in the adapter between
+// the two, so that the client does not depend on the engine).
+impl DepError {
+    /// The same failure in the terms of the sync engine.
+    pub fn to_feed_error(&self) -> FeedError {
+        match self {
+            DepError::Api {
+                code: ApiError::ExhaustedCursor,
+                ..
+            } => FeedError::ExhaustedCursor,
+            DepError::Api { code, .. } if code.is_cursor_error() => {
+                FeedError::CursorRejected(code.as_str().into())
+            }
+            DepError::Api {
+                code: ApiError::TermsNotSigned,
+                ..
+            } => FeedError::TermsNotSigned,
+            DepError::Api {
+                code: ApiError::AccessDenied | ApiError::Forbidden,
+                ..
+            }
+            | DepError::Unauthorized { .. } => FeedError::TokenRejected(self.to_string()),
+            DepError::RetryLater { after, .. } => FeedError::Throttled {
+                retry_after: after.as_secs().max(1),
+            },
+            other => FeedError::Other(other.to_string()),
+        }
+    }
+}
+
+impl DevicePage {
+    /// The page as the sync engine takes it.
+    pub fn into_feed_page(self) -> FeedPage {
+        FeedPage {
+            devices: self.devices,
+            cursor: self.cursor,
+            more_to_follow: self.more_to_follow,
+        }
     }
 }

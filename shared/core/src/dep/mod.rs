@@ -14,6 +14,7 @@ pub mod skipkeys;
 pub mod sync;
 pub mod sync_state;
 pub mod tokens;
+pub mod wire;
 
 /// A token slot's id: small sequential numbers allocated by a counter, so every slot can
 /// be enumerated without listing keys.
