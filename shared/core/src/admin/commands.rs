@@ -3,10 +3,7 @@
 //!
 //! Before anything is queued the payload is checked against Apple's schema
 //! ([`command_schema`]) and the command against what the device can run
-//! ([`commands_table`] and the enrollment record): platform and OS version, supervision,
-//! User Enrollment, device or user channel. Unknown facts (a device that never answered
-//! DeviceInformation has unknown supervision) refuse nothing. ADE-only commands are not
-//! refused for want of knowing how the device enrolled.
+//! ([`crate::mdm::availability`]).
 //!
 //! Storage is [`connect`]'s and [`queue`]'s (key layouts documented there).
 
@@ -17,14 +14,15 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self};
+use crate::mdm::availability::{capability, user_enrollment_limits};
+// Platform naming, still reachable by its former path.
+pub use crate::mdm::availability::{platform_name, platform_of};
 use crate::mdm::command;
 use crate::mdm::command_schema::{self, PayloadError};
 use crate::mdm::command_secrets;
-use crate::mdm::commands_table::{self, OsFamily};
 use crate::mdm::connect::{
     self, CancelOutcome, CommandResult, EnqueueError, HistoryQuery, NewCommand,
 };
-use crate::mdm::enrollment_type::compare_versions;
 use crate::mdm::enrollments::{self, EnrollmentRecord};
 use crate::mdm::push;
 use crate::mdm::queue::{self, Channel, Lane, QueueError};
@@ -230,112 +228,6 @@ pub(crate) fn new_uuid() -> String {
     crate::random::uuid_v4()
 }
 
-/// The platform a device runs, from its product name or model.
-pub fn platform_of(rec: &EnrollmentRecord) -> Option<OsFamily> {
-    [rec.product_name.as_deref(), rec.model.as_deref()]
-        .into_iter()
-        .flatten()
-        .find_map(|p| {
-            let p = p.to_ascii_lowercase();
-            if p.starts_with("iphone") || p.starts_with("ipad") || p.starts_with("ipod") {
-                Some(OsFamily::Ios)
-            } else if p.starts_with("appletv") {
-                Some(OsFamily::Tvos)
-            } else if p.starts_with("watch") {
-                Some(OsFamily::Watchos)
-            } else if p.starts_with("realitydevice") {
-                Some(OsFamily::Visionos)
-            } else if p.contains("mac") || p.starts_with("xserve") {
-                Some(OsFamily::Macos)
-            } else {
-                None
-            }
-        })
-}
-
-pub fn platform_name(os: OsFamily) -> &'static str {
-    match os {
-        OsFamily::Ios => "ios",
-        OsFamily::Macos => "macos",
-        OsFamily::Tvos => "tvos",
-        OsFamily::Visionos => "visionos",
-        OsFamily::Watchos => "watchos",
-    }
-}
-
-/// Whether `request_type` can run on this device and channel; `Err` says why not.
-pub fn capability(
-    request_type: &str,
-    rec: &EnrollmentRecord,
-    user_channel: bool,
-) -> Result<(), String> {
-    let Some(cmd) = commands_table::lookup(request_type) else {
-        return Ok(());
-    };
-    let known = platform_of(rec);
-    let candidates: Vec<OsFamily> = match known {
-        Some(os) => vec![os],
-        None => vec![
-            OsFamily::Ios,
-            OsFamily::Macos,
-            OsFamily::Tvos,
-            OsFamily::Visionos,
-            OsFamily::Watchos,
-        ],
-    };
-    let mut reasons = Vec::new();
-    for os in candidates {
-        let name = os.label();
-        let Some(o) = cmd.on(os) else {
-            reasons.push(format!("{request_type} is not available on {name}"));
-            continue;
-        };
-        if user_channel && !o.user_channel {
-            reasons.push(format!(
-                "{request_type} cannot be sent to a user channel on {name}"
-            ));
-            continue;
-        }
-        if !user_channel && !o.device_channel {
-            reasons.push(format!(
-                "{request_type} must be sent to a user channel on {name} (give \"user\")"
-            ));
-            continue;
-        }
-        if rec.user_enrollment && !o.user_enrollment {
-            reasons.push(format!(
-                "{request_type} is not allowed under User Enrollment on {name}"
-            ));
-            continue;
-        }
-        if o.supervised && rec.supervised == Some(false) {
-            reasons.push(format!(
-                "{request_type} requires a supervised device on {name}; this device is not supervised"
-            ));
-            continue;
-        }
-        if known.is_some()
-            && let Some(v) = rec.os_version.as_deref().filter(|v| !v.is_empty())
-            && compare_versions(v, o.introduced) == std::cmp::Ordering::Less
-        {
-            reasons.push(format!(
-                "{request_type} requires {name} {} or later; the device runs {v}",
-                o.introduced
-            ));
-            continue;
-        }
-        return Ok(());
-    }
-    Err(if known.is_some() || reasons.is_empty() {
-        reasons.join("; ")
-    } else {
-        format!(
-            "{request_type} cannot run on this device: {}",
-            reasons.join("; ")
-        )
-    })
-}
-
 async fn queue_limit(vars: &impl Variables) -> Result<u64, ApiError> {
     match vars.get(COMMAND_QUEUE_LIMIT).await {
         Ok(None) => Ok(QUEUE_LIMIT_DEFAULT),
@@ -440,68 +332,12 @@ async fn prepare(
     };
     capability(&rt, rec, user_channel).map_err(ApiError::unprocessable)?;
     if rec.user_enrollment {
-        user_enrollment_limits(&rt, &payload, platform_of(rec))?;
+        user_enrollment_limits(&rt, &payload, platform_of(rec))
+            .map_err(|problems| ApiError::unprocessable(Value::Array(problems)))?;
     }
     let uuid = given_uuid.unwrap_or_else(new_uuid);
     let body = command::build(&uuid, &rt, payload);
     Ok((rt, uuid, body))
-}
-
-/// What a user-enrolled device must not be asked or sent, beyond the command itself: the
-/// DeviceInformation queries and profile payloads User Enrollment forbids (422 naming
-/// each, so nothing is silently dropped).
-fn user_enrollment_limits(
-    rt: &str,
-    payload: &plist::Dictionary,
-    os: Option<OsFamily>,
-) -> Result<(), ApiError> {
-    use crate::mdm::user_enrollment::{payload_refusal, payload_types, refused_queries};
-    let mut problems: Vec<Value> = Vec::new();
-    match rt {
-        "DeviceInformation" => {
-            let queries: Vec<String> = payload
-                .get("Queries")
-                .and_then(Plist::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|q| q.as_string().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let refused = refused_queries(&queries, os);
-            if !refused.is_empty() {
-                problems.push(json!({
-                    "key": "Queries",
-                    "problem": format!(
-                        "not allowed under User Enrollment (no device identifiers or device-wide state): {}",
-                        refused.join(", ")
-                    ),
-                }));
-            }
-        }
-        "InstallProfile" => {
-            let data = payload
-                .get("Payload")
-                .and_then(Plist::as_data)
-                .unwrap_or_default();
-            match payload_types(data) {
-                Ok(types) => {
-                    for t in types {
-                        if let Some(reason) = payload_refusal(&t, os) {
-                            problems.push(json!({ "key": "Payload", "problem": reason }));
-                        }
-                    }
-                }
-                Err(e) => problems.push(json!({ "key": "Payload", "problem": e })),
-            }
-        }
-        _ => {}
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(Value::Array(problems)))
-    }
 }
 
 fn lane_for(request_type: &str, explicit: bool, awaiting_configuration: bool) -> Lane {

@@ -3,6 +3,7 @@
 //! `Mdm-Signature` check.
 
 pub mod apns;
+pub mod availability;
 pub mod await_config;
 pub mod checkin;
 pub mod command;
