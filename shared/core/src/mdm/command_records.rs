@@ -52,7 +52,7 @@ pub struct CommandResult {
     #[serde(default)]
     pub error_chain: Vec<ErrorResult>,
     /// Base64 of the device's last report (XML plist), response keys included; empty
-    /// before any answer, or when the report was larger than [`MAX_RAW_KEPT`].
+    /// before any answer, or when the report was larger than [`super::connect::MAX_RAW_KEPT`].
     #[serde(default)]
     pub raw: String,
     /// Size of a report that was too large to keep.

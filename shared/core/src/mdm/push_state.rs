@@ -71,7 +71,7 @@ pub enum PushReason {
     /// Right after enrollment (TokenUpdate), e.g. to start the await-configuration setup.
     Enrollment,
     /// An exchange ended with commands the device deferred (NotNow): woken again later so
-    /// it retries them (see [`after_not_now`]).
+    /// it retries them (see [`super::push::after_not_now`]).
     NotNow,
 }
 
@@ -81,7 +81,7 @@ pub enum PushReason {
 pub struct PushState {
     pub last_attempt_at: Option<u64>,
     pub last_reason: Option<PushReason>,
-    /// [`PushOutcome::name`] of the last attempt.
+    /// [`super::push::PushOutcome::name`] of the last attempt.
     pub last_outcome: Option<String>,
     pub last_status: Option<u16>,
     /// APNs' `reason`, or the transport failure (redacted).
@@ -103,8 +103,8 @@ pub struct PushState {
 }
 
 /// Waking a device again after it deferred commands (NotNow): the first push after
-/// [`NOT_NOW_FIRST_DELAY`], each further one in a row after twice the delay (up to
-/// [`NOT_NOW_MAX_DELAY`]), and never more than [`NOT_NOW_PER_HOUR`] in any hour.
+/// [`super::push::NOT_NOW_FIRST_DELAY`], each further one in a row after twice the delay (up to
+/// [`super::push::NOT_NOW_MAX_DELAY`]), and never more than [`super::push::NOT_NOW_PER_HOUR`] in any hour.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NotNowRetry {
@@ -112,7 +112,7 @@ pub struct NotNowRetry {
     pub due_at: Option<u64>,
     /// Owed pushes in a row so far (the delay doubles with each).
     pub step: u32,
-    /// Due times of the latest owed pushes (at most [`NOT_NOW_PER_HOUR`]).
+    /// Due times of the latest owed pushes (at most [`super::push::NOT_NOW_PER_HOUR`]).
     pub recent: Vec<u64>,
 }
 
@@ -123,7 +123,7 @@ pub struct Unreachable {
     pub reason: String,
     /// APNs' `timestamp` (ms) since which the token is invalid, when it sent one.
     pub apns_timestamp: Option<u64>,
-    /// [`token_fingerprint`] of the token APNs refused.
+    /// [`super::apns::token_fingerprint`] of the token APNs refused.
     pub token_fp: String,
 }
 
