@@ -175,7 +175,9 @@ async fn modify<B: Backend, T>(
             }
         }
     };
-    crate::mdm::push_state::modify_raw(store, KEY, &claim(), b"{}", true, &mut apply).await?;
+    store
+        .update_or_create(KEY, &claim(), b"{}", true, &mut apply)
+        .await?;
     out.unwrap_or_else(|| Err(GroupError::Store(KvError::Contended(KEY.into()))))
 }
 

@@ -6,7 +6,7 @@
 //! wrote, so it can run against a live store.
 
 use crate::key::CounterKey;
-use crate::{Backend, CasOutcome, KvError, Store, UpdateError};
+use crate::{Backend, CasOutcome, KvError, Modified, Store, UpdateError};
 
 /// Outcome of one named check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +105,7 @@ pub async fn run<B: Backend>(store: &Store<B>, prefix: &str) -> Report {
         cas_never_creates(store, &mut keys).await,
     );
     report.record("update", update(store, &mut keys).await);
+    report.record("update_or_create", update_or_create(store, &mut keys).await);
     // Clean-up goes to the backend directly: the Store refuses to delete counters.
     for k in &keys.used {
         let _ = store.backend().delete(k).await;
@@ -351,6 +352,41 @@ async fn update<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), Str
     ensure!(
         s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"12"[..]),
         "rejected update wrote"
+    );
+    Ok(())
+}
+
+async fn update_or_create<B: Backend>(s: &Store<B>, keys: &mut Keys<'_>) -> Result<(), String> {
+    let k = keys.data("uoc");
+    let c = keys.counter("uoc")?;
+    let mut append = |v: &[u8]| Some([v, b"+"].concat());
+    let r = s.update_or_create(&k, &c, b"0", false, &mut append).await;
+    ensure!(
+        r == Ok(Modified::Done),
+        "first call on an absent key: {r:?}"
+    );
+    ensure!(
+        s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"0+"[..]),
+        "absent key not created as init and then changed"
+    );
+    let r = s.update_or_create(&k, &c, b"0", false, &mut append).await;
+    ensure!(r == Ok(Modified::Done), "second call: {r:?}");
+    ensure!(
+        s.get(&k).await.map_err(kv)?.as_deref() == Some(&b"0++"[..]),
+        "existing key not changed in place"
+    );
+    // Someone else holds the creation claim of an absent key: no wait, no write.
+    let k2 = keys.data("uoc2");
+    let c2 = keys.counter("uoc2")?;
+    s.increment(&c2, 1).await.map_err(kv)?;
+    let r = s.update_or_create(&k2, &c2, b"0", false, &mut append).await;
+    ensure!(
+        r == Ok(Modified::BeingCreated),
+        "claimed by another, not waiting: {r:?}"
+    );
+    ensure!(
+        !s.exists(&k2).await.map_err(kv)?,
+        "created without the claim"
     );
     Ok(())
 }

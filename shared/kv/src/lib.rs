@@ -24,4 +24,4 @@ mod store;
 pub use backend::{Backend, CasHandle, KvError};
 pub use key::CounterKey;
 pub use memory::{Defects, GetManyDefect, IncrementEncoding, MemoryBackend};
-pub use store::{CasOutcome, Store, UpdateError};
+pub use store::{CasOutcome, FORCE_CREATE_EVERY, Modified, Store, UpdateError};

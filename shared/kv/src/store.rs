@@ -197,6 +197,66 @@ impl<B: Backend> Store<B> {
     }
 }
 
+/// Every this many claims on a creation counter while the key is still absent, the
+/// claimer of [`Store::update_or_create`] creates the key anyway: the first claimer died
+/// between claim and write.
+pub const FORCE_CREATE_EVERY: i64 = 50;
+/// Compare-and-swap attempts per round of [`Store::update_or_create`].
+const UPDATE_OR_CREATE_ATTEMPTS: usize = 32;
+
+/// What [`Store::update_or_create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modified {
+    Done,
+    /// The key is absent and another caller is creating it right now (only when not
+    /// waiting for it).
+    BeingCreated,
+}
+
+impl<B: Backend> Store<B> {
+    /// Read-modify-write of a key that may not exist yet. The key is created (as `init`)
+    /// by whoever claims `claim` first: compare-and-swap cannot create a key safely on
+    /// every backend. A caller that finds the key absent and loses the claim either
+    /// returns [`Modified::BeingCreated`] (`wait` false) or retries until the winner has
+    /// written it. Should the winner die between claim and write, every
+    /// [`FORCE_CREATE_EVERY`]-th later claimer creates the key. `change` returns the new
+    /// value, or None to leave the stored one.
+    pub async fn update_or_create(
+        &self,
+        key: &str,
+        claim: &CounterKey,
+        init: &[u8],
+        wait: bool,
+        change: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<Modified, KvError> {
+        for _ in 0..2 * FORCE_CREATE_EVERY {
+            match self
+                .update::<std::convert::Infallible>(key, UPDATE_OR_CREATE_ATTEMPTS, |raw| {
+                    Ok(change(raw))
+                })
+                .await
+            {
+                Ok(Some(_)) => return Ok(Modified::Done),
+                Ok(None) => {
+                    let n = self.increment(claim, 1).await?;
+                    if n == 1 {
+                        self.set(key, init).await?;
+                    } else if n % FORCE_CREATE_EVERY == 0 {
+                        if !self.exists(key).await? {
+                            self.set(key, init).await?;
+                        }
+                    } else if !wait {
+                        return Ok(Modified::BeingCreated);
+                    }
+                }
+                Err(UpdateError::Kv(e)) => return Err(e),
+                Err(UpdateError::Rejected(never)) => match never {},
+            }
+        }
+        Err(KvError::Contended(key.to_owned()))
+    }
+}
+
 /// Failure of [`Store::update`]: the store's, or the caller's own.
 #[derive(Debug, PartialEq, Eq)]
 pub enum UpdateError<E> {

@@ -14,12 +14,11 @@
 //! | `ctr:pushdue:cursor` | claimed once, by whoever creates `pushdue:cursor` |
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 
 use serde::{Deserialize, Serialize};
 
 use mdm_kv::key::segment;
-use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
+use mdm_kv::{Backend, CounterKey, KvError, Modified, Store};
 
 use super::enrollment_record::{self, EnrollmentRecord};
 
@@ -152,58 +151,6 @@ pub struct CertificateStatus {
     pub failures: u64,
 }
 
-/// Every this many claims on a creation counter while the key is still absent, the
-/// claimer creates the key anyway: the first claimer died between claim and write.
-pub(crate) const FORCE_CREATE_EVERY: i64 = 50;
-
-/// What [`modify_raw`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Modified {
-    Done,
-    /// The key is absent and another caller is creating it right now (only when not
-    /// waiting for it).
-    BeingCreated,
-}
-
-/// Read-modify-write of a JSON key that may not exist yet. The key is created (as
-/// `init`) by whoever claims `claim` first: compare-and-swap cannot create a key safely
-/// on Spin's SQLite. A caller that finds the key absent and loses the claim either
-/// returns [`Modified::BeingCreated`] (`wait` false) or retries until the winner has
-/// written it. Should the winner die between claim and write, every
-/// [`FORCE_CREATE_EVERY`]-th later claimer creates the key.
-pub(crate) async fn modify_raw<B: Backend>(
-    store: &Store<B>,
-    key: &str,
-    claim: &CounterKey,
-    init: &[u8],
-    wait: bool,
-    change: &mut impl FnMut(&[u8]) -> Option<Vec<u8>>,
-) -> Result<Modified, KvError> {
-    for _ in 0..2 * FORCE_CREATE_EVERY {
-        match store
-            .update::<Infallible>(key, CAS_ATTEMPTS, |raw| Ok(change(raw)))
-            .await
-        {
-            Ok(Some(_)) => return Ok(Modified::Done),
-            Ok(None) => {
-                let n = store.increment(claim, 1).await?;
-                if n == 1 {
-                    store.set(key, init).await?;
-                } else if n % FORCE_CREATE_EVERY == 0 {
-                    if !store.exists(key).await? {
-                        store.set(key, init).await?;
-                    }
-                } else if !wait {
-                    return Ok(Modified::BeingCreated);
-                }
-            }
-            Err(UpdateError::Kv(e)) => return Err(e),
-            Err(UpdateError::Rejected(never)) => match never {},
-        }
-    }
-    Err(KvError::Contended(key.to_owned()))
-}
-
 /// Applies `f` to the device's push state (created empty if absent); returns the state
 /// as stored, or `None` when another caller is creating it and `wait` is false.
 pub(crate) async fn modify_state<B: Backend>(
@@ -221,20 +168,20 @@ pub(crate) async fn modify_state<B: Backend>(
         last = st.clone();
         (st != before).then(|| serde_json::to_vec(&st).expect("serialises"))
     };
-    let done = modify_raw(
-        store,
-        &state_key(device_id),
-        &state_claim(device_id),
-        &init,
-        wait,
-        &mut change,
-    )
-    .await?;
+    let done = store
+        .update_or_create(
+            &state_key(device_id),
+            &state_claim(device_id),
+            &init,
+            wait,
+            &mut change,
+        )
+        .await?;
     Ok((done == Modified::Done).then_some(last))
 }
 
 /// Forgets the device's push history (its record was deleted). The key is rewritten, not
-/// deleted: it was created under a one-time claim (see [`modify_raw`]).
+/// deleted: it was created under a one-time claim (see [`Store::update_or_create`]).
 pub async fn reset_state<B: Backend>(store: &Store<B>, device_id: &str) -> Result<(), KvError> {
     if store.exists(&state_key(device_id)).await? {
         let init = serde_json::to_vec(&PushState::default()).expect("serialises");
@@ -283,16 +230,10 @@ pub(crate) async fn schedule<B: Backend>(
             }
         }
     };
-    modify_raw(
-        store,
-        &slot_key(slot),
-        &slot_claim(slot),
-        b"{}",
-        true,
-        &mut change,
-    )
-    .await
-    .map(|_| ())
+    store
+        .update_or_create(&slot_key(slot), &slot_claim(slot), b"{}", true, &mut change)
+        .await
+        .map(|_| ())
 }
 
 /// Removes `devices` (with the due times they were read with) from a slot.
@@ -315,14 +256,8 @@ pub(crate) async fn unschedule<B: Backend>(
         }
         (m.len() != before).then(|| serde_json::to_vec(&m).expect("serialises"))
     };
-    modify_raw(
-        store,
-        &slot_key(slot),
-        &slot_claim(slot),
-        b"{}",
-        true,
-        &mut change,
-    )
-    .await
-    .map(|_| ())
+    store
+        .update_or_create(&slot_key(slot), &slot_claim(slot), b"{}", true, &mut change)
+        .await
+        .map(|_| ())
 }
