@@ -198,6 +198,47 @@ fn response_keys_are_returned_as_json() {
     assert!(r["response"].get("UDID").is_none() && r["response"].get("Status").is_none());
 }
 
+/// A device's own, bound identity cannot act for another enrolled device: an Idle naming
+/// the other device's UDID is refused, its queued command stays where it is, and nothing
+/// stored changes (the binding, the record and the queue head are read together now).
+#[test]
+fn a_bound_identity_cannot_poll_for_another_device() {
+    let e = env();
+    let victim = enrolled(&e);
+    let other_udid = "00008110-000B2D3F4F99512F";
+    let attacker = Device::new(&e, Identity::ca_issued(), other_udid);
+    attacker.enroll("iPhone15,2", "17.4", "");
+    queue(&e, UDID, r#"{"RequestType":"ProfileList"}"#);
+    let body = xml(&format!(
+        "<key>Status</key><string>Idle</string><key>UDID</key><string>{UDID}</string>"
+    ));
+    let before = mdmdevice::dump(&e);
+    let r = block_on(commands::handle(
+        &e,
+        device_request(
+            Method::PUT,
+            "/mdm/connect",
+            &body,
+            Some(&attacker.id.sign(&body)),
+        ),
+    ));
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(r.body()).contains("not bound"));
+    assert_eq!(mdmdevice::dump(&e), before);
+    // The victim still gets its command.
+    let r = block_on(commands::handle(
+        &e,
+        device_request(
+            Method::PUT,
+            "/mdm/connect",
+            &body,
+            Some(&victim.id.sign(&body)),
+        ),
+    ));
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(String::from_utf8_lossy(r.body()).contains("ProfileList"));
+}
+
 #[test]
 fn reports_are_authenticated_like_check_ins() {
     let e = env();
