@@ -24,7 +24,9 @@ use mdm_kv::{Backend, KvError, Store};
 
 use super::checkin::{CheckinMessage, Enrollment};
 use super::command_records;
-use super::enrollment_record::*;
+use super::enrollment_record::{
+    b64, bad, binding_key, bootstrap_key, index_counter, index_key, load, save, user_key,
+};
 // The records' API, still reachable by its former path.
 pub use super::enrollment_record::{
     DeviceIdentity, DevicePage, DeviceRead, EnrollmentKind, EnrollmentRecord, InventorySection,
