@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full};
 use mdm_host::{HostConfig, RunningHost};
 
 pub mod dep;
+pub mod external;
 pub mod imports;
 pub mod lab;
 use serde_json::Value;

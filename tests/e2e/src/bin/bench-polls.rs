@@ -12,10 +12,17 @@
 //! our host runs inside this process, whose other tasks are idle meanwhile).
 //!
 //! `./scripts/bench-polls.sh [--duration S (10)] [--runs N (3)] [--loads 16k,16c,4k,1k,1c]
-//! [--nanomdm PATH] [--wrk PATH]` — a load is `<connections>k` (kept alive) or
-//! `<connections>c` (`Connection: close`). NanoMDM (how to build it: docs/benchmarks.md) is
-//! taken from `--nanomdm` or the `NANOMDM` environment variable; without it only our side
-//! is measured.
+//! [--nanomdm PATH] [--wrk PATH] [--server URL --admin-key KEY [--server-pid PID]]` — a
+//! load is `<connections>k` (kept alive) or `<connections>c` (`Connection: close`). NanoMDM
+//! (how to build it: docs/benchmarks.md) is taken from `--nanomdm` or the `NANOMDM`
+//! environment variable; without it only our side is measured.
+//!
+//! With `--server`, "ours" is a server started elsewhere (`spin up`, `scripts/run.sh`) at
+//! that plain-HTTP address: the device enrolls through its admin API instead
+//! (account-driven Device Enrollment of a benchmark user, [`mdm_e2e::external`]; the key
+//! from `--admin-key` or `MDM_ADMIN_KEY`), and CPU per poll is that of `--server-pid`
+//! (e.g. `pgrep -f 'spin up'`; left out of the table without it). NanoMDM then trusts
+//! our SCEP CA as before.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,7 +34,8 @@ use mdm_devicesim::Device;
 use mdm_e2e::lab::{Lab, PushCert};
 
 const USAGE: &str = "bench-polls [--duration S (10)] [--runs N (3)] [--loads 16k,16c,4k,1k,1c] \
-     [--nanomdm PATH (or $NANOMDM)] [--wrk PATH (wrk)]";
+     [--nanomdm PATH (or $NANOMDM)] [--wrk PATH (wrk)] \
+     [--server URL --admin-key KEY (or $MDM_ADMIN_KEY) [--server-pid PID]]";
 
 const CHECKIN: &str = "application/x-apple-aspen-mdm-checkin";
 const REPORT: &str = "application/x-apple-aspen-mdm";
@@ -38,6 +46,10 @@ struct Options {
     loads: Vec<Load>,
     nanomdm: Option<PathBuf>,
     wrk: String,
+    /// A server started elsewhere, and what measuring it needs.
+    server: Option<std::net::SocketAddr>,
+    admin_key: Option<String>,
+    server_pid: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -83,6 +95,9 @@ fn options() -> anyhow::Result<Options> {
             .collect::<anyhow::Result<_>>()?,
         nanomdm: std::env::var_os("NANOMDM").map(PathBuf::from),
         wrk: "wrk".into(),
+        server: None,
+        admin_key: std::env::var("MDM_ADMIN_KEY").ok(),
+        server_pid: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -98,6 +113,9 @@ fn options() -> anyhow::Result<Options> {
             }
             "--nanomdm" => o.nanomdm = Some(value()?.into()),
             "--wrk" => o.wrk = value()?,
+            "--server" => o.server = Some(server_addr(&value()?)?),
+            "--admin-key" => o.admin_key = Some(value()?),
+            "--server-pid" => o.server_pid = Some(value()?.parse()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -109,7 +127,27 @@ fn options() -> anyhow::Result<Options> {
         o.duration > 0 && o.runs > 0,
         "duration and runs must be positive"
     );
+    anyhow::ensure!(
+        o.server.is_none() || o.admin_key.is_some(),
+        "--server needs the admin API key (--admin-key or MDM_ADMIN_KEY)"
+    );
     Ok(o)
+}
+
+/// `http://host:port` (any path ignored) as a socket address.
+fn server_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+    let uri: http::Uri = url.parse().with_context(|| format!("--server {url:?}"))?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "--server {url:?}: the plain-HTTP address the server listens on (http://host:port)"
+    );
+    let host = uri.host().context("--server: no host")?;
+    let port = uri.port_u16().unwrap_or(80);
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .with_context(|| format!("--server {url:?}: no address"))
 }
 
 /// One wrk run's figures.
@@ -125,7 +163,8 @@ struct Run {
 struct Target {
     name: &'static str,
     url: String,
-    pid: u32,
+    /// Whose CPU time counts; unknown for a server started elsewhere without `--server-pid`.
+    pid: Option<u32>,
 }
 
 /// User + system CPU time of process `pid` so far.
@@ -162,7 +201,7 @@ fn run_wrk(
     load: Load,
     threads: usize,
 ) -> anyhow::Result<Run> {
-    let cpu0 = cpu_time(target.pid)?;
+    let cpu0 = target.pid.map(cpu_time).transpose()?;
     let out = Command::new(&o.wrk)
         .arg(format!("-t{threads}"))
         .arg(format!("-c{}", load.connections))
@@ -174,7 +213,10 @@ fn run_wrk(
         .env("POLL_CLOSE", if load.keep_alive { "0" } else { "1" })
         .output()
         .with_context(|| format!("running {} (apt-get install wrk)", o.wrk))?;
-    let cpu = cpu_time(target.pid)? - cpu0;
+    let cpu = match (target.pid, cpu0) {
+        (Some(pid), Some(c0)) => Some(cpu_time(pid)? - c0),
+        _ => None,
+    };
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     anyhow::ensure!(
         out.status.success(),
@@ -204,8 +246,17 @@ fn run_wrk(
         rps: rps.context("wrk: no Requests/sec")?,
         p50_ms: p50.context("wrk: no 50%")?,
         p99_ms: p99.context("wrk: no 99%")?,
-        cpu_ms_per_poll: cpu.as_secs_f64() * 1000.0 / requests,
+        cpu_ms_per_poll: cpu.map_or(f64::NAN, |c| c.as_secs_f64() * 1000.0 / requests),
     })
+}
+
+/// CPU per poll for the table; a dash when the server's process is unknown.
+fn cpu_figure(ms: f64) -> String {
+    if ms.is_nan() {
+        "–".into()
+    } else {
+        format!("{ms:.2}")
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -360,17 +411,33 @@ async fn bench() -> anyhow::Result<()> {
     let o = options()?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let dir = tempfile::tempdir()?;
-    eprintln!("setting up: depsim, apnssim, the app, one device enrolled zero-touch...");
-    let lab = Lab::start(4, PushCert::Trusted).await;
-    let serial = lab.serials("iPhone", 1).pop().context("a serial")?;
-    lab.assign(std::slice::from_ref(&serial)).await;
-    let mut d = lab.device(&serial);
-    lab.enroll(&mut d).await;
+    let (lab, addr, pid, d) = match o.server {
+        Some(addr) => {
+            eprintln!("enrolling one device with the server at {addr} through its admin API...");
+            let key = o.admin_key.as_deref().context("admin key")?;
+            let e = mdm_e2e::external::enroll_device(addr, key).await?;
+            eprintln!(
+                "enrolled as user {} (group {}); delete both when done",
+                e.username, e.group
+            );
+            (None, addr, o.server_pid, e.device)
+        }
+        None => {
+            eprintln!("setting up: depsim, apnssim, the app, one device enrolled zero-touch...");
+            let lab = Lab::start(4, PushCert::Trusted).await;
+            let serial = lab.serials("iPhone", 1).pop().context("a serial")?;
+            lab.assign(std::slice::from_ref(&serial)).await;
+            let mut d = lab.device(&serial);
+            lab.enroll(&mut d).await;
+            let addr = lab.app.addr;
+            (Some(lab), addr, Some(std::process::id()), d)
+        }
+    };
     let idle = d.signed_idle()?;
     let signature = idle.signature.clone().context("SignMessage")?;
     let (_, path) = mdm_devicesim::http::split_url(&idle.url)?;
     let (status, answer) = put(
-        &format!("http://{}{path}", lab.app.addr),
+        &format!("http://{addr}{path}"),
         REPORT,
         idle.body.clone(),
         &signature,
@@ -381,8 +448,8 @@ async fn bench() -> anyhow::Result<()> {
 
     let mut targets = vec![Target {
         name: "ours",
-        url: format!("http://{}{path}", lab.app.addr),
-        pid: std::process::id(),
+        url: format!("http://{addr}{path}"),
+        pid,
     }];
     let nano = match &o.nanomdm {
         Some(bin) => {
@@ -402,7 +469,7 @@ async fn bench() -> anyhow::Result<()> {
             targets.push(Target {
                 name: "NanoMDM",
                 url: format!("{}/mdm", n.base),
-                pid: n.child.id(),
+                pid: Some(n.child.id()),
             });
             Some(n)
         }
@@ -416,9 +483,19 @@ async fn bench() -> anyhow::Result<()> {
         o.duration,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!(
-        "ours: the release components on mdm-host (SQLite store, served as Spin 4 serves them)"
-    );
+    match o.server {
+        Some(addr) => println!(
+            "ours: the server at {addr}{}",
+            if pid.is_some() {
+                ""
+            } else {
+                " (no --server-pid: CPU not measured)"
+            }
+        ),
+        None => println!(
+            "ours: the release components on mdm-host (SQLite store, served as Spin 4 serves them)"
+        ),
+    }
     if nano.is_some() {
         println!("NanoMDM: file storage, verifying Mdm-Signature and the chain on every request");
         println!();
@@ -442,7 +519,7 @@ async fn bench() -> anyhow::Result<()> {
         let s: Vec<Run> = runs.iter().map(|r| summary(r)).collect();
         if s.len() == 2 {
             println!(
-                "| {} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {:.2} | {:.2} |",
+                "| {} | {:.0} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} / {:.1} | {} | {} |",
                 load.label(),
                 s[0].rps,
                 s[1].rps,
@@ -451,21 +528,23 @@ async fn bench() -> anyhow::Result<()> {
                 s[0].p99_ms,
                 s[1].p50_ms,
                 s[1].p99_ms,
-                s[0].cpu_ms_per_poll,
-                s[1].cpu_ms_per_poll,
+                cpu_figure(s[0].cpu_ms_per_poll),
+                cpu_figure(s[1].cpu_ms_per_poll),
             );
         } else {
             println!(
-                "| {} | {:.0} | {:.1} / {:.1} | {:.2} |",
+                "| {} | {:.0} | {:.1} / {:.1} | {} |",
                 load.label(),
                 s[0].rps,
                 s[0].p50_ms,
                 s[0].p99_ms,
-                s[0].cpu_ms_per_poll
+                cpu_figure(s[0].cpu_ms_per_poll)
             );
         }
     }
     drop(nano);
-    lab.shutdown().await;
+    if let Some(lab) = lab {
+        lab.shutdown().await;
+    }
     Ok(())
 }
