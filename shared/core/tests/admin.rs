@@ -218,6 +218,11 @@ fn openapi_document_matches_the_routes() {
     let mut served: Vec<_> = admin::ROUTES
         .iter()
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .chain(
+            admin::probes::PROBES
+                .iter()
+                .map(|(m, p, _)| (m.to_string(), p.to_string())),
+        )
         .collect();
     documented.sort();
     served.sort();

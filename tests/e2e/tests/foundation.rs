@@ -4,7 +4,7 @@ use mdm_e2e::{ADMIN_KEY, App, Method, SYNC_KEY, StatusCode};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_requires_the_admin_key() {
+async fn health_requires_the_admin_key_and_the_probes_do_not() {
     let dir = tempfile::tempdir().unwrap();
     let app = App::start(dir.path()).await.unwrap();
     let (status, body) = app.admin(Method::GET, "/api/v1/health", None).await;
@@ -17,6 +17,17 @@ async fn health_requires_the_admin_key() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "key {key:?}");
         assert_eq!(body["error"], "unauthorized");
     }
+    // The probes spin.toml routes to the admin component answer without a key.
+    let (status, body) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!((status, &body["status"]), (StatusCode::OK, &json!("ok")));
+    let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready", "{body}");
+    assert!(!body.to_string().contains(ADMIN_KEY));
+    let (status, body) = app.call(Method::GET, "/version", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(body["commit"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
     app.shutdown().await;
 }
 

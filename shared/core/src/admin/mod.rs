@@ -8,6 +8,7 @@ mod devices;
 mod devlogs;
 mod diagnostics;
 mod health;
+pub mod probes;
 mod profiles;
 mod tokens;
 mod users;
@@ -163,6 +164,10 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
 }
 
 async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
+    if probes::is_probe(req.uri().path()) {
+        let (probe, _) = api::route(probes::PROBES, req.method(), req.uri().path())?;
+        return Ok(probes::answer(p, probe).await);
+    }
     // Authenticate before routing, so unauthenticated callers learn nothing about routes.
     config::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await?;
     let (op, params) = api::route(ROUTES, req.method(), req.uri().path())?;
