@@ -27,7 +27,10 @@ async fn health_requires_the_admin_key_and_the_probes_do_not() {
     let (status, body) = app.call(Method::GET, "/version", None, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
-    assert!(body["commit"].as_str().is_some_and(|c| !c.is_empty()), "{body}");
+    assert!(
+        body["commit"].as_str().is_some_and(|c| !c.is_empty()),
+        "{body}"
+    );
     app.shutdown().await;
 }
 
