@@ -124,6 +124,10 @@ impl App {
             variables,
             kv_strict: false,
             guest_clock: clock.clone(),
+            // Like `spin up --quiet`: component output in the state directory's log files
+            // (tests read them), not in the test output.
+            log_dir: Some(state_dir.join("logs")),
+            follow_logs: false,
         })
         .await
         .context("starting the local host")?;

@@ -10,6 +10,7 @@
 
 mod clock;
 pub mod kv;
+pub mod logs;
 pub mod manifest;
 pub mod outbound;
 pub mod runtime_config;
@@ -44,6 +45,12 @@ pub struct HostConfig {
     /// The wall clock the components read; tests move it forward to pass leases,
     /// backoffs and expiries without waiting. Spin has no such thing: it is a test aid.
     pub guest_clock: GuestClock,
+    /// Component stdout/stderr files (`<component>_stdout.txt`, `_stderr.txt`), as
+    /// `spin up --log-dir`; Spin's default is `<state dir>/logs`. `None`: no files.
+    pub log_dir: Option<PathBuf>,
+    /// Also show component output on the host's own stdout/stderr (`spin up` does unless
+    /// `--quiet`).
+    pub follow_logs: bool,
 }
 
 /// Makes `std::backtrace::Backtrace::capture` (errors inside libraries) a no-op unless

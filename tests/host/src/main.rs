@@ -17,6 +17,9 @@ USAGE: mdm-host [OPTIONS]
       --state-dir <dir>              key-value data and compiled components (default: <app>/.spin)
       --variable <name=value>        set an application variable (repeatable);
                                      SPIN_VARIABLE_<NAME> environment variables work too
+      --log-dir <dir>                component stdout/stderr files (default: <state dir>/logs;
+                                     an empty value: none)
+  -q, --quiet                        component output to the log files only, not the terminal
       --kv-strict                    correct key-value semantics instead of reproducing
                                      Spin SQLite's defects (see docs/platform.md)
   -h, --help
@@ -29,6 +32,8 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
     let mut state_dir = None;
     let mut variables = Vec::new();
     let mut kv_strict = false;
+    let mut log_dir: Option<PathBuf> = None;
+    let mut quiet = false;
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -63,6 +68,8 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
                 variables.push((k.to_owned(), val.to_owned()));
             }
             "--kv-strict" => kv_strict = true,
+            "--log-dir" => log_dir = Some(PathBuf::from(value(&flag)?)),
+            "-q" | "--quiet" => quiet = true,
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
@@ -75,6 +82,11 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
             .map(|p| p.join(".spin"))
             .unwrap_or_else(|| PathBuf::from(".spin"))
     });
+    let log_dir = match log_dir {
+        Some(d) if d.as_os_str().is_empty() => None,
+        Some(d) => Some(d),
+        None => Some(state_dir.join("logs")),
+    };
     Ok(Some(HostConfig {
         manifest,
         listen,
@@ -83,6 +95,8 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
         variables,
         kv_strict,
         guest_clock: mdm_host::GuestClock::default(),
+        log_dir,
+        follow_logs: !quiet,
     }))
 }
 
@@ -161,6 +175,15 @@ mod tests {
             vec![("a".into(), "b=c".into()), ("x".into(), "y".into())]
         );
         assert!(c.kv_strict);
+        assert_eq!(c.log_dir, Some(PathBuf::from("app/.spin/logs")));
+        assert!(c.follow_logs);
+        let q = parse(args("--quiet --log-dir /tmp/l")).unwrap().unwrap();
+        assert_eq!(
+            (q.log_dir, q.follow_logs),
+            (Some(PathBuf::from("/tmp/l")), false)
+        );
+        let none = parse(args("--log-dir=")).unwrap().unwrap();
+        assert_eq!(none.log_dir, None);
         assert!(parse(args("--listen nope")).is_err());
         assert!(parse(args("--variable novalue")).is_err());
         assert!(parse(args("--bogus")).is_err());

@@ -4,6 +4,7 @@
 //! the component set Content-Length); accepted sockets keep Nagle's algorithm on (no
 //! `TCP_NODELAY`). So the tests meet production's framing, latency and instance reuse.
 
+use crate::logs::ComponentOutput;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -94,6 +95,15 @@ struct ComponentState {
     env: Arc<ComponentEnv>,
     policy: Arc<OutboundPolicy>,
     guest_clock: crate::GuestClock,
+    stdout: ComponentOutput,
+    stderr: ComponentOutput,
+}
+
+/// Where component output goes: files in `dir` (none: the host's own streams only) and,
+/// when `follow`, the host's streams too.
+struct Logs {
+    dir: Option<PathBuf>,
+    follow: bool,
 }
 
 impl HandlerState for ComponentState {
@@ -107,8 +117,8 @@ impl HandlerState for ComponentState {
             Ctx {
                 table: ResourceTable::new(),
                 wasi: WasiCtxBuilder::new()
-                    .inherit_stdout()
-                    .inherit_stderr()
+                    .stdout(self.stdout.clone())
+                    .stderr(self.stderr.clone())
                     .wall_clock(self.guest_clock.wasi())
                     .build(),
                 http: WasiHttpCtx::new(),
@@ -285,6 +295,10 @@ pub(crate) async fn start(
         &config.state_dir,
         config.kv_strict,
         &config.guest_clock,
+        &Logs {
+            dir: config.log_dir.clone(),
+            follow: config.follow_logs,
+        },
     )?;
     let killed = app.killed.clone();
     let dbs = app.dbs.clone();
@@ -386,6 +400,7 @@ fn load(
     state_dir: &Path,
     kv_strict: bool,
     guest_clock: &crate::GuestClock,
+    logs: &Logs,
 ) -> anyhow::Result<App> {
     let engine = engine()?;
     let runtime = Arc::new(runtime);
@@ -485,9 +500,13 @@ fn load(
         let pre = wt(ServicePre::new(pre), || {
             format!("component {id:?} does not export wasi:http/handler@0.3.0")
         })?;
+        let (stdout, stderr) = ComponentOutput::open(id, logs.dir.as_deref(), logs.follow)
+            .with_context(|| format!("opening the log files of component {id:?}"))?;
         let state = ComponentState {
             engine: engine.clone(),
             pre,
+            stdout,
+            stderr,
             env: Arc::new(ComponentEnv {
                 stores,
                 known_labels: known_labels.clone(),
