@@ -5,8 +5,11 @@ use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(req: Request) -> impl IntoResponse {
-    mdm_spin::serve(req, mdm_core::sync::body_limit, |env, req| async move {
-        mdm_core::sync::handle(&env, req).await
-    })
+    mdm_spin::serve(
+        "sync",
+        req,
+        mdm_core::sync::body_limit,
+        |env, req| async move { mdm_core::sync::handle(&env, req).await },
+    )
     .await
 }

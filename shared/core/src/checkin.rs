@@ -74,9 +74,16 @@ pub const ROUTES: &[Route<Op>] = &[
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match api::route(ROUTES, req.method(), req.uri().path()) {
         Ok((op, _)) => match op {
-            Op::Checkin => checkin(p, &req)
-                .await
-                .unwrap_or_else(DeviceError::into_response),
+            Op::Checkin => {
+                let mut device = None;
+                let resp = checkin(p, &req, &mut device)
+                    .await
+                    .unwrap_or_else(DeviceError::into_response);
+                match device {
+                    Some(d) => crate::log::tag(resp, crate::log::Subject::Device(d)),
+                    None => resp,
+                }
+            }
             Op::Scep => crate::scep::endpoint::handle(p, &req).await,
             Op::EnrollAde => crate::enroll::ade::handle(p, &req).await,
             Op::EnrollWebPage => crate::enroll::web::page(p, &req).await,
@@ -91,12 +98,19 @@ pub async fn handle(p: &impl Platform, req: Request) -> Response {
     }
 }
 
-async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
+/// Sets `device` to the channel the message names once its signature has held (for the
+/// request's log line).
+async fn checkin(
+    p: &impl Platform,
+    req: &Request,
+    device: &mut Option<String>,
+) -> Result<Response, DeviceError> {
     let anchors = trust_anchors(p.store()).await?;
     let signer = authenticate_device(req, MAX_CHECKIN_BODY, &anchors)?;
     require_current(&signer, p.clock().unix_seconds())?;
     let msg =
         CheckinMessage::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    *device = msg.enrollment().device_id().map(str::to_owned);
     let storage_key = config::storage_key(p.vars()).await?;
     let now = p.clock().unix_seconds();
     let identity =
@@ -125,7 +139,7 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
             user: msg.enrollment().user_id(),
         };
         if let Err(e) = devlog::append(p.store(), device, &entry, now).await {
-            eprintln!("checkin: device log not written: {e}");
+            crate::log::warn("device log not written", &[("error", e.to_string().into())]);
         }
     }
     let reply = outcome?;
@@ -139,7 +153,10 @@ async fn checkin(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
         // Setup work is queued once per enrollment (TokenUpdates are rare, so the record
         // read is cheap); the device's awaiting flag decides DeviceConfigured.
         if let Err(e) = await_config::on_token_update(p, device).await {
-            eprintln!("checkin: enrollment setup work not queued: {e}");
+            crate::log::error(
+                "enrollment setup work not queued",
+                &[("device", device.into()), ("error", e.to_string().into())],
+            );
         }
     }
     Ok(match reply {

@@ -43,18 +43,32 @@ pub const ROUTES: &[Route<Op>] = &[
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
     match api::route(ROUTES, req.method(), req.uri().path()) {
         Ok((op, _)) => match op {
-            Op::Connect => connect(p, &req)
-                .await
-                .unwrap_or_else(DeviceError::into_response),
+            Op::Connect => {
+                let mut device = None;
+                let resp = connect(p, &req, &mut device)
+                    .await
+                    .unwrap_or_else(DeviceError::into_response);
+                match device {
+                    Some(d) => crate::log::tag(resp, crate::log::Subject::Device(d)),
+                    None => resp,
+                }
+            }
         },
         Err(e) => e.into_response(),
     }
 }
 
-async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceError> {
+/// Sets `device` to the channel the report names once its signature has held (for the
+/// request's log line).
+async fn connect(
+    p: &impl Platform,
+    req: &Request,
+    device: &mut Option<String>,
+) -> Result<Response, DeviceError> {
     let signer = device_auth::verify_signed(req, MAX_REPORT_BODY)?;
     device_auth::require_current(&signer, p.clock().unix_seconds())?;
     let report = Report::parse(req.body()).map_err(|e| DeviceError::bad_request(e.to_string()))?;
+    *device = report.enrollment.device_id().map(str::to_owned);
     let now = p.clock().unix_seconds();
     let store = p.store();
     let mut read = connect::prefetch(store, &signer.cert_hash, &report).await?;
@@ -92,7 +106,10 @@ async fn connect(p: &impl Platform, req: &Request) -> Result<Response, DeviceErr
             let plain = command_secrets::open(&key, &aad, &body).ok_or_else(|| {
                 // Sealed under another storage_key (rotated without re-queueing): the
                 // command stays queued; an admin cancels it.
-                eprintln!("device request: queued command {aad} does not open with storage_key");
+                crate::log::error(
+                    "queued command does not open with storage_key",
+                    &[("command", aad.as_str().into())],
+                );
                 DeviceError::server("cannot deliver the next command: try again later")
             })?;
             Ok(device_auth::plist_response(plain))
@@ -147,6 +164,6 @@ async fn log_answer(p: &impl Platform, report: &Report, now: u64) {
         user,
     };
     if let Err(e) = devlog::append(p.store(), device, &entry, now).await {
-        eprintln!("commands: device log not written: {e}");
+        crate::log::warn("device log not written", &[("error", e.to_string().into())]);
     }
 }

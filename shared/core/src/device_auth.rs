@@ -77,7 +77,7 @@ impl DeviceError {
 impl From<KvError> for DeviceError {
     /// Devices get a generic reason; the log gets the store's (keys, never values).
     fn from(e: KvError) -> Self {
-        eprintln!("device request: store unavailable: {e}");
+        crate::log::error("store unavailable", &[("error", e.to_string().into())]);
         DeviceError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             reason: "temporarily unavailable: try again later".into(),
@@ -99,10 +99,9 @@ impl From<api::ApiError> for DeviceError {
     /// Configuration errors (a missing variable): a fault on our side, named in the log;
     /// devices get a generic reason.
     fn from(e: api::ApiError) -> Self {
-        eprintln!(
-            "device request: server error: {}: {}",
-            e.error,
-            e.detail.as_str().unwrap_or_default()
+        crate::log::error(
+            e.error.as_str(),
+            &[("detail", e.detail.as_str().unwrap_or_default().into())],
         );
         DeviceError {
             status: StatusCode::INTERNAL_SERVER_ERROR,

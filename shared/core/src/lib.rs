@@ -12,6 +12,7 @@ pub mod device_auth;
 pub mod enroll;
 pub mod expiry;
 pub mod groups;
+pub mod log;
 pub mod mdm;
 pub mod platform;
 pub mod random;

@@ -30,18 +30,14 @@ pub fn body_limit(_method: &http::Method, _path: &str) -> usize {
 }
 
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
-    match dispatch(p, req).await {
-        Ok(resp) => resp,
+    if let Err(e) = config::authorize(p.vars(), SYNC_API_KEY, "mdm-internal", &req).await {
+        return e.into_response();
+    }
+    let resp = match api::route(ROUTES, req.method(), req.uri().path()) {
+        Ok((Op::Tick, _)) => tick(p).await.unwrap_or_else(ApiError::into_response),
         Err(e) => e.into_response(),
-    }
-}
-
-async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
-    config::authorize(p.vars(), SYNC_API_KEY, "mdm-internal", &req).await?;
-    let (op, _) = api::route(ROUTES, req.method(), req.uri().path())?;
-    match op {
-        Op::Tick => tick(p).await,
-    }
+    };
+    crate::log::tag(resp, crate::log::Subject::Key(SYNC_API_KEY))
 }
 
 async fn purge_days(vars: &impl Variables) -> Result<u64, ApiError> {

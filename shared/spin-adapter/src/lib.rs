@@ -7,7 +7,7 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::key_value;
 
 use mdm_core::platform::TransportError;
-use mdm_core::{Clock, Env, HttpClient, Response, Variables, api};
+use mdm_core::{Clock, Env, HttpClient, Response, Variables, api, log};
 use mdm_kv::{Backend, CasHandle, KvError, Store};
 
 /// The key-value store label every component uses (spin.toml `key_value_stores`).
@@ -209,10 +209,12 @@ pub async fn read_request(
 }
 
 /// The whole life of one request: read it (at most `body_limit(method, path)` bytes),
-/// open the platform, run `handler`. The answer carries `Content-Length`, so Spin's HTTP
-/// trigger sends it in one piece (a chunked body's last chunk waits for the client's
-/// delayed ACK on keep-alive connections: docs/platform.md).
+/// open the platform, run `handler`, write its log line. The answer carries
+/// `Content-Length`, so Spin's HTTP trigger sends it in one piece (a chunked body's last
+/// chunk waits for the client's delayed ACK on keep-alive connections: docs/platform.md),
+/// and `x-request-id` (the client's when it sent a plain one), which the log line names.
 pub async fn serve<F, Fut>(
+    component: &'static str,
     req: spin_sdk::http::Request,
     body_limit: fn(&http::Method, &str) -> usize,
     handler: F,
@@ -221,6 +223,12 @@ where
     F: FnOnce(SpinEnv, api::Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
+    let started = std::time::Instant::now();
+    log::configure(component, &SpinVariables).await;
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let request_id = log::request_id(req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()))
+        .unwrap_or_else(|| mdm_core::random::hex_id(8));
     let limit = body_limit(req.method(), req.uri().path());
     let resp = match read_request(req, limit).await {
         Err(e) => e.into_response(),
@@ -234,5 +242,32 @@ where
         http::header::CONTENT_LENGTH,
         http::HeaderValue::from(body.len()),
     );
+    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+        parts.headers.insert(REQUEST_ID, v);
+    }
+    let level = if parts.status.is_server_error() {
+        log::Level::Error
+    } else {
+        log::Level::Info
+    };
+    if log::enabled(level) {
+        let mut fields = vec![
+            ("method", method.as_str().into()),
+            ("route", path.into()),
+            ("status", parts.status.as_u16().into()),
+            (
+                "latency_ms",
+                ((started.elapsed().as_micros() as f64) / 1000.0).into(),
+            ),
+            ("request_id", request_id.into()),
+        ];
+        if let Some(subject) = parts.extensions.get::<log::Subject>() {
+            fields.push(subject.field());
+        }
+        log::event(level, "request", &fields);
+    }
     http::Response::from_parts(parts, http_body_util::Full::new(bytes::Bytes::from(body)))
 }
+
+/// The header carrying a request's id, in and out.
+pub const REQUEST_ID: &str = "x-request-id";

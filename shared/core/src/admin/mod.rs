@@ -13,10 +13,10 @@ mod profiles;
 mod tokens;
 mod users;
 
-use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response, Route};
 use crate::config::{self, ADMIN_API_KEY};
 use crate::mdm::{push, pushcert};
+use crate::{Platform, log};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -157,21 +157,23 @@ pub fn body_limit(method: &http::Method, path: &str) -> usize {
 
 /// Entry point of the admin component.
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
-    match dispatch(p, req).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn dispatch(p: &impl Platform, req: Request) -> Result<Response, ApiError> {
     if probes::is_probe(req.uri().path()) {
-        let (probe, _) = api::route(probes::PROBES, req.method(), req.uri().path())?;
-        return Ok(probes::answer(p, probe).await);
+        return match api::route(probes::PROBES, req.method(), req.uri().path()) {
+            Ok((probe, _)) => probes::answer(p, probe).await,
+            Err(e) => e.into_response(),
+        };
     }
     // Authenticate before routing, so unauthenticated callers learn nothing about routes.
-    config::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await?;
-    let (op, params) = api::route(ROUTES, req.method(), req.uri().path())?;
-    run(p, op, &params, &req).await
+    if let Err(e) = config::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await {
+        return e.into_response();
+    }
+    let resp = match api::route(ROUTES, req.method(), req.uri().path()) {
+        Ok((op, params)) => run(p, op, &params, &req)
+            .await
+            .unwrap_or_else(ApiError::into_response),
+        Err(e) => e.into_response(),
+    };
+    log::tag(resp, log::Subject::Key(ADMIN_API_KEY))
 }
 
 async fn run(

@@ -134,7 +134,7 @@ impl std::fmt::Display for EnrollError {
 impl From<KvError> for EnrollError {
     /// Devices get a generic reason; the log gets the store's.
     fn from(e: KvError) -> Self {
-        eprintln!("enroll: store unavailable: {e}");
+        crate::log::error("store unavailable", &[("error", e.to_string().into())]);
         EnrollError::unavailable(
             "server.store_unavailable",
             "temporarily unavailable: try again later",
@@ -146,10 +146,9 @@ impl From<ApiError> for EnrollError {
     /// A missing or broken variable: a fault on our side, named in the log (never its
     /// value); devices get a generic reason.
     fn from(e: ApiError) -> Self {
-        eprintln!(
-            "enroll: server error: {}: {}",
-            e.error,
-            e.detail.as_str().unwrap_or_default()
+        crate::log::error(
+            e.error.as_str(),
+            &[("detail", e.detail.as_str().unwrap_or_default().into())],
         );
         EnrollError::new(
             e.status,

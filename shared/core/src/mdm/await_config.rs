@@ -96,9 +96,12 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     if let Some(r) = &profile {
         let (chosen, skipped) = r.spec.admin_setup_commands();
         for rt in skipped {
-            eprintln!(
-                "await-configuration: setup command {rt:?} of profile {} no longer valid, not queued",
-                r.id
+            crate::log::warn(
+                "setup command of the profile no longer valid, not queued",
+                &[
+                    ("request_type", rt.as_str().into()),
+                    ("profile", r.id.to_string().into()),
+                ],
             );
         }
         work.extend(chosen);
@@ -118,9 +121,12 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
             match crate::config::storage_key(p.vars()).await {
                 Ok(key) => body = super::command_secrets::seal(&key, ch.tag(), &uuid, &body),
                 Err(e) => {
-                    eprintln!(
-                        "await-configuration: {request_type} not queued: {}",
-                        e.error
+                    crate::log::error(
+                        "setup command not queued",
+                        &[
+                            ("request_type", request_type.as_str().into()),
+                            ("error", e.error.as_str().into()),
+                        ],
                     );
                     continue;
                 }
@@ -135,12 +141,18 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
         };
         match connect::enqueue(p.store(), &ch, &cmd, now, u64::MAX).await {
             Ok(_) => queued.push(uuid),
-            Err(e) => eprintln!("await-configuration: {request_type} not queued: {e:?}"),
+            Err(e) => crate::log::error(
+                "setup command not queued",
+                &[
+                    ("request_type", request_type.as_str().into()),
+                    ("error", format!("{e:?}").into()),
+                ],
+            ),
         }
     }
     // The device is enrolling and fetches its commands itself; the push makes sure.
     if let Err(e) = super::push::notify_enqueued(p, device_id, false).await {
-        eprintln!("await-configuration: push failed: {e}");
+        crate::log::warn("setup push failed", &[("error", e.to_string().into())]);
     }
     Ok(queued)
 }

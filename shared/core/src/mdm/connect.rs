@@ -448,7 +448,10 @@ async fn keep_templated_name<B: Backend>(
         Ok(_) => {}
         Err(EnqueueError::Queue(QueueError::Store(e))) => return Err(Refusal::Store(e)),
         Err(e) => {
-            eprintln!("device name: Settings not queued for a renamed device: {e:?}");
+            crate::log::warn(
+                "Settings not queued for a renamed device",
+                &[("error", format!("{e:?}").into())],
+            );
             return Ok(());
         }
     }

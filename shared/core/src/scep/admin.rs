@@ -79,10 +79,12 @@ pub async fn create_challenge(p: &impl Platform, req: &Request) -> Result<Respon
     };
     let now = p.clock().unix_seconds();
     let challenge = challenge::issue(p.store(), now, &grant).await?;
-    eprintln!(
-        "scep: admin issued a {} challenge for device {:?}",
-        grant.purpose,
-        loggable(&grant.device_id)
+    crate::log::info(
+        "SCEP challenge issued",
+        &[
+            ("purpose", grant.purpose.to_string().into()),
+            ("device", loggable(&grant.device_id).into()),
+        ],
     );
     let expires_at = now + CHALLENGE_TTL;
     Ok(api::json(

@@ -335,10 +335,12 @@ async fn create(p: &impl Platform, storage_key: &Secret) -> Result<Loaded, ScepS
     store
         .set(SCEP_CA_CERT_KEY, ca.ca_certificate().der())
         .await?;
-    eprintln!(
-        "scep: created the SCEP CA {:?} (RA {:?})",
-        ca.ca_certificate().subject(),
-        ca.ra_certificate().subject()
+    crate::log::info(
+        "created the SCEP CA",
+        &[
+            ("ca", ca.ca_certificate().subject().to_string().into()),
+            ("ra", ca.ra_certificate().subject().to_string().into()),
+        ],
     );
     Ok(Loaded::Created(Box::new(ca)))
 }

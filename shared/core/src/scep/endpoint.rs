@@ -76,7 +76,7 @@ impl From<ScepSetupError> for DeviceError {
             ScepSetupError::Store(_) | ScepSetupError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        eprintln!("scep: {e}");
+        crate::log::error("SCEP unavailable", &[("error", e.to_string().into())]);
         DeviceError {
             status,
             reason: "the SCEP service is unavailable: try again later".into(),
@@ -85,7 +85,7 @@ impl From<ScepSetupError> for DeviceError {
 }
 
 fn server_error(reason: impl Into<String>) -> DeviceError {
-    eprintln!("scep: server error: {}", reason.into());
+    crate::log::error("SCEP server error", &[("error", reason.into().into())]);
     DeviceError {
         status: StatusCode::INTERNAL_SERVER_ERROR,
         reason: "server error".into(),
@@ -199,7 +199,10 @@ async fn pki_operation(p: &impl Platform, der: &[u8]) -> Result<Response, Device
     let msg = match parse_pki_message(der) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("scep: PKIOperation rejected: {e}");
+            crate::log::warn(
+                "SCEP PKIOperation rejected",
+                &[("error", e.to_string().into())],
+            );
             return Err(DeviceError::bad_request(format!(
                 "invalid SCEP message: {e}"
             )));
@@ -230,10 +233,14 @@ async fn pki_operation(p: &impl Platform, der: &[u8]) -> Result<Response, Device
             ca.ra_certificate(),
         ),
         Outcome::Refused(fail_info, reason) => {
-            eprintln!(
-                "scep: {:?} refused ({fail_info:?}), transaction {:?}: {reason}",
-                msg.message_type(),
-                loggable(msg.transaction_id())
+            crate::log::warn(
+                "SCEP request refused",
+                &[
+                    ("message_type", format!("{:?}", msg.message_type()).into()),
+                    ("fail_info", format!("{fail_info:?}").into()),
+                    ("transaction", loggable(msg.transaction_id()).into()),
+                    ("reason", reason.as_str().into()),
+                ],
             );
             cert_rep_failure(
                 &msg,
@@ -257,10 +264,12 @@ fn open_csr(
     match msg.decrypt_csr(ca.ra_key()) {
         Ok(csr) => Ok(Ok(csr)),
         Err(ScepError::DecryptFailed | ScepError::Malformed(_)) => {
-            eprintln!(
-                "scep: {:?} rejected, transaction {:?}: envelope does not decrypt",
-                msg.message_type(),
-                loggable(msg.transaction_id())
+            crate::log::warn(
+                "SCEP envelope does not decrypt",
+                &[
+                    ("message_type", format!("{:?}", msg.message_type()).into()),
+                    ("transaction", loggable(msg.transaction_id()).into()),
+                ],
             );
             Err(DeviceError::bad_request(UNDECRYPTABLE))
         }
@@ -462,14 +471,22 @@ async fn issue_and_record<B: Backend>(
     // A fresh random 128-bit serial: nobody else writes this key.
     store.set(&issued_key(&record.serial), &json).await?;
     add_to_device_index(store, &record.device_id, &record.serial).await?;
-    eprintln!(
-        "scep: issued {} to {:?} for device {:?} ({}, {}), valid until {}",
-        record.serial,
-        loggable(&record.subject),
-        loggable(&record.device_id),
-        record.purpose,
-        msg.envelope_cipher().map_or("?", |c| c.name()),
-        crate::time::format_rfc3339(record.not_after)
+    crate::log::info(
+        "SCEP certificate issued",
+        &[
+            ("serial", record.serial.as_str().into()),
+            ("subject", loggable(&record.subject).into()),
+            ("device", loggable(&record.device_id).into()),
+            ("purpose", record.purpose.to_string().into()),
+            (
+                "cipher",
+                msg.envelope_cipher().map_or("?", |c| c.name()).into(),
+            ),
+            (
+                "not_after",
+                crate::time::format_rfc3339(record.not_after).into(),
+            ),
+        ],
     );
     Ok(Outcome::Issued(Box::new(cert)))
 }
