@@ -7,10 +7,10 @@
 # docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v wrk >/dev/null; then
-    echo "installing wrk (the load generator)" >&2
-    apt-get install -y wrk >/dev/null
-fi
+. scripts/lib/need.sh
+need wrk wrk
+. scripts/lib/toolchain.sh
+ensure_toolchain
 rustup target add wasm32-wasip2 >/dev/null
 cargo build --release --target wasm32-wasip2 -p mdm-admin -p mdm-sync -p mdm-checkin -p mdm-commands
 cargo run --release -p mdm-e2e --bin bench-polls -- "$@"

@@ -4,6 +4,8 @@
 # with the host's compiler settings by tests/host's run-wasm). Optional argument: seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/toolchain.sh
+ensure_toolchain
 rustup target add wasm32-wasip2 >/dev/null
 cargo build --release -p mdm-host --bin run-wasm
 bench=$(cargo build --release --target wasm32-wasip2 -p mdm-core --bench verify_signature \

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/lib/toolchain.sh
+ensure_toolchain
 rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
 cargo build -p mdm-host

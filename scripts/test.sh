@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+. scripts/lib/need.sh
 # The SCEP end-to-end test runs micromdm's real client, from Debian's `scep` package.
-command -v scepclient >/dev/null || apt-get install -y scep \
-    || { apt-get update && apt-get install -y scep; }
+need scepclient scep
+. scripts/lib/toolchain.sh
+ensure_toolchain
 rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 \
     -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
