@@ -17,13 +17,13 @@ fn main() {
         .filter(|c| !c.is_empty())
         .or_else(|| {
             // Rebuild when HEAD moves: HEAD itself, the branch it names, packed refs.
-            for path in ["HEAD", "packed-refs"] {
-                if let Some(p) = git(&["rev-parse", "--git-path", path]) {
-                    println!("cargo:rerun-if-changed={p}");
-                }
-            }
-            if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-                if let Some(p) = git(&["rev-parse", "--git-path", &branch]) {
+            // (Only files that exist: Cargo takes a missing one as changed on every build.)
+            let mut watch = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+            watch.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+            for path in watch {
+                if let Some(p) = git(&["rev-parse", "--git-path", &path])
+                    && std::path::Path::new(&p).exists()
+                {
                     println!("cargo:rerun-if-changed={p}");
                 }
             }
