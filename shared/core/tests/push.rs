@@ -15,6 +15,8 @@ use mdm_core::mdm::push::{
     PushReason, SkipReason, Verdict,
 };
 use mdm_core::mdm::queue::{self, Channel, Lane};
+use mdm_core::mdm::queue_delivery;
+use mdm_core::mdm::queue_enqueue;
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -784,7 +786,7 @@ fn follow_up_push_only_when_commands_are_still_pending() {
         }
     }
     assert_eq!(apns.count(), 2);
-    block_on(queue::enqueue(
+    block_on(queue_enqueue::enqueue(
         &e.store,
         &Channel::device("BUSY"),
         "cmd-1",
@@ -955,7 +957,7 @@ fn deferred_pushes_go_out_with_the_next_drain() {
         enroll(&e.store, id, TOKEN);
         let ch = Channel::device(id);
         block_on(queue::open(&e.store, &ch)).unwrap();
-        block_on(queue::enqueue(
+        block_on(queue_enqueue::enqueue(
             &e.store,
             &ch,
             "cmd-1",
@@ -1015,7 +1017,7 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     enroll(&e.store, "D1", TOKEN);
     let ch = Channel::device("D1");
     block_on(queue::open(&e.store, &ch)).unwrap();
-    block_on(queue::enqueue(
+    block_on(queue_enqueue::enqueue(
         &e.store,
         &ch,
         "C1",
@@ -1059,10 +1061,13 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     assert!(due[5] >= due[1] + 3_600);
 
     // Nothing pending any more: the owed push is dropped and the backoff starts over.
-    block_on(queue::next(&e.store, &ch, now(&e))).unwrap();
-    block_on(queue::complete(&e.store, &ch, "C1")).unwrap();
+    block_on(queue_delivery::next(&e.store, &ch, now(&e))).unwrap();
+    block_on(queue_delivery::complete(&e.store, &ch, "C1")).unwrap();
     // The answer's request moves the frontier past it (ServerURL asks for the next).
-    assert_eq!(block_on(queue::next(&e.store, &ch, now(&e))).unwrap(), None);
+    assert_eq!(
+        block_on(queue_delivery::next(&e.store, &ch, now(&e))).unwrap(),
+        None
+    );
     let at = block_on(push::after_not_now(&e.store, "D1", now(&e)))
         .unwrap()
         .unwrap();

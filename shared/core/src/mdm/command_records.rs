@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
-use super::queue::{self, Channel, Lane, QueueError};
+use super::queue::{Channel, Lane, QueueError};
+use super::queue_enqueue;
 use super::report::ErrorEntry;
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, KvError> {
@@ -205,7 +206,7 @@ impl From<KvError> for EnqueueError {
 }
 
 /// A command queued: its record, and whether the device's coming exchange reaches it
-/// without a push of its own ([`queue::Enqueued::ahead`]).
+/// without a push of its own ([`queue_enqueue::Enqueued::ahead`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub record: CommandResult,
@@ -249,7 +250,7 @@ pub async fn enqueue<B: Backend>(
         .set(&result_key(tag, &cmd.uuid), &encode(&rec))
         .await?;
     store.set(&log_key(tag, n), cmd.uuid.as_bytes()).await?;
-    let queued = queue::enqueue(
+    let queued = queue_enqueue::enqueue(
         store,
         ch,
         &cmd.uuid,
@@ -294,8 +295,8 @@ pub async fn cancel<B: Backend>(
     now: u64,
 ) -> Result<CancelOutcome, QueueError> {
     let tag = ch.tag();
-    match queue::cancel(store, ch, uuid).await? {
-        queue::Cancel::Cancelled(cmd) => {
+    match queue_enqueue::cancel(store, ch, uuid).await? {
+        queue_enqueue::Cancel::Cancelled(cmd) => {
             let mut rec = result(store, tag, uuid).await?.unwrap_or(CommandResult {
                 uuid: uuid.to_owned(),
                 request_type: cmd.request_type.clone(),
@@ -317,16 +318,18 @@ pub async fn cancel<B: Backend>(
             record_completion(store, tag, uuid, rec.log, now).await?;
             Ok(CancelOutcome::Cancelled(rec))
         }
-        queue::Cancel::InFlight => Ok(CancelOutcome::InFlight),
-        queue::Cancel::Finished | queue::Cancel::Unknown => match result(store, tag, uuid).await? {
-            Some(r) if r.finished() => Ok(CancelOutcome::Finished(r)),
-            _ => Ok(CancelOutcome::Unknown),
-        },
+        queue_enqueue::Cancel::InFlight => Ok(CancelOutcome::InFlight),
+        queue_enqueue::Cancel::Finished | queue_enqueue::Cancel::Unknown => {
+            match result(store, tag, uuid).await? {
+                Some(r) if r.finished() => Ok(CancelOutcome::Finished(r)),
+                _ => Ok(CancelOutcome::Unknown),
+            }
+        }
     }
 }
 
 /// Re-enrollment: cancels every command of the channel not answered yet (see
-/// [`queue::drain`]) and marks each cancelled in its record and history. Returns how
+/// [`queue_enqueue::drain`]) and marks each cancelled in its record and history. Returns how
 /// many.
 pub async fn cancel_all<B: Backend>(
     store: &Store<B>,
@@ -334,7 +337,7 @@ pub async fn cancel_all<B: Backend>(
     now: u64,
 ) -> Result<u64, QueueError> {
     let tag = ch.tag();
-    let drained = queue::drain(store, ch).await?;
+    let drained = queue_enqueue::drain(store, ch).await?;
     for cmd in &drained {
         if let Some(mut rec) = result(store, tag, &cmd.uuid).await? {
             rec.status = STATUS_CANCELLED.into();

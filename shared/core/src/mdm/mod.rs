@@ -25,6 +25,8 @@ pub mod push_drain;
 pub mod push_state;
 pub mod pushcert;
 pub mod queue;
+pub mod queue_delivery;
+pub mod queue_enqueue;
 pub mod report;
 pub mod signature;
 pub mod signed_data;
