@@ -16,7 +16,7 @@ use super::command_records::{decode, encode, record_completion};
 use super::enrollment_record::{
     self, EnrollmentRecord, InventorySection, Refusal, device_type, inventory_key,
 };
-use super::enrollments::purge;
+use super::enrollment_reset::purge;
 // The command records' API, still reachable by its former path.
 pub use super::command_records::{
     COMMAND_RETENTION_DAYS, CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult,
