@@ -18,12 +18,11 @@ use crate::mdm::availability::{capability, user_enrollment_limits};
 // Platform naming, still reachable by its former path.
 pub use crate::mdm::availability::{platform_name, platform_of};
 use crate::mdm::command;
+use crate::mdm::command_history::{self, HistoryQuery};
 use crate::mdm::command_payload::{self, PayloadError};
 use crate::mdm::command_secrets;
 use crate::mdm::command_upload;
-use crate::mdm::connect::{
-    self, CancelOutcome, CommandResult, EnqueueError, HistoryQuery, NewCommand,
-};
+use crate::mdm::connect::{self, CancelOutcome, CommandResult, EnqueueError, NewCommand};
 use crate::mdm::enrollments::{self, EnrollmentRecord};
 use crate::mdm::push;
 use crate::mdm::queue::{self, Channel, Lane, QueueError};
@@ -690,7 +689,7 @@ pub async fn history(
     let (q, user) = history_query(req)?;
     known_device(p, device).await?;
     let ch = history_channel(device, user.as_deref());
-    let page = connect::history(p.store(), &ch, &q).await?;
+    let page = command_history::history(p.store(), &ch, &q).await?;
     Ok(api::ok_json(&json!({
         "device": device,
         "user": user,

@@ -19,10 +19,9 @@ use super::enrollment_record::{
 use super::enrollment_reset::purge;
 // The command records' API, still reachable by its former path.
 pub use super::command_records::{
-    COMMAND_RETENTION_DAYS, CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult,
-    HistoryPage, HistoryQuery, NewCommand, PURGE_BUDGET, PURGE_HOLE_GRACE, PurgeReport, PurgeState,
-    Queued, RETENTION_DAYS_DEFAULT, STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel,
-    cancel_all, enqueue, history, purge_expired, result, result_key, retention_tick,
+    CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult, NewCommand, Queued,
+    STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel, cancel_all, enqueue, result,
+    result_key,
 };
 use super::queue::{self, Channel, Lane, QueueError};
 use super::queue_delivery;
