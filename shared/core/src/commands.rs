@@ -13,9 +13,9 @@ use crate::device_auth::{self, DeviceError};
 use crate::mdm::command_secrets;
 use crate::mdm::connect::{self, Next};
 use crate::mdm::devlog;
-use crate::mdm::enrollments;
 use crate::mdm::queue::Channel;
 use crate::mdm::report::{Report, Status};
+use crate::mdm::{enrollment_binding, enrollments};
 use crate::{Clock, Platform};
 
 /// Largest report accepted: results such as InstalledApplicationList or CertificateList
@@ -73,7 +73,7 @@ async fn connect(
     let store = p.store();
     let mut read = connect::prefetch(store, &signer.cert_hash, &report).await?;
     if read.bound.is_none()
-        && enrollments::migrate_legacy_binding(store, &signer.cert_hash, &signer.der_hash)
+        && enrollment_binding::migrate_legacy_binding(store, &signer.cert_hash, &signer.der_hash)
             .await?
             .is_some()
     {
@@ -93,7 +93,7 @@ async fn connect(
             &signer.cert_hash,
             &signer.certificate_der,
         );
-        if enrollments::adopt_renewal(store, &identity, device).await? {
+        if enrollment_binding::adopt_renewal(store, &identity, device).await? {
             read = connect::prefetch(store, &signer.cert_hash, &report).await?;
         }
     }

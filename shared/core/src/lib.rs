@@ -20,6 +20,9 @@ pub mod scep;
 pub mod seal;
 pub mod sync;
 pub mod time;
+pub mod user_input;
+pub mod user_password;
+pub mod user_sign_in;
 pub mod users;
 
 pub use api::{Request, Response};

@@ -150,7 +150,7 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     }
     report.sort_by_key(|e| e["token"].as_u64());
     // Command records past their retention (bounded work per tick).
-    let commands = crate::mdm::connect::retention_tick(p).await;
+    let commands = crate::mdm::command_retention::retention_tick(p).await;
     // APNs retries and the follow-up pushes of coalesced or bulk enqueues.
     let push = crate::mdm::push::drain_retries(p, PUSH_BUDGET).await;
     // Expired SCEP challenges, access tokens and enrollment references.

@@ -3,19 +3,9 @@
 //! ([`crate::groups`]: the enrollment-type setting), with the Managed Apple ID that User
 //! Enrollment needs.
 //!
-//! Passwords are hashed with Argon2id (RFC 9106) — memory-hard, so a stolen store costs
-//! an attacker memory as well as time per guess — at m = 19 MiB, t = 2, p = 1: OWASP's
-//! recommended minimum, and a size a WebAssembly component handles without strain (one
-//! hash allocates 19 MiB once and takes tens of milliseconds natively, a few times more
-//! under wasm; p = 1 because a component has a single thread). The PHC string keeps
-//! salt and parameters, so they can be raised later without invalidating old hashes.
-//! Verification compares in constant time (argon2's `Output`); an unknown username
-//! costs the same hash as a wrong password. Hashes never leave this module's records:
-//! [`UserView`] is what the API shows.
-//!
-//! Sign-ins are limited per name, existing or not: [`MAX_FAILURES`] failed attempts
-//! within a [`FAILURE_WINDOW`]-second window, then 429 until the window ends; and all
-//! together to [`SIGN_INS_PER_MINUTE`] password checks a minute.
+//! Hashes never leave the user records: [`UserView`] is what the API shows. Passwords are
+//! `user_password.rs`'s, sign-in and its limits `user_sign_in.rs`'s, the checks of what
+//! an administrator sends `user_input.rs`'s.
 //!
 //! Key layout (`u` = the lowercase username as a key segment):
 //! - `user:<u>`          the [`UserRecord`] (JSON). Deleting leaves a tombstone (no
@@ -24,39 +14,22 @@
 //! - `ctr:user:seq`      last listing slot allocated; `ctr:user:live` live users
 //! - `userix:<n>`        the username at listing slot `n` (a slot whose record names
 //!   another slot is stale and skipped)
-//! - `ctr:signin:<h>:<w>` sign-in attempts (successes given back) for the name whose
-//!   hashed lowercase form is `h`, in window `w`; deleted after the window ([`crate::expiry`])
-//! - `ctr:signin:all:<m>` password checks of all names in minute `m`; deleted after it
 //! - `usermaid:<m>`      username holding Managed Apple ID `m` (lowercase): account-driven
 //!   enrollment finds users by it. A hint: the user record must still name `m`
+//!
+//! The sign-in counters are `user_sign_in.rs`'s.
 
-use std::sync::OnceLock;
-
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use serde::{Deserialize, Serialize};
 
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CasOutcome, CounterKey, KvError, Store, UpdateError};
 
 use crate::api::FieldError;
-use crate::random;
+use crate::user_input::{NewUser, UserPatch, blank_to_none, check_groups, check_text};
+use crate::user_password::{check_password, hash_password};
 
-/// Argon2id memory cost in KiB (19 MiB), time cost and parallelism.
-pub const ARGON2_M_KIB: u32 = 19_456;
-pub const ARGON2_T: u32 = 2;
-pub const ARGON2_P: u32 = 1;
-pub const MIN_PASSWORD: usize = 8;
-pub const MAX_PASSWORD: usize = 256;
 pub const MAX_USERNAME: usize = 64;
 pub const MAX_USERS: i64 = 100_000;
-/// Sign-in attempts (not counting successful ones) allowed per name and window.
-pub const MAX_FAILURES: i64 = 10;
-pub const FAILURE_WINDOW: u64 = 15 * 60;
-/// Password checks (Argon2, about 20 MiB and tens of milliseconds each) made for anyone
-/// who is not signed in, all names together, per minute: more are refused before the
-/// work (429), so unauthenticated clients cannot exhaust the CPU.
-pub const SIGN_INS_PER_MINUTE: i64 = 300;
 
 fn record_key(username: &str) -> String {
     format!("user:{}", segment(username))
@@ -76,20 +49,6 @@ fn live_counter() -> CounterKey {
 
 fn slot_key(n: u64) -> String {
     format!("userix:{n}")
-}
-
-/// Attempts for a name in a window. Keyed by a hash of the lowercased name, whether or
-/// not such a user exists (an unknown name is limited exactly like a known one, so the
-/// limit tells nothing), and of bounded length whatever was typed.
-fn attempt_counter(name: &str, window: u64) -> CounterKey {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(name.trim().to_lowercase().as_bytes());
-    CounterKey::new(&format!("signin:{}:{window}", hex::encode(&h[..16]))).expect("hex is key-safe")
-}
-
-/// Password checks of all names in a minute.
-fn global_counter(minute: u64) -> CounterKey {
-    CounterKey::new(&format!("signin:all:{minute}")).expect("static")
 }
 
 fn maid_key(maid: &str) -> String {
@@ -230,143 +189,11 @@ pub fn normalize_username(raw: &str) -> Result<String, String> {
     Ok(u)
 }
 
-fn argon2() -> Argon2<'static> {
-    Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(ARGON2_M_KIB, ARGON2_T, ARGON2_P, None).expect("valid Argon2 parameters"),
-    )
-}
-
-/// Argon2id PHC string of `password` with a fresh 128-bit salt.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(&random::bytes(16)).expect("16-byte salt encodes");
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("Argon2 hashing of a bounded password cannot fail")
-        .to_string()
-}
-
-/// Whether `password` matches `phc` (constant-time comparison of the outputs).
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(phc) else {
-        return false;
-    };
-    argon2().verify_password(password.as_bytes(), &hash).is_ok()
-}
-
-/// A hash nobody's password matches, verified against when the user does not exist so
-/// that an unknown name costs as much as a wrong password.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash_password(&crate::random::hex_id(16)))
-}
-
-fn check_password(p: &str, errors: &mut Vec<FieldError>) {
-    let n = p.chars().count();
-    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
-        errors.push(FieldError {
-            field: "password".into(),
-            rule: format!("{MIN_PASSWORD} to {MAX_PASSWORD} characters"),
-        });
-    }
-}
-
-fn check_text(
-    field: &str,
-    v: &Option<String>,
-    max: usize,
-    email: bool,
-    errors: &mut Vec<FieldError>,
-) {
-    let Some(v) = v else { return };
-    let bad_len = v.chars().count() > max;
-    let bad_email = email
-        && !v.is_empty()
-        && !v.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && d.contains('.') && !v.contains(char::is_whitespace)
-        });
-    if bad_len || v.chars().any(char::is_control) || bad_email {
-        errors.push(FieldError {
-            field: field.into(),
-            rule: if email {
-                format!("an email address of at most {max} characters")
-            } else {
-                format!("at most {max} characters, no control characters")
-            },
-        });
-    }
-}
-
-/// A new user as the admin API takes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub username: String,
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub managed_apple_id: Option<String>,
-    /// Static user group ids ([`crate::groups`]); the admin API checks they exist.
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-/// Changes: a field given is set; an empty string clears an optional text field.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserPatch {
-    #[serde(default)]
-    pub password: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub managed_apple_id: Option<String>,
-    #[serde(default)]
-    pub disabled: Option<bool>,
-    /// Replaces the user's groups.
-    #[serde(default)]
-    pub groups: Option<Vec<String>>,
-}
-
-/// Group ids: valid ids, no repeats, at most 100.
-fn check_groups(groups: &[String], errors: &mut Vec<FieldError>) {
-    if groups.len() > 100 {
-        errors.push(FieldError {
-            field: "groups".into(),
-            rule: "at most 100 groups".into(),
-        });
-    }
-    for (i, g) in groups.iter().enumerate() {
-        if !crate::groups::id_is_valid(g) {
-            errors.push(FieldError {
-                field: format!("groups[{i}]"),
-                rule: "a group id".into(),
-            });
-        } else if groups[..i].contains(g) {
-            errors.push(FieldError {
-                field: format!("groups[{i}]"),
-                rule: "listed twice".into(),
-            });
-        }
-    }
-}
-
-fn blank_to_none(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-fn decode(raw: &[u8]) -> Result<UserRecord, KvError> {
+pub(crate) fn decode(raw: &[u8]) -> Result<UserRecord, KvError> {
     serde_json::from_slice(raw).map_err(|e| KvError::Backend(format!("user record: {e}")))
 }
 
-fn encode(r: &UserRecord) -> Vec<u8> {
+pub(crate) fn encode(r: &UserRecord) -> Vec<u8> {
     serde_json::to_vec(r).expect("serialises")
 }
 
@@ -473,7 +300,7 @@ pub async fn get<B: Backend>(
     }
 }
 
-async fn modify<B: Backend>(
+pub(crate) async fn modify<B: Backend>(
     store: &Store<B>,
     username: &str,
     mut change: impl FnMut(&mut UserRecord) -> Result<(), UserError>,
@@ -646,79 +473,4 @@ pub async fn list<B: Backend>(
         users,
         next: (pos < top).then_some(pos),
     })
-}
-
-/// Where the failure count of the current window starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SignInError {
-    /// Unknown user, wrong password, no password set or disabled: not told apart.
-    Invalid,
-    /// Too many attempts for this name, or too many sign-ins at all right now; retry
-    /// after this many seconds.
-    RateLimited {
-        retry_after: u64,
-    },
-    Store(KvError),
-}
-
-impl From<KvError> for SignInError {
-    fn from(e: KvError) -> Self {
-        SignInError::Store(e)
-    }
-}
-
-/// Checks a sign-in. Unknown names and wrong passwords cost the same Argon2 work, are
-/// limited the same way and get the same answer. Attempts are counted atomically before
-/// the work ([`MAX_FAILURES`] per name and window; a success gives its attempt back), and
-/// all names together get [`SIGN_INS_PER_MINUTE`] checks.
-pub async fn sign_in<B: Backend>(
-    store: &Store<B>,
-    username: &str,
-    password: &str,
-    now: u64,
-) -> Result<UserRecord, SignInError> {
-    let minute = now / 60;
-    let all = store.increment(&global_counter(minute), 1).await?;
-    if all == 1 {
-        crate::expiry::register(store, global_counter(minute).as_str(), (minute + 2) * 60).await?;
-    }
-    if all > SIGN_INS_PER_MINUTE {
-        return Err(SignInError::RateLimited {
-            retry_after: (minute + 1) * 60 - now,
-        });
-    }
-    let window = now / FAILURE_WINDOW;
-    let attempts = attempt_counter(username, window);
-    let n = store.increment(&attempts, 1).await?;
-    if n == 1 {
-        crate::expiry::register(store, attempts.as_str(), (window + 1) * FAILURE_WINDOW).await?;
-    }
-    if n > MAX_FAILURES {
-        return Err(SignInError::RateLimited {
-            retry_after: (window + 1) * FAILURE_WINDOW - now,
-        });
-    }
-    let user = if username.len() <= MAX_USERNAME * 4 {
-        get(store, username).await?
-    } else {
-        None
-    };
-    let hash = user
-        .as_ref()
-        .and_then(|u| u.password_hash.as_deref())
-        .filter(|_| password.len() <= MAX_PASSWORD * 4);
-    // One Argon2 verification whatever the case: the answer's timing tells nothing.
-    let ok = verify_password(password, hash.unwrap_or_else(|| decoy_hash())) && hash.is_some();
-    let Some(user) = user.filter(|u| ok && !u.disabled) else {
-        return Err(SignInError::Invalid);
-    };
-    store.increment(&attempts, -1).await?;
-    let u = user.username.clone();
-    let signed_in = modify(store, &u, |r| {
-        r.last_sign_in_at = Some(now);
-        Ok(())
-    })
-    .await
-    .unwrap_or(user);
-    Ok(signed_in)
 }

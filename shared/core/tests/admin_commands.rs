@@ -10,7 +10,7 @@ use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::Clock;
-use mdm_core::mdm::connect;
+use mdm_core::mdm::command_retention;
 use mdmdevice::{Device, E, Identity, SYNC_KEY, admin_call, admin_raw, env, queue, vector};
 use serde_json::{Value, json};
 
@@ -784,7 +784,7 @@ fn purge_work_per_tick_is_bounded() {
     }
     let now = mdmdevice::START + 100 * 86400;
     for (purged, behind) in [(5, 7), (5, 2), (2, 0), (0, 0)] {
-        let r = block_on(connect::purge_expired(&e.store, now, 86400, 5)).unwrap();
+        let r = block_on(command_retention::purge_expired(&e.store, now, 86400, 5)).unwrap();
         assert_eq!((r.purged, r.behind), (purged, behind));
     }
     let (_, h) = get(&e, &commands_path(IPHONE));

@@ -4,10 +4,13 @@
 
 use base64::Engine;
 use mdm_core::mdm::command;
-use mdm_core::mdm::command_schema::{
-    self, Allowed, Key, KeyType, NOT_REQUIRED, PayloadError, RULES, Rule, SCHEMAS,
-    parse_raw_command, payload_from_json, validate_plist, value_from_json,
+use mdm_core::mdm::command_payload::{
+    PayloadError, payload_from_json, validate_plist, value_from_json,
 };
+use mdm_core::mdm::command_schema::{
+    self, Allowed, Key, KeyType, NOT_REQUIRED, RULES, Rule, SCHEMAS,
+};
+use mdm_core::mdm::command_upload::parse_raw_command;
 use plist::{Dictionary, Value as Plist};
 use serde_json::{Map, Value as Json, json};
 use serde_yaml_ng::Value as Yaml;

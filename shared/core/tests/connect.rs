@@ -5,7 +5,8 @@ use mdm_core::config::Secret;
 use mdm_core::mdm::checkin::CheckinMessage;
 use mdm_core::mdm::connect::{self, Next};
 use mdm_core::mdm::enrollments::{self, Refusal};
-use mdm_core::mdm::queue::{self, Channel, Lane};
+use mdm_core::mdm::queue::{Channel, Lane};
+use mdm_core::mdm::queue_enqueue;
 use mdm_core::mdm::report::Report;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
@@ -56,7 +57,7 @@ fn status(
 }
 
 fn enqueue(s: &Store<MemoryBackend>, uuid: &str) {
-    block_on(queue::enqueue(
+    block_on(queue_enqueue::enqueue(
         s,
         &Channel::device("U1"),
         uuid,

@@ -8,7 +8,7 @@ use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::enroll::pending;
-use mdm_core::users;
+use mdm_core::{user_password, user_sign_in, users};
 use serde_json::json;
 
 use enrollsupport::*;
@@ -200,7 +200,7 @@ fn the_right_password_binds_the_user_and_answers_the_profile_from_this_host() {
 fn failed_sign_ins_are_rate_limited_per_user() {
     let s = server();
     let info = deviceinfo(&s, SERIAL);
-    for _ in 0..users::MAX_FAILURES {
+    for _ in 0..user_sign_in::MAX_FAILURES {
         let r = sign_in(&s, &info, "ann.smith", "nope nope nope");
         assert_eq!(r.status(), StatusCode::OK);
     }
@@ -210,9 +210,9 @@ fn failed_sign_ins_are_rate_limited_per_user() {
     no_enrollment_state(&s);
     // The next window lets the right password in, and resets the count.
     s.e.clock
-        .advance(std::time::Duration::from_secs(users::FAILURE_WINDOW));
+        .advance(std::time::Duration::from_secs(user_sign_in::FAILURE_WINDOW));
     open_profile(&sign_in(&s, &info, "ann.smith", PASSWORD));
-    for _ in 0..users::MAX_FAILURES - 1 {
+    for _ in 0..user_sign_in::MAX_FAILURES - 1 {
         sign_in(&s, &info, "ann.smith", "nope nope nope");
     }
     open_profile(&sign_in(&s, &info, "ann.smith", PASSWORD));
@@ -261,8 +261,8 @@ fn the_user_api_never_shows_a_password_or_its_hash() {
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"
     );
-    assert!(users::verify_password("another secret 1", &hash));
-    assert!(!users::verify_password(PASSWORD, &hash));
+    assert!(user_password::verify_password("another secret 1", &hash));
+    assert!(!user_password::verify_password(PASSWORD, &hash));
     for (_, v) in s.dump() {
         let v = String::from_utf8_lossy(&v);
         assert!(!v.contains("another secret") && !v.contains(PASSWORD));

@@ -6,6 +6,7 @@ use mdm_core::config::Secret;
 use mdm_core::mdm::checkin::CheckinMessage;
 use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Refusal, Reply};
 use mdm_core::mdm::queue::{self, Channel};
+use mdm_core::mdm::queue_delivery;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
 const CERT_A: &str = "aa11";
@@ -95,7 +96,7 @@ fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
     assert!(!r.enrolled && r.push.is_none());
     assert_eq!(r.serial_number.as_deref(), Some("F5JM992LF193"));
     assert_eq!(
-        block_on(queue::next(&s, &Channel::device("U1"), 0)),
+        block_on(queue_delivery::next(&s, &Channel::device("U1"), 0)),
         Err(queue::QueueError::NoChannel)
     );
 
@@ -121,7 +122,7 @@ fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
             .any(|(_, v)| v.windows(13).any(|w| w == b"unlock-secret"))
     );
     assert_eq!(
-        block_on(queue::next(&s, &Channel::device("U1"), 0)),
+        block_on(queue_delivery::next(&s, &Channel::device("U1"), 0)),
         Ok(None),
         "queue open"
     );
@@ -186,7 +187,7 @@ fn user_channel_checkout_and_user_authenticate() {
     );
     assert_eq!(run(&s, CERT_A, &user), Ok(Reply::Empty));
     assert_eq!(
-        block_on(queue::next(&s, &Channel::user("M1", "GUID-1"), 0)),
+        block_on(queue_delivery::next(&s, &Channel::user("M1", "GUID-1"), 0)),
         Ok(None)
     );
     let ua = msg(

@@ -10,11 +10,13 @@ use futures::executor::block_on;
 use http::{Request, Response};
 use mdm_core::Env;
 use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Push};
-use mdm_core::mdm::push::{
-    self, BACKOFF_MAX_SECS, COALESCE_WINDOW_SECS, EXPIRATION_SECS, GIVE_UP_SECS, PushOutcome,
-    PushReason, SkipReason, Verdict,
-};
+use mdm_core::mdm::push::{self, COALESCE_WINDOW_SECS, EXPIRATION_SECS, PushReason};
+use mdm_core::mdm::push_outcome::{self, PushOutcome, SkipReason, Verdict};
+use mdm_core::mdm::push_send::{self, BACKOFF_MAX_SECS, GIVE_UP_SECS};
 use mdm_core::mdm::queue::{self, Channel, Lane};
+use mdm_core::mdm::queue_delivery;
+use mdm_core::mdm::queue_enqueue;
+use mdm_core::mdm::{push_state, push_status};
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -127,8 +129,8 @@ fn now(e: &TestEnv<'_>) -> u64 {
     e.clock.unix_seconds()
 }
 
-fn state(e: &TestEnv<'_>, id: &str) -> push::PushStatus {
-    block_on(push::push_state(&e.store, id))
+fn state(e: &TestEnv<'_>, id: &str) -> push_status::PushStatus {
+    block_on(push_status::push_state(&e.store, id))
         .unwrap()
         .expect("pushed before")
 }
@@ -214,7 +216,7 @@ fn redaction_keeps_only_a_prefix() {
 #[test]
 fn answers_are_classified() {
     let at = UNIX_EPOCH + Duration::from_secs(T0);
-    let c = |r: Reply| push::classify(&r, at);
+    let c = |r: Reply| push_outcome::classify(&r, at);
     assert_eq!(
         c(Ok(ok())),
         Verdict::Delivered {
@@ -325,21 +327,24 @@ fn answers_are_classified() {
 
 #[test]
 fn backoff_doubles_with_jitter_up_to_an_hour() {
-    assert_eq!(push::backoff_bounds(1), (15, 30));
-    assert_eq!(push::backoff_bounds(2), (30, 60));
-    assert_eq!(push::backoff_bounds(7), (960, 1920));
-    assert_eq!(push::backoff_bounds(8), (1800, 3600));
-    assert_eq!(push::backoff_bounds(500), (1800, 3600));
-    assert_eq!(push::retry_delay(1, None, 0.0), 15);
-    assert_eq!(push::retry_delay(1, None, 1.0), 30);
+    assert_eq!(push_send::backoff_bounds(1), (15, 30));
+    assert_eq!(push_send::backoff_bounds(2), (30, 60));
+    assert_eq!(push_send::backoff_bounds(7), (960, 1920));
+    assert_eq!(push_send::backoff_bounds(8), (1800, 3600));
+    assert_eq!(push_send::backoff_bounds(500), (1800, 3600));
+    assert_eq!(push_send::retry_delay(1, None, 0.0), 15);
+    assert_eq!(push_send::retry_delay(1, None, 1.0), 30);
     // Retry-After wins when it asks for longer, not when shorter; capped at 6 h.
     assert_eq!(
-        push::retry_delay(1, Some(Duration::from_secs(600)), 0.5),
+        push_send::retry_delay(1, Some(Duration::from_secs(600)), 0.5),
         600
     );
-    assert_eq!(push::retry_delay(3, Some(Duration::from_secs(5)), 1.0), 120);
     assert_eq!(
-        push::retry_delay(1, Some(Duration::from_secs(86_400)), 0.0),
+        push_send::retry_delay(3, Some(Duration::from_secs(5)), 1.0),
+        120
+    );
+    assert_eq!(
+        push_send::retry_delay(1, Some(Duration::from_secs(86_400)), 0.0),
         6 * 3600
     );
 }
@@ -370,7 +375,9 @@ fn delivered_push_is_recorded() {
     assert_eq!(s.last_delivered_at, Some(T0));
     assert_eq!(s.last_reason, Some(PushReason::Admin));
     assert_eq!(
-        block_on(push::certificate_status(&e.store)).unwrap().state,
+        block_on(push_state::certificate_status(&e.store))
+            .unwrap()
+            .state,
         "unknown"
     );
 }
@@ -415,7 +422,7 @@ fn devices_that_cannot_be_pushed_are_skipped_without_http() {
     );
     assert_eq!(apns.count(), 0);
     assert_eq!(
-        block_on(push::push_state(&e.store, "nobody")).unwrap(),
+        block_on(push_status::push_state(&e.store, "nobody")).unwrap(),
         None
     );
 }
@@ -486,7 +493,7 @@ fn a_new_token_makes_the_mark_moot_even_without_clearing() {
     // clear_unreachable on a device never pushed is a no-op.
     block_on(push::clear_unreachable(&e.store, "never-pushed")).unwrap();
     assert_eq!(
-        block_on(push::push_state(&e.store, "never-pushed")).unwrap(),
+        block_on(push_status::push_state(&e.store, "never-pushed")).unwrap(),
         None
     );
 }
@@ -506,7 +513,7 @@ fn forbidden_403_marks_the_certificate_failing_until_a_success() {
             reason: "BadCertificateEnvironment".into()
         }
     );
-    let c = block_on(push::certificate_status(&e.store)).unwrap();
+    let c = block_on(push_state::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "failing");
     assert_eq!(c.since, Some(T0));
     assert_eq!(c.last_failure_status, Some(403));
@@ -524,7 +531,7 @@ fn forbidden_403_marks_the_certificate_failing_until_a_success() {
         block_on(push::push_device(&e, "UDID-2", PushReason::Admin)).unwrap(),
         PushOutcome::Delivered { .. }
     ));
-    let c = block_on(push::certificate_status(&e.store)).unwrap();
+    let c = block_on(push_state::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "ok");
     assert_eq!(c.since, Some(T0 + 7200));
     assert_eq!(c.failures, 1);
@@ -614,7 +621,7 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
     else {
         panic!("{out:?}")
     };
-    let (lo, hi) = push::backoff_bounds(1);
+    let (lo, hi) = push_send::backoff_bounds(1);
     assert!((T0 + lo..=T0 + hi).contains(&retry_at), "{retry_at}");
     let mut attempts = 1;
     let mut gave_up = false;
@@ -637,7 +644,7 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
         gave_up = r.gave_up == 1;
         if !gave_up {
             let next = state(&e, "UDID-1").retry.unwrap();
-            let (lo, hi) = push::backoff_bounds(attempts);
+            let (lo, hi) = push_send::backoff_bounds(attempts);
             assert!(
                 (sent_at + lo..=sent_at + hi).contains(&next.next_at),
                 "attempt {attempts}: {} not in {lo}..={hi} after {sent_at}",
@@ -691,7 +698,9 @@ fn transport_errors_are_retried_and_never_store_the_token() {
     assert!(!format!("{out:?}").contains(TOKEN));
     // Not a TLS failure: the certificate is not suspected.
     assert_eq!(
-        block_on(push::certificate_status(&e.store)).unwrap().state,
+        block_on(push_state::certificate_status(&e.store))
+            .unwrap()
+            .state,
         "unknown"
     );
 }
@@ -706,7 +715,7 @@ fn tls_failures_cast_doubt_on_the_certificate_and_are_retried() {
     )));
     let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert!(matches!(out, PushOutcome::RetryScheduled { .. }), "{out:?}");
-    let c = block_on(push::certificate_status(&e.store)).unwrap();
+    let c = block_on(push_state::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "failing");
     assert_eq!(c.last_failure_status, None);
 }
@@ -784,7 +793,7 @@ fn follow_up_push_only_when_commands_are_still_pending() {
         }
     }
     assert_eq!(apns.count(), 2);
-    block_on(queue::enqueue(
+    block_on(queue_enqueue::enqueue(
         &e.store,
         &Channel::device("BUSY"),
         "cmd-1",
@@ -955,7 +964,7 @@ fn deferred_pushes_go_out_with_the_next_drain() {
         enroll(&e.store, id, TOKEN);
         let ch = Channel::device(id);
         block_on(queue::open(&e.store, &ch)).unwrap();
-        block_on(queue::enqueue(
+        block_on(queue_enqueue::enqueue(
             &e.store,
             &ch,
             "cmd-1",
@@ -1015,7 +1024,7 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     enroll(&e.store, "D1", TOKEN);
     let ch = Channel::device("D1");
     block_on(queue::open(&e.store, &ch)).unwrap();
-    block_on(queue::enqueue(
+    block_on(queue_enqueue::enqueue(
         &e.store,
         &ch,
         "C1",
@@ -1059,10 +1068,13 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     assert!(due[5] >= due[1] + 3_600);
 
     // Nothing pending any more: the owed push is dropped and the backoff starts over.
-    block_on(queue::next(&e.store, &ch, now(&e))).unwrap();
-    block_on(queue::complete(&e.store, &ch, "C1")).unwrap();
+    block_on(queue_delivery::next(&e.store, &ch, now(&e))).unwrap();
+    block_on(queue_delivery::complete(&e.store, &ch, "C1")).unwrap();
     // The answer's request moves the frontier past it (ServerURL asks for the next).
-    assert_eq!(block_on(queue::next(&e.store, &ch, now(&e))).unwrap(), None);
+    assert_eq!(
+        block_on(queue_delivery::next(&e.store, &ch, now(&e))).unwrap(),
+        None
+    );
     let at = block_on(push::after_not_now(&e.store, "D1", now(&e)))
         .unwrap()
         .unwrap();

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use futures::executor::block_on;
-use mdm_core::users::{self, MAX_FAILURES, NewUser, SIGN_INS_PER_MINUTE, SignInError};
+use mdm_core::user_input::NewUser;
+use mdm_core::user_sign_in::{self, MAX_FAILURES, SIGN_INS_PER_MINUTE, SignInError};
+use mdm_core::users;
 use mdm_kv::{CounterKey, Defects, MemoryBackend, Store};
 
 const NOW: u64 = 1_800_000_000;
@@ -39,7 +41,7 @@ fn concurrent_guesses_do_not_exceed_the_limit() {
         .map(|i| {
             let s = s.clone();
             std::thread::spawn(move || {
-                outcome(&block_on(users::sign_in(
+                outcome(&block_on(user_sign_in::sign_in(
                     &s,
                     "ann",
                     &format!("guess {i}"),
@@ -56,11 +58,16 @@ fn concurrent_guesses_do_not_exceed_the_limit() {
         guesses - MAX_FAILURES as usize
     );
     // Even the right password waits for the window.
-    let r = block_on(users::sign_in(&s, "ann", "correct horse battery", NOW));
+    let r = block_on(user_sign_in::sign_in(
+        &s,
+        "ann",
+        "correct horse battery",
+        NOW,
+    ));
     assert!(matches!(r, Err(SignInError::RateLimited { retry_after }) if retry_after > 0));
-    let later = NOW + users::FAILURE_WINDOW;
+    let later = NOW + user_sign_in::FAILURE_WINDOW;
     assert_eq!(
-        outcome(&block_on(users::sign_in(
+        outcome(&block_on(user_sign_in::sign_in(
             &s,
             "ann",
             "correct horse battery",
@@ -78,7 +85,7 @@ fn an_unknown_name_is_answered_like_a_known_one() {
     for name in ["ann", "nobody"] {
         let mut seen = Vec::new();
         for i in 0..=MAX_FAILURES {
-            seen.push(outcome(&block_on(users::sign_in(
+            seen.push(outcome(&block_on(user_sign_in::sign_in(
                 &s,
                 name,
                 &format!("wrong {i}"),
@@ -91,7 +98,7 @@ fn an_unknown_name_is_answered_like_a_known_one() {
     }
     // The limit is per name: case and spaces do not make a new one.
     assert_eq!(
-        outcome(&block_on(users::sign_in(&s, " ANN ", "wrong", NOW))),
+        outcome(&block_on(user_sign_in::sign_in(&s, " ANN ", "wrong", NOW))),
         "limited"
     );
 }
@@ -104,14 +111,19 @@ fn password_checks_have_a_global_cap() {
     let minute = NOW / 60;
     let all = CounterKey::new(&format!("signin:all:{minute}")).unwrap();
     block_on(s.increment(&all, SIGN_INS_PER_MINUTE)).unwrap();
-    let r = block_on(users::sign_in(&s, "ann", "correct horse battery", NOW));
+    let r = block_on(user_sign_in::sign_in(
+        &s,
+        "ann",
+        "correct horse battery",
+        NOW,
+    ));
     assert!(
         matches!(r, Err(SignInError::RateLimited { retry_after }) if (1..=60).contains(&retry_after)),
         "{r:?}"
     );
     // The next minute has its own budget.
     assert_eq!(
-        outcome(&block_on(users::sign_in(
+        outcome(&block_on(user_sign_in::sign_in(
             &s,
             "ann",
             "correct horse battery",

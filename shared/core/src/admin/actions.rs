@@ -247,6 +247,7 @@ pub async fn retire(
     params: &Params,
     req: &Request,
 ) -> Result<Response, ApiError> {
+    use crate::mdm::enrollment_reset;
     use crate::mdm::enrollments::{self, Retire};
     use crate::{Clock, enroll::profile::PROFILE_IDENTIFIER};
     let device = params.get("device").unwrap_or_default();
@@ -313,7 +314,7 @@ pub async fn retire(
             }),
         ));
     }
-    enrollments::purge(p.store(), device, now).await?;
+    enrollment_reset::purge(p.store(), device, now).await?;
     Ok(api::ok_json(
         &json!({ "device": device, "status": "deleted" }),
     ))

@@ -2,7 +2,7 @@
 //! for many devices, the history of a device, one command's result, cancel.
 //!
 //! Before anything is queued the payload is checked against Apple's schema
-//! ([`command_schema`]) and the command against what the device can run
+//! ([`command_payload`]) and the command against what the device can run
 //! ([`crate::mdm::availability`]).
 //!
 //! Storage is [`connect`]'s and [`queue`]'s (key layouts documented there).
@@ -18,11 +18,11 @@ use crate::mdm::availability::{capability, user_enrollment_limits};
 // Platform naming, still reachable by its former path.
 pub use crate::mdm::availability::{platform_name, platform_of};
 use crate::mdm::command;
-use crate::mdm::command_schema::{self, PayloadError};
+use crate::mdm::command_history::{self, HistoryQuery};
+use crate::mdm::command_payload::{self, PayloadError};
 use crate::mdm::command_secrets;
-use crate::mdm::connect::{
-    self, CancelOutcome, CommandResult, EnqueueError, HistoryQuery, NewCommand,
-};
+use crate::mdm::command_upload;
+use crate::mdm::connect::{self, CancelOutcome, CommandResult, EnqueueError, NewCommand};
 use crate::mdm::enrollments::{self, EnrollmentRecord};
 use crate::mdm::push;
 use crate::mdm::queue::{self, Channel, Lane, QueueError};
@@ -174,7 +174,7 @@ fn parse_request(req: &Request) -> Result<(Input, Options), ApiError> {
             }
         }
         // Parsed (and the payload checked) here; checked again once bound to a device.
-        let (request_type, payload, uuid) = match command_schema::parse_raw_command(req.body()) {
+        let (request_type, payload, uuid) = match command_upload::parse_raw_command(req.body()) {
             Ok(parsed) => parsed,
             Err(errs) if errs.iter().any(|e| e.key == "plist") => {
                 return Err(ApiError::bad_request(
@@ -314,7 +314,7 @@ async fn prepare(
                 );
             }
             (
-                command_schema::payload_from_json(&rt, &payload).map_err(payload_errors)?,
+                command_payload::payload_from_json(&rt, &payload).map_err(payload_errors)?,
                 None,
             )
         }
@@ -326,7 +326,7 @@ async fn prepare(
                     Plist::Data(unlock_token(p, rec).await?),
                 );
             }
-            command_schema::validate_plist(&rt, &payload).map_err(payload_errors)?;
+            command_payload::validate_plist(&rt, &payload).map_err(payload_errors)?;
             (payload, uuid.clone())
         }
     };
@@ -517,7 +517,7 @@ pub async fn enqueue_bulk(p: &impl Platform, req: &Request) -> Result<Response, 
     {
         let fillable = request_type == "ClearPasscode" && !payload.contains_key("UnlockToken");
         if !fillable {
-            command_schema::payload_from_json(request_type, payload).map_err(payload_errors)?;
+            command_payload::payload_from_json(request_type, payload).map_err(payload_errors)?;
         }
     }
     let limit = queue_limit(p.vars()).await?;
@@ -689,7 +689,7 @@ pub async fn history(
     let (q, user) = history_query(req)?;
     known_device(p, device).await?;
     let ch = history_channel(device, user.as_deref());
-    let page = connect::history(p.store(), &ch, &q).await?;
+    let page = command_history::history(p.store(), &ch, &q).await?;
     Ok(api::ok_json(&json!({
         "device": device,
         "user": user,

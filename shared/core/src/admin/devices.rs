@@ -11,7 +11,7 @@ use super::commands::{platform_name, platform_of};
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::mdm::enrollments::{self, EnrollmentKind, EnrollmentRecord};
-use crate::mdm::{connect, push};
+use crate::mdm::{connect, push_status};
 use crate::time::format_rfc3339;
 
 pub const DEFAULT_PAGE: usize = 100;
@@ -156,7 +156,7 @@ pub async fn get(p: &impl Platform, params: &Params) -> Result<Response, ApiErro
     }
     v["inventory"] = Value::Object(inv);
     // Null while the device was never pushed.
-    v["push"] = serde_json::to_value(push::push_state(p.store(), &r.device_id).await?)
+    v["push"] = serde_json::to_value(push_status::push_state(p.store(), &r.device_id).await?)
         .unwrap_or(Value::Null);
     Ok(api::ok_json(&v))
 }

@@ -10,12 +10,13 @@ mod diagnostics;
 mod health;
 pub mod probes;
 mod profiles;
+mod push;
 mod tokens;
 mod users;
 
 use crate::api::{self, ApiError, Params, Request, Response, Route};
 use crate::config::{self, ADMIN_API_KEY};
-use crate::mdm::{push, pushcert};
+use crate::mdm::pushcert;
 use crate::{Platform, log};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,8 +227,8 @@ async fn run(
         Op::CancelCommand => commands::cancel(p, params, req).await,
         Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,
         Op::CreateChallenge => crate::scep::admin::create_challenge(p, req).await,
-        Op::PushDevice => push::admin_push(p, params.get("device").unwrap_or_default()).await,
-        Op::PushState => push::admin_push_state(p, params.get("device").unwrap_or_default()).await,
+        Op::PushDevice => push::push_now(p, params.get("device").unwrap_or_default()).await,
+        Op::PushState => push::get(p, params.get("device").unwrap_or_default()).await,
         Op::PushCertificate => pushcert::get(p).await,
         Op::UploadPushCertificate => pushcert::put(p, req).await,
         Op::ListUsers => users::list(p, req).await,

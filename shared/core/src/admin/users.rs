@@ -10,7 +10,8 @@ use crate::time::format_rfc3339;
 use std::collections::BTreeMap;
 
 use crate::groups::Group;
-use crate::users::{self, NewUser, UserError, UserPatch, UserRecord};
+use crate::user_input::{NewUser, UserPatch};
+use crate::users::{self, UserError, UserRecord};
 use crate::{Clock, Platform};
 
 pub const DEFAULT_PAGE: usize = 100;

@@ -457,8 +457,8 @@ impl ProfileSpec {
     /// Each setup command must be one Apple's schema accepts, runnable on the device
     /// channel of this platform (and supervision) during Setup Assistant.
     fn check_setup_commands(&self, c: &mut Check, supervised: bool) {
-        use crate::mdm::command_schema;
         use crate::mdm::commands_table::{self, OsFamily};
+        use crate::mdm::{command_payload, command_schema};
         if self.setup_commands.len() > SETUP_COMMANDS_MAX {
             c.fail(
                 "setup_commands",
@@ -521,7 +521,7 @@ impl ProfileSpec {
             }
             let mut payload = cmd.clone();
             payload.remove("RequestType");
-            if let Err(errs) = command_schema::payload_from_json(rt, &payload) {
+            if let Err(errs) = command_payload::payload_from_json(rt, &payload) {
                 for e in errs {
                     c.fail(&format!("{field}.{}", e.key), e.problem);
                 }
@@ -798,7 +798,7 @@ impl ProfileSpec {
                 .to_owned();
             let mut payload = cmd.clone();
             payload.remove("RequestType");
-            match crate::mdm::command_schema::payload_from_json(&rt, &payload) {
+            match crate::mdm::command_payload::payload_from_json(&rt, &payload) {
                 Ok(d) if !rt.is_empty() => ok.push((rt, d)),
                 _ => skipped.push(rt),
             }

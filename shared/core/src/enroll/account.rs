@@ -46,7 +46,8 @@ use crate::api::{Request, Response};
 use crate::config::{self, SERVER_URL};
 use crate::mdm::commands_table::OsFamily;
 use crate::mdm::enrollment_type::{self, EnrollmentType, Facts, Path};
-use crate::users::{self, SignInError, UserRecord};
+use crate::user_sign_in::{self, SignInError};
+use crate::users::{self, UserRecord};
 use crate::{Clock, Platform};
 
 pub const WELL_KNOWN: &str = "/.well-known/com.apple.remotemanagement";
@@ -419,7 +420,7 @@ pub async fn signin(p: &impl Platform, req: &Request) -> Response {
         Ok(None) => username.clone(),
         Err(e) => return EnrollError::from(e).into_response_for(req),
     };
-    let user = match users::sign_in(p.store(), &account, field("password"), now).await {
+    let user = match user_sign_in::sign_in(p.store(), &account, field("password"), now).await {
         Ok(u) => u,
         Err(SignInError::Invalid) => {
             return page(

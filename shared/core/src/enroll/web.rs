@@ -7,7 +7,7 @@
 //! answers the signed profile from this same host, as Apple requires.
 //!
 //! Nothing is stored until a sign-in succeeds. A wrong password shows the form again
-//! saying so; repeated failures are rate limited per user ([`crate::users`]). Pages are
+//! saying so; repeated failures are rate limited per user ([`crate::user_sign_in`]). Pages are
 //! self-contained (no external assets, a strict Content-Security-Policy).
 
 use base64::Engine;
@@ -16,7 +16,7 @@ use http::{HeaderValue, StatusCode, header};
 use super::machineinfo::{self, VerifiedMachineInfo};
 use super::{EnrollError, ade};
 use crate::api::{Request, Response};
-use crate::users::{self, SignInError};
+use crate::user_sign_in::{self, SignInError};
 use crate::{Clock, Platform};
 
 pub const DEVICEINFO_HEADER: &str = "x-apple-aspen-deviceinfo";
@@ -68,7 +68,7 @@ pub async fn sign_in(p: &impl Platform, req: &Request) -> Response {
     let username = field("username").trim().to_owned();
     let password = field("password");
     let now = p.clock().unix_seconds();
-    let user = match users::sign_in(p.store(), &username, password, now).await {
+    let user = match user_sign_in::sign_in(p.store(), &username, password, now).await {
         Ok(u) => u,
         Err(SignInError::Invalid) => {
             return html(

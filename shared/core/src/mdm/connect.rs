@@ -16,15 +16,15 @@ use super::command_records::{decode, encode, record_completion};
 use super::enrollment_record::{
     self, EnrollmentRecord, InventorySection, Refusal, device_type, inventory_key,
 };
-use super::enrollments::purge;
+use super::enrollment_reset::purge;
 // The command records' API, still reachable by its former path.
 pub use super::command_records::{
-    COMMAND_RETENTION_DAYS, CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult,
-    HistoryPage, HistoryQuery, NewCommand, PURGE_BUDGET, PURGE_HOLE_GRACE, PurgeReport, PurgeState,
-    Queued, RETENTION_DAYS_DEFAULT, STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel,
-    cancel_all, enqueue, history, purge_expired, result, result_key, retention_tick,
+    CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult, NewCommand, Queued,
+    STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel, cancel_all, enqueue, result,
+    result_key,
 };
 use super::queue::{self, Channel, Lane, QueueError};
+use super::queue_delivery;
 use super::report::{Report, Status};
 
 /// Reports larger than this are not kept verbatim in the command record (KV values stay
@@ -131,12 +131,12 @@ pub async fn report_read<B: Backend>(
     let mut head: Option<queue::Head> = None;
     match report.status {
         Status::Idle => {
-            let h = queue::idle_from(store, &ch, read.extra.as_deref()).await;
+            let h = queue_delivery::idle_from(store, &ch, read.extra.as_deref()).await;
             head = Some(h.map_err(queue_refusal)?)
         }
         Status::NotNow => {
             let uuid = report.command_uuid.clone().unwrap_or_default();
-            if queue::not_now(store, &ch, &uuid)
+            if queue_delivery::not_now(store, &ch, &uuid)
                 .await
                 .map_err(queue_refusal)?
                 .is_some()
@@ -164,7 +164,7 @@ pub async fn report_read<B: Backend>(
             let uuid = report.command_uuid.clone().unwrap_or_default();
             // An answer to a command we no longer hold (answered before, or never ours)
             // is ignored: the device just gets its next command.
-            if let Some(cmd) = queue::complete(store, &ch, &uuid)
+            if let Some(cmd) = queue_delivery::complete(store, &ch, &uuid)
                 .await
                 .map_err(queue_refusal)?
             {
@@ -222,7 +222,7 @@ pub async fn report_read<B: Backend>(
     {
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
-    let delivery = queue::next_from(store, &ch, now, head)
+    let delivery = queue_delivery::next_from(store, &ch, now, head)
         .await
         .map_err(queue_refusal)?;
     match delivery.command {

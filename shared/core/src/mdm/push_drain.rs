@@ -1,6 +1,6 @@
 //! The scheduled push drain: retries APNs asked us to wait for, follow-ups owed at the
 //! end of a coalescing window and pushes owed for NotNow'd commands, found through the
-//! timing wheel of [`super::push_state`] and sent by the push policy ([`super::push`]).
+//! timing wheel of [`super::push_state`] and sent as [`super::push_send`] sends any push.
 //!
 //! [`drain_retries`] reads only the wheel slots of the minutes since its cursor (5 per
 //! call with a 5-minute scheduler; at most one full turn of 1440 after a long outage) and
@@ -12,13 +12,17 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::apns::PushError;
-use super::push::{LEASE_SECS, PushOutcome, SkipReason, is_unreachable, send_and_record, target};
+use super::push_outcome::{PushOutcome, SkipReason};
+use super::push_send::{send_and_record, target};
 use super::push_state::{
-    CURSOR_KEY, PushReason, SLOT_BATCH, SLOT_SECS, WHEEL_SLOTS, cursor_claim, load_record,
-    load_state, modify_state, slot_key, slot_of_minute, unschedule,
+    CURSOR_KEY, PushReason, SLOT_BATCH, SLOT_SECS, WHEEL_SLOTS, cursor_claim, is_unreachable,
+    load_record, load_state, modify_state, slot_key, slot_of_minute, unschedule,
 };
 use super::queue::{self, Channel, QueueError};
 use crate::platform::{Clock, Platform};
+
+/// How long a drain owns a device it is pushing.
+pub const LEASE_SECS: u64 = 120;
 
 /// What one [`drain_retries`] call did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

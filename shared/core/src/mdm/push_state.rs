@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Modified, Store};
 
-use super::enrollment_record::{self, EnrollmentRecord};
+use super::apns::token_fingerprint;
+use super::enrollment_record::{self, EnrollmentRecord, Push};
 
 pub(crate) const SLOT_SECS: u64 = 60;
 pub(crate) const WHEEL_SLOTS: u64 = 1_440;
@@ -80,7 +81,7 @@ pub enum PushReason {
 pub struct PushState {
     pub last_attempt_at: Option<u64>,
     pub last_reason: Option<PushReason>,
-    /// [`super::push::PushOutcome::name`] of the last attempt.
+    /// [`super::push_outcome::PushOutcome::name`] of the last attempt.
     pub last_outcome: Option<String>,
     pub last_status: Option<u16>,
     /// APNs' `reason`, or the transport failure (redacted).
@@ -260,4 +261,25 @@ pub(crate) async fn unschedule<B: Backend>(
         .update_or_create(&slot_key(slot), &slot_claim(slot), b"{}", true, &mut change)
         .await
         .map(|_| ())
+}
+
+/// Whether APNs' unreachable mark applies to the device's current token.
+pub(crate) fn is_unreachable(st: &PushState, push: &Push) -> bool {
+    st.unreachable
+        .as_ref()
+        .is_some_and(|u| u.token_fp == token_fingerprint(&push.token_hex))
+}
+
+/// The push certificate as APNs last judged it (`state: "unknown"` if it never failed).
+pub async fn certificate_status<B: Backend>(
+    store: &Store<B>,
+) -> Result<CertificateStatus, KvError> {
+    let c = store
+        .get(CERT_KEY)
+        .await?
+        .and_then(|raw| serde_json::from_slice::<CertificateStatus>(&raw).ok());
+    Ok(c.unwrap_or_else(|| CertificateStatus {
+        state: "unknown".into(),
+        ..CertificateStatus::default()
+    }))
 }

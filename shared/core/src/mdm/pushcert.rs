@@ -186,7 +186,7 @@ pub async fn get(p: &impl Platform) -> Result<Response, ApiError> {
     let c = load(p.store()).await.map_err(ApiError::store)?;
     let t = topic(p).await.map_err(ApiError::store)?;
     let mut body = view(c.as_ref(), &t, now);
-    let apns = super::push::certificate_status(p.store())
+    let apns = super::push_state::certificate_status(p.store())
         .await
         .map_err(ApiError::store)?;
     if apns.state == "failing" {

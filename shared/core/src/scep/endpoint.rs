@@ -380,12 +380,12 @@ async fn renewable<B: Backend>(
     store: &Store<B>,
     signer: &Certificate,
 ) -> Result<Result<(), &'static str>, DeviceError> {
-    use crate::mdm::enrollments;
+    use crate::mdm::{enrollment_binding, enrollments};
     let (tbs, der) = crate::mdm::signature::identity_hashes(signer.der())
         .map_err(|e| DeviceError::bad_request(e.to_string()))?;
     let bound = match enrollments::bound_device(store, &tbs).await? {
         Some(d) => Some(d),
-        None => enrollments::migrate_legacy_binding(store, &tbs, &der).await?,
+        None => enrollment_binding::migrate_legacy_binding(store, &tbs, &der).await?,
     };
     // An account-driven identity was issued for an enrollment reference, not the device
     // id it is bound to: the binding is what counts.
