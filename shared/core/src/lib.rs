@@ -14,6 +14,7 @@ pub mod expiry;
 pub mod groups;
 pub mod log;
 pub mod mdm;
+pub mod metrics;
 pub mod platform;
 pub mod random;
 pub mod scep;

@@ -71,6 +71,8 @@ pub struct MemoryBackend {
     defects: Defects,
     /// Operations left before a simulated crash (negative: no crash planned).
     crash_in: std::sync::atomic::AtomicI64,
+    /// An operation was refused since the planned crash (the run really was cut short).
+    crash_hit: std::sync::atomic::AtomicBool,
     /// One-shot actions run right after a key is next read (see [`MemoryBackend::after_read`]).
     hooks: ReadHooks,
 }
@@ -104,6 +106,7 @@ impl MemoryBackend {
             data: Mutex::new(HashMap::new()),
             defects,
             crash_in: std::sync::atomic::AtomicI64::new(-1),
+            crash_hit: std::sync::atomic::AtomicBool::new(false),
             hooks: ReadHooks::default(),
         }
     }
@@ -166,6 +169,8 @@ impl MemoryBackend {
     /// operation fails (nothing more is written) until [`MemoryBackend::recover`]. What
     /// was written before stays, as on disk. Tests use it to kill a run at any point.
     pub fn crash_after(&self, ops: u64) {
+        self.crash_hit
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         self.crash_in.store(
             ops.min(i64::MAX as u64) as i64,
             std::sync::atomic::Ordering::SeqCst,
@@ -175,11 +180,14 @@ impl MemoryBackend {
     /// The store works again (the process was restarted).
     pub fn recover(&self) {
         self.crash_in.store(-1, std::sync::atomic::Ordering::SeqCst);
+        self.crash_hit
+            .store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Whether a planned crash has happened.
+    /// Whether a planned crash has cut an operation off (a run that needed no more than
+    /// the operations it was allowed was not killed).
     pub fn crashed(&self) -> bool {
-        self.crash_in.load(std::sync::atomic::Ordering::SeqCst) == 0
+        self.crash_hit.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn alive(&self) -> Result<(), KvError> {
@@ -192,7 +200,10 @@ impl MemoryBackend {
         match left {
             Ok(_) => Ok(()),
             Err(n) if n < 0 => Ok(()),
-            Err(_) => Err(KvError::Backend("simulated crash".into())),
+            Err(_) => {
+                self.crash_hit.store(true, Ordering::SeqCst);
+                Err(KvError::Backend("simulated crash".into()))
+            }
         }
     }
 

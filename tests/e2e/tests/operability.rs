@@ -145,6 +145,82 @@ async fn every_request_leaves_one_json_line_naming_who_it_was_for() {
     lab.shutdown().await;
 }
 
+/// `GET /metrics` through the real admin component, as a Prometheus scraper sees it.
+async fn scrape(app: &App) -> std::collections::BTreeMap<String, i64> {
+    let (s, h, body) = app
+        .raw(
+            Method::GET,
+            "/metrics",
+            &[("authorization".into(), format!("Bearer {ADMIN_KEY}"))],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    String::from_utf8(body.to_vec())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_owned(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_follow_a_zero_touch_enrollment_and_its_commands() {
+    let lab = Lab::start(4, PushCert::Trusted).await;
+    let token = lab.token.to_string();
+    let m = scrape(&lab.app).await;
+    assert_eq!(m["mdm_devices{state=\"enrolled\"}"], 0);
+    assert_eq!(m["mdm_dep_tokens{status=\"ok\"}"], 1);
+    assert_eq!(m[&format!("mdm_dep_devices{{token=\"{token}\"}}")], 4);
+    assert!(m[&format!("mdm_dep_sync_runs_total{{token=\"{token}\",outcome=\"completed\"}}")] >= 1);
+    assert!(m[&format!("mdm_dep_devices_synced_total{{token=\"{token}\"}}")] >= 4);
+    assert!(m[&format!("mdm_dep_token_expiry_days{{token=\"{token}\"}}")] > 0);
+
+    // Enrollment holds the device in Setup Assistant until its setup commands are
+    // answered; DeviceConfigured releases it.
+    let serial = lab.serials("iPhone", 1).pop().unwrap();
+    lab.assign(std::slice::from_ref(&serial)).await;
+    let mut d = lab.device(&serial);
+    lab.enroll(&mut d).await;
+    let m = scrape(&lab.app).await;
+    assert_eq!(m["mdm_devices{state=\"enrolled\"}"], 1, "{m:?}");
+    assert_eq!(m["mdm_devices{state=\"awaiting_configuration\"}"], 0, "{m:?}");
+    assert_eq!(m["mdm_devices_authenticated_total"], 1);
+    let queued = m["mdm_commands_enqueued_total"];
+    assert!(queued >= 1, "{m:?}");
+    assert_eq!(m["mdm_command_results_total{status=\"Acknowledged\"}"], queued);
+    assert_eq!(m["mdm_command_queue_depth"], 0);
+    assert!(m["mdm_pushes_total{outcome=\"delivered\"}"] >= 1, "{m:?}");
+
+    // A command waits in the queue until the device answers it.
+    let (s, v) = lab
+        .app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/devices/{}/commands", d.udid),
+            Some(serde_json::json!({ "RequestType": "ProfileList" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let m = scrape(&lab.app).await;
+    assert_eq!(m["mdm_command_queue_depth"], 1, "{m:?}");
+    assert_eq!(m["mdm_commands_enqueued_total"], queued + 1);
+    d.run_until_idle(&lab.http()).await.unwrap();
+    let m = scrape(&lab.app).await;
+    assert_eq!(m["mdm_command_queue_depth"], 0, "{m:?}");
+
+    // The device removes its profile: no longer enrolled.
+    d.checkout(&lab.http()).await.unwrap();
+    let m = scrape(&lab.app).await;
+    assert_eq!(m["mdm_devices{state=\"enrolled\"}"], 0, "{m:?}");
+    lab.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_level_filters_and_a_bad_one_says_so() {
     for (level, expect_requests) in [("warn", false), ("debug", true), ("loud", true)] {

@@ -8,6 +8,7 @@ mod devices;
 mod devlogs;
 mod diagnostics;
 mod health;
+mod metrics;
 pub mod probes;
 mod profiles;
 mod push;
@@ -22,6 +23,7 @@ use crate::{Platform, log};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Health,
+    Metrics,
     KvBattery,
     ContentionStart,
     ContentionWork,
@@ -83,6 +85,7 @@ pub enum Op {
 #[rustfmt::skip]
 pub const ROUTES: &[Route<Op>] = &[
     ("GET", "/api/v1/health", Op::Health),
+    ("GET", "/metrics", Op::Metrics),
     ("POST", "/api/v1/diagnostics/kv", Op::KvBattery),
     ("POST", "/api/v1/diagnostics/kv/contention", Op::ContentionStart),
     ("GET", "/api/v1/diagnostics/kv/contention/{run}", Op::ContentionTotals),
@@ -186,6 +189,7 @@ async fn run(
     let run_id = || params.get("run").unwrap_or_default();
     match op {
         Op::Health => health::get(p).await,
+        Op::Metrics => metrics::get(p).await,
         Op::KvBattery => diagnostics::battery(p).await,
         Op::ContentionStart => diagnostics::contention_start(p).await,
         Op::ContentionWork => diagnostics::contention_work(p, run_id(), req).await,

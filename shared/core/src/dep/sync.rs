@@ -7,6 +7,7 @@
 //! (see [`super::inventory::apply_page`]). A full listing ends with a bounded pass over the
 //! inventory ([`super::reconcile::listing_step`]) before the run counts as completed.
 
+use crate::metrics::{self, Counter};
 use std::future::Future;
 
 use serde_json::{Map, Value};
@@ -263,6 +264,7 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
             listing: listing.as_ref().map(|l| l.generation),
         };
         let stats = inventory::apply_page(store, token, page.devices, cx).await?;
+        metrics::add(store, Counter::DevicesSynced(token.0), stats.records).await?;
         add_stats(&mut totals, &stats);
         pages += 1;
         if page.cursor.is_some() {
@@ -376,6 +378,17 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
         Ok(true)
     })
     .await?;
+    let ended = match &outcome {
+        Outcome::Completed => Some("completed"),
+        Outcome::TimedOut => Some("timed_out"),
+        Outcome::Failed(_) => Some("failed"),
+        Outcome::Paused | Outcome::Busy | Outcome::Throttled { .. } => None,
+    };
+    // A sync's own counts fail it like any other store write: its state is saved, and a
+    // worker that dies here reports nothing either.
+    if let Some(o) = ended {
+        metrics::add(store, Counter::SyncRuns(token.0, o), 1).await?;
+    }
     Ok(Report {
         outcome,
         kind: run.kind,

@@ -265,10 +265,13 @@ pub async fn enqueue<B: Backend>(
     )
     .await;
     match queued {
-        Ok(q) => Ok(Queued {
-            record: rec,
-            behind_others: q.ahead > 0,
-        }),
+        Ok(q) => {
+            crate::metrics::bump(store, crate::metrics::Counter::CommandsEnqueued).await;
+            Ok(Queued {
+                record: rec,
+                behind_others: q.ahead > 0,
+            })
+        }
         Err(e) => {
             store
                 .delete_many(&[&result_key(tag, &cmd.uuid), &log_key(tag, n)])

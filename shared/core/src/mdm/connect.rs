@@ -7,6 +7,7 @@
 //! Every report reads and writes a fixed number of keys, whatever the length of the queue
 //! or of the history.
 
+use crate::metrics::{self, Counter};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -158,6 +159,7 @@ pub async fn report_read<B: Backend>(
                 if let Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) = r {
                     return Err(Refusal::Store(e));
                 }
+                metrics::bump(store, Counter::CommandResults("NotNow")).await;
             }
         }
         s if s.completes() => {
@@ -189,6 +191,12 @@ pub async fn report_read<B: Backend>(
                     .set(&result_key(&tag, &uuid), &encode(&result))
                     .await?;
                 record_completion(store, &tag, &uuid, result.log, now).await?;
+                let status = match report.status {
+                    Status::Acknowledged => "Acknowledged",
+                    Status::Error => "Error",
+                    _ => "CommandFormatError",
+                };
+                metrics::bump(store, Counter::CommandResults(status)).await;
                 // The device leaves Setup Assistant: it no longer awaits configuration.
                 configured |= report.status == Status::Acknowledged
                     && report.enrollment.user_id().is_none()
@@ -357,10 +365,13 @@ async fn update_device<B: Backend>(
             ));
         }
     }
+    // The state the last attempt of the compare-and-swap started from, for the metrics.
+    let before = std::cell::Cell::new(enrollment_record::State::default());
     let r = store
         .update::<KvError>(&enrollment_record::record_key(device_id), 20, |bytes| {
             let mut rec: EnrollmentRecord = decode(bytes, "enrollment record")?;
             rec.last_seen_at = rec.last_seen_at.max(now);
+            before.set(enrollment_record::State::of(&rec));
             if configured {
                 rec.awaiting_configuration = false;
             }
@@ -395,6 +406,8 @@ async fn update_device<B: Backend>(
             return Err(Refusal::Store(e));
         }
     };
+    enrollment_record::count_transition(store, before.get(), enrollment_record::State::of(&rec))
+        .await;
     if section
         .as_ref()
         .is_some_and(|(rt, s)| rt == "DeviceInformation" && s.data.get("DeviceName").is_some())

@@ -312,10 +312,13 @@ pub async fn modify_record<B: Backend>(
     device_id: &str,
     mut change: impl FnMut(&mut EnrollmentRecord) -> Result<bool, Refusal>,
 ) -> Result<Option<EnrollmentRecord>, Refusal> {
+    // The state the last attempt of the compare-and-swap started from, for the metrics.
+    let mut before = State::default();
     let r = store
         .update::<Refusal>(&record_key(device_id), 50, |raw| {
             let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
                 .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))?;
+            before = State::of(&rec);
             if change(&mut rec)? {
                 Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
             } else {
@@ -324,12 +327,48 @@ pub async fn modify_record<B: Backend>(
         })
         .await;
     match r {
-        Ok(Some(raw)) => Ok(Some(serde_json::from_slice(&raw).map_err(|e| {
-            Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))
-        })?)),
+        Ok(Some(raw)) => {
+            let rec: EnrollmentRecord = serde_json::from_slice(&raw).map_err(|e| {
+                Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))
+            })?;
+            count_transition(store, before, State::of(&rec)).await;
+            Ok(Some(rec))
+        }
         Ok(None) => Ok(None),
         Err(mdm_kv::UpdateError::Kv(e)) => Err(Refusal::Store(e)),
         Err(mdm_kv::UpdateError::Rejected(r)) => Err(r),
+    }
+}
+
+/// What the device-state metrics count of a record: enrolled, and held in Setup
+/// Assistant while enrolled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct State {
+    enrolled: bool,
+    awaiting: bool,
+}
+
+impl State {
+    pub(crate) fn of(rec: &EnrollmentRecord) -> State {
+        State {
+            enrolled: rec.enrolled,
+            awaiting: rec.enrolled && rec.awaiting_configuration,
+        }
+    }
+}
+
+/// Counts a record's move from `before` to `after` (a deleted record is `State::default()`).
+pub(crate) async fn count_transition<B: Backend>(store: &Store<B>, before: State, after: State) {
+    use crate::metrics::{Counter, bump};
+    match (before.enrolled, after.enrolled) {
+        (false, true) => bump(store, Counter::Enrolled).await,
+        (true, false) => bump(store, Counter::Unenrolled).await,
+        _ => {}
+    }
+    match (before.awaiting, after.awaiting) {
+        (false, true) => bump(store, Counter::AwaitingStarted).await,
+        (true, false) => bump(store, Counter::AwaitingReleased).await,
+        _ => {}
     }
 }
 

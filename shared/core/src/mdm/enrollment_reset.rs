@@ -132,6 +132,12 @@ pub async fn purge<B: Backend>(
     super::push::reset_state(store, device_id).await?;
     // The record last: a failure above leaves it, so the purge can be repeated.
     store.delete(&record_key(device_id)).await?;
+    super::enrollment_record::count_transition(
+        store,
+        super::enrollment_record::State::of(&rec),
+        Default::default(),
+    )
+    .await;
     Ok(true)
 }
 

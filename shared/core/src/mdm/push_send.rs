@@ -29,6 +29,7 @@
 //! Privacy: push tokens and PushMagic never appear in full in errors, reports or stored
 //! diagnostics; see [`super::apns::redact`].
 
+use crate::metrics::{self, Counter};
 use std::time::Duration;
 
 use mdm_kv::{Backend, KvError, Store};
@@ -269,6 +270,7 @@ async fn record<B: Backend>(
     if let Some(at) = reschedule {
         schedule(store, device_id, at).await?;
     }
+    metrics::bump(store, Counter::Pushes(outcome.name())).await;
     match &verdict {
         Verdict::Delivered { .. } => record_certificate_ok(store, now).await?,
         Verdict::Certificate { status, reason } => {
