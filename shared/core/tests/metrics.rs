@@ -27,7 +27,13 @@ fn env() -> E {
     }
 }
 
-fn call(e: &E, method: Method, path: &str, key: Option<&str>, body: &str) -> http::Response<Vec<u8>> {
+fn call(
+    e: &E,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> http::Response<Vec<u8>> {
     let mut b = http::Request::builder().method(method).uri(path);
     if let Some(k) = key {
         b = b.header("authorization", format!("Bearer {k}"));
@@ -91,7 +97,13 @@ fn counters_and_gauges_are_exposed() {
     ] {
         block_on(metrics::add(s, counter, n)).unwrap();
     }
-    let r = call(&e, Method::POST, "/api/v1/tokens", Some(KEY), r#"{"name":"Main"}"#);
+    let r = call(
+        &e,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(KEY),
+        r#"{"name":"Main"}"#,
+    );
     assert_eq!(r.status(), StatusCode::CREATED);
 
     let m = scrape(&e);

@@ -157,7 +157,12 @@ async fn scrape(app: &App) -> std::collections::BTreeMap<String, i64> {
         .await
         .unwrap();
     assert_eq!(s, StatusCode::OK);
-    assert!(h["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        h["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     String::from_utf8(body.to_vec())
         .unwrap()
         .lines()
@@ -189,11 +194,17 @@ async fn metrics_follow_a_zero_touch_enrollment_and_its_commands() {
     lab.enroll(&mut d).await;
     let m = scrape(&lab.app).await;
     assert_eq!(m["mdm_devices{state=\"enrolled\"}"], 1, "{m:?}");
-    assert_eq!(m["mdm_devices{state=\"awaiting_configuration\"}"], 0, "{m:?}");
+    assert_eq!(
+        m["mdm_devices{state=\"awaiting_configuration\"}"], 0,
+        "{m:?}"
+    );
     assert_eq!(m["mdm_devices_authenticated_total"], 1);
     let queued = m["mdm_commands_enqueued_total"];
     assert!(queued >= 1, "{m:?}");
-    assert_eq!(m["mdm_command_results_total{status=\"Acknowledged\"}"], queued);
+    assert_eq!(
+        m["mdm_command_results_total{status=\"Acknowledged\"}"],
+        queued
+    );
     assert_eq!(m["mdm_command_queue_depth"], 0);
     assert!(m["mdm_pushes_total{outcome=\"delivered\"}"] >= 1, "{m:?}");
 

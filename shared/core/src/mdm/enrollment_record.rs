@@ -328,9 +328,8 @@ pub async fn modify_record<B: Backend>(
         .await;
     match r {
         Ok(Some(raw)) => {
-            let rec: EnrollmentRecord = serde_json::from_slice(&raw).map_err(|e| {
-                Refusal::Store(KvError::Backend(format!("enrollment record: {e}")))
-            })?;
+            let rec: EnrollmentRecord = serde_json::from_slice(&raw)
+                .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))?;
             count_transition(store, before, State::of(&rec)).await;
             Ok(Some(rec))
         }
