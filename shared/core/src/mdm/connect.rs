@@ -435,7 +435,7 @@ async fn keep_templated_name<B: Backend>(
     let mut payload = plist::Dictionary::new();
     payload.insert(
         "Settings".into(),
-        plist::Value::Array(vec![crate::dep::profiles::device_name_item(&want)]),
+        plist::Value::Array(vec![crate::dep::profile_setup::device_name_item(&want)]),
     );
     let cmd = NewCommand {
         body: super::command::build(&uuid, "Settings", payload),
