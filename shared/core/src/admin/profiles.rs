@@ -13,7 +13,7 @@ use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self, SERVER_URL, Secret};
 use crate::dep::apple::{self, SyncStartError};
 use crate::dep::assign::{self, Summary};
-use crate::dep::client::DepError;
+use crate::dep::error::DepError;
 use crate::dep::inventory::{self, Assignment, ListQuery};
 use crate::dep::profile_store::{self as store_, MAX_RULES, ProfileRecord, Rule};
 use crate::dep::profiles::ProfileSpec;

@@ -5,6 +5,8 @@ pub mod apple;
 pub mod assign;
 pub mod assignment;
 pub mod client;
+pub mod endpoints;
+pub mod error;
 pub mod inventory;
 pub mod oauth;
 pub mod profile_setup;
