@@ -14,7 +14,7 @@ use crate::config::{self, SERVER_URL, Secret};
 use crate::dep::apple::{self, SyncStartError};
 use crate::dep::assign::{self, Summary};
 use crate::dep::error::DepError;
-use crate::dep::inventory::{self, Assignment, ListQuery};
+use crate::dep::inventory_list::{self, Assignment, ListQuery};
 use crate::dep::profile_store::{self as store_, MAX_RULES, ProfileRecord, Rule};
 use crate::dep::profiles::ProfileSpec;
 use crate::dep::tokens::{self, TokenRecord};
@@ -239,7 +239,7 @@ async fn select(
         removed: Some(false),
     };
     loop {
-        let page = inventory::list(p.store(), t, &q).await?;
+        let page = inventory_list::list(p.store(), t, &q).await?;
         out.extend(page.devices);
         match page.next {
             Some(n) => q.after = n,

@@ -8,6 +8,8 @@ pub mod client;
 pub mod endpoints;
 pub mod error;
 pub mod inventory;
+pub mod inventory_apply;
+pub mod inventory_list;
 pub mod oauth;
 pub mod profile_setup;
 pub mod profile_store;
