@@ -2,6 +2,7 @@
 //! Every route here is described in `docs/openapi.yaml`; a test keeps the two in step.
 
 mod actions;
+mod command_history;
 mod commands;
 pub mod dep;
 mod devices;
@@ -212,11 +213,11 @@ async fn run(
         Op::GetEnrolledDevice => devices::get(p, params).await,
         Op::RetireDevice => actions::retire(p, params, req).await,
         Op::EnqueueCommand => commands::enqueue(p, params, req).await,
-        Op::CommandHistory => commands::history(p, params, req).await,
+        Op::CommandHistory => command_history::history(p, params, req).await,
         Op::DeviceLogs => devlogs::list(p, params, req).await,
         Op::DeviceAction => actions::run(p, params, req).await,
-        Op::GetCommand => commands::get(p, params, req).await,
-        Op::CancelCommand => commands::cancel(p, params, req).await,
+        Op::GetCommand => command_history::get(p, params, req).await,
+        Op::CancelCommand => command_history::cancel(p, params, req).await,
         Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,
         Op::CreateChallenge => crate::scep::admin::create_challenge(p, req).await,
         Op::PushDevice => push::admin_push(p, params.get("device").unwrap_or_default()).await,

@@ -7,6 +7,7 @@ pub mod availability;
 pub mod await_config;
 pub mod checkin;
 pub mod command;
+pub mod command_enqueue;
 pub mod command_records;
 pub mod command_schema;
 pub mod command_secrets;
