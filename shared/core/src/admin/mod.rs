@@ -9,6 +9,7 @@ mod devices;
 mod devlogs;
 mod diagnostics;
 mod health;
+mod profile_assignment;
 mod profiles;
 mod tokens;
 mod users;
@@ -198,13 +199,13 @@ async fn run(
         Op::GetProfile => profiles::get(p, params).await,
         Op::UpdateProfile => profiles::update(p, params, req).await,
         Op::DeleteProfile => profiles::delete(p, params, req).await,
-        Op::AssignProfile => profiles::assign(p, params, req).await,
-        Op::UnassignDevices => profiles::unassign(p, params, req).await,
-        Op::GetDefaultProfile => profiles::get_default(p, params).await,
-        Op::SetDefaultProfile => profiles::set_default(p, params, req).await,
-        Op::GetRules => profiles::get_rules(p, params).await,
-        Op::SetRules => profiles::set_rules(p, params, req).await,
-        Op::DryRunRules => profiles::dry_run(p, params, req).await,
+        Op::AssignProfile => profile_assignment::assign(p, params, req).await,
+        Op::UnassignDevices => profile_assignment::unassign(p, params, req).await,
+        Op::GetDefaultProfile => profile_assignment::get_default(p, params).await,
+        Op::SetDefaultProfile => profile_assignment::set_default(p, params, req).await,
+        Op::GetRules => profile_assignment::get_rules(p, params).await,
+        Op::SetRules => profile_assignment::set_rules(p, params, req).await,
+        Op::DryRunRules => profile_assignment::dry_run(p, params, req).await,
         Op::SyncStatus => dep::get_sync(p, params).await,
         Op::ListDevices => dep::list_devices(p, params, req).await,
         Op::GetDevice => dep::get_device(p, params).await,

@@ -1,6 +1,7 @@
 //! Listing a token's inventory for administrators: one page at a time in index order,
 //! filtered by assignment, serial prefix and removal, with our newer assignment answers
-//! laid over Apple's fields. Each call reads a bounded number of index slots.
+//! laid over Apple's fields. Each call reads a bounded number of index slots; [`select`]
+//! walks every page for a filter.
 
 use mdm_kv::{Backend, KvError, Store};
 
@@ -141,4 +142,29 @@ pub async fn list<B: Backend>(
         devices,
         next: (slot < last).then_some(slot),
     })
+}
+
+/// Every device of the token matching a filter (the whole inventory, page by page),
+/// of those Apple has not reported removed.
+pub async fn select<B: Backend>(
+    store: &Store<B>,
+    t: TokenId,
+    a: Assignment,
+) -> Result<Vec<DeviceRecord>, KvError> {
+    let mut out = Vec::new();
+    let mut q = ListQuery {
+        after: 0,
+        limit: 1000,
+        assignment: Some(a),
+        serial_prefix: None,
+        removed: Some(false),
+    };
+    loop {
+        let page = list(store, t, &q).await?;
+        out.extend(page.devices);
+        match page.next {
+            Some(n) => q.after = n,
+            None => return Ok(out),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The DEP profile an administrator defines (platform, user affinity, supervision, Setup
-//! Assistant panes, setup commands) and the profile JSON Apple's Device Assignment API
-//! receives for it (`POST /profile`).
+//! Assistant panes, setup commands), the profile JSON Apple's Device Assignment API
+//! receives for it (`POST /profile`), and which edits reach devices only after a reset.
 //!
 //! Its rules are in [`super::profile_validation`]; what it has the server send a device
 //! at enrollment is in [`super::profile_setup`].
@@ -197,4 +197,25 @@ impl ProfileSpec {
         }
         Value::Object(p)
     }
+}
+
+/// Settings that only reach devices through Setup Assistant, i.e. after a reset.
+pub fn changes_needing_reset(old: &ProfileSpec, new: &ProfileSpec) -> Vec<String> {
+    let (a, b) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    );
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for k in a.keys().chain(b.keys()) {
+        if a.get(k) != b.get(k)
+            && !matches!(k.as_str(), "device_name_template" | "description" | "name")
+            && !keys.contains(k)
+        {
+            keys.push(k.clone());
+        }
+    }
+    keys
 }
