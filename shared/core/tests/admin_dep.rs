@@ -5,7 +5,7 @@ mod common;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
+use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
 use mdm_core::{Env, admin};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -31,7 +31,7 @@ fn env_with_token() -> (E, TokenId) {
                 .clone()
         })
         .collect();
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &e.store,
         id,
         page,

@@ -7,7 +7,8 @@ use futures::FutureExt;
 use futures::executor::block_on;
 use mdm_core::Clock;
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ListQuery};
+use mdm_core::dep::inventory;
+use mdm_core::dep::inventory_list::{self, ListQuery};
 use mdm_core::dep::sync::{
     self, DeviceFeed, FeedError, FeedPage, ManualRefusal, Outcome, Plan, Policy, SyncKind,
 };
@@ -98,7 +99,7 @@ fn serials(s: &Store<MemoryBackend>) -> Vec<String> {
     };
     let mut out = vec![];
     loop {
-        let p = block_on(inventory::list(s, T, &q)).unwrap();
+        let p = block_on(inventory_list::list(s, T, &q)).unwrap();
         out.extend(p.devices.into_iter().map(|d| d.serial_number));
         match p.next {
             Some(n) => q.after = n,
@@ -431,7 +432,7 @@ fn a_completed_full_listing_flags_what_apple_no_longer_lists() {
     assert!(st.listing.is_none());
     // Flagged devices stay counted until they are purged, like deleted ones.
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 12_000);
-    let removed = block_on(inventory::list(
+    let removed = block_on(inventory_list::list(
         &s,
         T,
         &ListQuery {
@@ -519,7 +520,7 @@ fn killed_at_random_points(seed: u64) {
     let before = kills;
     sync_with_kills(&mut feed, &mut kills);
     assert!(kills > before);
-    let present: Vec<String> = block_on(inventory::list(
+    let present: Vec<String> = block_on(inventory_list::list(
         &s,
         T,
         &ListQuery {

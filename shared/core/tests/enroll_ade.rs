@@ -501,7 +501,7 @@ fn minimum_os_asks_capable_devices_to_update_and_refuses_older_ones() {
 
 #[test]
 fn minimum_os_comparison_and_validation() {
-    use mdm_core::dep::profiles::{os_build_is_valid, os_version_is_valid};
+    use mdm_core::dep::profile_validation::{os_build_is_valid, os_version_is_valid};
     use mdm_core::dep::skipkeys::Platform;
     use mdm_core::enroll::ade::below_minimum;
     let ios = Platform::Ios;

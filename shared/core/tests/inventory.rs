@@ -2,7 +2,9 @@
 
 use futures::executor::block_on;
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ApplyMode, Assignment, ListQuery, PageContext};
+use mdm_core::dep::inventory;
+use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
+use mdm_core::dep::inventory_list::{self, Assignment, ListQuery};
 use mdm_core::dep::reconcile;
 use mdm_core::dep::sync_state::ScanState;
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -26,7 +28,7 @@ fn all(s: &Store<MemoryBackend>, q: ListQuery) -> Vec<String> {
     let mut out = Vec::new();
     let mut q = q;
     loop {
-        let page = block_on(inventory::list(s, T, &q)).unwrap();
+        let page = block_on(inventory_list::list(s, T, &q)).unwrap();
         out.extend(page.devices.into_iter().map(|d| d.serial_number));
         match page.next {
             Some(n) => q.after = n,
@@ -41,7 +43,7 @@ fn fetch_pages_upsert_and_index_each_serial_once() {
     let page: Vec<_> = (0..250)
         .map(|i| dev(&format!("S{i:04}"), json!({})))
         .collect();
-    let st = block_on(inventory::apply_page(
+    let st = block_on(inventory_apply::apply_page(
         &s,
         T,
         page.clone(),
@@ -50,7 +52,7 @@ fn fetch_pages_upsert_and_index_each_serial_once() {
     .unwrap();
     assert_eq!((st.added, st.updated), (250, 0));
     // Re-applying the same page (a resumed run) adds nothing.
-    let st = block_on(inventory::apply_page(
+    let st = block_on(inventory_apply::apply_page(
         &s,
         T,
         page,
@@ -85,7 +87,7 @@ fn latest_op_date_wins_within_and_across_pages() {
             json!({"op_type": "added", "op_date": "2026-01-01T00:00:00Z", "color": "old"}),
         ),
     ];
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         page,
@@ -103,7 +105,7 @@ fn latest_op_date_wins_within_and_across_pages() {
         "A",
         json!({"op_type": "modified", "op_date": "2025-12-31T00:00:00Z", "color": "stale"}),
     )];
-    let st = block_on(inventory::apply_page(
+    let st = block_on(inventory_apply::apply_page(
         &s,
         T,
         older,
@@ -123,7 +125,7 @@ fn latest_op_date_wins_within_and_across_pages() {
 #[test]
 fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
     let s = store();
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         vec![dev("A", json!({})), dev("B", json!({}))],
@@ -134,7 +136,7 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
         "A",
         json!({"op_type": "DELETED", "op_date": "2026-02-01T00:00:00Z"}),
     )];
-    let st = block_on(inventory::apply_page(
+    let st = block_on(inventory_apply::apply_page(
         &s,
         T,
         del,
@@ -186,7 +188,7 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
         "A",
         json!({"op_type": "added", "op_date": "2026-03-01T00:00:00Z"}),
     )];
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         again,
@@ -209,7 +211,7 @@ fn deleted_flags_then_purge_tombstones_and_readd_keeps_one_slot() {
 #[test]
 fn add_only_mode_ignores_known_serials() {
     let s = store();
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         vec![dev("A", json!({"color": "red"}))],
@@ -217,7 +219,7 @@ fn add_only_mode_ignores_known_serials() {
     ))
     .unwrap();
     let page = vec![dev("A", json!({"color": "blue"})), dev("B", json!({}))];
-    let st = block_on(inventory::apply_page(
+    let st = block_on(inventory_apply::apply_page(
         &s,
         T,
         page,
@@ -237,7 +239,7 @@ fn add_only_mode_ignores_known_serials() {
 #[test]
 fn admin_delete_then_full_sync_brings_it_back() {
     let s = store();
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         vec![dev("A", json!({}))],
@@ -258,7 +260,7 @@ fn admin_delete_then_full_sync_brings_it_back() {
         .is_empty()
     );
     assert_eq!(block_on(inventory::live_count(&s, T)).unwrap(), 0);
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         vec![dev("A", json!({}))],
@@ -295,7 +297,7 @@ fn filters_by_assignment_and_serial_prefix() {
         ),
         dev("D2", json!({})),
     ];
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         page,
@@ -328,7 +330,7 @@ fn garbage_records_are_counted_not_stored() {
         dev("bad/serial with space", json!({})),
         dev("OK1", json!({})),
     ];
-    let st = block_on(inventory::apply_page(
+    let st = block_on(inventory_apply::apply_page(
         &s,
         T,
         page,
@@ -341,7 +343,7 @@ fn garbage_records_are_counted_not_stored() {
 #[test]
 fn orphan_index_slots_from_a_crash_are_skipped_and_counts_repaired() {
     let s = store();
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &s,
         T,
         vec![dev("A", json!({}))],

@@ -1,6 +1,7 @@
 //! Enrollment profile validation (every rule) and the JSON Apple receives.
 
-use mdm_core::dep::profiles::{ProfileSpec, device_name};
+use mdm_core::dep::profile_setup::device_name;
+use mdm_core::dep::profiles::ProfileSpec;
 use serde_json::{Value, json};
 
 /// A real certificate (Apple's root CA) as base64 DER.

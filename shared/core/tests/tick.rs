@@ -6,7 +6,8 @@ mod common;
 
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
+use mdm_core::dep::inventory;
+use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
 use mdm_core::{Env, sync as tick};
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -55,7 +56,7 @@ fn removed_devices_are_purged_after_the_configured_days() {
             .unwrap()
             .clone(),
     ];
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &e.store,
         t,
         page,
@@ -68,7 +69,7 @@ fn removed_devices_are_purged_after_the_configured_days() {
             .unwrap()
             .clone(),
     ];
-    block_on(inventory::apply_page(
+    block_on(inventory_apply::apply_page(
         &e.store,
         t,
         del,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use http::Method;
-use mdm_core::dep::client::{ApiError, DepClient, DepCredentials, DepError};
+use mdm_core::dep::client::{DepClient, DepCredentials};
+use mdm_core::dep::error::{ApiError, DepError};
 use mdm_core::dep::oauth;
 use mdm_core::platform::Clock;
 use mdm_core::platform::testing::SystemClock;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use http::Method;
-use mdm_core::dep::client::{ApiError, DepError};
+use mdm_core::dep::error::{ApiError, DepError};
 use mdm_core::platform::Clock;
 use mdm_core::platform::testing::{ManualClock, SystemClock};
 use mdm_depsim::client::HyperHttp;

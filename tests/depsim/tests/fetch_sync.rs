@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::*;
-use mdm_core::dep::client::ApiError;
+use mdm_core::dep::error::ApiError;
 use mdm_core::platform::testing::SystemClock;
 use mdm_depsim::client::HyperHttp;
 use mdm_depsim::{PageLimit, SimConfig};
@@ -230,7 +230,7 @@ async fn cursor_errors() {
     let mut c = client(&http, &SystemClock, &sim);
     let (_, cursor, _) = fetch_all(&mut c, None).await;
 
-    let code = |r: Result<_, mdm_core::dep::client::DepError>| r.unwrap_err().code();
+    let code = |r: Result<_, mdm_core::dep::error::DepError>| r.unwrap_err().code();
     assert_eq!(
         code(c.sync_devices("", None).await),
         Some(ApiError::CursorRequired)

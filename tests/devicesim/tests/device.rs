@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 
 use futures::executor::block_on;
 use mdm_core::Env;
-use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
+use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
 use mdm_core::dep::profile_store::{self, ProfileRecord};
 use mdm_core::dep::profiles::ProfileSpec;
 use mdm_core::dep::tokens;
@@ -469,7 +469,7 @@ impl InProcess {
                 .clone()
             })
             .collect();
-        block_on(inventory::apply_page(
+        block_on(inventory_apply::apply_page(
             &env.store,
             token,
             devices,

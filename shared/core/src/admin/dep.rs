@@ -5,7 +5,8 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::api::{self, ApiError, Params, Request, Response};
-use crate::dep::inventory::{self, Assignment, DeviceRecord, ListQuery};
+use crate::dep::inventory::{self, DeviceRecord};
+use crate::dep::inventory_list::{self, Assignment, ListQuery};
 use crate::dep::sync::{self, Policy, SyncState};
 use crate::dep::{TokenId, tokens};
 use crate::time::format_rfc3339;
@@ -187,7 +188,7 @@ pub async fn list_devices(
 ) -> Result<Response, ApiError> {
     let token = token_id(p, params).await?;
     let q = list_query(req)?;
-    let page = inventory::list(p.store(), token, &q).await?;
+    let page = inventory_list::list(p.store(), token, &q).await?;
     let total = inventory::live_count(p.store(), token).await?;
     Ok(api::ok_json(&json!({
         "devices": page.devices.iter().map(device_view).collect::<Vec<_>>(),

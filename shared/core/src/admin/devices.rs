@@ -7,9 +7,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::commands::{platform_name, platform_of};
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response};
+use crate::mdm::availability::{platform_name, platform_of};
 use crate::mdm::enrollments::{self, EnrollmentKind, EnrollmentRecord};
 use crate::mdm::{connect, push_status};
 use crate::time::format_rfc3339;

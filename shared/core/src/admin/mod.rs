@@ -2,6 +2,7 @@
 //! Every route here is described in `docs/openapi.yaml`; a test keeps the two in step.
 
 mod actions;
+mod command_history;
 mod commands;
 pub mod dep;
 mod devices;
@@ -10,6 +11,7 @@ mod diagnostics;
 mod health;
 mod metrics;
 pub mod probes;
+mod profile_assignment;
 mod profiles;
 mod push;
 mod tokens;
@@ -209,13 +211,13 @@ async fn run(
         Op::GetProfile => profiles::get(p, params).await,
         Op::UpdateProfile => profiles::update(p, params, req).await,
         Op::DeleteProfile => profiles::delete(p, params, req).await,
-        Op::AssignProfile => profiles::assign(p, params, req).await,
-        Op::UnassignDevices => profiles::unassign(p, params, req).await,
-        Op::GetDefaultProfile => profiles::get_default(p, params).await,
-        Op::SetDefaultProfile => profiles::set_default(p, params, req).await,
-        Op::GetRules => profiles::get_rules(p, params).await,
-        Op::SetRules => profiles::set_rules(p, params, req).await,
-        Op::DryRunRules => profiles::dry_run(p, params, req).await,
+        Op::AssignProfile => profile_assignment::assign(p, params, req).await,
+        Op::UnassignDevices => profile_assignment::unassign(p, params, req).await,
+        Op::GetDefaultProfile => profile_assignment::get_default(p, params).await,
+        Op::SetDefaultProfile => profile_assignment::set_default(p, params, req).await,
+        Op::GetRules => profile_assignment::get_rules(p, params).await,
+        Op::SetRules => profile_assignment::set_rules(p, params, req).await,
+        Op::DryRunRules => profile_assignment::dry_run(p, params, req).await,
         Op::SyncStatus => dep::get_sync(p, params).await,
         Op::ListDevices => dep::list_devices(p, params, req).await,
         Op::GetDevice => dep::get_device(p, params).await,
@@ -224,11 +226,11 @@ async fn run(
         Op::GetEnrolledDevice => devices::get(p, params).await,
         Op::RetireDevice => actions::retire(p, params, req).await,
         Op::EnqueueCommand => commands::enqueue(p, params, req).await,
-        Op::CommandHistory => commands::history(p, params, req).await,
+        Op::CommandHistory => command_history::history(p, params, req).await,
         Op::DeviceLogs => devlogs::list(p, params, req).await,
         Op::DeviceAction => actions::run(p, params, req).await,
-        Op::GetCommand => commands::get(p, params, req).await,
-        Op::CancelCommand => commands::cancel(p, params, req).await,
+        Op::GetCommand => command_history::get(p, params, req).await,
+        Op::CancelCommand => command_history::cancel(p, params, req).await,
         Op::EnqueueBulk => commands::enqueue_bulk(p, req).await,
         Op::CreateChallenge => crate::scep::admin::create_challenge(p, req).await,
         Op::PushDevice => push::push_now(p, params.get("device").unwrap_or_default()).await,

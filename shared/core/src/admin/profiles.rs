@@ -1,24 +1,23 @@
-//! Enrollment profiles, assignment, the default profile and auto-assign rules of a
-//! token over the admin API.
+//! The DEP profiles of a token over the admin API: list, read, create, edit, delete.
 //!
 //! Apple profiles are immutable: saving an edited profile defines a new one with Apple
-//! and moves the devices that carried the old definition onto it.
+//! and moves the devices that carried the old definition onto it. Which devices get which
+//! profile (by hand, by default, by rule) is [`super::profile_assignment`]'s.
 
 use http::StatusCode;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::dep::token_id;
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self, SERVER_URL, Secret};
+use crate::dep::TokenId;
 use crate::dep::apple::{self, SyncStartError};
 use crate::dep::assign::{self, Summary};
-use crate::dep::client::DepError;
-use crate::dep::inventory::{self, Assignment, ListQuery};
-use crate::dep::profile_store::{self as store_, MAX_RULES, ProfileRecord, Rule};
-use crate::dep::profiles::ProfileSpec;
+use crate::dep::error::DepError;
+use crate::dep::inventory_list::{self, Assignment};
+use crate::dep::profile_store::{self as store_, ProfileRecord};
+use crate::dep::profiles::{ProfileSpec, changes_needing_reset};
 use crate::dep::tokens::{self, TokenRecord};
-use crate::dep::{TokenId, inventory::DeviceRecord};
 use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
 
@@ -45,18 +44,18 @@ fn view(r: &ProfileRecord, default: Option<u64>) -> Value {
     })
 }
 
-fn default_of(t: &TokenRecord) -> Option<u64> {
+pub(super) fn default_of(t: &TokenRecord) -> Option<u64> {
     t.default_profile.as_deref().and_then(|d| d.parse().ok())
 }
 
-async fn token(p: &impl Platform, params: &Params) -> Result<TokenRecord, ApiError> {
+pub(super) async fn token(p: &impl Platform, params: &Params) -> Result<TokenRecord, ApiError> {
     let id = token_id(p, params).await?;
     tokens::load(p.store(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no token {id}")))
 }
 
-async fn profile(
+pub(super) async fn profile(
     p: &impl Platform,
     t: TokenId,
     params: &Params,
@@ -86,7 +85,7 @@ fn apple_error(e: &DepError) -> ApiError {
     }
 }
 
-fn start_error(e: SyncStartError) -> ApiError {
+pub(super) fn start_error(e: SyncStartError) -> ApiError {
     match e {
         SyncStartError::NoToken => {
             ApiError::conflict("upload the server token (.p7m) into this slot first")
@@ -100,12 +99,12 @@ fn start_error(e: SyncStartError) -> ApiError {
     }
 }
 
-struct Ctx {
-    storage_key: Secret,
-    base: String,
+pub(super) struct Ctx {
+    pub(super) storage_key: Secret,
+    pub(super) base: String,
 }
 
-async fn ctx(p: &impl Platform) -> Result<Ctx, ApiError> {
+pub(super) async fn ctx(p: &impl Platform) -> Result<Ctx, ApiError> {
     Ok(Ctx {
         storage_key: config::storage_key(p.vars()).await?,
         base: apple::base_url(p.vars()).await,
@@ -215,58 +214,13 @@ async fn devices_with(
     let mut out = Vec::new();
     for uuid in uuids {
         out.extend(
-            select(p, t, Assignment::Profile(uuid.clone()))
+            inventory_list::select(p.store(), t, Assignment::Profile(uuid.clone()))
                 .await?
                 .into_iter()
                 .map(|d| d.serial_number),
         );
     }
     Ok(out)
-}
-
-/// Every device of the token matching a filter (the whole inventory, page by page).
-async fn select(
-    p: &impl Platform,
-    t: TokenId,
-    a: Assignment,
-) -> Result<Vec<DeviceRecord>, ApiError> {
-    let mut out = Vec::new();
-    let mut q = ListQuery {
-        after: 0,
-        limit: 1000,
-        assignment: Some(a),
-        serial_prefix: None,
-        removed: Some(false),
-    };
-    loop {
-        let page = inventory::list(p.store(), t, &q).await?;
-        out.extend(page.devices);
-        match page.next {
-            Some(n) => q.after = n,
-            None => return Ok(out),
-        }
-    }
-}
-
-/// Settings that only reach devices through Setup Assistant, i.e. after a reset.
-fn changes_needing_reset(old: &ProfileSpec, new: &ProfileSpec) -> Vec<String> {
-    let (a, b) = (
-        serde_json::to_value(old).unwrap_or_default(),
-        serde_json::to_value(new).unwrap_or_default(),
-    );
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return Vec::new();
-    };
-    let mut keys: Vec<String> = Vec::new();
-    for k in a.keys().chain(b.keys()) {
-        if a.get(k) != b.get(k)
-            && !matches!(k.as_str(), "device_name_template" | "description" | "name")
-            && !keys.contains(k)
-        {
-            keys.push(k.clone());
-        }
-    }
-    keys
 }
 
 pub async fn update(
@@ -379,258 +333,5 @@ pub async fn delete(
     sync_profile_count(p, t.id).await?;
     Ok(api::ok_json(
         &json!({ "deleted": r.id, "unassigned": removed }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Selection {
-    #[serde(default)]
-    serials: Option<Vec<String>>,
-    /// `unassigned`, `any`, or a profile id (its devices).
-    #[serde(default)]
-    filter: Option<Value>,
-}
-
-async fn selected(p: &impl Platform, t: TokenId, sel: Selection) -> Result<Vec<String>, ApiError> {
-    match (sel.serials, sel.filter) {
-        (Some(s), None) => {
-            if s.is_empty() || s.len() > 200_000 {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": "serials", "problem": "1 to 200000 serial numbers" }]),
-                ));
-            }
-            if let Some(bad) = s.iter().find(|s| {
-                s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric())
-            }) {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": "serials", "problem": format!("{bad:?} is not a serial number") }]),
-                ));
-            }
-            let mut s = s;
-            s.sort();
-            s.dedup();
-            Ok(s)
-        }
-        (None, Some(f)) => {
-            let a = match &f {
-                Value::String(s) if s == "unassigned" => Assignment::Unassigned,
-                Value::String(s) if s == "any" => Assignment::Any,
-                Value::Number(n) => {
-                    let id = n.as_u64().unwrap_or(0);
-                    let r = store_::load(p.store(), t, id).await?.ok_or_else(|| {
-                        ApiError::unprocessable(
-                            json!([{ "field": "filter", "problem": format!("no profile {id}") }]),
-                        )
-                    })?;
-                    Assignment::Profile(r.apple_uuid)
-                }
-                _ => {
-                    return Err(ApiError::unprocessable(
-                        json!([{ "field": "filter", "problem": "\"unassigned\", \"any\" or a profile id" }]),
-                    ));
-                }
-            };
-            Ok(select(p, t, a)
-                .await?
-                .into_iter()
-                .map(|d| d.serial_number)
-                .collect())
-        }
-        _ => Err(ApiError::unprocessable(
-            json!([{ "field": "serials", "problem": "give either serials or filter" }]),
-        )),
-    }
-}
-
-pub async fn assign(
-    p: &impl Platform,
-    params: &Params,
-    req: &Request,
-) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    let r = profile(p, t.id, params).await?;
-    let serials = selected(p, t.id, api::parse_json(req)?).await?;
-    let c = ctx(p).await?;
-    let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
-        .await
-        .map_err(start_error)?;
-    let summary = assign::assign(
-        p.store(),
-        &mut client,
-        t.id,
-        r.id,
-        &r.apple_uuid,
-        &serials,
-        p.clock().unix_seconds(),
-    )
-    .await?;
-    apple::finish(p, t.id, &c.storage_key, &client, before).await;
-    let status = if summary.stopped.is_some() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok(api::json(
-        status,
-        &json!({ "profile": r.id, "devices": serials.len(), "result": summary }),
-    ))
-}
-
-pub async fn unassign(
-    p: &impl Platform,
-    params: &Params,
-    req: &Request,
-) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    let serials = selected(p, t.id, api::parse_json(req)?).await?;
-    let c = ctx(p).await?;
-    let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
-        .await
-        .map_err(start_error)?;
-    let summary = assign::remove(
-        p.store(),
-        &mut client,
-        t.id,
-        &serials,
-        p.clock().unix_seconds(),
-    )
-    .await?;
-    apple::finish(p, t.id, &c.storage_key, &client, before).await;
-    let status = if summary.stopped.is_some() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok(api::json(
-        status,
-        &json!({ "devices": serials.len(), "result": summary }),
-    ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DefaultBody {
-    profile: Option<u64>,
-}
-
-pub async fn get_default(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    Ok(api::ok_json(&json!({ "profile": default_of(&t) })))
-}
-
-pub async fn set_default(
-    p: &impl Platform,
-    params: &Params,
-    req: &Request,
-) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    let body: DefaultBody = api::parse_json(req)?;
-    if let Some(id) = body.profile
-        && store_::load(p.store(), t.id, id).await?.is_none()
-    {
-        return Err(ApiError::unprocessable(
-            json!([{ "field": "profile", "problem": format!("no profile {id} in token {}", t.id) }]),
-        ));
-    }
-    tokens::modify::<_, ApiError>(p.store(), t.id, |r| {
-        r.default_profile = body.profile.map(|p| p.to_string());
-        Ok(())
-    })
-    .await?;
-    Ok(api::ok_json(&json!({ "profile": body.profile })))
-}
-
-async fn check_rules(p: &impl Platform, t: TokenId, rules: &[Rule]) -> Result<(), ApiError> {
-    let mut problems = Vec::new();
-    if rules.len() > MAX_RULES {
-        problems.push(json!({ "field": "rules", "problem": format!("at most {MAX_RULES} rules") }));
-    }
-    for (i, r) in rules.iter().enumerate() {
-        if r.matches.is_empty() {
-            problems.push(json!({ "field": format!("rules[{i}].match"), "problem": "a rule must match on something" }));
-        }
-        if store_::load(p.store(), t, r.profile).await?.is_none() {
-            problems.push(json!({ "field": format!("rules[{i}].profile"), "problem": format!("no profile {}", r.profile) }));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::unprocessable(Value::Array(problems)))
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RulesBody {
-    rules: Vec<Rule>,
-}
-
-pub async fn get_rules(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    Ok(api::ok_json(
-        &json!({ "rules": store_::load_rules(p.store(), t.id).await? }),
-    ))
-}
-
-pub async fn set_rules(
-    p: &impl Platform,
-    params: &Params,
-    req: &Request,
-) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    let body: RulesBody = api::parse_json(req)?;
-    check_rules(p, t.id, &body.rules).await?;
-    store_::save_rules(p.store(), t.id, &body.rules).await?;
-    Ok(api::ok_json(&json!({ "rules": body.rules })))
-}
-
-/// Which devices a rule set (the stored one, or one given) would move, without moving
-/// any: each device's current profile and the one the rules choose.
-pub async fn dry_run(
-    p: &impl Platform,
-    params: &Params,
-    req: &Request,
-) -> Result<Response, ApiError> {
-    let t = token(p, params).await?;
-    let rules = if req.body().iter().all(u8::is_ascii_whitespace) {
-        store_::load_rules(p.store(), t.id).await?
-    } else {
-        let body: RulesBody = api::parse_json(req)?;
-        check_rules(p, t.id, &body.rules).await?;
-        body.rules
-    };
-    let default = default_of(&t);
-    let profiles = store_::list(p.store(), t.id).await?;
-    let ours = |uuid: Option<&str>| {
-        uuid.and_then(|u| {
-            profiles
-                .iter()
-                .find(|r| r.apple_uuid == u || r.previous_uuids.iter().any(|x| x == u))
-        })
-        .map(|r| r.id)
-    };
-    let mut moves = Vec::new();
-    let mut unchanged = 0u64;
-    for d in select(p, t.id, Assignment::Any)
-        .await?
-        .into_iter()
-        .chain(select(p, t.id, Assignment::Unassigned).await?)
-    {
-        let current =
-            ours(d.profile_uuid()).filter(|_| !matches!(d.profile_status(), "empty" | "removed"));
-        match store_::choose_for(&rules, default, &d) {
-            Some((target, rule)) if Some(target) != current => moves.push(json!({
-                "serial_number": d.serial_number,
-                "from": current,
-                "to": target,
-                "rule": rule,
-            })),
-            _ => unchanged += 1,
-        }
-    }
-    Ok(api::ok_json(
-        &json!({ "moves": moves, "unchanged": unchanged }),
     ))
 }

@@ -8,7 +8,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
-use super::client::{ApiError, DepClient, DepCredentials, DepError, DevicePage};
+use super::client::{DepClient, DepCredentials, DevicePage};
+use super::error::{ApiError, DepError};
 use super::sync::{DeviceFeed, FeedError, FeedPage};
 use super::tokens::{self, TokenRecord};
 use crate::config::Secret;

@@ -19,7 +19,9 @@ use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
 
 use super::TokenId;
 pub use super::assignment::{AssignmentResult, result_key};
-use super::client::{DepClient, DepError, DeviceStatus, MAX_SERIALS};
+use super::client::{DepClient, DeviceStatus};
+use super::endpoints::MAX_SERIALS;
+use super::error::DepError;
 use super::inventory::{self, DeviceRecord};
 use crate::platform::{Clock, HttpClient};
 

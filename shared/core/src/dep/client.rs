@@ -1,4 +1,6 @@
-//! Apple's Device Assignment (DEP / ADE) API: sessions, account, devices, profiles.
+//! The Device Assignment (DEP / ADE) API client's transport and session: how every call
+//! is built, authenticated, retried and mapped to an error. The endpoints themselves are
+//! in [`super::endpoints`].
 //!
 //! I/O goes through [`HttpClient`] and [`Clock`]; everything else (request building,
 //! parsing, error mapping, retry decisions) is plain code. The client
@@ -16,17 +18,16 @@
 //! Errors never carry the OAuth secrets or the session token: bodies and transport
 //! messages are redacted before they are kept.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
+use super::error::{ApiError, DepError};
 use super::oauth;
 pub use super::oauth::DepCredentials;
 // The documents' types, still reachable by their former path.
-use super::wire::parse_object;
 pub use super::wire::{
     Account, AccountUrl, DOCUMENTED_DEFAULT_LIMIT, DOCUMENTED_MAX_LIMIT, DefinedProfile,
     DevicePage, DeviceStatus, ProfileDevices, UrlLimit, parse_device_details,
@@ -44,8 +45,6 @@ pub const DEFAULT_USER_AGENT: &str = concat!("mdm-server/", env!("CARGO_PKG_VERS
 pub const MEDIA_TYPE: &str = "application/json;charset=UTF8";
 pub const SESSION_HEADER: &str = "X-ADM-Auth-Session";
 pub const PROTOCOL_HEADER: &str = "X-Server-Protocol-Version";
-/// Serials per assign/remove/details request.
-pub const MAX_SERIALS: usize = 1000;
 
 const EXCERPT_CHARS: usize = 200;
 
@@ -78,215 +77,6 @@ impl RetryPolicy {
             .max(Duration::from_secs(1))
     }
 }
-
-/// A documented error code in the body of an error answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiError {
-    // cursors (fetch/sync)
-    ExhaustedCursor,
-    ExpiredCursor,
-    InvalidCursor,
-    CursorRequired,
-    // access
-    TermsNotSigned,
-    AccessDenied,
-    Forbidden,
-    // headers
-    UserAgentMissing,
-    UserAgentInvalid,
-    // requests
-    MalformedRequestBody,
-    DeviceIdRequired,
-    ProfileUuidRequired,
-    // profile definition
-    ConfigNameRequired,
-    ConfigNameInvalid,
-    ConfigUrlRequired,
-    ConfigUrlInvalid,
-    FlagsInvalid,
-    DepartmentInvalid,
-    SupportPhoneInvalid,
-    SupportEmailInvalid,
-    MagicInvalid,
-    LocaleInvalid,
-    // account-driven enrollment, beta enrollment
-    MdmServiceDiscoveryUrlRequired,
-    MdmServiceDiscoveryUrlNotValid,
-    OrgNotSupported,
-    AppleSeedForItTurnedOff,
-    /// `404` without one of the codes above (e.g. an unknown profile UUID).
-    NotFound,
-}
-
-impl ApiError {
-    pub const ALL: [ApiError; 27] = [
-        ApiError::ExhaustedCursor,
-        ApiError::ExpiredCursor,
-        ApiError::InvalidCursor,
-        ApiError::CursorRequired,
-        ApiError::TermsNotSigned,
-        ApiError::AccessDenied,
-        ApiError::Forbidden,
-        ApiError::UserAgentMissing,
-        ApiError::UserAgentInvalid,
-        ApiError::MalformedRequestBody,
-        ApiError::DeviceIdRequired,
-        ApiError::ProfileUuidRequired,
-        ApiError::ConfigNameRequired,
-        ApiError::ConfigNameInvalid,
-        ApiError::ConfigUrlRequired,
-        ApiError::ConfigUrlInvalid,
-        ApiError::FlagsInvalid,
-        ApiError::DepartmentInvalid,
-        ApiError::SupportPhoneInvalid,
-        ApiError::SupportEmailInvalid,
-        ApiError::MagicInvalid,
-        ApiError::LocaleInvalid,
-        ApiError::MdmServiceDiscoveryUrlRequired,
-        ApiError::MdmServiceDiscoveryUrlNotValid,
-        ApiError::OrgNotSupported,
-        ApiError::AppleSeedForItTurnedOff,
-        ApiError::NotFound,
-    ];
-
-    /// Apple's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiError::ExhaustedCursor => "EXHAUSTED_CURSOR",
-            ApiError::ExpiredCursor => "EXPIRED_CURSOR",
-            ApiError::InvalidCursor => "INVALID_CURSOR",
-            ApiError::CursorRequired => "CURSOR_REQUIRED",
-            ApiError::TermsNotSigned => "T_C_NOT_SIGNED",
-            ApiError::AccessDenied => "ACCESS_DENIED",
-            ApiError::Forbidden => "FORBIDDEN",
-            ApiError::UserAgentMissing => "USER_AGENT_MISSING",
-            ApiError::UserAgentInvalid => "USER_AGENT_INVALID",
-            ApiError::MalformedRequestBody => "MALFORMED_REQUEST_BODY",
-            ApiError::DeviceIdRequired => "DEVICE_ID_REQUIRED",
-            ApiError::ProfileUuidRequired => "PROFILE_UUID_REQUIRED",
-            ApiError::ConfigNameRequired => "CONFIG_NAME_REQUIRED",
-            ApiError::ConfigNameInvalid => "CONFIG_NAME_INVALID",
-            ApiError::ConfigUrlRequired => "CONFIG_URL_REQUIRED",
-            ApiError::ConfigUrlInvalid => "CONFIG_URL_INVALID",
-            ApiError::FlagsInvalid => "FLAGS_INVALID",
-            ApiError::DepartmentInvalid => "DEPARTMENT_INVALID",
-            ApiError::SupportPhoneInvalid => "SUPPORT_PHONE_INVALID",
-            ApiError::SupportEmailInvalid => "SUPPORT_EMAIL_INVALID",
-            ApiError::MagicInvalid => "MAGIC_INVALID",
-            ApiError::LocaleInvalid => "LOCALE_INVALID",
-            ApiError::MdmServiceDiscoveryUrlRequired => "MDM_SERVICE_DISCOVERY_URL_REQUIRED",
-            ApiError::MdmServiceDiscoveryUrlNotValid => "MDM_SERVICE_DISCOVERY_URL_NOT_VALID",
-            ApiError::OrgNotSupported => "ORG_NOT_SUPPORTED",
-            ApiError::AppleSeedForItTurnedOff => "APPLE_SEED_FOR_IT_TURNED_OFF",
-            ApiError::NotFound => "NOT_FOUND",
-        }
-    }
-
-    /// The documented code in an error body: plain (`INVALID_CURSOR`), JSON-quoted
-    /// (`"INVALID_CURSOR"`) or inside a JSON object or sentence; whole words only, the
-    /// earliest in the body wins.
-    pub fn find(body: &str) -> Option<ApiError> {
-        let word = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_';
-        let bytes = body.as_bytes();
-        ApiError::ALL
-            .iter()
-            .filter_map(|&code| {
-                body.match_indices(code.as_str())
-                    .find(|&(at, s)| {
-                        let before = at.checked_sub(1).map(|i| bytes[i]);
-                        let after = bytes.get(at + s.len()).copied();
-                        !before.is_some_and(word) && !after.is_some_and(word)
-                    })
-                    .map(|(at, _)| (at, code))
-            })
-            .min_by_key(|&(at, _)| at)
-            .map(|(_, code)| code)
-    }
-
-    /// A cursor problem of fetch/sync (see `dep-api.md` §5).
-    pub fn is_cursor_error(self) -> bool {
-        matches!(
-            self,
-            ApiError::ExhaustedCursor
-                | ApiError::ExpiredCursor
-                | ApiError::InvalidCursor
-                | ApiError::CursorRequired
-        )
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What a call to the Device Assignment API can end with. Messages are safe to log and
-/// show: no OAuth secret or session token is ever part of them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DepError {
-    /// No HTTP answer (connection, TLS, denied host, ...).
-    Transport(String),
-    /// `401` even with a fresh session (or on `/session`): consumer key, token or
-    /// signature refused, token expired or revoked, nonce reused.
-    Unauthorized { excerpt: String },
-    /// An error answer with a documented code.
-    Api { status: u16, code: ApiError },
-    /// `429`/`5xx` that the client did not wait out: retries used up, or Apple asked for
-    /// a longer wait than [`RetryPolicy::max_wait`]. Try again after `after`.
-    RetryLater { status: u16, after: Duration },
-    /// Any other non-success answer.
-    Unexpected { status: u16, excerpt: String },
-    /// A success answer whose body is not what the endpoint documents.
-    BadJson { path: String, detail: String },
-    /// The request was not sent: the arguments cannot make a valid one.
-    InvalidRequest(String),
-}
-
-impl std::fmt::Display for DepError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DepError::Transport(m) => write!(f, "Device Assignment API unreachable: {m}"),
-            DepError::Unauthorized { excerpt } => {
-                write!(f, "Apple refused the server token (401)")?;
-                if !excerpt.is_empty() {
-                    write!(f, ": {excerpt}")?;
-                }
-                Ok(())
-            }
-            DepError::Api { status, code } => write!(f, "Apple answered {status} {code}"),
-            DepError::RetryLater { status, after } => write!(
-                f,
-                "Apple answered {status}; retry after {} s",
-                after.as_secs()
-            ),
-            DepError::Unexpected { status, excerpt } => {
-                write!(f, "unexpected answer {status} from Apple")?;
-                if !excerpt.is_empty() {
-                    write!(f, ": {excerpt}")?;
-                }
-                Ok(())
-            }
-            DepError::BadJson { path, detail } => {
-                write!(f, "malformed answer from Apple to {path}: {detail}")
-            }
-            DepError::InvalidRequest(m) => write!(f, "invalid Device Assignment request: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for DepError {}
-
-impl DepError {
-    /// The documented code, if this is an [`DepError::Api`].
-    pub fn code(&self) -> Option<ApiError> {
-        match self {
-            DepError::Api { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-}
-
 /// The wait a `Retry-After` value asks for: delay-seconds or an HTTP-date (relative to
 /// `now`; a date in the past is no wait).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -463,126 +253,10 @@ impl<'a, H: HttpClient, C: Clock> DepClient<'a, H, C> {
         Ok(())
     }
 
-    /// `GET /account`.
-    pub async fn account(&mut self) -> Result<Account, DepError> {
-        let path = "/account";
-        let body = self.call(Method::GET, path, None).await?;
-        Account::parse(&body).map_err(|e| self.bad_json(path, &e))
-    }
-
-    /// `POST /server/devices`: the full device list, a page at a time (no cursor = from
-    /// the start).
-    pub async fn fetch_devices(
-        &mut self,
-        cursor: Option<&str>,
-        limit: Option<u32>,
-    ) -> Result<DevicePage, DepError> {
-        let mut body = Map::new();
-        if let Some(cursor) = cursor {
-            body.insert("cursor".into(), cursor.into());
-        }
-        if let Some(limit) = limit {
-            body.insert("limit".into(), limit.into());
-        }
-        self.device_page("/server/devices", Value::Object(body))
-            .await
-    }
-
-    /// `POST /devices/sync`: changes since `cursor`.
-    pub async fn sync_devices(
-        &mut self,
-        cursor: &str,
-        limit: Option<u32>,
-    ) -> Result<DevicePage, DepError> {
-        let mut body = Map::new();
-        body.insert("cursor".into(), cursor.into());
-        if let Some(limit) = limit {
-            body.insert("limit".into(), limit.into());
-        }
-        self.device_page("/devices/sync", Value::Object(body)).await
-    }
-
-    async fn device_page(&mut self, path: &str, body: Value) -> Result<DevicePage, DepError> {
-        let body = self.call(Method::POST, path, Some(body)).await?;
-        DevicePage::parse(&body).map_err(|e| self.bad_json(path, &e))
-    }
-
-    /// `POST /devices`: details of up to [`MAX_SERIALS`] devices, each with its
-    /// `response_status`.
-    pub async fn device_details<S: AsRef<str>>(
-        &mut self,
-        serials: &[S],
-    ) -> Result<BTreeMap<String, Map<String, Value>>, DepError> {
-        let path = "/devices";
-        let body = json!({ "devices": serial_list(serials)? });
-        let body = self.call(Method::POST, path, Some(body)).await?;
-        parse_device_details(&body).map_err(|e| self.bad_json(path, &e))
-    }
-
-    /// `POST /profile`: defines a profile (Apple's profile JSON, `dep-api.md` §6).
-    pub async fn define_profile(&mut self, profile: &Value) -> Result<DefinedProfile, DepError> {
-        let path = "/profile";
-        if !profile.is_object() {
-            return Err(DepError::InvalidRequest(
-                "a profile is a JSON object".into(),
-            ));
-        }
-        let body = self.call(Method::POST, path, Some(profile.clone())).await?;
-        let answer = ProfileDevices::parse(&body).map_err(|e| self.bad_json(path, &e))?;
-        match answer.profile_uuid {
-            Some(profile_uuid) if !profile_uuid.is_empty() => Ok(DefinedProfile {
-                profile_uuid,
-                devices: answer.devices,
-            }),
-            _ => Err(self.bad_json(path, "no profile_uuid")),
-        }
-    }
-
-    /// `GET /profile?profile_uuid=`: a defined profile as Apple keeps it.
-    pub async fn get_profile(
-        &mut self,
-        profile_uuid: &str,
-    ) -> Result<Map<String, Value>, DepError> {
-        let path = format!(
-            "/profile?profile_uuid={}",
-            oauth::percent_encode(profile_uuid)
-        );
-        let body = self.call(Method::GET, &path, None).await?;
-        parse_object(&body).map_err(|e| self.bad_json(&path, &e))
-    }
-
-    /// `POST /profile/devices`: assigns a profile to up to [`MAX_SERIALS`] devices.
-    pub async fn assign_profile<S: AsRef<str>>(
-        &mut self,
-        profile_uuid: &str,
-        serials: &[S],
-    ) -> Result<ProfileDevices, DepError> {
-        let path = "/profile/devices";
-        let body = json!({ "profile_uuid": profile_uuid, "devices": serial_list(serials)? });
-        let body = self.call(Method::POST, path, Some(body)).await?;
-        ProfileDevices::parse(&body).map_err(|e| self.bad_json(path, &e))
-    }
-
-    /// `DELETE /profile/devices` (with a body): removes the profile assignment of up to
-    /// [`MAX_SERIALS`] devices.
-    pub async fn remove_profile<S: AsRef<str>>(
-        &mut self,
-        serials: &[S],
-        profile_uuid: Option<&str>,
-    ) -> Result<ProfileDevices, DepError> {
-        let path = "/profile/devices";
-        let mut body = json!({ "devices": serial_list(serials)? });
-        if let Some(uuid) = profile_uuid {
-            body["profile_uuid"] = uuid.into();
-        }
-        let body = self.call(Method::DELETE, path, Some(body)).await?;
-        ProfileDevices::parse(&body).map_err(|e| self.bad_json(path, &e))
-    }
-
     /// One API call with the session: creates a session first if there is none, and
     /// once a new one when Apple says the session is no longer valid. The body of a
     /// success answer.
-    async fn call(
+    pub(super) async fn call(
         &mut self,
         method: Method,
         path: &str,
@@ -749,7 +423,7 @@ impl<'a, H: HttpClient, C: Clock> DepClient<'a, H, C> {
         }
     }
 
-    fn bad_json(&self, path: &str, detail: &str) -> DepError {
+    pub(super) fn bad_json(&self, path: &str, detail: &str) -> DepError {
         DepError::BadJson {
             path: path.into(),
             detail: self.excerpt(detail),
@@ -787,14 +461,4 @@ impl<'a, H: HttpClient, C: Clock> DepClient<'a, H, C> {
         }
         out
     }
-}
-
-fn serial_list<S: AsRef<str>>(serials: &[S]) -> Result<Vec<&str>, DepError> {
-    if serials.len() > MAX_SERIALS {
-        return Err(DepError::InvalidRequest(format!(
-            "{} serials in one request; at most {MAX_SERIALS}",
-            serials.len()
-        )));
-    }
-    Ok(serials.iter().map(AsRef::as_ref).collect())
 }

@@ -4,7 +4,7 @@
 //!
 //! A run stores the cursor after every applied page. If it dies at any point, its lease
 //! expires and the next trigger resumes from that cursor; re-applying a page is harmless
-//! (see [`super::inventory::apply_page`]). A full listing ends with a bounded pass over the
+//! (see [`super::inventory_apply::apply_page`]). A full listing ends with a bounded pass over the
 //! inventory ([`super::reconcile::listing_step`]) before the run counts as completed.
 
 use crate::metrics::{self, Counter};
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use mdm_kv::{Backend, Store};
 
 use super::TokenId;
-use super::inventory::{self, ApplyMode, PageContext, PageStats};
+use super::inventory_apply::{self, ApplyMode, PageContext, PageStats};
 use super::reconcile;
 use super::sync_state::modify;
 pub use super::sync_state::{
@@ -263,7 +263,7 @@ pub async fn run<B: Backend, C: Clock, F: DeviceFeed>(
             now: clock.unix_seconds(),
             listing: listing.as_ref().map(|l| l.generation),
         };
-        let stats = inventory::apply_page(store, token, page.devices, cx).await?;
+        let stats = inventory_apply::apply_page(store, token, page.devices, cx).await?;
         metrics::add(store, Counter::DevicesSynced(token.0), stats.records).await?;
         add_stats(&mut totals, &stats);
         pages += 1;

@@ -366,12 +366,12 @@ async fn update_device<B: Backend>(
         }
     }
     // The state the last attempt of the compare-and-swap started from, for the metrics.
-    let before = std::cell::Cell::new(enrollment_record::State::default());
+    let mut before = enrollment_record::State::default();
     let r = store
         .update::<KvError>(&enrollment_record::record_key(device_id), 20, |bytes| {
             let mut rec: EnrollmentRecord = decode(bytes, "enrollment record")?;
             rec.last_seen_at = rec.last_seen_at.max(now);
-            before.set(enrollment_record::State::of(&rec));
+            before = enrollment_record::State::of(&rec);
             if configured {
                 rec.awaiting_configuration = false;
             }
@@ -406,8 +406,7 @@ async fn update_device<B: Backend>(
             return Err(Refusal::Store(e));
         }
     };
-    enrollment_record::count_transition(store, before.get(), enrollment_record::State::of(&rec))
-        .await;
+    enrollment_record::count_transition(store, before, enrollment_record::State::of(&rec)).await;
     if section
         .as_ref()
         .is_some_and(|(rt, s)| rt == "DeviceInformation" && s.data.get("DeviceName").is_some())
@@ -448,7 +447,7 @@ async fn keep_templated_name<B: Backend>(
     let mut payload = plist::Dictionary::new();
     payload.insert(
         "Settings".into(),
-        plist::Value::Array(vec![crate::dep::profiles::device_name_item(&want)]),
+        plist::Value::Array(vec![crate::dep::profile_setup::device_name_item(&want)]),
     );
     let cmd = NewCommand {
         body: super::command::build(&uuid, "Settings", payload),

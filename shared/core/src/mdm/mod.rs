@@ -7,6 +7,7 @@ pub mod availability;
 pub mod await_config;
 pub mod checkin;
 pub mod command;
+pub mod command_enqueue;
 pub mod command_history;
 pub mod command_payload;
 mod command_payload_source;

@@ -18,7 +18,7 @@ use der::{Any, Encode};
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
-use mdm_core::dep::inventory::{self, ApplyMode, PageContext};
+use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
 use mdm_core::dep::profile_store::{self, ProfileRecord};
 use mdm_core::dep::profiles::ProfileSpec;
 use mdm_core::dep::tokens::{self, KeyPair as SlotKey, TokenRecord};
@@ -393,7 +393,7 @@ impl Server {
     /// A synced device (Apple's record fields).
     pub fn sync_device(&self, fields: Value) {
         let rec = fields.as_object().unwrap().clone();
-        block_on(inventory::apply_page(
+        block_on(inventory_apply::apply_page(
             &self.e.store,
             self.token,
             vec![rec],

@@ -1,0 +1,248 @@
+//! The admin API's routes over a device's commands once queued: their history (filtered,
+//! a page at a time), one command with the device's answer, and cancelling one the device
+//! has not been sent yet. Records and queue entries are [`connect`]'s and [`queue`]'s.
+
+use base64::Engine;
+use plist::Value as Plist;
+use serde_json::{Value, json};
+
+use crate::api::{self, ApiError, Params, Request, Response};
+use crate::mdm::command_history::{self, HistoryQuery};
+use crate::mdm::connect::{self, CancelOutcome, CommandResult};
+use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::mdm::queue::{self, Channel, Lane, QueueError};
+use crate::time::{format_rfc3339, parse_rfc3339};
+use crate::{Clock, Platform};
+
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+/// History filter names and their [`CommandResult::status`].
+pub const STATUSES: &[(&str, &str)] = &[
+    ("queued", connect::STATUS_QUEUED),
+    ("not_now", connect::STATUS_NOT_NOW),
+    ("acknowledged", "Acknowledged"),
+    ("error", "Error"),
+    ("command_format_error", "CommandFormatError"),
+    ("cancelled", connect::STATUS_CANCELLED),
+];
+
+fn status_name(s: &str) -> &str {
+    STATUSES.iter().find(|(_, v)| *v == s).map_or(s, |(k, _)| k)
+}
+
+fn ts(t: Option<u64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(format_rfc3339(t as i64)))
+}
+
+pub(super) fn lane_name(l: Lane) -> &'static str {
+    match l {
+        Lane::Priority => "priority",
+        Lane::Normal => "normal",
+    }
+}
+
+fn view(r: &CommandResult) -> Value {
+    json!({
+        "command_uuid": r.uuid,
+        "request_type": r.request_type,
+        "status": status_name(&r.status),
+        "lane": r.lane.map(lane_name),
+        "enqueued_at": ts(Some(r.enqueued_at)),
+        "answered_at": ts(r.answered_at),
+        "cancelled_at": ts(r.cancelled_at),
+        "not_now_count": r.not_now_count,
+        "last_not_now_at": ts(r.last_not_now_at),
+        "error_chain": r.error_chain,
+    })
+}
+
+/// Keys of a report that identify it rather than answer the command.
+const ENVELOPE: &[&str] = &[
+    "Status",
+    "CommandUUID",
+    "UDID",
+    "EnrollmentID",
+    "UserID",
+    "EnrollmentUserID",
+    "UserShortName",
+    "UserLongName",
+    "ErrorChain",
+    "RequestType",
+];
+
+fn time_param(name: &str, v: &str) -> Result<u64, Value> {
+    v.parse::<u64>()
+        .ok()
+        .or_else(|| parse_rfc3339(v).and_then(|t| u64::try_from(t).ok()))
+        .ok_or_else(|| json!({ "field": name, "rule": "Unix seconds or an RFC 3339 timestamp" }))
+}
+
+fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiError> {
+    let mut q = HistoryQuery {
+        limit: DEFAULT_PAGE,
+        ..Default::default()
+    };
+    let mut user = None;
+    let mut bad = Vec::new();
+    for (k, v) in api::query(req)? {
+        match k.as_str() {
+            "limit" => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
+                _ => bad.push(json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") })),
+            },
+            "cursor" => match v.parse::<u64>() {
+                Ok(n) if n > 0 => q.before = Some(n),
+                _ => bad.push(json!({ "field": "cursor", "rule": "the `next` value of the previous page" })),
+            },
+            "status" => match STATUSES.iter().find(|(name, _)| *name == v) {
+                Some((_, s)) => q.status = Some((*s).to_owned()),
+                None => bad.push(json!({
+                    "field": "status",
+                    "rule": format!("one of {}", STATUSES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")),
+                })),
+            },
+            "request_type" if !v.is_empty() => q.request_type = Some(v),
+            "from" => match time_param("from", &v) {
+                Ok(t) => q.from = Some(t),
+                Err(e) => bad.push(e),
+            },
+            "to" => match time_param("to", &v) {
+                Ok(t) => q.to = Some(t),
+                Err(e) => bad.push(e),
+            },
+            "user" if !v.is_empty() => user = Some(v),
+            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
+        }
+    }
+    if let (Some(f), Some(t)) = (q.from, q.to)
+        && f > t
+    {
+        bad.push(json!({ "field": "from", "rule": "not after `to`" }));
+    }
+    if bad.is_empty() {
+        Ok((q, user))
+    } else {
+        Err(ApiError::unprocessable(Value::Array(bad)))
+    }
+}
+
+/// The channel named by the `user` query parameter, on a device that ever enrolled.
+fn user_param(req: &Request) -> Result<Option<String>, ApiError> {
+    let mut user = None;
+    for (k, v) in api::query(req)? {
+        match k.as_str() {
+            "user" if !v.is_empty() => user = Some(v),
+            other => {
+                return Err(ApiError::unprocessable(
+                    json!([{ "field": other, "rule": "unknown query parameter" }]),
+                ));
+            }
+        }
+    }
+    Ok(user)
+}
+
+fn history_channel(device: &str, user: Option<&str>) -> Channel {
+    match user {
+        Some(u) => Channel::user(device, u),
+        None => Channel::device(device),
+    }
+}
+
+/// A device that ever enrolled (its history outlives the enrollment).
+async fn known_device(p: &impl Platform, device: &str) -> Result<EnrollmentRecord, ApiError> {
+    enrollments::get(p.store(), device)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no device {device:?}")))
+}
+
+/// `GET /api/v1/devices/{device}/commands`
+pub async fn history(
+    p: &impl Platform,
+    params: &Params,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let device = params.get("device").unwrap_or_default();
+    let (q, user) = history_query(req)?;
+    known_device(p, device).await?;
+    let ch = history_channel(device, user.as_deref());
+    let page = command_history::history(p.store(), &ch, &q).await?;
+    Ok(api::ok_json(&json!({
+        "device": device,
+        "user": user,
+        "commands": page.commands.iter().map(view).collect::<Vec<_>>(),
+        "next": page.next.map(|n| n.to_string()),
+    })))
+}
+
+/// `GET /api/v1/devices/{device}/commands/{uuid}`
+pub async fn get(p: &impl Platform, params: &Params, req: &Request) -> Result<Response, ApiError> {
+    let device = params.get("device").unwrap_or_default();
+    let uuid = params.get("uuid").unwrap_or_default();
+    let user = user_param(req)?;
+    known_device(p, device).await?;
+    let ch = history_channel(device, user.as_deref());
+    let Some(r) = connect::result(p.store(), ch.tag(), uuid).await? else {
+        return Err(ApiError::not_found(format!(
+            "device {device:?} has no command {uuid:?}"
+        )));
+    };
+    let mut v = view(&r);
+    v["raw"] = if r.raw.is_empty() {
+        Value::Null
+    } else {
+        Value::String(r.raw.clone())
+    };
+    v["raw_omitted_bytes"] = json!(r.raw_omitted_bytes);
+    v["response"] = base64::engine::general_purpose::STANDARD
+        .decode(&r.raw)
+        .ok()
+        .filter(|b| !b.is_empty())
+        .and_then(|b| plist::from_bytes::<Plist>(&b).ok())
+        .and_then(Plist::into_dictionary)
+        .map_or(Value::Null, |mut d| {
+            for k in ENVELOPE {
+                d.remove(k);
+            }
+            connect::to_json(&Plist::Dictionary(d))
+        });
+    v["delivery"] = match queue::find(p.store(), &ch, uuid).await? {
+        Some(c) if !r.finished() => json!({
+            "state": c.state,
+            "deliveries": c.deliveries,
+            "last_delivered_at": ts(c.delivered_at),
+        }),
+        _ => Value::Null,
+    };
+    Ok(api::ok_json(&v))
+}
+
+/// `DELETE /api/v1/devices/{device}/commands/{uuid}`
+pub async fn cancel(
+    p: &impl Platform,
+    params: &Params,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let device = params.get("device").unwrap_or_default();
+    let uuid = params.get("uuid").unwrap_or_default();
+    let user = user_param(req)?;
+    known_device(p, device).await?;
+    let ch = history_channel(device, user.as_deref());
+    let now = p.clock().unix_seconds();
+    match connect::cancel(p.store(), &ch, uuid, now).await {
+        Ok(CancelOutcome::Cancelled(r)) => Ok(api::ok_json(&view(&r))),
+        Ok(CancelOutcome::InFlight) => Err(ApiError::conflict(format!(
+            "command {uuid:?} was delivered to the device and is awaiting its answer"
+        ))),
+        Ok(CancelOutcome::Finished(r)) => Err(ApiError::conflict(format!(
+            "command {uuid:?} is already {}",
+            status_name(&r.status)
+        ))),
+        Ok(CancelOutcome::Unknown) => Err(ApiError::not_found(format!(
+            "device {device:?} has no command {uuid:?}"
+        ))),
+        Err(QueueError::Store(e)) => Err(ApiError::store(e)),
+        Err(e) => Err(ApiError::not_found(e.to_string())),
+    }
+}
