@@ -1,0 +1,12 @@
+//! The `mdmctl` binary: the library's command line run against this process's arguments,
+//! environment and standard streams.
+
+fn main() {
+    let code = mdmctl::run_in(
+        mdmctl::Env::process(),
+        std::env::args_os(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
+    std::process::exit(code);
+}
