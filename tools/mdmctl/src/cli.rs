@@ -35,14 +35,14 @@ pub struct Cli {
 #[derive(clap::Args, Debug)]
 pub struct Global {
     /// Server base URL, e.g. https://mdm.example.com [env: MDM_SERVER]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long = "server", id = "api_server", global = true, value_name = "URL")]
     pub server: Option<String>,
     /// Admin API token (visible to other local users in the process list: prefer
     /// --token-file or MDM_TOKEN) [env: MDM_TOKEN]
-    #[arg(long, global = true, value_name = "TOKEN", value_parser = parse_secret, hide_default_value = true)]
+    #[arg(long = "token", id = "api_token", global = true, value_name = "TOKEN", value_parser = parse_secret)]
     pub token: Option<Secret>,
     /// File holding the admin API token
-    #[arg(long, global = true, value_name = "FILE", conflicts_with = "token")]
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "api_token")]
     pub token_file: Option<PathBuf>,
     /// Context of the config file to use instead of the current one [env: MDM_CONTEXT]
     #[arg(long, global = true, value_name = "NAME")]

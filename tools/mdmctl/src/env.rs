@@ -10,7 +10,7 @@ pub const VARS: &[&str] = &["MDM_SERVER", "MDM_TOKEN", "MDM_CONTEXT", "MDMCTL_CO
 
 pub struct Env {
     vars: BTreeMap<String, String>,
-    stdin: Box<dyn Read>,
+    stdin: Box<dyn Read + Send>,
     terminal: bool,
 }
 
