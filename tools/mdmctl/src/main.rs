@@ -6,7 +6,8 @@ fn main() {
         mdmctl::Env::process(),
         std::env::args_os(),
         &mut std::io::stdout().lock(),
-        &mut std::io::stderr().lock(),
+        // Not locked for the whole run: the progress bar's thread writes to it too.
+        &mut std::io::stderr(),
     );
     std::process::exit(code);
 }

@@ -62,14 +62,16 @@ pub fn run(ctx: &mut Ctx, api: &Api, args: SyncArgs) -> Result<(), CliError> {
             ProgressDrawTarget::hidden()
         },
     );
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("template"));
+    bar.set_message("sync requested");
     bar.enable_steady_tick(Duration::from_millis(120));
     let status = loop {
         let s = api.get(STATUS, &[&id])?;
-        show_progress(&bar, &s);
         let state = s["state"].as_str().unwrap_or("idle");
         if !UNDER_WAY.contains(&state) {
             break s;
         }
+        show_progress(&bar, &s);
         if Instant::now() >= deadline {
             bar.abandon();
             return Err(CliError::Partial(format!(
@@ -91,14 +93,13 @@ fn show_progress(bar: &ProgressBar, s: &Value) {
         .as_u64()
         .or(s["devices_seen"].as_u64())
         .unwrap_or(0);
-    let phase = p["phase"]
-        .as_str()
-        .unwrap_or(s["state"].as_str().unwrap_or(""));
+    let state = s["state"].as_str().unwrap_or("");
+    let phase = p["phase"].as_str().unwrap_or("");
     match p["devices_expected"].as_u64().filter(|e| *e > 0) {
         Some(expected) => {
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} {msg} [{bar:40}] {pos}/{len} devices ({elapsed})",
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} devices ({elapsed})",
                 )
                 .expect("template")
                 .progress_chars("=> "),
@@ -114,7 +115,7 @@ fn show_progress(bar: &ProgressBar, s: &Value) {
             bar.set_position(fetched);
         }
     }
-    bar.set_message(format!("{} {phase}", s["state"].as_str().unwrap_or("")));
+    bar.set_message(format!("{state} {phase}").trim_end().to_owned());
 }
 
 /// What the run came to: its last run's facts and the state the token is left in.
