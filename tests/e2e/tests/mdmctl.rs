@@ -76,8 +76,8 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-/// The built `mdmctl` beside this test's binary (built by `cargo test --workspace`;
-/// built here when a narrower run did not).
+/// The built `mdmctl` beside this test's binary (`cargo test --workspace` builds it for
+/// `tools/mdmctl/tests/binary.rs`; built here when a narrower run did not).
 fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();

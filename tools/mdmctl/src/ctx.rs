@@ -95,13 +95,4 @@ impl<'a> Ctx<'a> {
     pub fn note(&mut self, line: &str) {
         let _ = writeln!(self.err, "{line}");
     }
-
-    /// A table run shows `line` on standard output too; scripts get only the data.
-    pub fn says(&mut self, line: &str) -> Result<(), CliError> {
-        if self.format == Format::Table {
-            writeln!(self.out, "{line}")
-                .map_err(|e| CliError::local(format!("writing output: {e}")))?;
-        }
-        Ok(())
-    }
 }
