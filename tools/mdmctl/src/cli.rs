@@ -33,6 +33,7 @@ pub struct Cli {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Server base URL, e.g. https://mdm.example.com [env: MDM_SERVER]
     #[arg(long = "server", id = "api_server", global = true, value_name = "URL")]
