@@ -85,4 +85,40 @@ mod tests {
             "commands for routes the server lacks: {unknown:?}"
         );
     }
+
+    /// Every route pattern written in the commands is one of [`COVERED`] (calls check
+    /// their method too, in debug builds).
+    #[test]
+    fn every_pattern_in_the_source_is_a_route() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut seen = 0;
+        for f in files.iter().filter(|f| !f.ends_with("routes.rs")) {
+            let text = std::fs::read_to_string(f).unwrap();
+            let text = text.split("#[cfg(test)]").next().unwrap();
+            for (i, _) in text.match_indices("\"/api/v1/") {
+                let pattern = text[i + 1..].split('"').next().unwrap();
+                assert!(
+                    COVERED.iter().any(|(_, p)| *p == pattern),
+                    "{}: {pattern} is not a route",
+                    f.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 30, "found only {seen} patterns");
+    }
 }
