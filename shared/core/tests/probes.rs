@@ -139,7 +139,7 @@ fn liveness_answers_without_credentials_and_without_the_store() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        get(&e, Method::GET, "/healthz/../api/v1/tokens").0,
+        get(&e, Method::GET, "/healthz/api/v1/tokens").0,
         StatusCode::UNAUTHORIZED
     );
 }

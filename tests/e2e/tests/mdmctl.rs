@@ -115,6 +115,14 @@ async fn mdmctl_drives_a_zero_touch_lab() {
     let t = lab.token.to_string();
 
     assert_eq!(ctl.json(&["health"]).await["status"], "ok");
+    let m = ctl.run(&["metrics"]).await;
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    assert!(
+        m.stdout.contains("# TYPE mdm_dep_tokens gauge\n")
+            && m.stdout.contains("mdm_dep_tokens{status=\"ok\"} 1\n"),
+        "{}",
+        m.stdout
+    );
     let bad = Env::new()
         .var("MDMCTL_CONFIG", ctl.config.display().to_string())
         .var("MDM_SERVER", format!("http://{}", lab.app.addr))

@@ -102,6 +102,8 @@ pub enum Command {
     Challenges(cmd::challenges::ChallengesCmd),
     /// Server and key-value store health
     Health,
+    /// The server's Prometheus metrics, as a scraper gets them
+    Metrics,
     /// Checks of the key-value store behind the server
     #[command(subcommand)]
     Diagnostics(cmd::diagnostics::DiagnosticsCmd),
@@ -187,6 +189,7 @@ fn dispatch(ctx: &mut Ctx, command: Command) -> Result<(), CliError> {
         Command::PushCert(c) => cmd::push::run_cert(ctx, c),
         Command::Challenges(c) => cmd::challenges::run(ctx, c),
         Command::Health => cmd::diagnostics::health(ctx),
+        Command::Metrics => cmd::diagnostics::metrics(ctx),
         Command::Diagnostics(c) => cmd::diagnostics::run(ctx, c),
         Command::Completion { shell } => {
             let mut command = Cli::command();

@@ -6,6 +6,7 @@
 #[rustfmt::skip]
 pub const COVERED: &[(&str, &str)] = &[
     ("GET", "/api/v1/health"),
+    ("GET", "/metrics"),
     ("POST", "/api/v1/diagnostics/kv"),
     ("POST", "/api/v1/diagnostics/kv/contention"),
     ("GET", "/api/v1/diagnostics/kv/contention/{run}"),

@@ -1,5 +1,5 @@
-//! `mdmctl health` and `mdmctl diagnostics`: the server's liveness with a store round
-//! trip, the key-value check battery, and a contention run (concurrent writers against
+//! `mdmctl health`, `mdmctl metrics` and `mdmctl diagnostics`: the server's liveness with
+//! a store round trip, its Prometheus metrics, the key-value check battery, and a contention run (concurrent writers against
 //! one counter and one compare-and-swap key: no update may be lost).
 
 use clap::Subcommand;
@@ -37,6 +37,16 @@ pub const CHECKS: &[Column] = &[
 pub fn health(ctx: &mut Ctx) -> Result<(), CliError> {
     let v = ctx.api()?.get("/api/v1/health", &[])?;
     ctx.object(&v)
+}
+
+/// `GET /metrics`: Prometheus' text, written as it comes (it is already for scripts).
+pub fn metrics(ctx: &mut Ctx) -> Result<(), CliError> {
+    let answer = ctx
+        .api()?
+        .call("GET", "/metrics", &[], &[], crate::client::Body::None)?;
+    ctx.out
+        .write_all(&answer.bytes)
+        .map_err(|e| CliError::local(format!("writing the metrics: {e}")))
 }
 
 pub fn run(ctx: &mut Ctx, cmd: DiagnosticsCmd) -> Result<(), CliError> {
