@@ -105,6 +105,11 @@ impl RuntimeConfig {
                         },
                     );
                 }
+                "redis" => bail!(
+                    "key_value_store.{label}: type \"redis\" (Spin's Redis key-value backend) \
+                     cannot do compare-and-swap and this app does not use it: set the \
+                     redis_url variable instead (infra/README.md)"
+                ),
                 other => bail!(
                     "key_value_store.{label}: type {other:?} is not available in the local host \
                      (it serves SQLite, type \"spin\"); run `spin up` for {other:?}"
