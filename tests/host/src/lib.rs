@@ -15,7 +15,7 @@ pub mod logs;
 pub mod manifest;
 pub mod outbound;
 mod outbound_redis;
-mod resp;
+pub mod resp;
 pub mod runtime_config;
 mod server;
 pub mod spin_api;

@@ -180,7 +180,7 @@ impl RedisAccess {
             );
             return Err(v3::Error::InvalidAddress);
         }
-        if a.scheme.ends_with('s') {
+        if matches!(a.scheme.as_str(), "rediss" | "valkeys") {
             return Err(v3::Error::Other(format!(
                 "TLS ({}://) is not available in the local host; Spin connects with TLS",
                 a.scheme
