@@ -8,11 +8,23 @@ cd "$(dirname "$0")/.."
 # The SCEP end-to-end test runs micromdm's real client, from Debian's `scep` package.
 command -v scepclient >/dev/null || apt-get install -y scep \
     || { apt-get update && apt-get install -y scep; }
+# The Redis store's end-to-end tests start their own redis-server (Debian's 7.0 package).
+if ! command -v redis-server >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }
+    else
+        echo "redis-server is missing: install Debian's redis-server package (as root:" \
+            "apt-get install redis-server); the Redis store tests need it" >&2
+        exit 1
+    fi
+fi
 rustup target add wasm32-wasip2
 cargo build --release --target wasm32-wasip2 \
     -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
 native=(--workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin
     --exclude mdm-sync --exclude mdm-spin)
+# Tests with several host processes on one store run the built mdm-host binary.
+cargo build -p mdm-host --bin mdm-host
 cargo test "${native[@]}" "$@"
 # The core's unit tests once more in WebAssembly, where the RSA arithmetic takes its SIMD
 # path: run by tests/host's run-wasm in Wasmtime with the host's compiler settings (built
