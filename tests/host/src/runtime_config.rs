@@ -19,8 +19,9 @@ struct Raw {
     client_tls: Vec<RawClientTls>,
     #[serde(default)]
     outbound_http: Option<RawOutbound>,
-    #[serde(default)]
-    outbound_redis: Option<RawOutboundRedis>,
+    /// Accepted: it only limits connections.
+    #[serde(default, rename = "outbound_redis")]
+    _outbound_redis: Option<RawOutboundRedis>,
 }
 
 #[derive(Debug, Deserialize)]
