@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::{ADMIN_KEY, STORAGE_KEY, SYNC_KEY, manifest_for, workspace_root};
+use crate::{ADMIN_KEY, STORAGE_KEY, SYNC_KEY, copy_compiled, manifest_for, workspace_root};
 
 /// `<target>/debug/mdm-host`, next to the test binaries' `deps` directory.
 pub fn host_binary() -> PathBuf {
@@ -33,8 +33,8 @@ pub struct HostProcess {
 
 impl HostProcess {
     /// Serves the app from `state_dir` with `vars` (besides the kit's keys), the runtime
-    /// config if any, and the components' clock `clock_ahead` ahead. Compiled components
-    /// found in `compiled_from` (another host's `<state dir>/compiled`) are reused.
+    /// config if any, and the components' clock `clock_ahead` ahead. The components
+    /// compiled in state directory `compiled_from` (another host's) are reused.
     pub fn spawn(
         state_dir: &Path,
         vars: &[(String, String)],
@@ -42,13 +42,9 @@ impl HostProcess {
         clock_ahead: Duration,
         compiled_from: Option<&Path>,
     ) -> HostProcess {
-        std::fs::create_dir_all(state_dir.join("compiled")).expect("state dir");
-        if let Some(from) = compiled_from
-            && let Ok(entries) = std::fs::read_dir(from)
-        {
-            for e in entries.flatten() {
-                let _ = std::fs::copy(e.path(), state_dir.join("compiled").join(e.file_name()));
-            }
+        std::fs::create_dir_all(state_dir).expect("state dir");
+        if let Some(from) = compiled_from {
+            copy_compiled(from, state_dir);
         }
         let manifest = manifest_for(&workspace_root(), state_dir).expect("manifest");
         let mut cmd = Command::new(host_binary());

@@ -65,6 +65,18 @@ pub fn manifest_for(root: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(copy)
 }
 
+/// Copies the compiled components of one state directory into another, so that a second
+/// host on the same app starts without compiling them again (seconds per component).
+pub fn copy_compiled(from_state: &Path, to_state: &Path) {
+    let to = to_state.join("compiled");
+    let _ = std::fs::create_dir_all(&to);
+    if let Ok(entries) = std::fs::read_dir(from_state.join("compiled")) {
+        for e in entries.flatten() {
+            let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+        }
+    }
+}
+
 /// The app running on the local host.
 pub struct App {
     host: Option<RunningHost>,

@@ -83,6 +83,7 @@ async fn store_battery_and_contention_pass_on_redis() {
     // Another host on the same Redis sees the same data; the first one's SQLite file
     // was never written.
     let other = tempfile::tempdir().unwrap();
+    mdm_e2e::copy_compiled(dir.path(), other.path());
     let app2 = App::start_with(other.path(), redis_vars(&redis))
         .await
         .unwrap();
@@ -122,7 +123,9 @@ async fn credentials_and_database_index_reach_redis() {
     );
     app.shutdown().await;
 
+    let first = dir;
     let dir = tempfile::tempdir().unwrap();
+    mdm_e2e::copy_compiled(first.path(), dir.path());
     let mut vars = redis_vars(&redis);
     vars.push(("redis_password".into(), "wrong".into()));
     let app = App::start_with(dir.path(), vars).await.unwrap();

@@ -77,7 +77,7 @@ async fn stored_record(redis: &RedisServer, udid: &str) -> Value {
 async fn three_host_processes_on_one_redis_lose_nothing() {
     let redis = RedisServer::start().await;
     let lab = Lab::start_on_redis(40, PushCert::Trusted, &redis.url()).await;
-    let compiled = lab.dir.path().join("state/compiled");
+    let compiled = lab.dir.path().join("state");
     let spawn = |name: &str, ahead: u64| {
         HostProcess::spawn(
             &lab.dir.path().join(name),
