@@ -1,32 +1,15 @@
 //! The store on Redis or Valkey through Spin's outbound Redis (spin:redis), not Spin's
 //! Redis key-value backend, whose compare-and-swap cannot work (docs/platform.md).
-//! Compare-and-swap is a server-side Lua script; counters are `INCRBY` (ASCII decimal).
+//! Compare-and-swap is a server-side Lua script (`mdm_kv::redis`); counters are `INCRBY`
+//! (ASCII decimal).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use spin_sdk::redis::{Connection, Error, RedisParameter, RedisResult};
 
+use mdm_kv::redis::CAS_SCRIPT;
 use mdm_kv::{Backend, CasHandle, KvError};
-
-/// Sets `KEYS[1]` to `ARGV[3]` only if it still holds what the ticket saw: `ARGV[2]`
-/// when `ARGV[1]` is "1", nothing (absent) when it is "0". Returns 1 if it wrote.
-///
-/// The stored value itself is compared, not a digest of it: equality is then exact
-/// whatever the values are (no collision argument needed, and the only digest Redis's Lua
-/// offers is SHA-1), neither side hashes, and Lua strings compare byte for byte. The
-/// price is sending the old value once more, small next to the round trip for records
-/// of a few KiB. The script runs atomically, so no writer can come between the
-/// comparison and the write, whichever connection or process it writes from.
-pub const CAS_SCRIPT: &str = "\
-local cur = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if cur ~= ARGV[2] then return 0 end
-elseif cur then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[3])
-return 1";
 
 fn redis_error(e: Error) -> KvError {
     match e {
@@ -55,64 +38,8 @@ pub struct RedisKv {
     conn: RefCell<Option<Rc<Connection>>>,
 }
 
-/// Characters left as they are in a URL's user or password; everything else is
-/// percent-encoded (redis-rs decodes both).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The address `open` takes: `url` (`redis://host:port`, `rediss://host:port`, which
-/// is also the `allowed_outbound_hosts` entry and so holds no secret and no path) with
-/// the credentials and database index of their own variables put in.
-pub fn address(
-    url: &str,
-    username: &str,
-    password: &str,
-    database: &str,
-) -> Result<String, KvError> {
-    let bad = |why: &str| KvError::Backend(format!("redis_url {url:?}: {why}"));
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-    if !matches!(scheme, "redis" | "rediss" | "valkey" | "valkeys") {
-        return Err(bad("the scheme is not redis, rediss, valkey or valkeys"));
-    }
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.is_empty() || authority.contains(['@', '/', '?', '#']) {
-        return Err(bad(
-            "only scheme://host:port; user, password and database have variables of their own",
-        ));
-    }
-    let database = database.trim();
-    if !database.is_empty() && database.parse::<u32>().is_err() {
-        return Err(KvError::Backend(format!(
-            "redis_database {database:?} is not a database number"
-        )));
-    }
-    let mut out = format!("{scheme}://");
-    if !password.is_empty() {
-        out.push_str(&format!(
-            "{}:{}@",
-            percent_encode(username),
-            percent_encode(password)
-        ));
-    }
-    out.push_str(authority);
-    if !database.is_empty() && database != "0" {
-        out.push('/');
-        out.push_str(database);
-    }
-    Ok(out)
-}
-
 impl RedisKv {
-    /// The store at `address` (see [`address`]); connects on first use.
+    /// The store at `address` (see [`mdm_kv::redis::address`]); connects on first use.
     pub fn new(address: String) -> Self {
         RedisKv {
             address,

@@ -5,7 +5,8 @@ use mdm_core::Variables;
 use mdm_kv::{Backend, CasHandle, KvError};
 
 use crate::key_value::{STORE_LABEL, SpinCas, SpinKv};
-use crate::redis::{RedisCas, RedisKv, address};
+use crate::redis::{RedisCas, RedisKv};
+use mdm_kv::redis::address;
 
 pub enum AppKv {
     KeyValue(SpinKv),

@@ -59,6 +59,52 @@ async fn contention(app: &App, writers: usize) -> String {
     format!("/api/v1/diagnostics/kv/contention/{run}")
 }
 
+async fn cas(redis: &RedisServer, key: &str, seen: Option<&[u8]>, new: &[u8]) -> Reply {
+    let mut c = mdm_host::resp::RespConnection::connect("127.0.0.1", redis.port)
+        .await
+        .unwrap();
+    let (flag, expected): (&[u8], &[u8]) = match seen {
+        Some(v) => (b"1", v),
+        None => (b"0", b""),
+    };
+    let script = mdm_kv::redis::CAS_SCRIPT.as_bytes();
+    c.call(&[b"EVAL", script, b"1", key.as_bytes(), flag, expected, new])
+        .await
+        .unwrap()
+}
+
+/// The compare-and-set script itself, on the server: it writes only over what the
+/// ticket saw, byte for byte, and a ticket of an absent key only while it stays absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compare_and_set_script_writes_only_over_what_was_seen() {
+    let redis = RedisServer::start().await;
+    let get = |k: &'static str| {
+        let redis = &redis;
+        async move { redis.command(&["GET", k]).await }
+    };
+    // Absent when read: created only if still absent.
+    assert_eq!(cas(&redis, "k", None, b"first").await, Reply::Int(1));
+    assert_eq!(cas(&redis, "k", None, b"second").await, Reply::Int(0));
+    assert_eq!(get("k").await, Reply::Bulk(b"first".to_vec()));
+    // Present when read: replaced only if unchanged, binary and empty values included.
+    assert_eq!(cas(&redis, "k", Some(b"firs"), b"x").await, Reply::Int(0));
+    assert_eq!(cas(&redis, "k", Some(b""), b"x").await, Reply::Int(0));
+    let binary: Vec<u8> = (0..=255u8).rev().collect();
+    assert_eq!(
+        cas(&redis, "k", Some(b"first"), &binary).await,
+        Reply::Int(1)
+    );
+    assert_eq!(cas(&redis, "k", Some(&binary), b"").await, Reply::Int(1));
+    assert_eq!(get("k").await, Reply::Bulk(Vec::new()));
+    // An empty value is a value, not an absence.
+    assert_eq!(cas(&redis, "k", None, b"y").await, Reply::Int(0));
+    assert_eq!(cas(&redis, "k", Some(b""), b"z").await, Reply::Int(1));
+    // Deleted since read: the ticket of a present value does not recreate it.
+    redis.command(&["DEL", "k"]).await;
+    assert_eq!(cas(&redis, "k", Some(b"z"), b"again").await, Reply::Int(0));
+    assert_eq!(get("k").await, Reply::Nil);
+}
+
 /// The battery and the contention test of `foundation.rs`, on Redis: compare-and-swap
 /// is the server-side script, so concurrent writers lose nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
