@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the components and the local host, then serves the app on 127.0.0.1:3000 with
 # the default SQLite key-value store under .spin/. Extra arguments go to mdm-host
-# (e.g. --listen 127.0.0.1:8080, --runtime-config-file infra/runtime-config.redis.toml).
+# (e.g. --listen 127.0.0.1:8080, --variable redis_url=redis://127.0.0.1:6379).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib/need.sh
 # The SCEP end-to-end test runs micromdm's real client, from Debian's `scep` package.
 need scepclient scep
+# The Redis store's end-to-end tests start their own redis-server (Debian's 7.0 package).
+need redis-server redis-server
 . scripts/lib/toolchain.sh
 ensure_toolchain
 rustup target add wasm32-wasip2
@@ -15,6 +17,8 @@ cargo build --release --target wasm32-wasip2 \
     -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
 native=(--workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin
     --exclude mdm-sync --exclude mdm-spin)
+# Tests with several host processes on one store run the built mdm-host binary.
+cargo build -p mdm-host --bin mdm-host
 cargo test "${native[@]}" "$@"
 # The core's unit tests once more in WebAssembly, where the RSA arithmetic takes its SIMD
 # path: run by tests/host's run-wasm in Wasmtime with the host's compiler settings (built
@@ -23,3 +27,5 @@ core_tests=$(cargo test --release --target wasm32-wasip2 -p mdm-core --lib --no-
     --message-format=json | sed -n 's/.*"executable":"\([^"]*\.wasm\)".*/\1/p' | tail -1)
 cargo build "${native[@]}" --bin run-wasm
 ./target/debug/run-wasm "$core_tests" --test-threads=1
+# The API contract and the Kubernetes manifests, checked by their own validators.
+./scripts/contract-tests.sh

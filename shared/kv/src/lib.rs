@@ -19,6 +19,7 @@ mod backend;
 pub mod battery;
 pub mod key;
 mod memory;
+pub mod redis;
 mod store;
 
 pub use backend::{Backend, CasHandle, KvError};

@@ -605,6 +605,13 @@ impl Device {
         d
     }
 
+    /// The answer to `cmd` ([`Device::respond`]), signed, to be sent with
+    /// [`Device::send_signed`] (e.g. at the same moment as a check-in from elsewhere).
+    pub fn signed_answer(&mut self, cmd: &Command) -> Result<SignedReport, SimError> {
+        let (status, response) = self.respond(cmd);
+        self.sign_report(self.answer_dict(None, cmd, status, &response))
+    }
+
     /// Signs ahead of time the device channel's `Idle` and the answers
     /// ([`Device::respond`]) it will give to `commands` (known by their CommandUUIDs before
     /// they are queued), so that sending them later costs no RSA signature. A report whose

@@ -37,6 +37,10 @@ pub struct Lab {
     pub apple: FakeAppleCa,
     pub token: u64,
     pub profile: u64,
+    /// The variables the app was started with (besides the kit's keys) and its runtime
+    /// config: what another host process serving the same app needs.
+    pub vars: Vec<(String, String)>,
+    pub runtime_config: PathBuf,
 }
 
 /// `[[client_tls]]` for the APNs host, for the components that push.
@@ -67,13 +71,26 @@ impl Lab {
 
     /// [`Lab::start`] with apnssim configured (e.g. TLS 1.2 only).
     pub async fn start_with(devices: u64, push: PushCert, apns: mdm_apnssim::SimConfig) -> Lab {
-        Self::start_inner(devices, push, apns, true).await
+        Self::start_inner(devices, push, apns, true, Vec::new()).await
+    }
+
+    /// [`Lab::start`] with the store on Redis (`redis_url`, see [`crate::redis`]).
+    pub async fn start_on_redis(devices: u64, push: PushCert, redis_url: &str) -> Lab {
+        let vars = vec![("redis_url".to_owned(), redis_url.to_owned())];
+        Self::start_inner(devices, push, Default::default(), true, vars).await
     }
 
     /// Like [`Lab::start`], but nothing synced yet: the profile exists, the token's
     /// inventory is empty (e.g. to make the profile the default before the first sync).
     pub async fn start_unsynced(devices: u64, push: PushCert) -> Lab {
-        Self::start_inner(devices, push, mdm_apnssim::SimConfig::default(), false).await
+        Self::start_inner(
+            devices,
+            push,
+            mdm_apnssim::SimConfig::default(),
+            false,
+            Vec::new(),
+        )
+        .await
     }
 
     async fn start_inner(
@@ -81,20 +98,22 @@ impl Lab {
         push: PushCert,
         apns: mdm_apnssim::SimConfig,
         sync: bool,
+        extra: Vec<(String, String)>,
     ) -> Lab {
         let dep = Simulator::start(SimConfig::new(devices, 21)).expect("depsim starts");
         let apns = ApnsSim::start_with(apns).expect("apnssim starts");
         let apple = FakeAppleCa::generate().expect("fake Apple CA");
         let dir = tempfile::tempdir().unwrap();
         let rc = runtime_config(dir.path(), &apns, push);
-        let vars = vec![
+        let mut vars = vec![
             ("dep_base_url".to_owned(), dep.base_url()),
             ("apns_base_url".to_owned(), apns.base_url()),
             ("apns_topic".to_owned(), apns.topic().to_owned()),
             ("apple_device_ca".to_owned(), apple.cert_pem()),
             ("server_url".to_owned(), SERVER_URL.to_owned()),
         ];
-        let app = App::start_with_config(&dir.path().join("state"), vars, Some(rc))
+        vars.extend(extra);
+        let app = App::start_with_config(&dir.path().join("state"), vars.clone(), Some(rc.clone()))
             .await
             .expect("app starts");
         let token = crate::dep::connect_token(&app, &dep, "Lab").await;
@@ -127,6 +146,8 @@ impl Lab {
             apple,
             token,
             profile,
+            vars,
+            runtime_config: rc,
         }
     }
 

@@ -12,8 +12,10 @@ use mdm_host::{HostConfig, RunningHost};
 
 pub mod dep;
 pub mod external;
+pub mod host_process;
 pub mod imports;
 pub mod lab;
+pub mod redis;
 use serde_json::Value;
 
 pub const ADMIN_KEY: &str = "e2e-admin-key-4f1c9a7b2d";
@@ -48,7 +50,7 @@ pub fn wasm_dir() -> PathBuf {
 /// The manifest to serve: the workspace's `spin.toml`, or, when the components live in
 /// another target directory ([`wasm_dir`]), a copy in `state_dir` whose component sources
 /// point there (sources resolve against the manifest's directory).
-fn manifest_for(root: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn manifest_for(root: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
     const DEFAULT_SOURCES: &str = "source = \"target/wasm32-wasip2/release/";
     let manifest = root.join("spin.toml");
     let dir = wasm_dir();
@@ -61,6 +63,18 @@ fn manifest_for(root: &Path, state_dir: &Path) -> anyhow::Result<PathBuf> {
     let copy = state_dir.join("spin.toml");
     std::fs::write(&copy, redirected).context("writing the redirected spin.toml")?;
     Ok(copy)
+}
+
+/// Copies the compiled components of one state directory into another, so that a second
+/// host on the same app starts without compiling them again (seconds per component).
+pub fn copy_compiled(from_state: &Path, to_state: &Path) {
+    let to = to_state.join("compiled");
+    let _ = std::fs::create_dir_all(&to);
+    if let Ok(entries) = std::fs::read_dir(from_state.join("compiled")) {
+        for e in entries.flatten() {
+            let _ = std::fs::copy(e.path(), to.join(e.file_name()));
+        }
+    }
 }
 
 /// The app running on the local host.

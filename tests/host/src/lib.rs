@@ -2,8 +2,9 @@
 //! `spin` CLI cannot be installed on our build machines). It reads `spin.toml`, serves
 //! each component's HTTP routes on wasmtime 47 with wasi:http@0.3.0 (the crates Spin 4
 //! is built on, with its instance reuse and response framing), and provides what the components import: spin:key-value, wasi:keyvalue
-//! (store, atomics, batch) on SQLite, spin:variables and outbound HTTP limited to
-//! `allowed_outbound_hosts` with the runtime config's `[[client_tls]]`.
+//! (store, atomics, batch) on SQLite, spin:variables, spin:redis (to a Redis server of
+//! the app's choosing) and outbound HTTP, both limited to `allowed_outbound_hosts`, HTTP
+//! with the runtime config's `[[client_tls]]`.
 //!
 //! It implements only what Spin implements, so nothing may come to depend on it:
 //! `spin up` on the same manifest is the production path.
@@ -13,6 +14,8 @@ pub mod kv;
 pub mod logs;
 pub mod manifest;
 pub mod outbound;
+mod outbound_redis;
+pub mod resp;
 pub mod runtime_config;
 mod server;
 pub mod spin_api;

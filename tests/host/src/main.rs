@@ -22,6 +22,8 @@ USAGE: mdm-host [OPTIONS]
   -q, --quiet                        component output to the log files only, not the terminal
       --kv-strict                    correct key-value semantics instead of reproducing
                                      Spin SQLite's defects (see docs/platform.md)
+      --clock-ahead <seconds>        test aid (Spin has none): the components' wall clock
+                                     runs this far ahead, e.g. past another host's leases
   -h, --help
 ";
 
@@ -34,6 +36,7 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
     let mut kv_strict = false;
     let mut log_dir: Option<PathBuf> = None;
     let mut quiet = false;
+    let guest_clock = mdm_host::GuestClock::default();
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -70,6 +73,13 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
             "--kv-strict" => kv_strict = true,
             "--log-dir" => log_dir = Some(PathBuf::from(value(&flag)?)),
             "-q" | "--quiet" => quiet = true,
+            "--clock-ahead" => {
+                let v = value(&flag)?;
+                let secs: u64 = v
+                    .parse()
+                    .with_context(|| format!("--clock-ahead {v:?}: expected seconds"))?;
+                guest_clock.advance(std::time::Duration::from_secs(secs));
+            }
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
@@ -94,7 +104,7 @@ fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Option<HostConfig
         runtime_config,
         variables,
         kv_strict,
-        guest_clock: mdm_host::GuestClock::default(),
+        guest_clock,
         log_dir,
         follow_logs: !quiet,
     }))
@@ -188,5 +198,8 @@ mod tests {
         assert!(parse(args("--variable novalue")).is_err());
         assert!(parse(args("--bogus")).is_err());
         assert!(parse(args("--help")).unwrap().is_none());
+        let ahead = parse(args("--clock-ahead 121")).unwrap().unwrap();
+        assert_eq!(ahead.guest_clock.offset().as_secs(), 121);
+        assert!(parse(args("--clock-ahead soon")).is_err());
     }
 }

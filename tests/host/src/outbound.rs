@@ -52,8 +52,10 @@ impl AllowedHost {
         })?;
         let scheme = match scheme {
             "*" => None,
-            "http" | "https" => Some(scheme.to_owned()),
-            other => bail!("allowed_outbound_hosts entry {entry:?}: scheme {other:?} is not HTTP"),
+            s if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphabetic()) => {
+                Some(s.to_ascii_lowercase())
+            }
+            other => bail!("allowed_outbound_hosts entry {entry:?}: bad scheme {other:?}"),
         };
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.is_empty() {
@@ -63,10 +65,17 @@ impl AllowedHost {
             Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (h, Some(p)),
             _ => (authority, None),
         };
-        let port = match port {
-            None => PortPattern::Default,
-            Some("*") => PortPattern::Any,
-            Some(p) => PortPattern::Port(
+        let port = match (port, &scheme) {
+            (None, None) => PortPattern::Default,
+            // As Spin: no port means the scheme's well-known one, and a scheme without
+            // one (rediss, valkey, ftp) needs the port written out.
+            (None, Some(s)) => PortPattern::Port(well_known_port(s).with_context(|| {
+                format!(
+                    "allowed_outbound_hosts entry {entry:?}: no port, and scheme {s:?} has no default port"
+                )
+            })?),
+            (Some("*"), _) => PortPattern::Any,
+            (Some(p), _) => PortPattern::Port(
                 p.parse()
                     .with_context(|| format!("allowed_outbound_hosts entry {entry:?}: bad port"))?,
             ),
@@ -104,7 +113,20 @@ impl AllowedHost {
 }
 
 fn default_port(scheme: &str) -> u16 {
-    if scheme == "https" { 443 } else { 80 }
+    well_known_port(scheme).unwrap_or(80)
+}
+
+/// The ports Spin's allow-list assumes when an entry or address names none.
+pub fn well_known_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
 }
 
 /// Everything a component's outbound requests need, shared by all its requests.
@@ -546,7 +568,17 @@ mod tests {
         let d = AllowedHost::parse("https://api.example.com/some/path").unwrap();
         assert!(d.allows("https", "api.example.com", 443));
 
+        let r = AllowedHost::parse("redis://127.0.0.1").unwrap();
+        assert!(r.allows("redis", "127.0.0.1", 6379));
+        assert!(!r.allows("rediss", "127.0.0.1", 6379));
+        assert!(!r.allows("http", "127.0.0.1", 6379));
+        let t = AllowedHost::parse("rediss://cache.example.com:6380").unwrap();
+        assert!(t.allows("rediss", "cache.example.com", 6380));
+
         for bad in [
+            "rediss://cache.example.com",
+            "valkey://cache",
+            "re2is://x:1",
             "api.example.com",
             "ftp://x",
             "https://",

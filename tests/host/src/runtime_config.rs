@@ -1,7 +1,8 @@
 //! The subset of Spin's runtime-config file the local host understands:
-//! `[key_value_store.<label>]` of type `spin` (SQLite), `[[client_tls]]` and
-//! `[outbound_http]`. Anything the host cannot honour is an error, never silently
-//! ignored: a test must not pass against a configuration that was not applied.
+//! `[key_value_store.<label>]` of type `spin` (SQLite), `[[client_tls]]`,
+//! `[outbound_http]` and `[outbound_redis]`. Anything the host cannot honour is an error,
+//! never silently ignored: a test must not pass against a configuration that was not
+//! applied.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,17 @@ struct Raw {
     client_tls: Vec<RawClientTls>,
     #[serde(default)]
     outbound_http: Option<RawOutbound>,
+    /// Accepted: it only limits connections.
+    #[serde(default, rename = "outbound_redis")]
+    _outbound_redis: Option<RawOutboundRedis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundRedis {
+    /// Accepted and not enforced, as `max_concurrent_requests`: a limit, not a behaviour.
+    #[serde(default, rename = "max_connections")]
+    _max_connections: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +117,11 @@ impl RuntimeConfig {
                         },
                     );
                 }
+                "redis" => bail!(
+                    "key_value_store.{label}: type \"redis\" (Spin's Redis key-value backend) \
+                     cannot do compare-and-swap and this app does not use it: set the \
+                     redis_url variable instead (infra/README.md)"
+                ),
                 other => bail!(
                     "key_value_store.{label}: type {other:?} is not available in the local host \
                      (it serves SQLite, type \"spin\"); run `spin up` for {other:?}"
@@ -160,7 +177,8 @@ mod tests {
         let c = RuntimeConfig::parse(
             "[key_value_store.default]\ntype = \"spin\"\npath = \"../.spin/kv.db\"\n\
              [[client_tls]]\ncomponent_ids = [\"commands\"]\nhosts = [\"api.push.apple.com\"]\n\
-             client_cert_file = \"c.pem\"\nclient_private_key_file = \"k.pem\"\nca_roots_file = \"ca.pem\"\n",
+             client_cert_file = \"c.pem\"\nclient_private_key_file = \"k.pem\"\nca_roots_file = \"ca.pem\"\n\
+             [outbound_redis]\nmax_connections = 100\n",
             Path::new("/etc/app"),
         )
         .unwrap();

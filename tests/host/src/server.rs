@@ -38,6 +38,7 @@ use crate::HostConfig;
 use crate::kv::{Db, KvStats};
 use crate::manifest::{Manifest, Route};
 use crate::outbound::{AllowedHost, ConnectionPool, Hooks, OutboundPolicy};
+use crate::outbound_redis::RedisAccess;
 use crate::runtime_config::{RuntimeConfig, StoreConfig};
 use crate::spin_api::{self, ComponentEnv, SpinView};
 use crate::variables::Resolved;
@@ -438,6 +439,8 @@ fn load(
     }
     let known_labels: Vec<String> = store_configs.keys().cloned().collect();
 
+    // Set by a kill: the SQLite stores have their own flag, spin:redis reads this one.
+    let killed: Arc<std::sync::atomic::AtomicBool> = Default::default();
     let mut linker: Linker<Ctx> = Linker::new(&engine);
     wt(wasmtime_wasi::p2::add_to_linker_async(&mut linker), || {
         "linking WASI 0.2".into()
@@ -479,13 +482,20 @@ fn load(
         let allowed = decl
             .allowed_outbound_hosts
             .iter()
-            .map(|h| {
-                variables
-                    .expand(h)
-                    .and_then(|h| AllowedHost::parse(&h))
-                    .with_context(|| format!("component {id:?} allowed_outbound_hosts"))
+            .filter_map(|h| {
+                let expanded = match variables.expand(h) {
+                    Ok(e) => e,
+                    Err(e) => return Some(Err(e)),
+                };
+                // As Spin: a template that comes out empty is an optional endpoint left
+                // unset, skipped; a literal empty entry stays an error.
+                let optional =
+                    h.contains("{{") && matches!(expanded.as_str(), "" | "http://" | "https://");
+                (!optional).then(|| AllowedHost::parse(&expanded))
             })
+            .map(|r| r.with_context(|| format!("component {id:?} allowed_outbound_hosts")))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let redis_allowed = allowed.clone();
         let policy = Arc::new(OutboundPolicy::new(
             id,
             allowed,
@@ -511,6 +521,10 @@ fn load(
                 stores,
                 known_labels: known_labels.clone(),
                 variables: vars,
+                redis: Arc::new(RedisAccess {
+                    allowed: redis_allowed,
+                    killed: killed.clone(),
+                }),
             }),
             policy,
             guest_clock: guest_clock.clone(),
@@ -523,7 +537,7 @@ fn load(
         );
     }
     Ok(App {
-        killed: Default::default(),
+        killed,
         manifest,
         components,
         dbs: dbs.into_values().collect(),

@@ -1,5 +1,6 @@
 //! The Spin interfaces a component imports besides WASI: spin:key-value@3.0.0,
-//! wasi:keyvalue@0.2.0-draft2 (store, atomics, batch) and spin:variables@3.0.0.
+//! wasi:keyvalue@0.2.0-draft2 (store, atomics, batch) and spin:variables@3.0.0
+//! (spin:redis@3.0.0 is `outbound_redis`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use wasmtime::component::{Accessor, HasData, Resource, ResourceTable, StreamRead
 
 use crate::kv::{Db, KvFailure};
 
-mod generated {
+pub(crate) mod generated {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "mdm:host/spin-imports",
@@ -17,6 +18,7 @@ mod generated {
             "spin:key-value/key-value.store": crate::spin_api::OpenStore,
             "wasi:keyvalue/store.bucket": crate::spin_api::OpenStore,
             "wasi:keyvalue/atomics.cas": crate::spin_api::CasTicket,
+            "spin:redis/redis.connection": crate::outbound_redis::RedisConnection,
         },
     });
 }
@@ -33,6 +35,8 @@ pub struct ComponentEnv {
     pub known_labels: Vec<String>,
     /// Component variable → value (templates already expanded).
     pub variables: BTreeMap<String, String>,
+    /// Where its spin:redis may connect.
+    pub redis: Arc<crate::outbound_redis::RedisAccess>,
 }
 
 /// An open store (spin:key-value) or bucket (wasi:keyvalue): both name the same data.
