@@ -25,6 +25,7 @@ mod envelope;
 mod error;
 mod issue;
 mod key;
+mod modpow;
 mod oid;
 mod pem;
 mod rng;
