@@ -45,8 +45,15 @@ impl DigestAlgorithm {
         }
     }
 
-    pub(crate) fn from_oid(oid: &ObjectIdentifier) -> Option<DigestAlgorithm> {
-        ALL.into_iter().find(|d| d.oid() == *oid)
+    /// The digest an OID names, from the OID's contents as sent.
+    pub(crate) fn from_oid_bytes(oid: &[u8]) -> Option<DigestAlgorithm> {
+        ALL.into_iter().find(|d| d.oid().as_bytes() == oid)
+    }
+
+    /// [`DigestAlgorithm::from_rsa_signature_oid`] for an OID's contents as sent.
+    pub(crate) fn from_rsa_signature_oid_bytes(oid: &[u8]) -> Option<DigestAlgorithm> {
+        ALL.into_iter()
+            .find(|d| d.rsa_signature_oid().as_bytes() == oid)
     }
 
     pub(crate) fn from_rsa_signature_oid(oid: &ObjectIdentifier) -> Option<DigestAlgorithm> {
