@@ -20,12 +20,15 @@ native=(--workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-a
 # Tests with several host processes on one store run the built mdm-host binary.
 cargo build -p mdm-host --bin mdm-host
 cargo test "${native[@]}" "$@"
-# The core's unit tests once more in WebAssembly, where the RSA arithmetic takes its SIMD
-# path: run by tests/host's run-wasm in Wasmtime with the host's compiler settings (built
-# with the same package selection as the tests, so it reuses their dependencies).
-core_tests=$(cargo test --release --target wasm32-wasip2 -p mdm-core --lib --no-run \
-    --message-format=json | sed -n 's/.*"executable":"\([^"]*\.wasm\)".*/\1/p' | tail -1)
+# The core's and the crypto crate's unit tests once more in WebAssembly, where the RSA
+# arithmetic (shared/crypto/src/modpow.rs) takes its SIMD path: run by tests/host's
+# run-wasm in Wasmtime with the host's compiler settings (built with the same package
+# selection as the tests, so it reuses their dependencies).
+unit_tests=$(cargo test --release --target wasm32-wasip2 -p mdm-core -p mdm-crypto --lib \
+    --no-run --message-format=json | sed -n 's/.*"executable":"\([^"]*\.wasm\)".*/\1/p')
 cargo build "${native[@]}" --bin run-wasm
-./target/debug/run-wasm "$core_tests" --test-threads=1
+for tests in $unit_tests; do
+    ./target/debug/run-wasm "$tests" --test-threads=1
+done
 # The API contract and the Kubernetes manifests, checked by their own validators.
 ./scripts/contract-tests.sh

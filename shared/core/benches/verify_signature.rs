@@ -75,7 +75,7 @@ fn main() {
     println!(
         "  of which the RSA-2048 public-key verification: {}",
         rate(&mut || {
-            assert!(mdm_core::mdm::signature::pkcs1v15_verify::<sha2::Sha256>(
+            assert!(mdm_crypto::DigestAlgorithm::Sha256.verify_rsa(
                 &public,
                 std::hint::black_box(&message),
                 &signature

@@ -128,17 +128,19 @@ fn parse(b: &[u8], pos: &mut usize, depth: usize) -> Result<Node, BerError> {
             }
         },
     }
-    // Universal constructed strings (BIT, OCTET, UTF8, Printable, T61, IA5, Visible,
-    // BMP) must be primitive in DER.
-    let universal_string =
-        first & 0xc0 == 0 && matches!(first & 0x1f, 3 | 4 | 12 | 19 | 20 | 22 | 26 | 30);
-    if universal_string {
+    if is_constructed_string(first) {
         return join_segments(&children, first & !0x20);
     }
     Ok(Node {
         id,
         body: Body::Cons(children),
     })
+}
+
+/// Whether identifier octet `id` is a constructed universal string (BIT, OCTET, UTF8,
+/// Printable, T61, IA5, Visible, BMP): BER, as DER has them primitive.
+pub(crate) fn is_constructed_string(id: u8) -> bool {
+    id & 0xe0 == 0x20 && matches!(id & 0x1f, 3 | 4 | 12 | 19 | 20 | 22 | 26 | 30)
 }
 
 /// A primitive node with tag `tag` holding the concatenated contents of `segments`

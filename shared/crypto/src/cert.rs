@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::enveloped_data::RecipientIdentifier;
-use cms::signed_data::SignerIdentifier;
 use der::asn1::{GeneralizedTime, SetOfVec, UtcTime};
 use der::{Any, DateTime, Decode, Encode, Tag, Tagged};
 use rsa::pkcs1v15::SigningKey;
@@ -111,14 +110,6 @@ impl Certificate {
         }
     }
 
-    /// Whether a CMS signer identifier names this certificate.
-    pub(crate) fn is_signer(&self, sid: &SignerIdentifier) -> bool {
-        match sid {
-            SignerIdentifier::IssuerAndSerialNumber(ias) => self.is_issuer_and_serial(ias),
-            SignerIdentifier::SubjectKeyIdentifier(ski) => self.has_key_id(ski.0.as_bytes()),
-        }
-    }
-
     fn is_issuer_and_serial(&self, ias: &IssuerAndSerialNumber) -> bool {
         let tbs = &self.cert.tbs_certificate;
         // Compare encodings: Apple copies our issuer Name verbatim.
@@ -179,6 +170,12 @@ impl Certificate {
     pub fn subject_key_id(&self) -> Option<Vec<u8>> {
         self.subject_key_identifier()
             .map(|s| s.0.as_bytes().to_vec())
+    }
+
+    /// Whether the outer signatureAlgorithm equals the one inside `tbsCertificate`, as
+    /// RFC 5280 §4.1.1.2 requires (the signature covers only the inner one).
+    pub fn signature_algorithms_agree(&self) -> bool {
+        self.cert.signature_algorithm == self.cert.tbs_certificate.signature
     }
 
     /// Checks that `issuer` signed this certificate: issuer name matches, and the

@@ -6,8 +6,9 @@
 //!   uploads to Apple Business Manager.
 //! - [`decrypt_server_token`] / [`parse_token_json`]: open the ADE server token (`.p7m`)
 //!   ABM gives back and read its OAuth secrets ([`ServerTokenSecrets`]).
-//! - [`sign_profile`], [`sign_data`], [`certs_only`], [`verify_signed_data`]: CMS
-//!   SignedData for signed enrollment profiles and SCEP.
+//! - [`sign_profile`], [`sign_data`], [`certs_only`]: CMS SignedData for signed
+//!   enrollment profiles and SCEP; [`verify_signed_data`] (and, read in place,
+//!   [`verify_signed_data_in_place`]) the one verifier of what others sign.
 //! - [`CertificateAuthority`], [`Csr`]: the SCEP CA (with an RA key for requests) that
 //!   issues device identity certificates from verified PKCS#10 requests.
 //! - [`parse_pki_message`], [`cert_rep_success`] & co.: SCEP (RFC 8894) messages, server
@@ -19,20 +20,25 @@
 mod ber;
 mod ca;
 mod cert;
+mod cert_view;
 mod csr;
+mod der_cursor;
 mod digest;
 mod envelope;
 mod error;
 mod issue;
 mod key;
+mod modpow;
 mod oid;
 mod pem;
 mod rng;
 mod scep;
 mod scep_status;
 mod sign;
+mod signed_data;
 mod tlv;
 mod token;
+mod verify;
 
 pub use ber::{BerError, cms_to_der};
 pub use ca::{CaOptions, CertificateAuthority, DEFAULT_CA_KEY_BITS, IssueOptions};
@@ -49,12 +55,15 @@ pub use scep::{
     parse_pki_message, reply_cipher, transaction_id_for,
 };
 pub use sign::{
-    MAX_MESSAGE_LEN, SignOptions, SignedAttribute, SignedMessage, certs_only, parse_certs_only,
-    sign_data, sign_data_with, sign_profile, verify_signed_data,
+    MAX_MESSAGE_LEN, SignOptions, SignedAttribute, certs_only, parse_certs_only, sign_data,
+    sign_data_with, sign_profile,
 };
 pub use token::{
     ServerTokenSecrets, TokenFileError, decrypt_server_token, decrypt_server_token_with_cert,
     parse_token_json, read_server_token,
+};
+pub use verify::{
+    SignedMessage, SignedMessageRef, verify_signed_data, verify_signed_data_in_place,
 };
 /// Returned by [`KeyPair::to_pkcs8_der`] and [`KeyPair::to_pkcs8_pem`]: wipes on drop.
 pub use zeroize::Zeroizing;

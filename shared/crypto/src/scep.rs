@@ -18,7 +18,8 @@ use crate::envelope::{self, EnvelopeCipher, OpenError};
 use crate::error::CryptoError;
 use crate::key::KeyPair;
 pub use crate::scep_status::{FailInfo, MessageType, PkiStatus, ScepError};
-use crate::sign::{self, SignOptions, SignedAttribute, SignedMessage};
+use crate::sign::{self, SignOptions, SignedAttribute};
+use crate::verify::{SignedMessage, verify_signed_data};
 use crate::{oid, rng, tlv};
 
 /// Longest transactionID accepted (they are hashes in practice, 40-64 characters).
@@ -52,7 +53,7 @@ pub struct PkiMessage {
 /// embedded in the message, messageDigest, the SCEP attributes, and the envelope's
 /// structure. Other message types are [`ScepError::UnsupportedMessageType`].
 pub fn parse_pki_message(input: &[u8]) -> Result<PkiMessage, ScepError> {
-    let signed = sign::verify_signed_data(input, None)?;
+    let signed = verify_signed_data(input, None)?;
     let code = string_attr(&signed, oid::SCEP_MESSAGE_TYPE, "messageType")?
         .ok_or(ScepError::MissingAttribute("messageType"))?
         .0;
@@ -311,7 +312,7 @@ pub struct CertRep {
 /// decrypting the certificate with `requester_key` (the key of the certificate that
 /// signed the request).
 pub fn parse_cert_rep(input: &[u8], requester_key: &KeyPair) -> Result<CertRep, ScepError> {
-    let signed = sign::verify_signed_data(input, None)?;
+    let signed = verify_signed_data(input, None)?;
     let code = string_attr(&signed, oid::SCEP_MESSAGE_TYPE, "messageType")?
         .ok_or(ScepError::MissingAttribute("messageType"))?
         .0;

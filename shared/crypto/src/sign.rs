@@ -1,6 +1,6 @@
-//! CMS SignedData both ways: signing enrollment profiles and SCEP replies, the degenerate
-//! certificates-only form (GetCACert, the CertRep payload), and verifying what a device or
-//! client sends. RSA PKCS#1 v1.5 only: every SCEP client and Apple device uses it.
+//! Making CMS SignedData: signing enrollment profiles and SCEP replies, and the degenerate
+//! certificates-only form (GetCACert, the CertRep payload) both ways. RSA PKCS#1 v1.5
+//! only: every SCEP client and Apple device uses it. Verifying is `verify.rs`.
 
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::CmsVersion;
@@ -11,17 +11,13 @@ use spki::{AlgorithmIdentifierOwned, ObjectIdentifier};
 use x509_cert::attr::Attribute;
 
 use crate::cert::{self, Certificate};
-use crate::digest::{DigestAlgorithm, null_or_absent_params};
+use crate::der_cursor::ReadError;
+use crate::digest::DigestAlgorithm;
 use crate::error::CryptoError;
-use crate::key::{self, KeyPair};
+use crate::key::KeyPair;
 pub use crate::scep_status::MAX_MESSAGE_LEN;
 use crate::scep_status::ScepError;
-use crate::{ber, oid, tlv};
-
-/// More embedded certificates than this is not a chain but an attack on our CPU.
-const MAX_CERTIFICATES: usize = 32;
-/// RSA sizes accepted from signers (devices may still use RSA-1024).
-pub(crate) const SIGNER_KEY_BITS: std::ops::RangeInclusive<usize> = 1024..=4096;
+use crate::{oid, signed_data, tlv};
 
 /// A signed attribute added next to contentType, messageDigest and signingTime: its type
 /// and the DER of its single value.
@@ -241,7 +237,16 @@ pub fn certs_only(certs: &[Certificate]) -> Result<Vec<u8>, CryptoError> {
 /// The certificates of a SignedData (e.g. a GetCACert answer or CertRep payload), in
 /// the order sent. Nothing is verified.
 pub fn parse_certs_only(input: &[u8]) -> Result<Vec<Certificate>, ScepError> {
-    Ok(parse_signed_data(input)?.certificates)
+    let der = signed_data::to_der(input)?;
+    let mut certificates = Vec::new();
+    for c in signed_data::read_der(&der)?.certificates() {
+        let c = c.map_err(ReadError::after_conversion)?;
+        certificates.push(
+            Certificate::from_der(c.der)
+                .map_err(|e| ScepError::Malformed(format!("embedded certificate: {e}")))?,
+        );
+    }
+    Ok(certificates)
 }
 
 fn single(value: Any) -> Result<SetOfVec<Any>, CryptoError> {
@@ -297,307 +302,4 @@ fn set_of<'a>(elements: impl Iterator<Item = &'a [u8]>, tag: u8) -> Vec<u8> {
             .map_or(std::cmp::Ordering::Equal, |(x, y)| x.cmp(&y))
     });
     tlv::encode(tag, &elements.concat())
-}
-
-/// A SignedData whose signature checked out.
-#[derive(Debug, Clone)]
-pub struct SignedMessage {
-    content: Option<Vec<u8>>,
-    content_type: ObjectIdentifier,
-    signer: Certificate,
-    certificates: Vec<Certificate>,
-    digest: DigestAlgorithm,
-    attributes: Vec<Attribute>,
-}
-
-impl SignedMessage {
-    /// The encapsulated content (`None` when the message was detached).
-    pub fn content(&self) -> Option<&[u8]> {
-        self.content.as_deref()
-    }
-
-    /// The certificate whose key made the signature (taken from the message itself:
-    /// whether to trust it is the caller's decision).
-    pub fn signer(&self) -> &Certificate {
-        &self.signer
-    }
-
-    /// All certificates embedded in the message, in the order sent.
-    pub fn certificates(&self) -> &[Certificate] {
-        &self.certificates
-    }
-
-    pub fn digest_algorithm(&self) -> DigestAlgorithm {
-        self.digest
-    }
-
-    /// Whether the content type is id-data.
-    pub fn is_data(&self) -> bool {
-        self.content_type == oid::ID_DATA
-    }
-
-    /// The signingTime attribute, if present and readable.
-    pub fn signing_time_unix(&self) -> Option<i64> {
-        let v = self.attribute(oid::SIGNING_TIME).ok()??;
-        let t = x509_cert::time::Time::from_der(&v.to_der().ok()?).ok()?;
-        i64::try_from(t.to_unix_duration().as_secs()).ok()
-    }
-
-    /// The single value of signed attribute `oid`; `Ok(None)` when absent, an error when
-    /// it has several values.
-    pub(crate) fn attribute(&self, id: ObjectIdentifier) -> Result<Option<&Any>, ScepError> {
-        attribute(&self.attributes, id)
-    }
-}
-
-fn attribute(attrs: &[Attribute], id: ObjectIdentifier) -> Result<Option<&Any>, ScepError> {
-    let mut found = attrs.iter().filter(|a| a.oid == id);
-    let Some(attr) = found.next() else {
-        return Ok(None);
-    };
-    if found.next().is_some() || attr.values.len() != 1 {
-        return Err(ScepError::Malformed(format!(
-            "signed attribute {id} must appear once with one value"
-        )));
-    }
-    Ok(attr.values.get(0))
-}
-
-/// Verifies a CMS SignedData (DER or BER) made with RSA PKCS#1 v1.5 and SHA-1/256/384/512:
-/// exactly one signer, its certificate embedded (matched by issuer and serial number or
-/// subject key identifier), messageDigest equal to the content's digest, contentType
-/// equal to the content type, and the signature over the signed attributes as sent.
-/// `detached_content` supplies the content when the message does not embed it. Trust in
-/// the signer certificate is left to the caller.
-pub fn verify_signed_data(
-    input: &[u8],
-    detached_content: Option<&[u8]>,
-) -> Result<SignedMessage, ScepError> {
-    let parsed = parse_signed_data(input)?;
-    let content: &[u8] = match (&parsed.econtent, detached_content) {
-        (Some(_), Some(_)) => {
-            return Err(ScepError::Malformed(
-                "content is both embedded and supplied separately".into(),
-            ));
-        }
-        (Some(c), None) => c,
-        (None, Some(c)) => c,
-        (None, None) => {
-            return Err(ScepError::Malformed(
-                "detached signature but no content was supplied".into(),
-            ));
-        }
-    };
-    let signer_raw: &[u8] = match parsed.signer_infos.as_slice() {
-        [one] => one,
-        [] => return Err(ScepError::Malformed("the message has no signer".into())),
-        more => {
-            return Err(ScepError::Malformed(format!(
-                "the message has {} signers, exactly one is supported",
-                more.len()
-            )));
-        }
-    };
-    let si = SignerInfo::from_der(signer_raw)
-        .map_err(|e| ScepError::Malformed(format!("SignerInfo: {e}")))?;
-    let digest = DigestAlgorithm::from_oid(&si.digest_alg.oid)
-        .filter(|_| null_or_absent_params(&si.digest_alg))
-        .ok_or_else(|| ScepError::UnsupportedAlgorithm(format!("digest {}", si.digest_alg.oid)))?;
-    let sig_oid = si.signature_algorithm.oid;
-    let sig_ok = (sig_oid == oid::RSA_ENCRYPTION
-        || DigestAlgorithm::from_rsa_signature_oid(&sig_oid) == Some(digest))
-        && null_or_absent_params(&si.signature_algorithm);
-    if !sig_ok {
-        return Err(ScepError::UnsupportedAlgorithm(format!(
-            "signature algorithm {sig_oid} with digest {}",
-            digest.name()
-        )));
-    }
-    let signer = parsed
-        .certificates
-        .iter()
-        .find(|c| c.is_signer(&si.sid))
-        .cloned()
-        .ok_or(ScepError::SignerCertificateMissing)?;
-    let public = key::rsa_public_from_spki(
-        &signer
-            .public_key_der()
-            .map_err(|e| ScepError::UnacceptableKey(e.to_string()))?,
-        SIGNER_KEY_BITS,
-    )
-    .map_err(|e| ScepError::UnacceptableKey(format!("signer certificate: {e}")))?;
-
-    let (signed_bytes, attributes): (Vec<u8>, Vec<Attribute>) = match &si.signed_attrs {
-        None => (content.to_vec(), Vec::new()),
-        Some(attrs) => {
-            let attrs: Vec<Attribute> = attrs.iter().cloned().collect();
-            let md = attribute(&attrs, oid::MESSAGE_DIGEST)?
-                .ok_or(ScepError::MissingAttribute("messageDigest"))?;
-            let md = md.decode_as::<OctetString>().map_err(|_| {
-                ScepError::InvalidAttribute("messageDigest", "not an OCTET STRING".into())
-            })?;
-            if md.as_bytes() != digest.digest(content).as_slice() {
-                return Err(ScepError::MessageDigestMismatch);
-            }
-            if let Some(ct) = attribute(&attrs, oid::CONTENT_TYPE)? {
-                let ct = ct
-                    .decode_as::<ObjectIdentifier>()
-                    .map_err(|_| ScepError::InvalidAttribute("contentType", "not an OID".into()))?;
-                if ct != parsed.content_type {
-                    return Err(ScepError::InvalidAttribute(
-                        "contentType",
-                        format!(
-                            "{ct} differs from the content's type {}",
-                            parsed.content_type
-                        ),
-                    ));
-                }
-            }
-            // The signature covers the attributes as sent, with the SET OF tag.
-            (signed_attrs_as_sent(signer_raw)?, attrs)
-        }
-    };
-    if !digest.verify_rsa(&public, &signed_bytes, si.signature.as_bytes()) {
-        return Err(ScepError::BadSignature);
-    }
-    Ok(SignedMessage {
-        content: parsed.econtent,
-        content_type: parsed.content_type,
-        signer,
-        certificates: parsed.certificates,
-        digest,
-        attributes,
-    })
-}
-
-/// The `[0] IMPLICIT SignedAttributes` of a SignerInfo re-tagged as `SET OF`.
-fn signed_attrs_as_sent(signer_info: &[u8]) -> Result<Vec<u8>, ScepError> {
-    let si = tlv::read_exact(signer_info).map_err(malformed("SignerInfo"))?;
-    let fields = tlv::children(si.content).map_err(malformed("SignerInfo"))?;
-    let attrs = fields
-        .iter()
-        .find(|f| f.tag == 0xa0)
-        .ok_or(ScepError::MissingAttribute("signed attributes"))?;
-    Ok(tlv::encode(0x31, attrs.content))
-}
-
-fn malformed(what: &'static str) -> impl Fn(tlv::TlvError) -> ScepError {
-    move |e| ScepError::Malformed(format!("{what}: {e}"))
-}
-
-/// A SignedData split into its parts, nothing verified yet.
-struct ParsedSignedData {
-    content_type: ObjectIdentifier,
-    econtent: Option<Vec<u8>>,
-    certificates: Vec<Certificate>,
-    /// Raw DER of each SignerInfo, in the order sent.
-    signer_infos: Vec<Vec<u8>>,
-}
-
-fn parse_signed_data(input: &[u8]) -> Result<ParsedSignedData, ScepError> {
-    if input.len() > MAX_MESSAGE_LEN {
-        return Err(ScepError::TooLarge(input.len()));
-    }
-    if input.first() != Some(&0x30) {
-        return Err(ScepError::Malformed(
-            "not a DER/BER message (expected a SEQUENCE)".into(),
-        ));
-    }
-    let (der, used) = ber::cms_to_der(input).map_err(|e| ScepError::Malformed(e.to_string()))?;
-    if used != input.len() {
-        return Err(ScepError::Malformed(format!(
-            "{} unexpected bytes after the message",
-            input.len() - used
-        )));
-    }
-    let ci = tlv::read_exact(&der).map_err(malformed("ContentInfo"))?;
-    let ci_fields = tlv::children(ci.content).map_err(malformed("ContentInfo"))?;
-    let [ct, explicit] = ci_fields.as_slice() else {
-        return Err(ScepError::Malformed(
-            "ContentInfo is not a content type and its content".into(),
-        ));
-    };
-    let ct = ObjectIdentifier::from_der(ct.raw)
-        .map_err(|_| ScepError::Malformed("ContentInfo has no content type".into()))?;
-    if ct != oid::ID_SIGNED_DATA {
-        return Err(ScepError::NotSignedData(ct.to_string()));
-    }
-    if explicit.tag != 0xa0 {
-        return Err(ScepError::Malformed(
-            "ContentInfo content is not [0]".into(),
-        ));
-    }
-    let sd = tlv::read_exact(explicit.content).map_err(malformed("SignedData"))?;
-    if sd.tag != 0x30 {
-        return Err(ScepError::Malformed("SignedData is not a SEQUENCE".into()));
-    }
-    let fields = tlv::children(sd.content).map_err(malformed("SignedData"))?;
-    let mut it = fields.iter().copied().peekable();
-    fn expect<'a>(t: Option<tlv::Tlv<'a>>, tag: u8, what: &str) -> Result<tlv::Tlv<'a>, ScepError> {
-        match t {
-            Some(t) if t.tag == tag => Ok(t),
-            _ => Err(ScepError::Malformed(format!("SignedData lacks its {what}"))),
-        }
-    }
-    expect(it.next(), 0x02, "version")?;
-    expect(it.next(), 0x31, "digest algorithms")?;
-    let eci = expect(it.next(), 0x30, "encapsulated content")?;
-    let mut certificates = Vec::new();
-    if let Some(certs) = it.next_if(|t| t.tag == 0xa0) {
-        for c in tlv::children(certs.content).map_err(malformed("certificates"))? {
-            // Other CertificateChoices (attribute certificates, [3] other) are skipped.
-            if c.tag != 0x30 {
-                continue;
-            }
-            if certificates.len() == MAX_CERTIFICATES {
-                return Err(ScepError::Malformed(format!(
-                    "more than {MAX_CERTIFICATES} certificates"
-                )));
-            }
-            let cert = Certificate::from_der(c.raw)
-                .map_err(|e| ScepError::Malformed(format!("embedded certificate: {e}")))?;
-            certificates.push(cert);
-        }
-    }
-    it.next_if(|t| t.tag == 0xa1); // CRLs: not used.
-    let signers = expect(it.next(), 0x31, "signer infos")?;
-    if it.next().is_some() {
-        return Err(ScepError::Malformed(
-            "unexpected field after the signer infos".into(),
-        ));
-    }
-    let signer_infos = tlv::children(signers.content)
-        .map_err(malformed("signer infos"))?
-        .iter()
-        .map(|s| s.raw.to_vec())
-        .collect();
-
-    let eci_fields = tlv::children(eci.content).map_err(malformed("encapsulated content"))?;
-    let content_type = eci_fields
-        .first()
-        .and_then(|t| ObjectIdentifier::from_der(t.raw).ok())
-        .ok_or_else(|| ScepError::Malformed("encapsulated content has no type".into()))?;
-    let econtent = match eci_fields.get(1..) {
-        Some([]) | None => None,
-        Some([explicit]) if explicit.tag == 0xa0 => {
-            let octets = tlv::read_exact(explicit.content).map_err(malformed("content"))?;
-            if octets.tag != 0x04 {
-                return Err(ScepError::Malformed(
-                    "encapsulated content is not an OCTET STRING".into(),
-                ));
-            }
-            Some(octets.content.to_vec())
-        }
-        Some(_) => {
-            return Err(ScepError::Malformed(
-                "encapsulated content has unexpected fields".into(),
-            ));
-        }
-    };
-    Ok(ParsedSignedData {
-        content_type,
-        econtent,
-        certificates,
-        signer_infos,
-    })
 }

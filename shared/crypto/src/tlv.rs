@@ -14,6 +14,9 @@ impl fmt::Display for TlvError {
     }
 }
 
+/// An indefinite length: BER, which [`crate::ber`] converts.
+pub(crate) const INDEFINITE_LENGTH: TlvError = TlvError("indefinite length where DER was expected");
+
 /// One element: its identifier octet, its contents and its whole encoding.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tlv<'a> {
@@ -23,6 +26,7 @@ pub(crate) struct Tlv<'a> {
 }
 
 /// The element at the start of `input` and what follows it.
+#[inline]
 pub(crate) fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
     let tag = *input.first().ok_or(TlvError("truncated element"))?;
     if tag & 0x1f == 0x1f {
@@ -32,7 +36,7 @@ pub(crate) fn read(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
     let l0 = *input.get(1).ok_or(TlvError("truncated element"))?;
     let (len, header) = match l0 {
         n if n < 0x80 => (n as usize, 2),
-        0x80 => return Err(TlvError("indefinite length where DER was expected")),
+        0x80 => return Err(INDEFINITE_LENGTH),
         n => {
             let count = (n & 0x7f) as usize;
             if count > 4 {

@@ -1,6 +1,6 @@
 //! `base^e mod n` for public exponents: the RSA operation of every signature check, the
-//! largest single cost of a device request in WebAssembly (about 90 µs of 115 for an
-//! `Mdm-Signature`; `scripts/bench-verify.sh`).
+//! largest single cost of verifying a CMS signature in WebAssembly (about 90 µs of 115;
+//! `scripts/bench-verify.sh`).
 //!
 //! Montgomery multiplication in product-scanning form over short limbs (28 bits, or 26
 //! for moduli above about 3,550 bits). A column's products are summed into 64 bits without
@@ -293,10 +293,50 @@ fn dot2(x: &[u32], y: &[u32], u: &[u32], v: &[u32], chunks: usize) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::mdm::signature::tests::{Seeded, bytes};
-    use rsa::rand_core::RngCore;
+    use rsa::rand_core::{CryptoRng, RngCore};
+
+    /// A seeded generator (splitmix64): reproducible keys and inputs, test use only.
+    pub(crate) struct Seeded(pub(crate) u64);
+
+    impl Seeded {
+        /// Below `n` (> 0); the slight modulo bias does not matter to tests.
+        pub(crate) fn below(&mut self, n: usize) -> usize {
+            (self.next_u64() % n as u64) as usize
+        }
+    }
+
+    impl RngCore for Seeded {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            for chunk in dest.chunks_mut(8) {
+                let v = self.next_u64().to_le_bytes();
+                chunk.copy_from_slice(&v[..chunk.len()]);
+            }
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl CryptoRng for Seeded {}
+
+    pub(crate) fn bytes(rng: &mut Seeded, n: usize) -> Vec<u8> {
+        let mut v = vec![0; n];
+        rng.fill_bytes(&mut v);
+        v
+    }
 
     #[test]
     fn montgomery_products_stay_below_2n_and_are_right() {
