@@ -163,11 +163,11 @@ pub fn body_limit(method: &http::Method, path: &str) -> usize {
 
 /// Entry point of the admin component.
 pub async fn handle(p: &impl Platform, req: Request) -> Response {
-    if probes::is_probe(req.uri().path()) {
-        return match api::route(probes::PROBES, req.method(), req.uri().path()) {
-            Ok((probe, _)) => probes::answer(p, probe).await,
-            Err(e) => e.into_response(),
-        };
+    // The probes first, without credentials (a wrong method on one gets its 405).
+    match api::route(probes::PROBES, req.method(), req.uri().path()) {
+        Ok((probe, _)) => return probes::answer(p, probe).await,
+        Err(e) if e.status != http::StatusCode::NOT_FOUND => return e.into_response(),
+        Err(_) => {}
     }
     // Authenticate before routing, so unauthenticated callers learn nothing about routes.
     if let Err(e) = config::authorize(p.vars(), ADMIN_API_KEY, "mdm-admin", &req).await {

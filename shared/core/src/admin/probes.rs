@@ -31,11 +31,6 @@ pub const PROBES: &[Route<Probe>] = &[
     ("GET", "/version", Probe::Version),
 ];
 
-/// The probe `path` names, if any (any method: a wrong one gets its 405 from the table).
-pub fn is_probe(path: &str) -> bool {
-    PROBES.iter().any(|(_, p, _)| *p == path)
-}
-
 pub async fn answer(p: &impl Platform, probe: Probe) -> Response {
     match probe {
         // Liveness touches nothing outside the instance: a slow store must not get the
