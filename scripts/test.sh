@@ -13,6 +13,8 @@ need redis-server redis-server
 . scripts/lib/toolchain.sh
 ensure_toolchain
 rustup target add wasm32-wasip2
+# Formatting first: it costs nothing and fails fast.
+cargo fmt --all --check
 cargo build --release --target wasm32-wasip2 \
     -p mdm-checkin -p mdm-commands -p mdm-admin -p mdm-sync
 native=(--workspace --exclude mdm-checkin --exclude mdm-commands --exclude mdm-admin
@@ -30,5 +32,7 @@ cargo build "${native[@]}" --bin run-wasm
 for tests in $unit_tests; do
     ./target/debug/run-wasm "$tests" --test-threads=1
 done
+# Lints, warnings as errors, over every crate and target (tests, benches, bins).
+cargo clippy --workspace --all-targets -- -D warnings
 # The API contract and the Kubernetes manifests, checked by their own validators.
 ./scripts/contract-tests.sh

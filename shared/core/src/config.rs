@@ -69,7 +69,7 @@ pub const MIN_STORAGE_KEY_LEN: usize = 32;
 pub async fn storage_key(vars: &impl Variables) -> Result<Secret, ApiError> {
     let key = secret(vars, STORAGE_KEY).await?;
     let v = key.expose();
-    let one_char = v.chars().all(|c| Some(c) == v.chars().next());
+    let one_char = v.chars().all(|c| v.starts_with(c));
     if v.chars().count() < MIN_STORAGE_KEY_LEN || one_char {
         return Err(ApiError::misconfigured(format!(
             "variable {STORAGE_KEY} is too weak: at least {MIN_STORAGE_KEY_LEN} random characters (e.g. `openssl rand -hex 32`)"

@@ -53,7 +53,7 @@ fn status(
         "<key>Status</key><string>{st}</string><key>UDID</key><string>U1</string>{u}{extra}"
     )))
     .unwrap();
-    block_on(connect::report(&s, CERT, &r, 50))
+    block_on(connect::report(s, CERT, &r, 50))
 }
 
 fn enqueue(s: &Store<MemoryBackend>, uuid: &str) {

@@ -206,8 +206,7 @@ fn a_personal_iphone_enrolls_with_a_managed_apple_id_and_no_device_identifier() 
     let subject = format!("{:?}", scep["Subject"]);
     let reference = subject
         .split('"')
-        .filter(|p| p.len() == 36)
-        .next()
+        .find(|p| p.len() == 36)
         .expect("a reference CN")
         .to_owned();
     let id = scep_enroll(

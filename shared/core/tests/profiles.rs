@@ -354,7 +354,8 @@ fn enrollment_commands_use_apple_keys() {
         }
     }
     let mut used = Vec::new();
-    for cmd in [&cmds[0].1] {
+    {
+        let cmd = &cmds[0].1;
         keys(cmd, &mut used);
     }
     keys(&s.enrollment_commands("S", "iPad", None)[0].1, &mut used);

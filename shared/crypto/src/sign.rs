@@ -136,6 +136,9 @@ pub fn sign_data(
     sign_data_with(content, cert, chain, opts, &|m| key.sign(opts.digest, m))
 }
 
+/// Makes an RSASSA-PKCS1-v1_5 signature of a message held elsewhere (an HSM, a test's key).
+pub type SignFn<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, CryptoError> + 'a;
+
 /// [`sign_data`] with the RSASSA-PKCS1-v1_5 signature over the signed attributes' DER
 /// (hashed with `opts.digest`) made by `sign`: for a signer whose key is held elsewhere.
 /// `cert` must hold that key's public key; nothing here can check it.
@@ -144,7 +147,7 @@ pub fn sign_data_with(
     cert: &Certificate,
     chain: &[Certificate],
     opts: &SignOptions,
-    sign: &dyn Fn(&[u8]) -> Result<Vec<u8>, CryptoError>,
+    sign: &SignFn<'_>,
 ) -> Result<Vec<u8>, CryptoError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| CryptoError::Failed(format!("{what}: {e}"));
 

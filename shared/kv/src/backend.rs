@@ -42,6 +42,10 @@ pub trait CasHandle {
 /// Futures are not `Send`: a Spin component is single-threaded. Implementations may
 /// carry the defects of real backends; never call this trait from domain code, use
 /// [`crate::Store`].
+/// What a batch read found: each key asked for with its value, absent keys as `None`
+/// (or left out, on backends that omit them).
+pub type Found = Vec<(String, Option<Vec<u8>>)>;
+
 pub trait Backend {
     type Cas: CasHandle;
 
@@ -51,10 +55,7 @@ pub trait Backend {
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, KvError>>;
 
     /// wasi:keyvalue/batch.get-many. Real backends may omit absent keys or fail outright.
-    fn get_many(
-        &self,
-        keys: &[String],
-    ) -> impl Future<Output = Result<Vec<(String, Option<Vec<u8>>)>, KvError>>;
+    fn get_many(&self, keys: &[String]) -> impl Future<Output = Result<Found, KvError>>;
     fn set_many(&self, items: &[(String, Vec<u8>)]) -> impl Future<Output = Result<(), KvError>>;
     fn delete_many(&self, keys: &[String]) -> impl Future<Output = Result<(), KvError>>;
 

@@ -12,8 +12,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 
 /// ring's form of each key used so far, by the certificate that holds its public key.
-fn keys() -> &'static Mutex<HashMap<Vec<u8>, Option<Arc<RsaKeyPair>>>> {
-    static KEYS: OnceLock<Mutex<HashMap<Vec<u8>, Option<Arc<RsaKeyPair>>>>> = OnceLock::new();
+/// ring's key by certificate DER (`None`: ring cannot use that key).
+type KeyCache = Mutex<HashMap<Vec<u8>, Option<Arc<RsaKeyPair>>>>;
+
+fn keys() -> &'static KeyCache {
+    static KEYS: OnceLock<KeyCache> = OnceLock::new();
     KEYS.get_or_init(Mutex::default)
 }
 

@@ -219,8 +219,7 @@ fn ends_with_pub(before: &str) -> bool {
         |t: &str| t.ends_with("pub") && !t[..t.len() - 3].bytes().last().is_some_and(is_ident);
     if before.ends_with(')') {
         return before.rfind('(').is_some_and(|open| {
-            word_pub(before[..open].trim_end())
-                && !before[open..].contains(|c| matches!(c, ';' | '{' | '}'))
+            word_pub(before[..open].trim_end()) && !before[open..].contains([';', '{', '}'])
         });
     }
     word_pub(before)

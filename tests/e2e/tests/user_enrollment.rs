@@ -873,7 +873,7 @@ async fn a_server_started_elsewhere_takes_a_benchmark_device_through_its_admin_a
     let (s, _, body) = app
         .raw(
             Method::PUT,
-            &path,
+            path,
             &[
                 (
                     "content-type".into(),

@@ -217,8 +217,11 @@ impl Sender {
 #[derive(Default)]
 pub struct ConnectionPool {
     enabled: bool,
-    idle: Mutex<HashMap<(bool, String, u16), Vec<(Sender, Instant)>>>,
+    idle: Mutex<HashMap<Origin, Vec<(Sender, Instant)>>>,
 }
+
+/// (TLS, host, port).
+type Origin = (bool, String, u16);
 
 /// How long a connection may sit unused in the pool (hyper-util's default).
 const POOL_IDLE: Duration = Duration::from_secs(90);

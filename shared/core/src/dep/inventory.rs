@@ -3,11 +3,11 @@
 //!
 //! Key layout (per token `t`, serial `s` as a key segment):
 //! - `dev:<t>:<s>`            the [`DeviceRecord`] (JSON), which names its index slot.
-//!                            Never deleted while the token exists: removal leaves a
-//!                            tombstone, so a serial keeps its one slot.
+//!   Never deleted while the token exists: removal leaves a
+//!   tombstone, so a serial keeps its one slot.
 //! - `devix:<t>:<slot>`       the serial at index slot `slot` (1-based, append-only). A
-//!                            slot whose record names another slot is an orphan left by
-//!                            a crashed run and is skipped.
+//!   slot whose record names another slot is an orphan left by
+//!   a crashed run and is skipped.
 //! - `ctr:devix:<t>`          last index slot allocated (increment-only)
 //! - `ctr:devn:<t>`           number of live (non-tombstone) devices
 //! - `devtok:<s>`             token (decimal) that last synced the serial as present

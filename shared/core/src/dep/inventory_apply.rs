@@ -68,6 +68,9 @@ enum Op {
     Deleted,
 }
 
+/// A page's latest record of a serial: its op_date, its position in the page, the record.
+type Latest = (Option<i64>, usize, Map<String, Value>);
+
 fn op_of(rec: &Map<String, Value>) -> Op {
     match rec.get("op_type").and_then(Value::as_str) {
         Some(t) if t.eq_ignore_ascii_case("deleted") => Op::Deleted,
@@ -124,7 +127,7 @@ pub async fn apply_page<B: Backend>(
     };
 
     // Latest record per serial within the page; stable for records without op_date.
-    let mut latest: HashMap<String, (Option<i64>, usize, Map<String, Value>)> = HashMap::new();
+    let mut latest: HashMap<String, Latest> = HashMap::new();
     for (pos, rec) in records.into_iter().enumerate() {
         let Some(serial) = serial_of(&rec) else {
             stats.invalid += 1;

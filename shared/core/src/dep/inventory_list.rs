@@ -43,19 +43,18 @@ pub struct ListPage {
 pub const MAX_SCAN: u64 = 20_000;
 
 fn matches(r: &DeviceRecord, q: &ListQuery) -> bool {
-    if let Some(p) = &q.serial_prefix {
-        if !r
+    if let Some(p) = &q.serial_prefix
+        && !r
             .serial_number
             .to_ascii_uppercase()
             .starts_with(&p.to_ascii_uppercase())
-        {
-            return false;
-        }
+    {
+        return false;
     }
-    if let Some(removed) = q.removed {
-        if r.removed_at.is_some() != removed {
-            return false;
-        }
+    if let Some(removed) = q.removed
+        && r.removed_at.is_some() != removed
+    {
+        return false;
     }
     let assigned = r.assigned();
     match &q.assignment {

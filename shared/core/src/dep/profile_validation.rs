@@ -241,10 +241,10 @@ impl ProfileSpec {
             }
             _ => {}
         }
-        if let Some(t) = &self.device_name_template {
-            if let Err(rule) = template_is_valid(t) {
-                c.fail("device_name_template", rule);
-            }
+        if let Some(t) = &self.device_name_template
+            && let Err(rule) = template_is_valid(t)
+        {
+            c.fail("device_name_template", rule);
         }
         if let Some(u) = &self.esim_server_url {
             if !ios {

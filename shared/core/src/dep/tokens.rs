@@ -6,7 +6,7 @@
 //! - `ctr:tok:seq`   last slot id allocated (ids are never reused)
 //! - `ctr:tok:live`  number of existing slots (bounded by [`MAX_TOKENS`])
 //! - `tok:<t>`       the [`TokenRecord`] (JSON; private keys and OAuth secrets sealed
-//!                   with a key derived from `storage_key`, bound to the slot id)
+//!   with a key derived from `storage_key`, bound to the slot id)
 //! - `dsync:<t>`     sync state, see [`super::sync`]
 //! - `depsess:<t>`   the cached Device Assignment API session (sealed)
 
