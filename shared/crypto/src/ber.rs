@@ -207,22 +207,11 @@ fn join_encrypted_content(root: &mut Node) -> Result<(), BerError> {
     Ok(())
 }
 
-fn push_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-}
-
 fn encode(node: &Node, out: &mut Vec<u8>) {
     out.extend_from_slice(&node.id);
     match &node.body {
         Body::Prim(c) => {
-            push_len(out, c.len());
+            crate::tlv::push_len(out, c.len());
             out.extend_from_slice(c);
         }
         Body::Cons(children) => {
@@ -230,7 +219,7 @@ fn encode(node: &Node, out: &mut Vec<u8>) {
             for c in children {
                 encode(c, &mut inner);
             }
-            push_len(out, inner.len());
+            crate::tlv::push_len(out, inner.len());
             out.extend_from_slice(&inner);
         }
     }

@@ -157,14 +157,7 @@ impl CertificateAuthority {
         let ra_key = KeyPair::generate_with_bits(opts.key_bits)?;
         let ra_spki = spki_of(&ra_key)?;
         let ra_exts = vec![
-            ext(
-                oid::BASIC_CONSTRAINTS,
-                true,
-                &BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                },
-            )?,
+            not_a_ca()?,
             // Devices encrypt their requests to the certificate with keyEncipherment; the
             // RA key decrypts and never signs (CertReps are signed by the CA).
             ext(
@@ -308,14 +301,7 @@ impl CertificateAuthority {
             usage |= KeyUsages::KeyEncipherment;
         }
         let mut exts = vec![
-            ext(
-                oid::BASIC_CONSTRAINTS,
-                true,
-                &BasicConstraints {
-                    ca: false,
-                    path_len_constraint: None,
-                },
-            )?,
+            not_a_ca()?,
             ext(oid::KEY_USAGE, true, &KeyUsage(usage))?,
             ext(
                 oid::EXT_KEY_USAGE,
@@ -389,6 +375,18 @@ fn aki(issuer_key_id: &[u8]) -> Result<Extension, CryptoError> {
             key_identifier: Some(octets(issuer_key_id)?),
             authority_cert_issuer: None,
             authority_cert_serial_number: None,
+        },
+    )
+}
+
+/// The critical basicConstraints of an end-entity certificate (the RA's, a device's).
+fn not_a_ca() -> Result<Extension, CryptoError> {
+    ext(
+        oid::BASIC_CONSTRAINTS,
+        true,
+        &BasicConstraints {
+            ca: false,
+            path_len_constraint: None,
         },
     )
 }

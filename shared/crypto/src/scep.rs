@@ -78,12 +78,7 @@ pub fn parse_pki_message(input: &[u8]) -> Result<PkiMessage, ScepError> {
     }
     let sender_nonce = nonce_attr(&signed, oid::SCEP_SENDER_NONCE, "senderNonce")?
         .ok_or(ScepError::MissingAttribute("senderNonce"))?;
-    let content = signed
-        .content()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| ScepError::Malformed("the request has no pkcsPKIEnvelope".into()))?;
-    let envelope = envelope::parse(content)
-        .map_err(|d| ScepError::Malformed(format!("pkcsPKIEnvelope: {d}")))?;
+    let envelope = pki_envelope(&signed, "the request has no pkcsPKIEnvelope")?;
     Ok(PkiMessage {
         message_type,
         transaction_id,
@@ -344,12 +339,7 @@ pub fn parse_cert_rep(input: &[u8], requester_key: &KeyPair) -> Result<CertRep, 
 
     let mut issued_certificates = Vec::new();
     if status == PkiStatus::Success {
-        let content = signed
-            .content()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| ScepError::Malformed("SUCCESS without pkcsPKIEnvelope".into()))?;
-        let env = envelope::parse(content)
-            .map_err(|d| ScepError::Malformed(format!("pkcsPKIEnvelope: {d}")))?;
+        let env = pki_envelope(&signed, "SUCCESS without pkcsPKIEnvelope")?;
         let inner = envelope::open(&env, requester_key, true, |pt| {
             tlv::read_exact(pt)
                 .ok()
@@ -465,6 +455,16 @@ fn string_attr(
     let text = crate::cert::directory_string(v)
         .ok_or_else(|| ScepError::InvalidAttribute(name, "not a PrintableString".into()))?;
     Ok(Some((text, v.clone())))
+}
+
+/// The pkcsPKIEnvelope a message carries as its signed content (`missing`: the error when
+/// it has none).
+fn pki_envelope(signed: &SignedMessage, missing: &str) -> Result<EnvelopedData, ScepError> {
+    let content = signed
+        .content()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ScepError::Malformed(missing.into()))?;
+    envelope::parse(content).map_err(|d| ScepError::Malformed(format!("pkcsPKIEnvelope: {d}")))
 }
 
 fn nonce_attr(

@@ -85,10 +85,8 @@ pub(crate) fn children(content: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
 }
 
 /// `tag` + DER length + `content`.
-pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 6);
-    out.push(tag);
-    let len = content.len();
+/// Appends a DER definite length: short form below 128, else the fewest big-endian bytes.
+pub(crate) fn push_len(out: &mut Vec<u8>, len: usize) {
     if len < 0x80 {
         out.push(len as u8);
     } else {
@@ -97,6 +95,12 @@ pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
         out.push(0x80 | (bytes.len() - skip) as u8);
         out.extend_from_slice(&bytes[skip..]);
     }
+}
+
+pub(crate) fn encode(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    push_len(&mut out, content.len());
     out.extend_from_slice(content);
     out
 }

@@ -23,20 +23,6 @@ end
 redis.call('SET', KEYS[1], ARGV[3])
 return 1";
 
-/// Characters left as they are in a URL's user or password; everything else is
-/// percent-encoded (redis-rs decodes both).
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The address `open` takes: `url` (`redis://host:port`, `rediss://host:port`, which
 /// is also the `allowed_outbound_hosts` entry and so holds no secret and no path) with
 /// the credentials and database index of their own variables put in.
@@ -65,10 +51,12 @@ pub fn address(
     }
     let mut out = format!("{scheme}://");
     if !password.is_empty() {
+        // A key segment keeps exactly RFC 3986's unreserved characters and
+        // percent-encodes the rest: what a URL's user and password need.
         out.push_str(&format!(
             "{}:{}@",
-            percent_encode(username),
-            percent_encode(password)
+            crate::key::segment(username),
+            crate::key::segment(password)
         ));
     }
     out.push_str(authority);
