@@ -81,6 +81,21 @@ pub fn enabled(l: Level) -> bool {
 
 /// The line for an event, without writing it: `time`, `level`, `component` (when known),
 /// `msg`, then `fields` in order.
+/// Text a device or client chose, made fit for a log line or an error reason: printable
+/// ASCII (anything else becomes `?`), at most 64 characters.
+pub fn loggable(s: &str) -> String {
+    s.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 pub fn line(level: Level, msg: &str, fields: &[(&str, Value)]) -> String {
     let mut m = Map::new();
     m.insert("time".into(), Value::from(now_rfc3339()));

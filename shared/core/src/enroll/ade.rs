@@ -24,6 +24,7 @@ use crate::dep::profile_store::{self, ProfileRecord};
 use crate::dep::profiles::UserAffinity;
 use crate::dep::skipkeys::Platform as OsPlatform;
 use crate::dep::tokens;
+use crate::log::loggable;
 use crate::mdm::enrollment_type::compare_versions;
 use crate::{Clock, Platform};
 use mdm_kv::{Backend, Store};
@@ -262,18 +263,4 @@ pub fn check_minimum_os(profile: &ProfileRecord, info: &MachineInfo) -> Result<(
     Err(EnrollError::forbidden("os.too_old", description).with_message(format!(
         "This device must be updated to {min} or later before it can enroll. Update it, then start again."
     )))
-}
-
-/// Device-chosen text for a log line or reason: printable ASCII, at most 64 characters.
-pub fn loggable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
 }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::challenge::{self, CHALLENGE_TTL, ChallengeGrant};
-use super::loggable;
 use crate::api::{self, ApiError, Request, Response};
+use crate::log::loggable;
 use crate::{Clock, Platform};
 
 const MAX_DEVICE_ID: usize = 128;

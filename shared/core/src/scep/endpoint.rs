@@ -39,9 +39,9 @@ use super::ca::{self, ScepSetupError};
 use super::challenge::{self, ChallengeError};
 pub use super::issued::{IssuedRecord, issued_for, issued_to_device};
 use super::issued::{add_to_device_index, issued_key};
-use super::loggable;
 use crate::api::{self, Request, Response};
 use crate::device_auth::DeviceError;
+use crate::log::loggable;
 use crate::{Clock, Platform};
 
 /// GetCACaps. AES (RFC 8894's mandatory cipher) and 3DES; single DES is read, never

@@ -24,17 +24,3 @@ pub mod ca;
 pub mod challenge;
 pub mod endpoint;
 pub mod issued;
-
-/// Attacker-chosen text for a log line: printable ASCII, at most 64 characters.
-pub(crate) fn loggable(s: &str) -> String {
-    s.chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
