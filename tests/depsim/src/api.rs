@@ -202,7 +202,7 @@ fn serials_of(body: &Map<String, Value>, max: usize) -> Serials {
     }
 }
 
-fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|part| {
         let (k, v) = part.split_once('=').unwrap_or((part, ""));
         (oauth::percent_decode(k, true)? == name)

@@ -195,6 +195,20 @@ pub fn token_json(credentials: &DepCredentials, expiry: &str) -> String {
     .to_string()
 }
 
+/// The server token (`.p7m`) Apple Business Manager hands out for an MDM server whose
+/// public key (PEM certificate, as the MDM server offers it for download) was uploaded:
+/// [`token_json`] wrapped the way Apple does, so only that key opens it.
+pub fn server_token(
+    credentials: &DepCredentials,
+    expiry: &str,
+    public_key_pem: &str,
+) -> Result<Vec<u8>, String> {
+    let cert = mdm_crypto::Certificate::from_pem(public_key_pem)
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let plaintext = mdm_crypto::token_plaintext(&token_json(credentials, expiry));
+    mdm_crypto::encrypt_server_token(&plaintext, &cert).map_err(|e| e.to_string())
+}
+
 /// One more organisation (MDM server) on a running simulator: its own credentials,
 /// devices, account, event log, profiles and sessions. Everything else (page limits,
 /// session lifetime, rotation, error style, ...) follows the simulator's [`SimConfig`].

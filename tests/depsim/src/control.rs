@@ -11,6 +11,10 @@ use serde_json::{Map, Value};
 use crate::devgen::Device;
 use crate::state::{AssignOutcome, Fault, FaultAction, Op, ProfileStatus, State, Stats};
 
+/// How long the server tokens [`SimControl::server_token`] makes are valid (a year, as
+/// Apple's).
+const TOKEN_LIFETIME: u64 = 365 * 86_400;
+
 /// A cheap, cloneable handle on the state of one organisation of a running simulator
 /// (`Send + Sync`).
 #[derive(Clone)]
@@ -45,6 +49,13 @@ impl SimControl {
     /// The JSON of this organisation's server token, to wrap into a `.p7m`.
     pub fn token_json(&self, expiry: &str) -> String {
         crate::config::token_json(&self.credentials(), expiry)
+    }
+
+    /// The organisation's server token (`.p7m`) for the MDM server whose public key
+    /// (PEM certificate) an admin uploaded, valid for a year from the simulator's clock.
+    pub fn server_token(&self, public_key_pem: &str) -> Result<Vec<u8>, String> {
+        let expiry = crate::devgen::iso(self.lock().now_secs() + TOKEN_LIFETIME);
+        crate::config::server_token(&self.credentials(), &expiry, public_key_pem)
     }
 
     // ---- counters ------------------------------------------------------------------
@@ -94,6 +105,32 @@ impl SimControl {
             .filter(|&i| st.devices.is_live(i))
             .map(|i| st.devices.serial(i))
             .collect()
+    }
+
+    /// Up to `limit` devices currently in the organisation, as Apple describes them, in
+    /// fetch order.
+    pub fn devices(&self, limit: usize) -> Vec<Device> {
+        let st = self.lock();
+        (0..st.devices.end())
+            .filter(|&i| st.devices.is_live(i))
+            .take(limit)
+            .map(|i| st.devices.render(i))
+            .collect()
+    }
+
+    /// What Setup Assistant on device `serial` gets from Apple when it is turned on: the
+    /// profile assigned to it (as its MDM server defined it, with the enrollment `url`),
+    /// which is then `pushed`. `None` when the device is not in the organisation or has no
+    /// profile assigned.
+    pub fn cloud_configuration(&self, serial: &str) -> Option<Map<String, Value>> {
+        let mut st = self.lock();
+        let device = st.devices.live(serial).map(|i| st.devices.render(i))?;
+        if !matches!(device.profile_status.as_str(), "assigned" | "pushed") {
+            return None;
+        }
+        let profile = st.profiles.get(device.profile_uuid?.as_str())?.clone();
+        st.set_profile_status(serial, ProfileStatus::Pushed);
+        Some(profile)
     }
 
     /// The serial of device `index` (0-based, in creation order; live or not).

@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 
 pub use config::{
     AccountConfig, ErrorStyle, PageLimit, ServerConfig, SimConfig, UnknownSession,
-    server_credentials, token_json,
+    server_credentials, server_token, token_json,
 };
 pub use control::SimControl;
 pub use devgen::Device;

@@ -1,6 +1,6 @@
 //! The HTTP/1.1 server: accepts connections, reads bodies, finds the organisation a
 //! request is for, applies its scripted faults, and hands the request to the API under
-//! that organisation's lock.
+//! that organisation's lock; the `/_depsim/…` control routes are answered here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use crate::api::{Reply, Req, error_reply};
 use crate::config::ServerConfig;
+use crate::control::SimControl;
 use crate::io::TokioIo;
 use crate::servers::Orgs;
 use crate::state::{Fault, FaultAction};
@@ -105,6 +106,7 @@ async fn handle(
             &orgs,
             &parts.method,
             route,
+            parts.uri.query(),
             &body,
         )));
     }
@@ -153,7 +155,27 @@ async fn handle(
 
 /// `/_depsim/…`: the control handles over HTTP, for a simulator in another process.
 /// `servers/<index>/…` addresses an organisation, anything else the default one.
-fn control_route(orgs: &Orgs, method: &Method, route: &str, body: &[u8]) -> Reply {
+fn control_route(
+    orgs: &Orgs,
+    method: &Method,
+    route: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let (control, route) = match route.strip_prefix("servers/") {
+        Some(rest) => {
+            let (index, rest) = rest.split_once('/').unwrap_or((rest, ""));
+            match index.parse().ok().and_then(|i| orgs.get(i)) {
+                Some(control) => (control, rest),
+                None => return Reply::json(404, &json!({ "error": "unknown server" })),
+            }
+        }
+        None => (orgs.default_org(), route),
+    };
+    let control = &control;
+    if let Some(reply) = apple_side_route(control, method, route, query, body) {
+        return reply;
+    }
     let input: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
@@ -175,17 +197,6 @@ fn control_route(orgs: &Orgs, method: &Method, route: &str, body: &[u8]) -> Repl
             })
             .unwrap_or_default()
     };
-    let (control, route) = match route.strip_prefix("servers/") {
-        Some(rest) => {
-            let (index, rest) = rest.split_once('/').unwrap_or((rest, ""));
-            match index.parse().ok().and_then(|i| orgs.get(i)) {
-                Some(control) => (control, rest),
-                None => return Reply::json(404, &json!({ "error": "unknown server" })),
-            }
-        }
-        None => (orgs.default_org(), route),
-    };
-    let control = &control;
     match (method.as_str(), route) {
         ("GET", "servers") => {
             let list: Vec<Value> = orgs
@@ -285,4 +296,59 @@ fn control_route(orgs: &Orgs, method: &Method, route: &str, body: &[u8]) -> Repl
         }
         _ => Reply::json(404, &json!({ "error": "unknown control route" })),
     }
+}
+
+/// What Apple does outside the Device Assignment API, for demos and out-of-process
+/// tests: Apple Business Manager's server-token download (`POST server-token`, the MDM
+/// server's public key as a PEM body, a `.p7m` back), the organisation's devices
+/// (`GET devices?limit=N`, default 1000) and the cloud configuration Setup Assistant
+/// fetches when a device is turned on (`POST devices/<serial>/cloud-configuration`).
+/// `None` for the other control routes.
+fn apple_side_route(
+    control: &SimControl,
+    method: &Method,
+    route: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Option<Reply> {
+    let reply = match (method.as_str(), route) {
+        ("POST", "server-token") => {
+            let pem = String::from_utf8_lossy(body);
+            match control.server_token(&pem) {
+                Ok(p7m) => Reply {
+                    status: 200,
+                    body: p7m,
+                    content_type: Some("application/pkcs7-mime"),
+                    headers: vec![(
+                        "Content-Disposition",
+                        "attachment; filename=\"server_token.p7m\"".to_owned(),
+                    )],
+                },
+                Err(e) => Reply::json(400, &json!({ "error": e })),
+            }
+        }
+        ("GET", "devices") => {
+            let limit = crate::api::query_param(query, "limit")
+                .map(|l| l.parse::<usize>())
+                .unwrap_or(Ok(1000));
+            match limit {
+                Ok(limit) => Reply::json(200, &json!({ "devices": control.devices(limit) })),
+                Err(_) => Reply::json(400, &json!({ "error": "limit: not a number" })),
+            }
+        }
+        ("POST", r) => {
+            let serial = r
+                .strip_prefix("devices/")?
+                .strip_suffix("/cloud-configuration")?;
+            match control.cloud_configuration(serial) {
+                Some(profile) => Reply::json(200, &Value::Object(profile)),
+                None => Reply::json(
+                    404,
+                    &json!({ "error": "no such device, or no profile assigned to it" }),
+                ),
+            }
+        }
+        _ => return None,
+    };
+    Some(reply)
 }
