@@ -58,18 +58,7 @@ pub async fn upload_token(app: &App, id: u64, c: &DepCredentials) -> Value {
         .unwrap();
     assert_eq!(s, StatusCode::OK);
     assert_eq!(headers["content-type"], "application/x-pem-file");
-    let cert = mdm_crypto::Certificate::from_pem(std::str::from_utf8(&pem).unwrap()).unwrap();
-
-    let token_json = json!({
-        "consumer_key": c.consumer_key,
-        "consumer_secret": c.consumer_secret,
-        "access_token": c.access_token,
-        "access_secret": c.access_secret,
-        "access_token_expiry": EXPIRY,
-    })
-    .to_string();
-    let p7m =
-        mdm_crypto::encrypt_server_token(&mdm_crypto::token_plaintext(&token_json), &cert).unwrap();
+    let p7m = mdm_depsim::server_token(c, EXPIRY, std::str::from_utf8(&pem).unwrap()).unwrap();
     let (s, _, body) = app
         .raw(
             Method::PUT,

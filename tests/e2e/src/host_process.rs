@@ -12,12 +12,7 @@ use crate::{ADMIN_KEY, STORAGE_KEY, SYNC_KEY, copy_compiled, manifest_for, works
 
 /// `<target>/debug/mdm-host`, next to the test binaries' `deps` directory.
 pub fn host_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile directory");
-    let bin = dir.join("mdm-host");
+    let bin = crate::binaries::profile_dir().join("mdm-host");
     assert!(
         bin.exists(),
         "{} is missing: build it first (cargo build -p mdm-host --bin mdm-host; scripts/test.sh does)",

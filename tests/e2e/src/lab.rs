@@ -29,6 +29,16 @@ pub enum PushCert {
     Untrusted,
 }
 
+/// The simulated kind and OS version of a device of Apple's `device_family` (`iPhone`,
+/// `iPad`, `Mac`; anything else simulates as an iPhone).
+pub fn device_kind(family: &str) -> (DeviceKind, &'static str) {
+    match family {
+        "iPad" => (DeviceKind::Ipad, "17.4"),
+        "Mac" => (DeviceKind::Mac, "14.4"),
+        _ => (DeviceKind::Iphone, "17.4"),
+    }
+}
+
 pub struct Lab {
     pub dir: tempfile::TempDir,
     pub dep: RunningSim,
@@ -270,16 +280,7 @@ impl Lab {
             .device(serial)
             .map(|d| d.device_family)
             .unwrap_or_default();
-        let kind = match family.as_str() {
-            "iPad" => DeviceKind::Ipad,
-            "Mac" => DeviceKind::Mac,
-            _ => DeviceKind::Iphone,
-        };
-        let os = if kind == DeviceKind::Mac {
-            "14.4"
-        } else {
-            "17.4"
-        };
+        let (kind, os) = device_kind(&family);
         (kind, mdm_devicesim::random_udid(kind), os)
     }
 

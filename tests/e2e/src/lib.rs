@@ -10,6 +10,7 @@ pub use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mdm_host::{HostConfig, RunningHost};
 
+pub mod binaries;
 pub mod dep;
 pub mod external;
 pub mod host_process;

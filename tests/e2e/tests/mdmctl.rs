@@ -75,21 +75,9 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 }
 
 /// The built `mdmctl` beside this test's binary (`cargo test --workspace` builds it for
-/// `tools/mdmctl/tests/binary.rs`; built here when a narrower run did not).
+/// `tools/mdmctl/tests/binary.rs`).
 fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(format!("mdmctl{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = std::process::Command::new(cargo)
-            .args(["build", "-p", "mdmctl", "--bin", "mdmctl"])
-            .current_dir(mdm_e2e::workspace_root())
-            .status()
-            .unwrap();
-        assert!(st.success(), "building mdmctl");
-    }
-    bin
+    mdm_e2e::binaries::built("mdmctl", "mdmctl")
 }
 
 const PROFILE: &str = "\
@@ -471,14 +459,8 @@ async fn mdmctl_drives_a_zero_touch_lab() {
 
     // The new slot gets another organisation's token, then a sync followed to its end.
     let org = lab.dep.add_server(mdm_depsim::ServerConfig::new(12, 4242));
-    let cert = mdm_crypto::Certificate::from_pem(&pem).unwrap();
-    let plain = mdm_crypto::token_plaintext(&org.token_json("2099-01-01T00:00:00Z"));
     let p7m = d.join("org.p7m");
-    std::fs::write(
-        &p7m,
-        mdm_crypto::encrypt_server_token(&plain, &cert).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&p7m, org.server_token(&pem).unwrap()).unwrap();
     let up = ctl
         .json(&["tokens", "upload", &id, &p7m.display().to_string()])
         .await;
