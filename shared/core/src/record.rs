@@ -247,6 +247,19 @@ pub trait Stored: Record {
 
 impl<R: Record> Stored for R {}
 
+/// Decodes a record stored as UTF-8 text (an id, a name) rather than JSON.
+pub fn text(raw: &[u8]) -> Result<String, String> {
+    String::from_utf8(raw.to_vec()).map_err(|_| "not UTF-8 text".to_owned())
+}
+
+/// Decodes a record stored as a decimal number rather than JSON.
+pub fn decimal<T: std::str::FromStr>(raw: &[u8]) -> Result<T, String> {
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "not a decimal number".to_owned())
+}
+
 /// The stored value a change starts from (see [`Record::fresh_if_damaged`]).
 fn decode_for_change<R: Record>(key: &str, raw: &[u8]) -> Result<R, KvError> {
     match R::decode(raw) {

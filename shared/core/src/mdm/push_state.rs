@@ -21,7 +21,8 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Modified, Store};
 
 use super::apns::token_fingerprint;
-use super::enrollment_record::{self, EnrollmentRecord, Push};
+use super::enrollment_record::{EnrollmentRecord, Push};
+use crate::record::Stored;
 
 pub(crate) const SLOT_SECS: u64 = 60;
 pub(crate) const WHEEL_SLOTS: u64 = 1_440;
@@ -205,10 +206,7 @@ pub(crate) async fn load_record<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Option<EnrollmentRecord>, KvError> {
-    Ok(store
-        .get(&enrollment_record::record_key(device_id))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    EnrollmentRecord::load_valid(store, device_id).await
 }
 
 /// Puts `device_id` into the wheel slot of `due_at`. An entry already there for the
