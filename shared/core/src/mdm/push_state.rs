@@ -216,12 +216,12 @@ pub(crate) async fn modify_state<B: Backend>(
     wait: bool,
     mut f: impl FnMut(&mut PushState),
 ) -> Result<Option<PushState>, KvError> {
-    Ok(PushState::modify_or_create(store, device_id, wait, |st| {
+    PushState::modify_or_create(store, device_id, wait, |st| {
         let before = st.clone();
         f(st);
         Ok::<_, KvError>(*st != before)
     })
-    .await?)
+    .await
 }
 
 /// Forgets the device's push history (its record was deleted). The key is rewritten, not
