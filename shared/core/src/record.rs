@@ -158,27 +158,17 @@ pub trait Stored: Record {
         id: Self::Id<'_>,
         mut change: impl FnMut(&mut Self) -> Result<bool, E>,
     ) -> Result<Option<Self>, E> {
-        let key = Self::key(id);
-        let mut last: Option<Self> = None;
-        let r = store
-            .update::<E>(&key, Self::ATTEMPTS, |raw| {
-                let mut rec = decode_for_change::<Self>(&key, raw)?;
-                if !change(&mut rec)? {
-                    // Left as stored: the record read, before `change` touched it.
-                    last = Some(decode_for_change::<Self>(&key, raw)?);
-                    return Ok(None);
-                }
-                let value = rec.encode_at(&key)?;
-                last = Some(rec);
-                Ok(Some(value))
-            })
-            .await;
-        match r {
-            Ok(None) => Ok(None),
-            Ok(Some(_)) => Ok(last),
-            Err(UpdateError::Kv(e)) => Err(E::from(e)),
-            Err(UpdateError::Rejected(e)) => Err(e),
-        }
+        modify::<Self, B, E>(store, id, Damage::Fail, &mut change).await
+    }
+
+    /// [`Stored::modify`] for a change that passes over a damaged record: one that does
+    /// not decode is left as it is, and `None` returned as for an absent one.
+    async fn modify_valid<B: Backend, E: From<KvError>>(
+        store: &Store<B>,
+        id: Self::Id<'_>,
+        mut change: impl FnMut(&mut Self) -> Result<bool, E>,
+    ) -> Result<Option<Self>, E> {
+        modify::<Self, B, E>(store, id, Damage::Skip, &mut change).await
     }
 
     /// [`Stored::modify`] of a record that may not exist yet: created as
@@ -246,6 +236,54 @@ pub trait Stored: Record {
 }
 
 impl<R: Record> Stored for R {}
+
+/// What [`modify`] does with a stored value that does not decode (and that the record
+/// does not start over, [`Record::fresh_if_damaged`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    Fail,
+    Skip,
+}
+
+async fn modify<R: Record, B: Backend, E: From<KvError>>(
+    store: &Store<B>,
+    id: R::Id<'_>,
+    damage: Damage,
+    change: &mut impl FnMut(&mut R) -> Result<bool, E>,
+) -> Result<Option<R>, E> {
+    let key = R::key(id);
+    let mut last: Option<R> = None;
+    let r = store
+        .update::<E>(&key, R::ATTEMPTS, |raw| {
+            last = None;
+            let mut rec = match decode_for_change::<R>(&key, raw) {
+                Ok(r) => r,
+                Err(_) if damage == Damage::Skip => return Ok(None),
+                Err(e) => return Err(E::from(e)),
+            };
+            if !change(&mut rec)? {
+                // Left as stored: the record read, before `change` touched it.
+                last = Some(decode_for_change::<R>(&key, raw)?);
+                return Ok(None);
+            }
+            let value = rec.encode_at(&key)?;
+            last = Some(rec);
+            Ok(Some(value))
+        })
+        .await;
+    match r {
+        Ok(None) => Ok(None),
+        Ok(Some(_)) => Ok(last),
+        Err(UpdateError::Kv(e)) => Err(E::from(e)),
+        Err(UpdateError::Rejected(e)) => Err(e),
+    }
+}
+
+/// Decodes only some fields of a JSON record: what a scan over many records looks at,
+/// without the bulk of each.
+pub fn part<P: DeserializeOwned>(raw: &[u8]) -> Result<P, String> {
+    serde_json::from_slice(raw).map_err(|e| e.to_string())
+}
 
 /// Decodes a record stored as UTF-8 text (an id, a name) rather than JSON.
 pub fn text(raw: &[u8]) -> Result<String, String> {

@@ -128,7 +128,12 @@ fn a_damaged_value_is_an_error_naming_the_record_and_its_key() {
             m.contains("minute at minute does not decode: not a decimal"),
             "{m}"
         );
-        // Readers that tolerate damage see nothing; the value stays as it was.
+        // Readers and changes that tolerate damage see nothing; the value stays as it was.
+        let skipped = Tally::modify_valid(&store, "d", |t| {
+            t.count += 1;
+            Ok::<_, KvError>(true)
+        });
+        assert_eq!(skipped.await.unwrap(), None);
         assert_eq!(Tally::load_valid(&store, "d").await.unwrap(), None);
         assert_eq!(
             Tally::load_many_valid(&store, &["c", "d"]).await.unwrap(),
