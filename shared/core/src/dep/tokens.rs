@@ -227,7 +227,7 @@ pub async fn remove<B: Backend>(store: &Store<B>, token: TokenId) -> Result<(), 
     store
         .delete_many(&[
             &TokenRecord::key(token),
-            &super::sync::state_key(token),
+            &super::sync::SyncState::key(token),
             &SealedSession::key(token),
         ])
         .await?;
