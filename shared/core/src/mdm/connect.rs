@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::command_records::{decode, encode, record_completion};
+use super::command_records::record_completion;
 use super::enrollment_record::{
     self, EnrollmentRecord, InventorySection, Refusal, device_type, modify_record,
 };
@@ -22,7 +22,6 @@ use super::enrollment_reset::purge;
 pub use super::command_records::{
     CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult, NewCommand, Queued,
     STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel, cancel_all, enqueue, result,
-    result_key,
 };
 use super::queue::{self, Channel, Lane, QueueError};
 use super::queue_delivery;
@@ -99,7 +98,7 @@ pub async fn prefetch<B: Backend>(
         .device_id()
         .ok_or_else(|| Refusal::BadRequest("report names no device".into()))?;
     let ch = channel_of(report, device_id);
-    enrollment_record::read_for_request(store, cert_hash, device_id, &ch.head_key()).await
+    enrollment_record::read_for_request(store, cert_hash, device_id, &queue::Head::key(&ch)).await
 }
 
 /// [`report`] given its [`prefetch`], which the caller read after any change to the
@@ -145,21 +144,16 @@ pub async fn report_read<B: Backend>(
             {
                 // Compare-and-swap: an admin may cancel the deferred command meanwhile,
                 // and that outcome must not be overwritten.
-                let r = store
-                    .update::<KvError>(&result_key(&tag, &uuid), 20, |raw| {
-                        let mut r: CommandResult = decode(raw, "command record")?;
-                        if r.finished() {
-                            return Ok(None);
-                        }
-                        r.status = STATUS_NOT_NOW.into();
-                        r.not_now_count += 1;
-                        r.last_not_now_at = Some(now);
-                        Ok(Some(encode(&r)))
-                    })
-                    .await;
-                if let Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) = r {
-                    return Err(Refusal::Store(e));
-                }
+                CommandResult::modify(store, (&tag, &uuid), |r| {
+                    if r.finished() {
+                        return Ok::<_, Refusal>(false);
+                    }
+                    r.status = STATUS_NOT_NOW.into();
+                    r.not_now_count += 1;
+                    r.last_not_now_at = Some(now);
+                    Ok(true)
+                })
+                .await?;
                 metrics::bump(store, Counter::CommandResults("NotNow")).await;
             }
         }
@@ -188,9 +182,7 @@ pub async fn report_read<B: Backend>(
                     last_not_now_at: previous.as_ref().and_then(|p| p.last_not_now_at),
                     cancelled_at: None,
                 };
-                store
-                    .set(&result_key(&tag, &uuid), &encode(&result))
-                    .await?;
+                result.save(store, (&tag, &uuid)).await?;
                 record_completion(store, &tag, &uuid, result.log, now).await?;
                 let status = match report.status {
                     Status::Acknowledged => "Acknowledged",
