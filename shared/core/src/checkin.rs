@@ -17,6 +17,7 @@ use crate::mdm::devlog;
 use crate::mdm::enrollment_type::EnrollmentType;
 use crate::mdm::enrollments::{self, Refusal, Reply};
 use crate::mdm::push;
+use crate::record::Record;
 use crate::{Clock, Platform};
 
 /// Largest check-in body accepted (check-ins are a few KiB).
@@ -121,7 +122,7 @@ async fn checkin(
     // Refusals are logged only for devices we hold an enrollment for: a made-up UDID
     // must leave nothing behind.
     let known = |device: &str| {
-        let key = enrollments::record_key(device);
+        let key = enrollments::EnrollmentRecord::key(device);
         async move { p.store().exists(&key).await.unwrap_or(false) }
     };
     let logged = match (&outcome, msg.enrollment().device_id()) {

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
+use crate::record::{self, Record, Stored};
+
 const HOUR: u64 = 3600;
 /// Seconds after its hour ends before a bucket is purged.
 pub const MARGIN_SECS: u64 = 300;
@@ -24,15 +26,30 @@ pub const MARGIN_SECS: u64 = 300;
 const FIRST_LOOKBACK_HOURS: u64 = 24 * 30;
 /// Hours (empty or not) one call may step over.
 const HOURS_PER_CALL: u64 = 24 * 31;
-const CURSOR_KEY: &str = "expix:cursor";
 const BATCH: u64 = 100;
 
 fn counter(hour: u64) -> CounterKey {
     CounterKey::new(&format!("expix:{hour}")).expect("key-safe")
 }
 
-fn entry_key(hour: u64, n: u64) -> String {
-    format!("expix:{hour}:{n}")
+/// The `n`-th key registered for hour `h` (`expix:<h>:<n>`, the key as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Registered(String);
+
+impl Record for Registered {
+    /// (hour, n)
+    type Id<'a> = (u64, u64);
+    const NAME: &'static str = "expiry entry";
+    fn key((hour, n): (u64, u64)) -> String {
+        format!("expix:{hour}:{n}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(Registered)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,11 +60,19 @@ pub struct Cursor {
     pub done: u64,
 }
 
+impl Record for Cursor {
+    type Id<'a> = ();
+    const NAME: &'static str = "expiry cursor";
+    fn key((): ()) -> String {
+        "expix:cursor".into()
+    }
+}
+
 /// Registers `key` for deletion at `due_at` (Unix seconds), which must lie ahead.
 pub async fn register<B: Backend>(store: &Store<B>, key: &str, due_at: u64) -> Result<(), KvError> {
     let hour = due_at / HOUR;
     let n = store.increment(&counter(hour), 1).await?.max(1) as u64;
-    store.set(&entry_key(hour, n), key.as_bytes()).await
+    Registered(key.to_owned()).save(store, (hour, n)).await
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -66,9 +91,8 @@ pub async fn purge_due<B: Backend>(
 ) -> Result<PurgeReport, KvError> {
     // Hours strictly below `end` are due.
     let end = now.saturating_sub(MARGIN_SECS) / HOUR;
-    let mut cur = match store.get(CURSOR_KEY).await? {
-        Some(raw) => serde_json::from_slice(&raw)
-            .map_err(|e| KvError::Backend(format!("expiry cursor: {e}")))?,
+    let mut cur = match Cursor::load(store, ()).await? {
+        Some(c) => c,
         None => Cursor {
             hour: end.saturating_sub(FIRST_LOOKBACK_HOURS),
             done: 0,
@@ -88,16 +112,14 @@ pub async fn purge_due<B: Backend>(
             let to = (cur.done + BATCH)
                 .min(total)
                 .min(cur.done + budget - report.deleted);
-            let entries: Vec<String> = (cur.done + 1..=to)
-                .map(|n| entry_key(cur.hour, n))
-                .collect();
+            let ids: Vec<(u64, u64)> = (cur.done + 1..=to).map(|n| (cur.hour, n)).collect();
+            let entries: Vec<String> = ids.iter().map(|id| Registered::key(*id)).collect();
             let refs: Vec<&str> = entries.iter().map(String::as_str).collect();
-            let keys: Vec<String> = store
-                .get_many(&refs)
+            let keys: Vec<String> = Registered::load_many_valid(store, &ids)
                 .await?
                 .into_iter()
                 .flatten()
-                .filter_map(|v| String::from_utf8(v).ok())
+                .map(|r| r.0)
                 .collect();
             // Counters (registered by name, `ctr:...`) are deleted one by one: a batch
             // delete takes data keys only.
@@ -131,9 +153,7 @@ pub async fn purge_due<B: Backend>(
 
 async fn save<B: Backend>(store: &Store<B>, before: &Cursor, now: &Cursor) -> Result<(), KvError> {
     if before != now {
-        store
-            .set(CURSOR_KEY, &serde_json::to_vec(now).expect("serialises"))
-            .await?;
+        now.save(store, ()).await?;
     }
     Ok(())
 }
@@ -189,7 +209,7 @@ mod tests {
             .dump()
             .into_iter()
             .map(|(k, _)| k)
-            .filter(|k| k.contains("expix:") && k != CURSOR_KEY)
+            .filter(|k| k.contains("expix:") && *k != Cursor::key(()))
             .collect();
         assert!(left.is_empty(), "{left:?}");
         // A store that purges every hour for a year keeps no trace of the empty hours.

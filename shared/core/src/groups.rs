@@ -9,8 +9,8 @@
 //!
 //! Key layout:
 //! - `ugroups`        JSON map group id → [`Group`]
-//! - `ctr:ugroups`    claimed by whoever creates `ugroups` (see [`crate::mdm::push`]'s
-//!   creation rule: compare-and-swap cannot create a key safely on Spin's SQLite)
+//! - `ctr:ugroups`    claimed by whoever creates `ugroups` (see [`crate::record::Created`]:
+//!   compare-and-swap cannot create a key safely on Spin's SQLite)
 
 use std::collections::BTreeMap;
 
@@ -20,15 +20,34 @@ use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use crate::api::FieldError;
 use crate::mdm::enrollment_type::{EnrollmentType, GroupSetting, user_setting};
+use crate::record::{Created, Record, Stored};
 
 pub const MAX_GROUPS: usize = 1000;
 pub const MAX_ID: usize = 64;
 pub const DEFAULT_PRIORITY: u32 = 100;
 pub const MAX_PRIORITY: u32 = 10_000;
-const KEY: &str = "ugroups";
 
-fn claim() -> CounterKey {
-    CounterKey::new("ugroups").expect("static")
+/// Every group, by id (`ugroups`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Groups(BTreeMap<String, Group>);
+
+impl Record for Groups {
+    type Id<'a> = ();
+    const NAME: &'static str = "user groups";
+    fn key((): ()) -> String {
+        "ugroups".into()
+    }
+    /// A change to a damaged map starts from no groups (readers get the error).
+    fn fresh_if_damaged() -> Option<Self> {
+        Some(Groups::default())
+    }
+}
+
+impl Created for Groups {
+    fn claim((): ()) -> CounterKey {
+        CounterKey::new("ugroups").expect("static")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,12 +166,7 @@ fn clash<'a>(all: &'a BTreeMap<String, Group>, me: &Group) -> Option<&'a Group> 
 }
 
 pub async fn all<B: Backend>(store: &Store<B>) -> Result<BTreeMap<String, Group>, KvError> {
-    match store.get(KEY).await? {
-        None => Ok(BTreeMap::new()),
-        Some(raw) => {
-            serde_json::from_slice(&raw).map_err(|e| KvError::Backend(format!("user groups: {e}")))
-        }
-    }
+    Ok(Groups::load(store, ()).await?.unwrap_or_default().0)
 }
 
 /// Applies `change` to the group map with compare-and-swap; `change` returns what to
@@ -161,24 +175,13 @@ async fn modify<B: Backend, T>(
     store: &Store<B>,
     mut change: impl FnMut(&mut BTreeMap<String, Group>) -> Result<T, GroupError>,
 ) -> Result<T, GroupError> {
-    let mut out: Option<Result<T, GroupError>> = None;
-    let mut apply = |raw: &[u8]| {
-        let mut map: BTreeMap<String, Group> = serde_json::from_slice(raw).unwrap_or_default();
-        match change(&mut map) {
-            Ok(v) => {
-                out = Some(Ok(v));
-                Some(serde_json::to_vec(&map).expect("serialises"))
-            }
-            Err(e) => {
-                out = Some(Err(e));
-                None
-            }
-        }
-    };
-    store
-        .update_or_create(KEY, &claim(), b"{}", true, &mut apply)
-        .await?;
-    out.unwrap_or_else(|| Err(GroupError::Store(KvError::Contended(KEY.into()))))
+    let mut out: Option<T> = None;
+    Groups::modify_or_create(store, (), true, |groups| {
+        out = Some(change(&mut groups.0)?);
+        Ok::<_, GroupError>(true)
+    })
+    .await?;
+    out.ok_or_else(|| GroupError::Store(KvError::Contended(Groups::key(()))))
 }
 
 pub async fn create<B: Backend>(

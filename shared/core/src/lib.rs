@@ -17,6 +17,7 @@ pub mod mdm;
 pub mod metrics;
 pub mod platform;
 pub mod random;
+pub mod record;
 pub mod scep;
 pub mod seal;
 pub mod sync;

@@ -22,18 +22,15 @@
 use serde::{Deserialize, Serialize};
 
 use mdm_kv::key::segment;
-use mdm_kv::{Backend, CasOutcome, CounterKey, KvError, Store, UpdateError};
+use mdm_kv::{Backend, CasOutcome, CounterKey, KvError, Store};
 
 use crate::api::FieldError;
+use crate::record::{self, Record, Stored};
 use crate::user_input::{NewUser, UserPatch, blank_to_none, check_groups, check_text};
 use crate::user_password::{check_password, hash_password};
 
 pub const MAX_USERNAME: usize = 64;
 pub const MAX_USERS: i64 = 100_000;
-
-fn record_key(username: &str) -> String {
-    format!("user:{}", segment(username))
-}
 
 fn claim_counter(username: &str) -> CounterKey {
     CounterKey::new(&format!("userc:{}", segment(username))).expect("segment is key-safe")
@@ -47,12 +44,43 @@ fn live_counter() -> CounterKey {
     CounterKey::new("user:live").expect("static")
 }
 
-fn slot_key(n: u64) -> String {
-    format!("userix:{n}")
+/// The username at a listing slot (`userix:<n>`, as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct ListedUser(String);
+
+impl Record for ListedUser {
+    type Id<'a> = u64;
+    const NAME: &'static str = "user list entry";
+    fn key(n: u64) -> String {
+        format!("userix:{n}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(ListedUser)
+    }
 }
 
-fn maid_key(maid: &str) -> String {
-    format!("usermaid:{}", segment(&maid.trim().to_lowercase()))
+/// The username holding a Managed Apple ID (`usermaid:<m>`, as is): a hint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct MaidHolder(String);
+
+impl Record for MaidHolder {
+    /// The Managed Apple ID, any case.
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "Managed Apple ID index";
+    fn key(maid: &str) -> String {
+        format!("usermaid:{}", segment(&maid.trim().to_lowercase()))
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(MaidHolder)
+    }
 }
 
 /// The live user whose Managed Apple ID is `maid` (any case).
@@ -63,10 +91,7 @@ pub async fn by_managed_apple_id<B: Backend>(
     if maid.trim().is_empty() {
         return Ok(None);
     }
-    let Some(raw) = store.get(&maid_key(maid)).await? else {
-        return Ok(None);
-    };
-    let Ok(username) = String::from_utf8(raw) else {
+    let Some(MaidHolder(username)) = MaidHolder::load_valid(store, maid).await? else {
         return Ok(None);
     };
     Ok(get(store, &username).await?.filter(|u| {
@@ -121,6 +146,16 @@ pub struct UserRecord {
     pub last_sign_in_at: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub tombstone: bool,
+}
+
+impl Record for UserRecord {
+    /// The username, normalised ([`normalize_username`]).
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "user record";
+    const ATTEMPTS: usize = 20;
+    fn key(username: &str) -> String {
+        format!("user:{}", segment(username))
+    }
 }
 
 /// What the admin API shows of a user: never the hash.
@@ -189,14 +224,6 @@ pub fn normalize_username(raw: &str) -> Result<String, String> {
     Ok(u)
 }
 
-pub(crate) fn decode(raw: &[u8]) -> Result<UserRecord, KvError> {
-    serde_json::from_slice(raw).map_err(|e| KvError::Backend(format!("user record: {e}")))
-}
-
-pub(crate) fn encode(r: &UserRecord) -> Vec<u8> {
-    serde_json::to_vec(r).expect("serialises")
-}
-
 pub async fn create<B: Backend>(
     store: &Store<B>,
     new: NewUser,
@@ -227,10 +254,11 @@ pub async fn create<B: Backend>(
         return Err(UserError::Invalid(errors));
     }
     maid_free(store, new.managed_apple_id.as_deref(), &username).await?;
-    let key = record_key(&username);
+    // Kept as read: a tombstone is taken over by compare-and-swap on it.
+    let key = UserRecord::key(&username);
     let held = store.get(&key).await?;
     if let Some(raw) = &held
-        && !decode(raw)?.tombstone
+        && !UserRecord::decode_at(&key, raw)?.tombstone
     {
         return Err(UserError::Conflict(format!("user {username:?} exists")));
     }
@@ -255,12 +283,12 @@ pub async fn create<B: Backend>(
         tombstone: false,
     };
     // Slot first: a crash after it leaves a stale slot (skipped), never an unlisted user.
-    store.set(&slot_key(slot), username.as_bytes()).await?;
+    ListedUser(username.clone()).save(store, slot).await?;
     let created = match held {
         // A deleted user's name: take the tombstone over, unless someone beat us to it.
         Some(tomb) => matches!(
             store
-                .compare_and_swap(&key, &tomb, &encode(&record))
+                .compare_and_swap(&key, &tomb, &record.encode_at(&key)?)
                 .await?,
             CasOutcome::Swapped
         ),
@@ -269,7 +297,7 @@ pub async fn create<B: Backend>(
         None => {
             let won = store.claim(&claim_counter(&username)).await?;
             if won {
-                store.set(&key, &encode(&record)).await?;
+                record.save(store, &username).await?;
             }
             won
         }
@@ -281,7 +309,7 @@ pub async fn create<B: Backend>(
         )));
     }
     if let Some(m) = &record.managed_apple_id {
-        store.set(&maid_key(m), username.as_bytes()).await?;
+        MaidHolder(username.clone()).save(store, m).await?;
     }
     Ok(record)
 }
@@ -294,10 +322,7 @@ pub async fn get<B: Backend>(
     let Ok(u) = normalize_username(username) else {
         return Ok(None);
     };
-    match store.get(&record_key(&u)).await? {
-        None => Ok(None),
-        Some(raw) => Ok(Some(decode(&raw)?).filter(|r| !r.tombstone)),
-    }
+    Ok(UserRecord::load(store, &u).await?.filter(|r| !r.tombstone))
 }
 
 pub(crate) async fn modify<B: Backend>(
@@ -306,22 +331,15 @@ pub(crate) async fn modify<B: Backend>(
     mut change: impl FnMut(&mut UserRecord) -> Result<(), UserError>,
 ) -> Result<UserRecord, UserError> {
     let u = normalize_username(username).map_err(|_| UserError::NotFound)?;
-    let r = store
-        .update::<UserError>(&record_key(&u), 20, |raw| {
-            let mut rec = decode(raw)?;
-            if rec.tombstone {
-                return Err(UserError::NotFound);
-            }
-            change(&mut rec)?;
-            Ok(Some(encode(&rec)))
-        })
-        .await;
-    match r {
-        Ok(Some(raw)) => Ok(decode(&raw)?),
-        Ok(None) => Err(UserError::NotFound),
-        Err(UpdateError::Kv(e)) => Err(UserError::Store(e)),
-        Err(UpdateError::Rejected(e)) => Err(e),
-    }
+    UserRecord::modify(store, &u, |rec| {
+        if rec.tombstone {
+            return Err(UserError::NotFound);
+        }
+        change(rec)?;
+        Ok(true)
+    })
+    .await?
+    .ok_or(UserError::NotFound)
 }
 
 pub async fn update<B: Backend>(
@@ -381,10 +399,10 @@ pub async fn update<B: Backend>(
     .await?;
     if before.managed_apple_id != after.managed_apple_id {
         if let Some(old) = &before.managed_apple_id {
-            store.delete(&maid_key(old)).await?;
+            MaidHolder::delete(store, old).await?;
         }
         if let Some(m) = &after.managed_apple_id {
-            store.set(&maid_key(m), after.username.as_bytes()).await?;
+            MaidHolder(after.username.clone()).save(store, m).await?;
         }
     }
     Ok(after)
@@ -419,7 +437,7 @@ pub async fn delete<B: Backend>(
     .await?;
     store.increment(&live_counter(), -1).await?;
     if let Some(m) = before.and_then(|b| b.managed_apple_id) {
-        store.delete(&maid_key(&m)).await?;
+        MaidHolder::delete(store, &m).await?;
     }
     Ok(())
 }
@@ -444,16 +462,16 @@ pub async fn list<B: Backend>(
     let budget = (limit as u64 * 5).max(500);
     while pos < top && pos - after < budget {
         let to = (pos + 100).min(top);
-        let keys: Vec<String> = (pos + 1..=to).map(slot_key).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let names: Vec<(u64, String)> = (pos + 1..=to)
-            .zip(store.get_many(&refs).await?)
-            .filter_map(|(n, v)| Some((n, String::from_utf8(v?).ok()?)))
+        let slots: Vec<u64> = (pos + 1..=to).collect();
+        let names: Vec<(u64, String)> = slots
+            .iter()
+            .zip(ListedUser::load_many_valid(store, &slots).await?)
+            .filter_map(|(n, v)| Some((*n, v?.0)))
             .collect();
-        let rkeys: Vec<String> = names.iter().map(|(_, u)| record_key(u)).collect();
-        let rrefs: Vec<&str> = rkeys.iter().map(String::as_str).collect();
-        for ((n, _), raw) in names.iter().zip(store.get_many(&rrefs).await?) {
-            let Some(rec) = raw.and_then(|r| decode(&r).ok()) else {
+        let ids: Vec<&str> = names.iter().map(|(_, u)| u.as_str()).collect();
+        let records = UserRecord::load_many_valid(store, &ids).await?;
+        for ((n, _), rec) in names.iter().zip(records) {
+            let Some(rec) = rec else {
                 continue;
             };
             if rec.tombstone || rec.slot != *n {

@@ -8,6 +8,7 @@ use mdm_core::mdm::enrollments::{self, Refusal};
 use mdm_core::mdm::queue::{Channel, Lane};
 use mdm_core::mdm::queue_enqueue;
 use mdm_core::mdm::report::Report;
+use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
 const CERT: &str = "c0ffee";
@@ -154,7 +155,7 @@ fn acknowledged_inventory_commands_update_the_device_record() {
     status(&s, "Idle", None, "").unwrap();
     let resp = "<key>QueryResponses</key><dict><key>OSVersion</key><string>17.4</string><key>IsSupervised</key><true/><key>BatteryLevel</key><real>0.5</real></dict>";
     status(&s, "Acknowledged", Some("info"), resp).unwrap();
-    let raw = block_on(s.get(&enrollments::record_key("U1")))
+    let raw = block_on(s.get(&enrollments::EnrollmentRecord::key("U1")))
         .unwrap()
         .unwrap();
     let rec: enrollments::EnrollmentRecord = serde_json::from_slice(&raw).unwrap();

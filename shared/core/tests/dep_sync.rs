@@ -13,6 +13,7 @@ use mdm_core::dep::sync::{
     self, DeviceFeed, FeedError, FeedPage, ManualRefusal, Outcome, Plan, Policy, SyncKind,
 };
 use mdm_core::platform::testing::ManualClock;
+use mdm_core::record::Stored;
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::{Map, Value, json};
 
@@ -322,7 +323,7 @@ fn exhausted_cursor_completes_a_full_fetch_and_throttling_defers() {
         cursor: Some("10".into()),
         listing: None,
     });
-    block_on(s.set(&sync::state_key(T), &serde_json::to_vec(&st).unwrap())).unwrap();
+    block_on(st.save(&s, T)).unwrap();
     let plan = state(&s).scheduled_plan(clock.unix_seconds(), &p).unwrap();
     let r = block_on(sync::run(&s, &clock, T, &mut feed, plan, &p)).unwrap();
     assert_eq!(r.outcome, Outcome::Completed);

@@ -10,6 +10,7 @@ use mdm_core::dep::inventory;
 use mdm_core::enroll::machineinfo::{self, APPLE_IPHONE_DEVICE_CA_PEM};
 use mdm_core::enroll::pending;
 use mdm_core::enroll::profile::PROFILE_IDENTIFIER;
+use mdm_core::record::Record;
 use mdm_core::scep::ca;
 use mdm_crypto::Certificate;
 use serde_json::json;
@@ -593,7 +594,7 @@ fn a_configured_signing_identity_signs_the_profile() {
 #[test]
 fn the_serial_index_is_written_at_sync_time_and_lookups_survive_without_it() {
     let s = server();
-    let idx = inventory::serial_index_key(SERIAL);
+    let idx = inventory::SerialToken::key(SERIAL);
     assert_eq!(
         block_on(s.e.store.get(&idx)).unwrap(),
         Some(s.token.to_string().into_bytes())

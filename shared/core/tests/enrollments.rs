@@ -7,6 +7,7 @@ use mdm_core::mdm::checkin::CheckinMessage;
 use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Refusal, Reply};
 use mdm_core::mdm::queue::{self, Channel};
 use mdm_core::mdm::queue_delivery;
+use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
 const CERT_A: &str = "aa11";
@@ -42,7 +43,7 @@ fn run(s: &Store<MemoryBackend>, cert: &str, m: &CheckinMessage) -> Result<Reply
 
 fn record(s: &Store<MemoryBackend>, id: &str) -> EnrollmentRecord {
     serde_json::from_slice(
-        &block_on(s.get(&enrollments::record_key(id)))
+        &block_on(s.get(&EnrollmentRecord::key(id)))
             .unwrap()
             .unwrap(),
     )
@@ -266,7 +267,7 @@ fn a_retire_racing_a_check_in_is_not_lost() {
     pend(&s, "U1");
     run(&s, CERT_A, &authenticate("U1")).unwrap();
     run(&s, CERT_A, &token_update("U1", "")).unwrap();
-    let key = enrollments::record_key("U1");
+    let key = EnrollmentRecord::key("U1");
     for (what, m) in [
         (
             "TokenUpdate",

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use futures::executor::block_on;
 use http::{Request, Response};
 use mdm_core::Env;
-use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Push};
+use mdm_core::mdm::enrollments::{EnrollmentRecord, Push};
 use mdm_core::mdm::push::{self, COALESCE_WINDOW_SECS, EXPIRATION_SECS, PushReason};
 use mdm_core::mdm::push_outcome::{self, PushOutcome, SkipReason, Verdict};
 use mdm_core::mdm::push_send::{self, BACKOFF_MAX_SECS, GIVE_UP_SECS};
@@ -19,6 +19,7 @@ use mdm_core::mdm::queue_enqueue;
 use mdm_core::mdm::{push_state, push_status};
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
+use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
 const T0: u64 = 1_800_000_000;
@@ -114,7 +115,7 @@ fn enroll(store: &Store<MemoryBackend>, id: &str, token: &str) {
         ..EnrollmentRecord::default()
     };
     block_on(store.set(
-        &enrollments::record_key(id),
+        &EnrollmentRecord::key(id),
         &serde_json::to_vec(&rec).unwrap(),
     ))
     .unwrap();
@@ -398,7 +399,7 @@ fn devices_that_cannot_be_pushed_are_skipped_without_http() {
         ..EnrollmentRecord::default()
     };
     block_on(e.store.set(
-        &enrollments::record_key("AUTH-ONLY"),
+        &EnrollmentRecord::key("AUTH-ONLY"),
         &serde_json::to_vec(&rec).unwrap(),
     ))
     .unwrap();
@@ -410,7 +411,7 @@ fn devices_that_cannot_be_pushed_are_skipped_without_http() {
     );
     rec.enrolled = true;
     block_on(e.store.set(
-        &enrollments::record_key("AUTH-ONLY"),
+        &EnrollmentRecord::key("AUTH-ONLY"),
         &serde_json::to_vec(&rec).unwrap(),
     ))
     .unwrap();
@@ -938,7 +939,7 @@ fn a_device_that_left_is_dropped_from_the_retries() {
     apns.then(err(500, "InternalServerError"));
     block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     let mut rec: EnrollmentRecord = serde_json::from_slice(
-        &block_on(e.store.get(&enrollments::record_key("UDID-1")))
+        &block_on(e.store.get(&EnrollmentRecord::key("UDID-1")))
             .unwrap()
             .unwrap(),
     )
@@ -946,7 +947,7 @@ fn a_device_that_left_is_dropped_from_the_retries() {
     rec.enrolled = false;
     rec.checked_out_at = Some(T0 + 1);
     block_on(e.store.set(
-        &enrollments::record_key("UDID-1"),
+        &EnrollmentRecord::key("UDID-1"),
         &serde_json::to_vec(&rec).unwrap(),
     ))
     .unwrap();

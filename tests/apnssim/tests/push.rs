@@ -6,11 +6,12 @@ use std::time::Duration;
 use mdm_apnssim::client::H2Client;
 use mdm_apnssim::{ApnsSim, Scripted};
 use mdm_core::Env;
-use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Push};
+use mdm_core::mdm::enrollments::{EnrollmentRecord, Push};
 use mdm_core::mdm::push::{self, EXPIRATION_SECS, PushReason};
 use mdm_core::mdm::push_outcome::{PushOutcome, SkipReason};
 use mdm_core::mdm::{push_state, push_status};
 use mdm_core::platform::testing::{ManualClock, MapVariables};
+use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
 const T0: u64 = 1_800_000_000;
@@ -60,7 +61,7 @@ fn enroll(e: &E, sim: &ApnsSim, id: &str, token: &str) {
 
 fn futures_block(store: &Store<MemoryBackend>, id: &str, rec: EnrollmentRecord) {
     rt().block_on(store.set(
-        &enrollments::record_key(id),
+        &EnrollmentRecord::key(id),
         &serde_json::to_vec(&rec).unwrap(),
     ))
     .unwrap();

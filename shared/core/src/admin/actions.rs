@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Platform;
 use crate::api::{self, ApiError, Params, Request, Response};
+use crate::record::Stored;
 use http::StatusCode;
 
 /// The actions, and what each body may hold.
@@ -283,22 +284,12 @@ pub async fn retire(
             command_uuid: uuid.clone(),
             requested_at: now,
         };
-        let r = p
-            .store()
-            .update::<ApiError>(&enrollments::record_key(device), 20, |raw| {
-                let mut rec: enrollments::EnrollmentRecord = serde_json::from_slice(raw)
-                    .map_err(|e| ApiError::store(mdm_kv::KvError::Backend(e.to_string())))?;
-                rec.retire = Some(retire.clone());
-                Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
-            })
-            .await;
-        match r {
-            Ok(Some(_)) => {}
-            // Deleted meanwhile (a concurrent retire finished): nothing left to retire.
-            Ok(None) => {}
-            Err(mdm_kv::UpdateError::Kv(e)) => return Err(ApiError::store(e)),
-            Err(mdm_kv::UpdateError::Rejected(e)) => return Err(e),
-        }
+        // Deleted meanwhile (a concurrent retire finished): nothing left to retire.
+        enrollments::EnrollmentRecord::modify(p.store(), device, |rec| {
+            rec.retire = Some(retire.clone());
+            Ok::<_, ApiError>(true)
+        })
+        .await?;
         let push = match crate::mdm::push::notify_enqueued(p, device, behind_others).await {
             Ok(outcome) => serde_json::to_value(outcome).unwrap_or(Value::Null),
             Err(e) => json!({ "outcome": "error", "error": e.to_string() }),

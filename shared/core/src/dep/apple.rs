@@ -11,9 +11,10 @@ use super::TokenId;
 use super::client::{DepClient, DepCredentials, DevicePage};
 use super::error::{ApiError, DepError};
 use super::sync::{DeviceFeed, FeedError, FeedPage};
-use super::tokens::{self, TokenRecord};
+use super::tokens::{self, SealedSession, TokenRecord};
 use crate::config::Secret;
 use crate::platform::{Clock, HttpClient};
+use crate::record::Stored;
 use crate::seal::Sealer;
 
 /// Variable naming Apple's Device Assignment base URL (tests point it at depsim).
@@ -92,10 +93,9 @@ pub async fn load_session<B: Backend>(
     store: &Store<B>,
     sealer: &SlotSealer<'_>,
 ) -> Result<Option<String>, KvError> {
-    Ok(store
-        .get(&tokens::session_key(sealer.token))
+    Ok(SealedSession::load(store, sealer.token)
         .await?
-        .and_then(|raw| sealer.open_session(&raw)))
+        .and_then(|sealed| sealer.open_session(&sealed.0)))
 }
 
 pub async fn save_session<B: Backend>(
@@ -103,10 +103,13 @@ pub async fn save_session<B: Backend>(
     sealer: &SlotSealer<'_>,
     session: Option<&str>,
 ) -> Result<(), KvError> {
-    let key = tokens::session_key(sealer.token);
     match session {
-        Some(s) => store.set(&key, &sealer.seal_session(s)).await,
-        None => store.delete(&key).await,
+        Some(s) => {
+            SealedSession(sealer.seal_session(s))
+                .save(store, sealer.token)
+                .await
+        }
+        None => SealedSession::delete(store, sealer.token).await,
     }
 }
 

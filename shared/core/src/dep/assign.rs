@@ -15,32 +15,50 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
+use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
-pub use super::assignment::{AssignmentResult, result_key};
+pub use super::assignment::AssignmentResult;
 use super::client::{DepClient, DeviceStatus};
 use super::endpoints::MAX_SERIALS;
 use super::error::DepError;
-use super::inventory::{self, DeviceRecord};
+use super::inventory::DeviceRecord;
 use crate::platform::{Clock, HttpClient};
+use crate::record::{Created, Record, Stored};
 
 pub const FAILED_RETRY: u64 = 86_400;
 /// When Apple throttles without saying for how long.
 pub const THROTTLED_RETRY: u64 = 3_600;
 
-fn retry_key(token: TokenId) -> String {
-    format!("asgretry:{token}")
-}
-
-fn retry_claim(token: TokenId) -> CounterKey {
-    CounterKey::new(&format!("asgretry:{token}")).expect("static counter name")
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Retry {
     pub profile: u64,
     pub retry_at: u64,
+}
+
+/// The serials of a token to retry (`asgretry:<t>`): serial → [`Retry`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Retries(pub BTreeMap<String, Retry>);
+
+impl Record for Retries {
+    type Id<'a> = TokenId;
+    const NAME: &'static str = "assignment retries";
+    const ATTEMPTS: usize = 50;
+    fn key(token: TokenId) -> String {
+        format!("asgretry:{token}")
+    }
+    /// A damaged list starts over: the next sync's auto-assignment finds unassigned
+    /// devices again.
+    fn fresh_if_damaged() -> Option<Self> {
+        Some(Retries::default())
+    }
+}
+
+impl Created for Retries {
+    fn claim(token: TokenId) -> CounterKey {
+        CounterKey::new(&format!("asgretry:{token}")).expect("static counter name")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,11 +76,7 @@ pub async fn results<B: Backend>(
     token: TokenId,
     serial: &str,
 ) -> Result<Option<AssignmentResult>, KvError> {
-    Ok(store
-        .get(&result_key(token, serial))
-        .await?
-        .as_deref()
-        .and_then(AssignmentResult::decode))
+    AssignmentResult::load_valid(store, (token, serial)).await
 }
 
 async fn update_retries<B: Backend>(
@@ -70,29 +84,13 @@ async fn update_retries<B: Backend>(
     token: TokenId,
     change: impl Fn(&mut BTreeMap<String, Retry>),
 ) -> Result<(), KvError> {
-    let key = retry_key(token);
-    for _ in 0..3 {
-        let r = store
-            .update::<KvError>(&key, 50, |raw| {
-                let mut m: BTreeMap<String, Retry> =
-                    serde_json::from_slice(raw).unwrap_or_default();
-                let before = m.clone();
-                change(&mut m);
-                Ok((m != before).then(|| serde_json::to_vec(&m).expect("serialises")))
-            })
-            .await;
-        match r {
-            Ok(Some(_)) => return Ok(()),
-            // Absent: exactly one caller creates it (CAS cannot create safely on SQLite).
-            Ok(None) => {
-                if store.claim(&retry_claim(token)).await? {
-                    store.set(&key, b"{}").await?;
-                }
-            }
-            Err(UpdateError::Kv(e)) | Err(UpdateError::Rejected(e)) => return Err(e),
-        }
-    }
-    Err(KvError::Backend(format!("{key} could not be created")))
+    Retries::modify_or_create(store, token, true, |m| {
+        let before = m.clone();
+        change(&mut m.0);
+        Ok::<_, KvError>(*m != before)
+    })
+    .await?;
+    Ok(())
 }
 
 /// Serials due for another attempt, by profile.
@@ -101,10 +99,10 @@ pub async fn due_retries<B: Backend>(
     token: TokenId,
     now: u64,
 ) -> Result<BTreeMap<u64, Vec<String>>, KvError> {
-    let Some(raw) = store.get(&retry_key(token)).await? else {
-        return Ok(BTreeMap::new());
-    };
-    let m: BTreeMap<String, Retry> = serde_json::from_slice(&raw).unwrap_or_default();
+    let m = Retries::load_valid(store, token)
+        .await?
+        .unwrap_or_default()
+        .0;
     let mut out: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for (serial, r) in m {
         if r.retry_at <= now {
@@ -245,15 +243,13 @@ async fn record<B: Backend>(
     now: u64,
     summary: &mut Summary,
 ) -> Result<(), KvError> {
-    let keys: Vec<String> = statuses.iter().map(|(s, _)| result_key(token, s)).collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let previous = store.get_many(&refs).await?;
-    let mut writes: Vec<(String, Vec<u8>)> = Vec::with_capacity(statuses.len());
+    let ids: Vec<(TokenId, &str)> = statuses.iter().map(|(s, _)| (token, s.as_str())).collect();
+    let previous = AssignmentResult::load_many_valid(store, &ids).await?;
+    let mut writes: Vec<AssignmentResult> = Vec::with_capacity(statuses.len());
     let mut retry: Vec<(String, u64)> = Vec::new();
     let mut settled: Vec<String> = Vec::new();
     for ((serial, status), prev) in statuses.iter().zip(previous) {
         *summary.counts.entry(status.clone()).or_default() += 1;
-        let prev: Option<AssignmentResult> = prev.and_then(|r| serde_json::from_slice(&r).ok());
         let failing = matches!(status.as_str(), "FAILED" | "THROTTLED");
         let failures = if failing {
             prev.map_or(0, |p| p.failures) + 1
@@ -277,16 +273,11 @@ async fn record<B: Backend>(
             retry_at,
             failures,
         };
-        writes.push((
-            result_key(token, serial),
-            serde_json::to_vec(&r).expect("serialises"),
-        ));
+        writes.push(r);
     }
-    let items: Vec<(&str, &[u8])> = writes
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    store.set_many(&items).await?;
+    let items: Vec<((TokenId, &str), &AssignmentResult)> =
+        ids.iter().copied().zip(writes.iter()).collect();
+    AssignmentResult::save_many(store, &items).await?;
     if let Some(p) = profile
         && (!retry.is_empty() || !settled.is_empty())
     {
@@ -385,19 +376,14 @@ impl<'a, B: Backend> AutoAssign<'a, B> {
         if unassigned.is_empty() {
             return Ok(());
         }
-        let keys: Vec<String> = unassigned
+        let ids: Vec<(TokenId, &str)> = unassigned
             .iter()
-            .map(|d| {
-                inventory::device_key(self.token, d["serial_number"].as_str().unwrap_or_default())
-            })
+            .map(|d| (self.token, d["serial_number"].as_str().unwrap_or_default()))
             .collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let known = self.store.get_many(&refs).await?;
+        let known = DeviceRecord::load_many_valid(self.store, &ids).await?;
         let mut by_profile: BTreeMap<u64, Vec<String>> = BTreeMap::new();
         for (d, stored) in unassigned.into_iter().zip(known) {
-            let live = stored
-                .and_then(|r| serde_json::from_slice::<DeviceRecord>(&r).ok())
-                .filter(|r| !r.tombstone);
+            let live = stored.filter(|r| !r.tombstone);
             let moved_here =
                 field(d, "op_type") == "modified" && field(d, "profile_status") == "removed";
             if live.is_some() && !moved_here {

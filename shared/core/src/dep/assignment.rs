@@ -13,10 +13,7 @@ use serde_json::Value;
 use mdm_kv::key::segment;
 
 use super::TokenId;
-
-pub fn result_key(token: TokenId, serial: &str) -> String {
-    format!("asg:{token}:{}", segment(serial))
-}
+use crate::record::Record;
 
 /// Apple's answer for one serial of an assign or remove call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,15 +31,16 @@ pub struct AssignmentResult {
     pub failures: u32,
 }
 
+impl Record for AssignmentResult {
+    /// (token, serial)
+    type Id<'a> = (TokenId, &'a str);
+    const NAME: &'static str = "assignment result";
+    fn key((token, serial): (TokenId, &str)) -> String {
+        format!("asg:{token}:{}", segment(serial))
+    }
+}
+
 impl AssignmentResult {
-    pub fn decode(raw: &[u8]) -> Option<Self> {
-        serde_json::from_slice(raw).ok()
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("serialises")
-    }
-
     /// Apple's profile fields as this answer left them: `Some` for an accepted
     /// assignment or removal, `None` when it changed nothing (failed, throttled, ...).
     fn profile_fields(&self) -> Option<[(&'static str, Option<Value>); 3]> {

@@ -23,19 +23,58 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
-use super::assignment::{AssignmentResult, result_key};
+use super::assignment::AssignmentResult;
+use crate::record::{self, Record, Stored};
 
-pub fn device_key(token: TokenId, serial: &str) -> String {
-    format!("dev:{token}:{}", segment(serial))
+impl Record for DeviceRecord {
+    /// (token, serial)
+    type Id<'a> = (TokenId, &'a str);
+    const NAME: &'static str = "device record";
+    const ATTEMPTS: usize = 20;
+    fn key((token, serial): (TokenId, &str)) -> String {
+        format!("dev:{token}:{}", segment(serial))
+    }
 }
 
-/// The serial → token index (see the module documentation).
-pub fn serial_index_key(serial: &str) -> String {
-    format!("devtok:{}", segment(serial))
+/// The serial at a slot of a token's device index (`devix:<t>:<slot>`, the serial as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IndexedSerial(pub String);
+
+impl Record for IndexedSerial {
+    /// (token, slot)
+    type Id<'a> = (TokenId, u64);
+    const NAME: &'static str = "device index slot";
+    fn key((token, slot): (TokenId, u64)) -> String {
+        format!("devix:{token}:{slot}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(IndexedSerial)
+    }
 }
 
-pub(super) fn index_key(token: TokenId, slot: u64) -> String {
-    format!("devix:{token}:{slot}")
+/// The token that last synced a serial as present (`devtok:<s>`, the token id in
+/// decimal): the serial → token index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SerialToken(pub TokenId);
+
+impl Record for SerialToken {
+    /// The serial.
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "serial index";
+    fn key(serial: &str) -> String {
+        format!("devtok:{}", segment(serial))
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.to_string().into_bytes())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::decimal(raw).map(|t| SerialToken(TokenId(t)))
+    }
 }
 
 pub(crate) fn index_counter(token: TokenId) -> CounterKey {
@@ -121,14 +160,6 @@ impl DeviceRecord {
         }
         self
     }
-
-    pub fn decode(raw: &[u8]) -> Option<Self> {
-        serde_json::from_slice(raw).ok()
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("record serialises")
-    }
 }
 
 /// The live record of a serial as stored (`None` if unknown or deleted): Apple's fields
@@ -138,10 +169,8 @@ pub async fn get_synced<B: Backend>(
     token: TokenId,
     serial: &str,
 ) -> Result<Option<DeviceRecord>, KvError> {
-    let raw = store.get(&device_key(token, serial)).await?;
-    Ok(raw
-        .as_deref()
-        .and_then(DeviceRecord::decode)
+    Ok(DeviceRecord::load_valid(store, (token, serial))
+        .await?
         .filter(|r| !r.tombstone))
 }
 
@@ -155,11 +184,7 @@ pub async fn get<B: Backend>(
     let Some(rec) = get_synced(store, token, serial).await? else {
         return Ok(None);
     };
-    let ours = store
-        .get(&result_key(token, serial))
-        .await?
-        .as_deref()
-        .and_then(AssignmentResult::decode);
+    let ours = AssignmentResult::load_valid(store, (token, serial)).await?;
     Ok(Some(rec.with_assignment(ours.as_ref())))
 }
 
@@ -172,12 +197,7 @@ pub async fn token_of<B: Backend>(
     store: &Store<B>,
     serial: &str,
 ) -> Result<Option<(TokenId, DeviceRecord)>, KvError> {
-    let indexed = store
-        .get(&serial_index_key(serial))
-        .await?
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|s| s.parse::<u64>().ok())
-        .map(TokenId);
+    let indexed = SerialToken::load_valid(store, serial).await?.map(|t| t.0);
     if let Some(t) = indexed
         && let Some(rec) = get(store, t, serial).await?
         && rec.removed_at.is_none()
@@ -187,11 +207,7 @@ pub async fn token_of<B: Backend>(
     let Some((t, rec)) = scan_tokens(store, serial).await? else {
         return Ok(None);
     };
-    let ours = store
-        .get(&result_key(t, serial))
-        .await?
-        .as_deref()
-        .and_then(AssignmentResult::decode);
+    let ours = AssignmentResult::load_valid(store, (t, serial)).await?;
     Ok(Some((t, rec.with_assignment(ours.as_ref()))))
 }
 
@@ -204,14 +220,12 @@ async fn scan_tokens<B: Backend>(
     let mut best: Option<(TokenId, DeviceRecord)> = None;
     let ids: Vec<TokenId> = (1..=last).map(TokenId).collect();
     for chunk in ids.chunks(100) {
-        let keys: Vec<String> = chunk.iter().map(|t| device_key(*t, serial)).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        for (t, raw) in chunk.iter().zip(store.get_many(&refs).await?) {
-            let Some(rec) = raw
-                .as_deref()
-                .and_then(DeviceRecord::decode)
-                .filter(|r| !r.tombstone)
-            else {
+        let ids: Vec<(TokenId, &str)> = chunk.iter().map(|t| (*t, serial)).collect();
+        for (t, rec) in chunk
+            .iter()
+            .zip(DeviceRecord::load_many_valid(store, &ids).await?)
+        {
+            let Some(rec) = rec.filter(|r| !r.tombstone) else {
                 continue;
             };
             let better = match &best {
@@ -259,7 +273,15 @@ pub(crate) async fn read_slots<B: Backend>(
     from: u64,
     to: u64,
 ) -> Result<Vec<(u64, DeviceRecord)>, KvError> {
-    read_slots_as(store, token, from, to, DeviceRecord::decode, |r| r.slot).await
+    read_slots_as(
+        store,
+        token,
+        from,
+        to,
+        |raw| DeviceRecord::decode(raw).ok(),
+        |r| r.slot,
+    )
+    .await
 }
 
 /// [`read_slots`], decoding only each record's [`DeviceHead`].
@@ -274,7 +296,7 @@ pub(crate) async fn read_slot_heads<B: Backend>(
         token,
         from,
         to,
-        |raw| serde_json::from_slice::<DeviceHead>(raw).ok(),
+        |raw| record::part::<DeviceHead>(raw).ok(),
         |h| h.slot,
     )
     .await
@@ -288,14 +310,17 @@ async fn read_slots_as<B: Backend, T>(
     decode: impl Fn(&[u8]) -> Option<T>,
     slot_of: impl Fn(&T) -> u64,
 ) -> Result<Vec<(u64, T)>, KvError> {
-    let slot_keys: Vec<String> = (from..=to).map(|s| index_key(token, s)).collect();
-    let refs: Vec<&str> = slot_keys.iter().map(String::as_str).collect();
-    let serials = store.get_many(&refs).await?;
+    let slots: Vec<(TokenId, u64)> = (from..=to).map(|s| (token, s)).collect();
+    let serials = IndexedSerial::load_many_valid(store, &slots).await?;
     let present: Vec<(u64, String)> = (from..=to)
         .zip(serials)
-        .filter_map(|(slot, s)| Some((slot, String::from_utf8(s?).ok()?)))
+        .filter_map(|(slot, s)| Some((slot, s?.0)))
         .collect();
-    let dev_keys: Vec<String> = present.iter().map(|(_, s)| device_key(token, s)).collect();
+    // Read raw: a pass may decode only part of each record ([`DeviceHead`]).
+    let dev_keys: Vec<String> = present
+        .iter()
+        .map(|(_, s)| DeviceRecord::key((token, s)))
+        .collect();
     let refs: Vec<&str> = dev_keys.iter().map(String::as_str).collect();
     let records = store.get_many(&refs).await?;
     Ok(present
@@ -316,27 +341,18 @@ pub async fn delete_by_admin<B: Backend>(
     serial: &str,
     now: u64,
 ) -> Result<bool, KvError> {
-    let key = device_key(token, serial);
     let mut deleted = false;
-    let r = store
-        .update::<KvError>(&key, 20, |raw| {
-            let mut rec: DeviceRecord = serde_json::from_slice(raw)
-                .map_err(|e| KvError::Backend(format!("device record: {e}")))?;
-            if rec.tombstone {
-                deleted = false;
-                return Ok(None);
-            }
-            deleted = true;
-            rec.tombstone = true;
-            rec.updated_at = now;
-            rec.apple.clear();
-            Ok(Some(serde_json::to_vec(&rec).expect("record serialises")))
-        })
-        .await;
-    match r {
-        Ok(_) => {}
-        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => return Err(e),
-    }
+    DeviceRecord::modify(store, (token, serial), |rec| {
+        deleted = !rec.tombstone;
+        if rec.tombstone {
+            return Ok::<_, KvError>(false);
+        }
+        rec.tombstone = true;
+        rec.updated_at = now;
+        rec.apple.clear();
+        Ok(true)
+    })
+    .await?;
     if deleted {
         store.increment(&live_counter(token), -1).await?;
     }

@@ -15,11 +15,12 @@ use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
 use super::inventory::{
-    DeviceRecord, Removal, device_key, index_counter, index_key, live_counter, serial_index_key,
+    DeviceRecord, IndexedSerial, Removal, SerialToken, index_counter, live_counter,
 };
+use crate::record::{self, Record, Stored};
 use crate::time::parse_rfc3339;
 
-/// A held [`DeviceRecord`] without Apple's fields.
+/// A held [`DeviceRecord`] without Apple's fields (decoded with [`record::part`]).
 #[derive(Deserialize)]
 struct HeldRecord {
     serial_number: String,
@@ -152,17 +153,22 @@ pub async fn apply_page<B: Backend>(
         latest.into_iter().map(|(s, (t, _, r))| (s, t, r)).collect();
     page.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let keys: Vec<String> = page.iter().map(|(s, _, _)| device_key(token, s)).collect();
+    // Read raw: the held records are decoded in part ([`HeldRecord`]).
+    let keys: Vec<String> = page
+        .iter()
+        .map(|(s, _, _)| DeviceRecord::key((token, s)))
+        .collect();
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let held = store.get_many(&key_refs).await?;
 
+    // (serial, as the page names it, and its new record)
     let mut updates: Vec<(String, DeviceRecord)> = Vec::new();
     let mut live_delta: i64 = 0;
-    for ((serial, t, rec), (key, raw)) in page.into_iter().zip(keys.into_iter().zip(held)) {
+    for ((serial, t, rec), raw) in page.into_iter().zip(held) {
         // Apple's fields of the held record (most of its bytes) are decoded only on the
         // rare paths that keep them.
-        let held: Option<HeldRecord> = raw.as_deref().and_then(|r| serde_json::from_slice(r).ok());
-        let full = || raw.as_deref().and_then(DeviceRecord::decode);
+        let held: Option<HeldRecord> = raw.as_deref().and_then(|r| record::part(r).ok());
+        let full = || raw.as_deref().and_then(|r| DeviceRecord::decode(r).ok());
         let op = op_of(&rec);
         let was_live = held.as_ref().is_some_and(|h| !h.tombstone);
         if held.is_none() && op == Op::Deleted {
@@ -182,7 +188,7 @@ pub async fn apply_page<B: Backend>(
                     && let Some(mut h) = full()
                 {
                     h.listed_in = cx.listing;
-                    updates.push((key, h));
+                    updates.push((serial, h));
                 }
                 continue;
             }
@@ -259,7 +265,7 @@ pub async fn apply_page<B: Backend>(
         if !was_live {
             live_delta += 1;
         }
-        updates.push((key, record));
+        updates.push((serial, record));
     }
 
     // Index slots before records: a crash in between leaves orphan slots (skipped when
@@ -273,49 +279,33 @@ pub async fn apply_page<B: Backend>(
     if !unindexed.is_empty() {
         let n = unindexed.len() as u64;
         let last = store.increment(&index_counter(token), n as i64).await? as u64;
-        let mut index: Vec<(String, Vec<u8>)> = Vec::with_capacity(unindexed.len());
+        let mut index: Vec<(u64, IndexedSerial)> = Vec::with_capacity(unindexed.len());
         for (offset, &i) in unindexed.iter().enumerate() {
             let slot = last + 1 - n + offset as u64;
             let record = &mut updates[i].1;
             record.slot = slot;
-            index.push((
-                index_key(token, slot),
-                record.serial_number.as_bytes().to_vec(),
-            ));
+            index.push((slot, IndexedSerial(record.serial_number.clone())));
         }
-        set_all(store, &index).await?;
+        let items: Vec<((TokenId, u64), &IndexedSerial)> =
+            index.iter().map(|(slot, s)| ((token, *slot), s)).collect();
+        IndexedSerial::save_many(store, &items).await?;
     }
-    let writes: Vec<(String, Vec<u8>)> = updates
+    let writes: Vec<((TokenId, &str), &DeviceRecord)> = updates
         .iter()
-        .map(|(k, r)| (k.clone(), r.encode()))
+        .map(|(serial, r)| ((token, serial.as_str()), r))
         .collect();
-    set_all(store, &writes).await?;
+    DeviceRecord::save_many(store, &writes).await?;
     // After the records: a crash in between leaves a serial unindexed, which the lookup
     // ([`super::inventory::token_of`]) covers by scanning the tokens.
-    let present: Vec<(String, Vec<u8>)> = updates
+    let here = SerialToken(token);
+    let present: Vec<(&str, &SerialToken)> = updates
         .iter()
         .filter(|(_, r)| r.removed_at.is_none())
-        .map(|(_, r)| {
-            (
-                serial_index_key(&r.serial_number),
-                token.to_string().into_bytes(),
-            )
-        })
+        .map(|(_, r)| (r.serial_number.as_str(), &here))
         .collect();
-    set_all(store, &present).await?;
+    SerialToken::save_many(store, &present).await?;
     if live_delta != 0 {
         store.increment(&live_counter(token), live_delta).await?;
     }
     Ok(stats)
-}
-
-async fn set_all<B: Backend>(store: &Store<B>, items: &[(String, Vec<u8>)]) -> Result<(), KvError> {
-    if items.is_empty() {
-        return Ok(());
-    }
-    let refs: Vec<(&str, &[u8])> = items
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_slice()))
-        .collect();
-    store.set_many(&refs).await
 }

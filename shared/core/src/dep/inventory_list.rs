@@ -6,8 +6,9 @@
 use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
-use super::assignment::{AssignmentResult, result_key};
+use super::assignment::AssignmentResult;
 use super::inventory::{DeviceRecord, SCAN_BATCH, index_counter, read_slots};
+use crate::record::Stored;
 
 /// Which devices a listing shows, by profile assignment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,14 +75,8 @@ async fn assignments<B: Backend>(
     if serials.is_empty() {
         return Ok(Vec::new());
     }
-    let keys: Vec<String> = serials.iter().map(|s| result_key(token, s)).collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    Ok(store
-        .get_many(&refs)
-        .await?
-        .into_iter()
-        .map(|raw| raw.as_deref().and_then(AssignmentResult::decode))
-        .collect())
+    let ids: Vec<(TokenId, &str)> = serials.iter().map(|s| (token, *s)).collect();
+    AssignmentResult::load_many_valid(store, &ids).await
 }
 
 /// [`read_slots`] with our newer assignment answers laid over the live records.

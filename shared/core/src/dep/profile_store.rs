@@ -16,21 +16,10 @@ use mdm_kv::{Backend, CounterKey, KvError, Store};
 use super::TokenId;
 use super::inventory::DeviceRecord;
 use super::profiles::ProfileSpec;
+use crate::record::{self, Record, Stored};
 
 pub const MAX_PROFILES: i64 = 1_000;
 pub const MAX_RULES: usize = 100;
-
-pub fn profile_key(token: TokenId, id: u64) -> String {
-    format!("prof:{token}:{id}")
-}
-
-pub fn uuid_key(token: TokenId, uuid: &str) -> String {
-    format!("profu:{token}:{}", segment(uuid))
-}
-
-pub fn rules_key(token: TokenId) -> String {
-    format!("rules:{token}")
-}
 
 fn seq(token: TokenId) -> CounterKey {
     CounterKey::new(&format!("prof:{token}:seq")).expect("static counter name")
@@ -54,6 +43,35 @@ pub struct ProfileRecord {
     pub updated_at: u64,
 }
 
+impl Record for ProfileRecord {
+    /// (token, our profile id)
+    type Id<'a> = (TokenId, u64);
+    const NAME: &'static str = "profile";
+    fn key((token, id): (TokenId, u64)) -> String {
+        format!("prof:{token}:{id}")
+    }
+}
+
+/// Our profile id for one of Apple's profile UUIDs (`profu:<t>:<uuid>`, decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProfileOfUuid(pub u64);
+
+impl Record for ProfileOfUuid {
+    /// (token, Apple's profile UUID)
+    type Id<'a> = (TokenId, &'a str);
+    const NAME: &'static str = "profile UUID mapping";
+    fn key((token, uuid): (TokenId, &str)) -> String {
+        format!("profu:{token}:{}", segment(uuid))
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.to_string().into_bytes())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::decimal(raw).map(ProfileOfUuid)
+    }
+}
+
 pub async fn allocate<B: Backend>(
     store: &Store<B>,
     token: TokenId,
@@ -75,17 +93,13 @@ pub async fn count<B: Backend>(store: &Store<B>, token: TokenId) -> Result<i64, 
 }
 
 pub async fn save<B: Backend>(store: &Store<B>, r: &ProfileRecord) -> Result<(), KvError> {
+    // The mapping first, in the same batch as the record (as before).
+    let mapping_key = ProfileOfUuid::key((r.token, &r.apple_uuid));
+    let mapping = ProfileOfUuid(r.id).encode_at(&mapping_key)?;
+    let record_key = ProfileRecord::key((r.token, r.id));
+    let record = r.encode_at(&record_key)?;
     store
-        .set_many(&[
-            (
-                &uuid_key(r.token, &r.apple_uuid),
-                r.id.to_string().as_bytes(),
-            ),
-            (
-                &profile_key(r.token, r.id),
-                &serde_json::to_vec(r).expect("serialises"),
-            ),
-        ])
+        .set_many(&[(&mapping_key, &mapping), (&record_key, &record)])
         .await
 }
 
@@ -94,12 +108,7 @@ pub async fn load<B: Backend>(
     token: TokenId,
     id: u64,
 ) -> Result<Option<ProfileRecord>, KvError> {
-    match store.get(&profile_key(token, id)).await? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| KvError::Backend(format!("profile {token}/{id}: {e}"))),
-    }
+    ProfileRecord::load(store, (token, id)).await
 }
 
 /// Our profile for an Apple profile UUID (any of its definitions).
@@ -108,11 +117,8 @@ pub async fn by_uuid<B: Backend>(
     token: TokenId,
     uuid: &str,
 ) -> Result<Option<ProfileRecord>, KvError> {
-    let Some(raw) = store.get(&uuid_key(token, uuid)).await? else {
-        return Ok(None);
-    };
-    match std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()) {
-        Some(id) => load(store, token, id).await,
+    match ProfileOfUuid::load_valid(store, (token, uuid)).await? {
+        Some(id) => load(store, token, id.0).await,
         None => Ok(None),
     }
 }
@@ -122,15 +128,15 @@ pub async fn list<B: Backend>(
     token: TokenId,
 ) -> Result<Vec<ProfileRecord>, KvError> {
     let last = store.counter(&seq(token)).await?.max(0) as u64;
-    let keys: Vec<String> = (1..=last).map(|i| profile_key(token, i)).collect();
+    let ids: Vec<(TokenId, u64)> = (1..=last).map(|i| (token, i)).collect();
     let mut out = Vec::new();
-    for chunk in keys.chunks(100) {
-        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        for raw in store.get_many(&refs).await?.into_iter().flatten() {
-            if let Ok(r) = serde_json::from_slice::<ProfileRecord>(&raw) {
-                out.push(r);
-            }
-        }
+    for chunk in ids.chunks(100) {
+        out.extend(
+            ProfileRecord::load_many_valid(store, chunk)
+                .await?
+                .into_iter()
+                .flatten(),
+        );
     }
     Ok(out)
 }
@@ -138,7 +144,7 @@ pub async fn list<B: Backend>(
 /// Removes a profile (the caller checked nothing uses it). Its UUID mappings stay, so
 /// devices still carrying an old definition are recognised as "deleted profile".
 pub async fn remove<B: Backend>(store: &Store<B>, token: TokenId, id: u64) -> Result<(), KvError> {
-    store.delete(&profile_key(token, id)).await?;
+    ProfileRecord::delete(store, (token, id)).await?;
     release(store, token).await
 }
 
@@ -205,15 +211,24 @@ impl Match {
     }
 }
 
+/// A token's auto-assign rules, in order (`rules:<t>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Rules(pub Vec<Rule>);
+
+impl Record for Rules {
+    type Id<'a> = TokenId;
+    const NAME: &'static str = "auto-assign rules";
+    fn key(token: TokenId) -> String {
+        format!("rules:{token}")
+    }
+}
+
 pub async fn load_rules<B: Backend>(
     store: &Store<B>,
     token: TokenId,
 ) -> Result<Vec<Rule>, KvError> {
-    match store.get(&rules_key(token)).await? {
-        None => Ok(Vec::new()),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map_err(|e| KvError::Backend(format!("rules {token}: {e}"))),
-    }
+    Ok(Rules::load(store, token).await?.unwrap_or_default().0)
 }
 
 pub async fn save_rules<B: Backend>(
@@ -221,12 +236,7 @@ pub async fn save_rules<B: Backend>(
     token: TokenId,
     rules: &[Rule],
 ) -> Result<(), KvError> {
-    store
-        .set(
-            &rules_key(token),
-            &serde_json::to_vec(rules).expect("serialises"),
-        )
-        .await
+    Rules(rules.to_vec()).save(store, token).await
 }
 
 /// The profile a device should get: the first matching rule, else the default.

@@ -7,8 +7,9 @@
 use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
-use super::inventory::{self, DeviceRecord, Removal, SCAN_BATCH, device_key};
+use super::inventory::{self, DeviceRecord, Removal, SCAN_BATCH};
 use super::sync_state::{self, Lease, Policy, Reconcile, ScanState, SyncError};
+use crate::record::Stored;
 use crate::{Clock, random};
 
 /// Days after which a device Apple reported removed is purged (30–45, default 30).
@@ -51,26 +52,20 @@ async fn flag_absent<B: Backend>(
     now: u64,
 ) -> Result<bool, KvError> {
     let mut flagged = false;
-    let r = store
-        .update::<KvError>(&device_key(token, serial), 20, |raw| {
-            flagged = false;
-            let Some(mut r) = DeviceRecord::decode(raw) else {
-                return Ok(None);
-            };
-            if r.tombstone || r.removed_at.is_some() || r.listed_in == Some(generation) {
-                return Ok(None);
-            }
-            r.removed_at = Some(now);
-            r.removed_by = Some(Removal::Absent);
-            r.updated_at = now;
-            flagged = true;
-            Ok(Some(r.encode()))
-        })
-        .await;
-    match r {
-        Ok(_) => Ok(flagged),
-        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => Err(e),
-    }
+    // A record that does not decode is passed over, as one the listing contained.
+    DeviceRecord::modify_valid(store, (token, serial), |r| {
+        flagged = false;
+        if r.tombstone || r.removed_at.is_some() || r.listed_in == Some(generation) {
+            return Ok::<_, KvError>(false);
+        }
+        r.removed_at = Some(now);
+        r.removed_by = Some(Removal::Absent);
+        r.updated_at = now;
+        flagged = true;
+        Ok(true)
+    })
+    .await?;
+    Ok(flagged)
 }
 
 /// One step of the pass that ends full listing `generation`: examines up to `max_slots`
@@ -139,17 +134,17 @@ pub async fn maintenance_scan<B: Backend>(
                 r.tombstone = true;
                 r.apple.clear();
                 r.updated_at = now;
-                writes.push((device_key(token, &r.serial_number), r.encode()));
+                writes.push(r);
                 purged += 1;
             } else {
                 state.live_seen += 1;
             }
         }
-        let refs: Vec<(&str, &[u8])> = writes
+        let items: Vec<((TokenId, &str), &DeviceRecord)> = writes
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .map(|r| ((token, r.serial_number.as_str()), r))
             .collect();
-        store.set_many(&refs).await?;
+        DeviceRecord::save_many(store, &items).await?;
         slot = to;
     }
     if purged > 0 {

@@ -20,7 +20,7 @@ use super::reconcile;
 use super::sync_state::modify;
 pub use super::sync_state::{
     Backoff, Lease, Listing, ManualRefusal, Plan, Policy, Reconcile, Run, RunSummary, SyncError,
-    SyncKind, SyncState, init, load, state_key,
+    SyncKind, SyncState, init, load,
 };
 use crate::{Clock, random};
 

@@ -8,12 +8,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use mdm_kv::{Backend, KvError, Store, UpdateError};
+use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
+use crate::record::{Record, Stored};
 
-pub fn state_key(token: TokenId) -> String {
-    format!("dsync:{token}")
+impl Record for SyncState {
+    type Id<'a> = TokenId;
+    const NAME: &'static str = "sync state";
+    const ATTEMPTS: usize = 50;
+    fn key(token: TokenId) -> String {
+        format!("dsync:{token}")
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,53 +348,26 @@ impl std::fmt::Display for SyncError {
     }
 }
 
-fn decode(raw: &[u8]) -> Result<SyncState, KvError> {
-    serde_json::from_slice(raw).map_err(|e| KvError::Backend(format!("sync state: {e}")))
-}
-
-fn encode(s: &SyncState) -> Vec<u8> {
-    serde_json::to_vec(s).expect("serialises")
-}
-
 pub async fn init<B: Backend>(store: &Store<B>, token: TokenId) -> Result<(), KvError> {
-    store
-        .set(&state_key(token), &encode(&SyncState::default()))
-        .await
+    SyncState::default().save(store, token).await
 }
 
 pub async fn load<B: Backend>(
     store: &Store<B>,
     token: TokenId,
 ) -> Result<Option<SyncState>, KvError> {
-    store
-        .get(&state_key(token))
-        .await?
-        .map(|raw| decode(&raw))
-        .transpose()
+    SyncState::load(store, token).await
 }
 
 /// Read-modify-write of the sync state. `change` returns false to leave it untouched.
 pub async fn modify<B: Backend>(
     store: &Store<B>,
     token: TokenId,
-    mut change: impl FnMut(&mut SyncState) -> Result<bool, SyncError>,
+    change: impl FnMut(&mut SyncState) -> Result<bool, SyncError>,
 ) -> Result<SyncState, SyncError> {
-    let r = store
-        .update::<SyncError>(&state_key(token), 50, |raw| {
-            let mut s = decode(raw).map_err(SyncError::Store)?;
-            if change(&mut s)? {
-                Ok(Some(encode(&s)))
-            } else {
-                Ok(None)
-            }
-        })
-        .await;
-    match r {
-        Ok(Some(raw)) => Ok(decode(&raw)?),
-        Ok(None) => Err(SyncError::NoSuchToken),
-        Err(UpdateError::Kv(e)) => Err(SyncError::Store(e)),
-        Err(UpdateError::Rejected(e)) => Err(e),
-    }
+    SyncState::modify(store, token, change)
+        .await?
+        .ok_or(SyncError::NoSuchToken)
 }
 
 /// A new server token was uploaded into the slot: whatever failed before may work now.

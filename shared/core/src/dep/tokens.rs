@@ -13,21 +13,14 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
+use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
+use crate::record::{Record, Stored};
 
 pub const MAX_TOKENS: i64 = 2_000;
 /// A token expiring within this many seconds is `expiring`.
 pub const EXPIRY_WARNING: u64 = 30 * 86400;
-
-pub fn record_key(token: TokenId) -> String {
-    format!("tok:{token}")
-}
-
-pub fn session_key(token: TokenId) -> String {
-    format!("depsess:{token}")
-}
 
 pub(crate) fn seq_counter() -> CounterKey {
     CounterKey::new("tok:seq").expect("static counter name")
@@ -94,6 +87,35 @@ pub struct TokenRecord {
     pub default_profile: Option<String>,
 }
 
+impl Record for TokenRecord {
+    type Id<'a> = TokenId;
+    const NAME: &'static str = "token record";
+    const ATTEMPTS: usize = 50;
+    fn key(token: TokenId) -> String {
+        format!("tok:{token}")
+    }
+}
+
+/// The slot's cached Device Assignment API session, sealed (`depsess:<t>`, the sealed
+/// bytes; see [`super::apple::SlotSealer`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedSession(pub Vec<u8>);
+
+impl Record for SealedSession {
+    type Id<'a> = TokenId;
+    const NAME: &'static str = "Device Assignment session";
+    fn key(token: TokenId) -> String {
+        format!("depsess:{token}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.clone())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        Ok(SealedSession(raw.to_vec()))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
@@ -155,27 +177,19 @@ pub async fn load<B: Backend>(
     store: &Store<B>,
     token: TokenId,
 ) -> Result<Option<TokenRecord>, KvError> {
-    match store.get(&record_key(token)).await? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| KvError::Backend(format!("token record {token}: {e}"))),
-    }
+    TokenRecord::load(store, token).await
 }
 
 /// Every existing slot, by id. Slots are enumerated through the id counter, never by
 /// listing keys.
 pub async fn list<B: Backend>(store: &Store<B>) -> Result<Vec<TokenRecord>, KvError> {
     let last = store.counter(&seq_counter()).await?.max(0) as u64;
-    let keys: Vec<String> = (1..=last).map(|i| record_key(TokenId(i))).collect();
-    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-    let mut out = Vec::new();
-    for raw in store.get_many(&refs).await?.into_iter().flatten() {
-        if let Ok(r) = serde_json::from_slice::<TokenRecord>(&raw) {
-            out.push(r);
-        }
-    }
-    Ok(out)
+    let ids: Vec<TokenId> = (1..=last).map(TokenId).collect();
+    Ok(TokenRecord::load_many_valid(store, &ids)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 /// Reserves a slot id within [`MAX_TOKENS`]; `None` when the server is full.
@@ -192,12 +206,7 @@ pub async fn allocate<B: Backend>(store: &Store<B>) -> Result<Option<TokenId>, K
 /// Stores a brand-new slot (no race: the id was just allocated to us).
 pub async fn create<B: Backend>(store: &Store<B>, record: &TokenRecord) -> Result<(), KvError> {
     super::sync::init(store, record.id).await?;
-    store
-        .set(
-            &record_key(record.id),
-            &serde_json::to_vec(record).expect("serialises"),
-        )
-        .await
+    record.save(store, record.id).await
 }
 
 /// Read-modify-write of a slot. `change` may refuse with its own error.
@@ -206,28 +215,20 @@ pub async fn modify<B: Backend, E: From<KvError>>(
     token: TokenId,
     mut change: impl FnMut(&mut TokenRecord) -> Result<(), E>,
 ) -> Result<Option<TokenRecord>, E> {
-    let r = store
-        .update::<E>(&record_key(token), 50, |raw| {
-            let mut rec: TokenRecord = serde_json::from_slice(raw)
-                .map_err(|e| E::from(KvError::Backend(format!("token record {token}: {e}"))))?;
-            change(&mut rec)?;
-            Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
-        })
-        .await;
-    match r {
-        Ok(raw) => Ok(raw.map(|r| serde_json::from_slice(&r).expect("just serialised"))),
-        Err(UpdateError::Kv(e)) => Err(E::from(e)),
-        Err(UpdateError::Rejected(e)) => Err(e),
-    }
+    TokenRecord::modify(store, token, |rec| {
+        change(rec)?;
+        Ok(true)
+    })
+    .await
 }
 
 /// Removes a slot and its sync state and session. The caller checked it holds nothing.
 pub async fn remove<B: Backend>(store: &Store<B>, token: TokenId) -> Result<(), KvError> {
     store
         .delete_many(&[
-            &record_key(token),
-            &super::sync::state_key(token),
-            &session_key(token),
+            &TokenRecord::key(token),
+            &super::sync::SyncState::key(token),
+            &SealedSession::key(token),
         ])
         .await?;
     store.increment(&live_counter(), -1).await?;

@@ -46,6 +46,7 @@ use crate::api::{Request, Response};
 use crate::config::{self, SERVER_URL};
 use crate::mdm::commands_table::OsFamily;
 use crate::mdm::enrollment_type::{self, EnrollmentType, Facts, Path};
+use crate::record::{Record, Stored};
 use crate::user_sign_in::{self, SignInError};
 use crate::users::{self, UserRecord};
 use crate::{Clock, Platform};
@@ -59,14 +60,6 @@ pub const LOGIN_CALLBACK: &str = "apple-remotemanagement-user-login://authentica
 /// Seconds an access token stays usable: the device posts it right after the sign-in.
 pub const TOKEN_TTL: u64 = 15 * 60;
 
-fn token_key(token: &str) -> String {
-    format!("uetok:{}", hex::encode(Sha256::digest(token.as_bytes())))
-}
-
-fn type_key(username: &str) -> String {
-    format!("uetype:{}", segment(username))
-}
-
 /// What an access token stands for: one user, one enrollment. The first enrollment POST
 /// with the token makes the enrollment reference; a repeated POST (a device retrying) gets
 /// a profile for the same reference; the enrollment's Authenticate consumes both.
@@ -78,9 +71,28 @@ pub struct AccessGrant {
     pub reference: Option<String>,
 }
 
-/// The store key of an access token's grant.
-pub fn grant_key(token: &str) -> String {
-    token_key(token)
+impl Record for AccessGrant {
+    /// The access token itself; only its hash is in the key.
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "access grant";
+    const ATTEMPTS: usize = 10;
+    fn key(token: &str) -> String {
+        format!("uetok:{}", hex::encode(Sha256::digest(token.as_bytes())))
+    }
+}
+
+/// The type of a user's first account-driven enrollment (`uetype:<u>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct FirstEnrollmentType(EnrollmentType);
+
+impl Record for FirstEnrollmentType {
+    /// The username.
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "first enrollment type";
+    fn key(username: &str) -> String {
+        format!("uetype:{}", segment(username))
+    }
 }
 
 /// The platform a discovery request's `model-family` names.
@@ -109,10 +121,9 @@ async fn first_type<B: Backend>(
     store: &Store<B>,
     username: &str,
 ) -> Result<Option<EnrollmentType>, KvError> {
-    Ok(store
-        .get(&type_key(username))
+    Ok(FirstEnrollmentType::load_valid(store, username)
         .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+        .map(|t| t.0))
 }
 
 /// The enrollment type `user` gets on `os`.
@@ -265,11 +276,8 @@ async fn enroll_with(
     mode: EnrollmentType,
 ) -> Result<Option<Vec<u8>>, EnrollError> {
     let now = p.clock().unix_seconds();
-    let Some(grant) = p
-        .store()
-        .get(&token_key(token))
+    let Some(grant) = AccessGrant::load_valid(p.store(), token)
         .await?
-        .and_then(|raw| serde_json::from_slice::<AccessGrant>(&raw).ok())
         .filter(|g| now < g.issued_at.saturating_add(TOKEN_TTL))
     else {
         return Ok(None);
@@ -334,20 +342,17 @@ async fn enroll_with(
     let mut pend = PendingEnrollment::new(&reference, "", &topic, grant.issued_at);
     pend.via = Via::AccountDriven;
     pend.user = Some(user.username.clone());
-    pend.grant = Some(token_key(token));
+    pend.grant = Some(AccessGrant::key(token));
     pending::put(p.store(), &pend).await?;
     crate::expiry::register(
         p.store(),
-        &pending::key(&reference),
+        &PendingEnrollment::key(&reference),
         now + pending::PENDING_TTL,
     )
     .await?;
     if first_type(p.store(), &user.username).await?.is_none() {
-        p.store()
-            .set(
-                &type_key(&user.username),
-                &serde_json::to_vec(&mode).expect("serialises"),
-            )
+        FirstEnrollmentType(mode)
+            .save(p.store(), &user.username)
             .await?;
     }
     Ok(Some(signed))
@@ -366,25 +371,15 @@ async fn bind_reference(
         return Ok(Some(r.clone()));
     }
     let fresh = crate::random::uuid_v4();
-    let r = p
-        .store()
-        .update::<KvError>(&token_key(token), 10, |raw| {
-            let mut g: AccessGrant = serde_json::from_slice(raw)
-                .map_err(|e| KvError::Backend(format!("access grant: {e}")))?;
-            if g.reference.is_some() || now >= g.issued_at.saturating_add(TOKEN_TTL) {
-                return Ok(None);
-            }
-            g.reference = Some(fresh.clone());
-            Ok(Some(serde_json::to_vec(&g).expect("serialises")))
-        })
-        .await;
-    match r {
-        Ok(Some(raw)) => Ok(serde_json::from_slice::<AccessGrant>(&raw)
-            .ok()
-            .and_then(|g| g.reference)),
-        Ok(None) => Ok(None),
-        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => Err(e.into()),
-    }
+    let bound = AccessGrant::modify(p.store(), token, |g| {
+        if g.reference.is_some() || now >= g.issued_at.saturating_add(TOKEN_TTL) {
+            return Ok::<_, KvError>(false);
+        }
+        g.reference = Some(fresh.clone());
+        Ok(true)
+    })
+    .await?;
+    Ok(bound.and_then(|g| g.reference))
 }
 
 /// `GET /mdm/enroll/account/signin`
@@ -448,14 +443,7 @@ pub async fn signin(p: &impl Platform, req: &Request) -> Response {
         issued_at: now,
         reference: None,
     };
-    if let Err(e) = p
-        .store()
-        .set(
-            &token_key(&token),
-            &serde_json::to_vec(&grant).expect("serialises"),
-        )
-        .await
-    {
+    if let Err(e) = grant.save(p.store(), &token).await {
         return EnrollError::from(e).into_response_for(req);
     }
     let mut resp = http::Response::new(Vec::new());

@@ -13,14 +13,11 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, KvError, Store};
 
 use crate::dep::TokenId;
+use crate::record::{Record, Stored};
 
 /// Seconds between the enrollment request and a usable `Authenticate` (SCEP with its
 /// 15-minute challenge, then the MDM check-in: minutes in practice).
 pub const PENDING_TTL: u64 = 3600;
-
-pub fn key(udid: &str) -> String {
-    format!("enrpend:{}", segment(udid))
-}
 
 /// How the device asked to enroll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +66,15 @@ pub struct PendingEnrollment {
     pub grant: Option<String>,
 }
 
+impl Record for PendingEnrollment {
+    /// The UDID (or account-driven enrollment reference).
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "pending enrollment";
+    fn key(udid: &str) -> String {
+        format!("enrpend:{}", segment(udid))
+    }
+}
+
 impl PendingEnrollment {
     /// A request with only what Authenticate checks (the rest unknown).
     pub fn new(udid: &str, serial: &str, topic: &str, at: u64) -> Self {
@@ -96,9 +102,7 @@ impl PendingEnrollment {
 }
 
 pub async fn put<B: Backend>(store: &Store<B>, p: &PendingEnrollment) -> Result<(), KvError> {
-    store
-        .set(&key(&p.udid), &serde_json::to_vec(p).expect("serialises"))
-        .await
+    p.save(store, &p.udid).await
 }
 
 /// The device's pending request, unless expired.
@@ -107,14 +111,11 @@ pub async fn get<B: Backend>(
     udid: &str,
     now: u64,
 ) -> Result<Option<PendingEnrollment>, KvError> {
-    let Some(raw) = store.get(&key(udid)).await? else {
-        return Ok(None);
-    };
-    let p: PendingEnrollment = serde_json::from_slice(&raw)
-        .map_err(|e| KvError::Backend(format!("pending enrollment: {e}")))?;
-    Ok((!p.expired(now)).then_some(p))
+    Ok(PendingEnrollment::load(store, udid)
+        .await?
+        .filter(|p| !p.expired(now)))
 }
 
 pub async fn remove<B: Backend>(store: &Store<B>, udid: &str) -> Result<(), KvError> {
-    store.delete(&key(udid)).await
+    PendingEnrollment::delete(store, udid).await
 }

@@ -24,6 +24,7 @@ use mdm_crypto::{Certificate, CsrParams, IssueOptions, KeyPair};
 use super::{APNS_TOPIC, EnrollError, EnrollmentTarget, ORGANIZATION_NAME};
 use crate::config::{self, SERVER_URL};
 use crate::mdm::pushcert::{self, Topic};
+use crate::record::{Record, Stored};
 use crate::scep::ca::{self, ScepSetupError};
 use crate::scep::challenge::{self, ChallengeGrant};
 use crate::seal::Sealer;
@@ -226,6 +227,14 @@ struct StoredSigner {
     created_at: u64,
 }
 
+impl Record for StoredSigner {
+    type Id<'a> = ();
+    const NAME: &'static str = "profile signing identity";
+    fn key((): ()) -> String {
+        SIGNING_RECORD_KEY.into()
+    }
+}
+
 fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
@@ -287,8 +296,10 @@ async fn configured_identity(
     }))
 }
 
-fn open_stored(raw: &[u8], storage_key: &config::Secret) -> Result<(Certificate, KeyPair), String> {
-    let s: StoredSigner = serde_json::from_slice(raw).map_err(|e| e.to_string())?;
+fn open_stored(
+    s: &StoredSigner,
+    storage_key: &config::Secret,
+) -> Result<(Certificate, KeyPair), String> {
     let der = b64().decode(&s.cert).map_err(|e| e.to_string())?;
     let cert = Certificate::from_der(&der).map_err(|e| e.to_string())?;
     let sealed = b64().decode(&s.sealed_key).map_err(|e| e.to_string())?;
@@ -318,8 +329,8 @@ pub async fn signing_identity(
     let usable = |cert: &Certificate| {
         cert.not_after_unix() - SIGNING_RENEW_BEFORE > now && cert.verify_issued_by(ca_cert).is_ok()
     };
-    if let Some(raw) = p.store().get(SIGNING_RECORD_KEY).await?
-        && let Ok((cert, key)) = open_stored(&raw, &storage_key)
+    if let Some(stored) = StoredSigner::load_valid(p.store(), ()).await?
+        && let Ok((cert, key)) = open_stored(&stored, &storage_key)
         && usable(&cert)
     {
         return Ok(SigningIdentity {
@@ -352,15 +363,10 @@ pub async fn signing_identity(
         ),
         created_at: now as u64,
     };
-    p.store()
-        .set(
-            SIGNING_RECORD_KEY,
-            &serde_json::to_vec(&stored).expect("serialises"),
-        )
-        .await?;
+    stored.save(p.store(), ()).await?;
     // Converge on what the store holds if a concurrent first use wrote after us.
-    if let Some(raw) = p.store().get(SIGNING_RECORD_KEY).await?
-        && let Ok((c, k)) = open_stored(&raw, &storage_key)
+    if let Some(stored) = StoredSigner::load_valid(p.store(), ()).await?
+        && let Ok((c, k)) = open_stored(&stored, &storage_key)
         && usable(&c)
     {
         return Ok(SigningIdentity {

@@ -18,8 +18,9 @@ use mdm_kv::key::segment;
 use mdm_kv::{CounterKey, KvError};
 
 use super::connect::{self, NewCommand};
-use super::enrollment_record::{self, EnrollmentRecord, device_type};
+use super::enrollment_record::{EnrollmentRecord, device_type};
 use super::queue::{Channel, Lane};
+use crate::record::Stored;
 use crate::{Clock, Platform};
 
 /// The device's OS version: reported (MachineInfo `OS_VERSION`, DeviceInformation), or
@@ -46,14 +47,7 @@ pub fn os_version(rec: &EnrollmentRecord) -> Option<String> {
 /// Called after a device-channel TokenUpdate was accepted. Returns the CommandUUIDs
 /// queued (empty when there is no work or it was queued before for this enrollment).
 pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<String>, KvError> {
-    let Some(raw) = p
-        .store()
-        .get(&enrollment_record::record_key(device_id))
-        .await?
-    else {
-        return Ok(Vec::new());
-    };
-    let Ok(rec) = serde_json::from_slice::<EnrollmentRecord>(&raw) else {
+    let Some(rec) = EnrollmentRecord::load_valid(p.store(), device_id).await? else {
         return Ok(Vec::new());
     };
     if !rec.enrolled {

@@ -3,10 +3,9 @@
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::command_records::{
-    CommandResult, LOG_BATCH, decode, floor_key, log_counter, log_key, result_key,
-};
+use super::command_records::{CommandResult, HistoryFloor, LOG_BATCH, LoggedCommand, log_counter};
 use super::queue::Channel;
+use crate::record::Stored;
 
 /// A page of a channel's history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -45,10 +44,7 @@ pub async fn history<B: Backend>(
 ) -> Result<HistoryPage, KvError> {
     let tag = ch.tag();
     let top = store.counter(&log_counter(tag)).await?.max(0) as u64;
-    let floor = match store.get(&floor_key(tag)).await? {
-        Some(raw) => decode::<u64>(&raw, "history floor")?,
-        None => 0,
-    };
+    let floor = HistoryFloor::load(store, tag).await?.unwrap_or_default().0;
     let limit = q.limit.max(1);
     let budget = (limit as u64 * LOG_BUDGET_PER_ITEM).max(LOG_BUDGET_MIN);
     let mut pos = q.before.map_or(top, |b| b.saturating_sub(1).min(top));
@@ -64,22 +60,17 @@ pub async fn history<B: Backend>(
         let low = pos.saturating_sub(LOG_BATCH - 1).max(floor + 1);
         let slots: Vec<u64> = (low..=pos).rev().collect();
         read += slots.len() as u64;
-        let keys: Vec<String> = slots.iter().map(|n| log_key(tag, *n)).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let uuids = store.get_many(&refs).await?;
+        let ids: Vec<(&str, u64)> = slots.iter().map(|n| (tag, *n)).collect();
+        let uuids = LoggedCommand::load_many_valid(store, &ids).await?;
         let found: Vec<(u64, String)> = slots
             .iter()
             .zip(uuids)
-            .filter_map(|(n, u)| Some((*n, String::from_utf8(u?).ok()?)))
+            .filter_map(|(n, u)| Some((*n, u?.0)))
             .collect();
-        let rkeys: Vec<String> = found.iter().map(|(_, u)| result_key(tag, u)).collect();
-        let rrefs: Vec<&str> = rkeys.iter().map(String::as_str).collect();
-        let recs = store.get_many(&rrefs).await?;
-        for ((n, _), raw) in found.iter().zip(recs) {
-            let Some(raw) = raw else { continue };
-            let Ok(r) = serde_json::from_slice::<CommandResult>(&raw) else {
-                continue;
-            };
+        let rids: Vec<(&str, &str)> = found.iter().map(|(_, u)| (tag, u.as_str())).collect();
+        let recs = CommandResult::load_many_valid(store, &rids).await?;
+        for ((n, _), r) in found.iter().zip(recs) {
+            let Some(r) = r else { continue };
             if let Some(from) = q.from {
                 if r.enqueued_at + LOG_TIME_SLACK < from {
                     // Older than the range, and so is everything below.

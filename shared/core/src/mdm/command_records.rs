@@ -26,14 +26,7 @@ use mdm_kv::{Backend, CounterKey, KvError, Store};
 use super::queue::{Channel, Lane, QueueError};
 use super::queue_enqueue;
 use super::report::ErrorEntry;
-
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, KvError> {
-    serde_json::from_slice(raw).map_err(|e| KvError::Backend(format!("{what}: {e}")))
-}
-
-pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("serialises")
-}
+use crate::record::{self, Record, Stored};
 
 /// `status` of a command not answered yet (or deferred, see [`STATUS_NOT_NOW`]).
 pub const STATUS_QUEUED: &str = "Queued";
@@ -118,28 +111,66 @@ pub struct Completion {
     pub t: u64,
 }
 
-pub fn result_key(channel_tag: &str, uuid: &str) -> String {
-    format!("res:{channel_tag}:{}", segment(uuid))
+impl Record for CommandResult {
+    /// (channel tag, CommandUUID)
+    type Id<'a> = (&'a str, &'a str);
+    const NAME: &'static str = "command record";
+    const ATTEMPTS: usize = 20;
+    fn key((channel_tag, uuid): (&str, &str)) -> String {
+        format!("res:{channel_tag}:{}", segment(uuid))
+    }
+}
+
+impl Record for Completion {
+    /// Its place in the finishing order.
+    type Id<'a> = u64;
+    const NAME: &'static str = "completion";
+    fn key(n: u64) -> String {
+        format!("cdone:{n}")
+    }
+}
+
+/// The n-th command enqueued on a channel (`clog:<c>:<n>`, its UUID as is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct LoggedCommand(pub String);
+
+impl Record for LoggedCommand {
+    /// (channel tag, n)
+    type Id<'a> = (&'a str, u64);
+    const NAME: &'static str = "command history slot";
+    fn key((channel_tag, n): (&str, u64)) -> String {
+        format!("clog:{channel_tag}:{n}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(LoggedCommand)
+    }
+}
+
+/// A channel's history floor (`clogf:<c>`, JSON number): every log slot at or below it
+/// is purged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct HistoryFloor(pub u64);
+
+impl Record for HistoryFloor {
+    /// The channel tag.
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "history floor";
+    fn key(channel_tag: &str) -> String {
+        format!("clogf:{channel_tag}")
+    }
 }
 
 pub(crate) fn log_counter(channel_tag: &str) -> CounterKey {
     CounterKey::new(&format!("clog:{channel_tag}")).expect("segments are key-safe")
 }
 
-pub(crate) fn log_key(channel_tag: &str, n: u64) -> String {
-    format!("clog:{channel_tag}:{n}")
-}
-
-pub(crate) fn floor_key(channel_tag: &str) -> String {
-    format!("clogf:{channel_tag}")
-}
-
 pub(crate) fn done_counter() -> CounterKey {
     CounterKey::new("cdone").expect("key-safe")
-}
-
-pub(crate) fn done_key(n: u64) -> String {
-    format!("cdone:{n}")
 }
 
 /// Log (and completion) slots read per batch.
@@ -159,7 +190,7 @@ pub(crate) async fn record_completion<B: Backend>(
         n: log,
         t: at,
     };
-    store.set(&done_key(n), &encode(&c)).await
+    c.save(store, n).await
 }
 
 /// A command record by channel tag and UUID.
@@ -168,10 +199,7 @@ pub async fn result<B: Backend>(
     channel_tag: &str,
     uuid: &str,
 ) -> Result<Option<CommandResult>, KvError> {
-    Ok(store
-        .get(&result_key(channel_tag, uuid))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    CommandResult::load_valid(store, (channel_tag, uuid)).await
 }
 
 /// A command for [`enqueue`].
@@ -229,7 +257,7 @@ pub async fn enqueue<B: Backend>(
     if super::command_secrets::carries_secret(&cmd.request_type) && !cmd.sealed {
         return Err(EnqueueError::Unsealed);
     }
-    if store.exists(&result_key(tag, &cmd.uuid)).await? {
+    if CommandResult::exists(store, (tag, &cmd.uuid)).await? {
         return Err(EnqueueError::Duplicate);
     }
     let n = store.increment(&log_counter(tag), 1).await? as u64;
@@ -248,10 +276,10 @@ pub async fn enqueue<B: Backend>(
         last_not_now_at: None,
         cancelled_at: None,
     };
-    store
-        .set(&result_key(tag, &cmd.uuid), &encode(&rec))
+    rec.save(store, (tag, &cmd.uuid)).await?;
+    LoggedCommand(cmd.uuid.clone())
+        .save(store, (tag, n))
         .await?;
-    store.set(&log_key(tag, n), cmd.uuid.as_bytes()).await?;
     let queued = queue_enqueue::enqueue(
         store,
         ch,
@@ -274,7 +302,10 @@ pub async fn enqueue<B: Backend>(
         }
         Err(e) => {
             store
-                .delete_many(&[&result_key(tag, &cmd.uuid), &log_key(tag, n)])
+                .delete_many(&[
+                    &CommandResult::key((tag, &cmd.uuid)),
+                    &LoggedCommand::key((tag, n)),
+                ])
                 .await?;
             Err(e.into())
         }
@@ -319,7 +350,7 @@ pub async fn cancel<B: Backend>(
             });
             rec.status = STATUS_CANCELLED.into();
             rec.cancelled_at = Some(now);
-            store.set(&result_key(tag, uuid), &encode(&rec)).await?;
+            rec.save(store, (tag, uuid)).await?;
             record_completion(store, tag, uuid, rec.log, now).await?;
             Ok(CancelOutcome::Cancelled(rec))
         }
@@ -347,9 +378,7 @@ pub async fn cancel_all<B: Backend>(
         if let Some(mut rec) = result(store, tag, &cmd.uuid).await? {
             rec.status = STATUS_CANCELLED.into();
             rec.cancelled_at = Some(now);
-            store
-                .set(&result_key(tag, &cmd.uuid), &encode(&rec))
-                .await?;
+            rec.save(store, (tag, &cmd.uuid)).await?;
             record_completion(store, tag, &cmd.uuid, rec.log, now).await?;
         }
     }

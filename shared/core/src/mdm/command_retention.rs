@@ -11,11 +11,10 @@ use serde_json::{Value, json};
 use mdm_kv::{Backend, KvError, Store};
 
 use super::command_records::{
-    Completion, LOG_BATCH, decode, done_counter, done_key, encode, floor_key, log_counter, log_key,
-    result, result_key,
+    CommandResult, Completion, HistoryFloor, LOG_BATCH, LoggedCommand, done_counter, log_counter,
+    result,
 };
-
-const PURGE_KEY: &str = "cpurge";
+use crate::record::{Record, Stored};
 
 /// The retention purge's cursor.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +25,15 @@ pub struct PurgeState {
     /// before writing) and when it was first seen.
     #[serde(default)]
     pub hole: Option<(u64, u64)>,
+}
+
+impl Record for PurgeState {
+    type Id<'a> = ();
+    const NAME: &'static str = "command purge state";
+    const ATTEMPTS: usize = 20;
+    fn key((): ()) -> String {
+        "cpurge".into()
+    }
 }
 
 /// A completion slot missing this long is given up.
@@ -49,10 +57,7 @@ pub async fn purge_expired<B: Backend>(
     retention_secs: u64,
     budget: u64,
 ) -> Result<PurgeReport, KvError> {
-    let state: PurgeState = match store.get(PURGE_KEY).await? {
-        Some(raw) => decode(&raw, "purge state")?,
-        None => PurgeState::default(),
-    };
+    let state = PurgeState::load(store, ()).await?.unwrap_or_default();
     let top = store.counter(&done_counter()).await?.max(0) as u64;
     let mut st = state.clone();
     let mut report = PurgeReport::default();
@@ -62,10 +67,9 @@ pub async fn purge_expired<B: Backend>(
         let to = (from + LOG_BATCH - 1)
             .min(top)
             .min(from + (budget - handled) - 1);
-        let keys: Vec<String> = (from..=to).map(done_key).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        for (n, raw) in (from..=to).zip(store.get_many(&refs).await?) {
-            match raw {
+        let slots: Vec<u64> = (from..=to).collect();
+        for (n, c) in (from..=to).zip(Completion::load_many(store, &slots).await?) {
+            match c {
                 None => match st.hole {
                     Some((h, seen)) if h == n && now.saturating_sub(seen) >= PURGE_HOLE_GRACE => {}
                     Some((h, _)) if h == n => break 'outer,
@@ -74,13 +78,12 @@ pub async fn purge_expired<B: Backend>(
                         break 'outer;
                     }
                 },
-                Some(raw) => {
-                    let c: Completion = decode(&raw, "completion")?;
+                Some(c) => {
                     if c.t.saturating_add(retention_secs) > now {
                         break 'outer;
                     }
                     purge_one(store, &c).await?;
-                    store.delete(&done_key(n)).await?;
+                    Completion::delete(store, n).await?;
                     report.purged += 1;
                 }
             }
@@ -92,26 +95,21 @@ pub async fn purge_expired<B: Backend>(
     report.behind = top.saturating_sub(st.pos);
     if st != state {
         let new = st.clone();
-        let r = store
-            .update::<KvError>(PURGE_KEY, 20, |raw| {
-                let cur: PurgeState = decode(raw, "purge state")?;
-                if cur.pos > new.pos {
-                    return Ok(None);
-                }
-                Ok(Some(encode(&new)))
-            })
-            .await;
-        match r {
-            Ok(Some(_)) => {}
-            // Absent: the first purge ever creates it (a concurrent first tick would write
-            // an equally valid cursor).
-            Ok(None) if state == PurgeState::default() => {
-                if !store.exists(PURGE_KEY).await? {
-                    store.set(PURGE_KEY, &encode(&new)).await?;
-                }
+        let moved = PurgeState::modify(store, (), |cur| {
+            if cur.pos > new.pos {
+                return Ok::<_, KvError>(false);
             }
-            Ok(None) => {}
-            Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => return Err(e),
+            *cur = new.clone();
+            Ok(true)
+        })
+        .await?;
+        // Absent: the first purge ever creates it (a concurrent first tick would write an
+        // equally valid cursor).
+        if moved.is_none()
+            && state == PurgeState::default()
+            && !PurgeState::exists(store, ()).await?
+        {
+            new.save(store, ()).await?;
         }
     }
     Ok(report)
@@ -123,7 +121,7 @@ async fn purge_one<B: Backend>(store: &Store<B>, c: &Completion) -> Result<(), K
     // The UUID may have been reused by a newer command on the channel: keep that one.
     if let Some(r) = result(store, &c.c, &c.u).await? {
         if r.finished() && r.finished_at() == Some(c.t) {
-            store.delete(&result_key(&c.c, &c.u)).await?;
+            CommandResult::delete(store, (&c.c, &c.u)).await?;
         } else {
             return Ok(());
         }
@@ -131,11 +129,8 @@ async fn purge_one<B: Backend>(store: &Store<B>, c: &Completion) -> Result<(), K
     let Some(n) = c.n else {
         return Ok(());
     };
-    store.delete(&log_key(&c.c, n)).await?;
-    let floor = match store.get(&floor_key(&c.c)).await? {
-        Some(raw) => decode::<u64>(&raw, "history floor")?,
-        None => 0,
-    };
+    LoggedCommand::delete(store, (&c.c, n)).await?;
+    let floor = HistoryFloor::load(store, &c.c).await?.unwrap_or_default().0;
     if n <= floor {
         return Ok(());
     }
@@ -145,7 +140,10 @@ async fn purge_one<B: Backend>(store: &Store<B>, c: &Completion) -> Result<(), K
     if limit <= floor {
         return Ok(());
     }
-    let keys: Vec<String> = (floor + 1..=limit).map(|k| log_key(&c.c, k)).collect();
+    // Only whether each slot is there counts: read raw.
+    let keys: Vec<String> = (floor + 1..=limit)
+        .map(|k| LoggedCommand::key((&c.c, k)))
+        .collect();
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let mut new_floor = floor;
     for (k, v) in (floor + 1..=limit).zip(store.get_many(&refs).await?) {
@@ -155,7 +153,7 @@ async fn purge_one<B: Backend>(store: &Store<B>, c: &Completion) -> Result<(), K
         new_floor = k;
     }
     if new_floor > floor {
-        store.set(&floor_key(&c.c), &encode(&new_floor)).await?;
+        HistoryFloor(new_floor).save(store, &c.c).await?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The command loop at the ServerURL: a verified report in, the next command (or an
 //! empty 200) out. An answer completes its command's record ([`super::command_records`]),
 //! inventory results update the enrollment record (large sections under their own key,
-//! [`super::enrollment_record::inventory_key`]), and the answer to the device's retire
+//! [`InventorySection`]'s), and the answer to the device's retire
 //! command purges the enrollment.
 //!
 //! Every report reads and writes a fixed number of keys, whatever the length of the queue
@@ -13,20 +13,20 @@ use serde_json::{Value, json};
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::command_records::{decode, encode, record_completion};
+use super::command_records::record_completion;
 use super::enrollment_record::{
-    self, EnrollmentRecord, InventorySection, Refusal, device_type, inventory_key,
+    self, EnrollmentRecord, InventorySection, Refusal, device_type, modify_record,
 };
 use super::enrollment_reset::purge;
 // The command records' API, still reachable by its former path.
 pub use super::command_records::{
     CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult, NewCommand, Queued,
     STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel, cancel_all, enqueue, result,
-    result_key,
 };
 use super::queue::{self, Channel, Lane, QueueError};
 use super::queue_delivery;
 use super::report::{Report, Status};
+use crate::record::{Record, Stored};
 
 /// Reports larger than this are not kept verbatim in the command record (KV values stay
 /// well below every backend's item limit).
@@ -98,7 +98,7 @@ pub async fn prefetch<B: Backend>(
         .device_id()
         .ok_or_else(|| Refusal::BadRequest("report names no device".into()))?;
     let ch = channel_of(report, device_id);
-    enrollment_record::read_for_request(store, cert_hash, device_id, &ch.head_key()).await
+    enrollment_record::read_for_request(store, cert_hash, device_id, &queue::Head::key(&ch)).await
 }
 
 /// [`report`] given its [`prefetch`], which the caller read after any change to the
@@ -144,21 +144,16 @@ pub async fn report_read<B: Backend>(
             {
                 // Compare-and-swap: an admin may cancel the deferred command meanwhile,
                 // and that outcome must not be overwritten.
-                let r = store
-                    .update::<KvError>(&result_key(&tag, &uuid), 20, |raw| {
-                        let mut r: CommandResult = decode(raw, "command record")?;
-                        if r.finished() {
-                            return Ok(None);
-                        }
-                        r.status = STATUS_NOT_NOW.into();
-                        r.not_now_count += 1;
-                        r.last_not_now_at = Some(now);
-                        Ok(Some(encode(&r)))
-                    })
-                    .await;
-                if let Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) = r {
-                    return Err(Refusal::Store(e));
-                }
+                CommandResult::modify(store, (&tag, &uuid), |r| {
+                    if r.finished() {
+                        return Ok::<_, Refusal>(false);
+                    }
+                    r.status = STATUS_NOT_NOW.into();
+                    r.not_now_count += 1;
+                    r.last_not_now_at = Some(now);
+                    Ok(true)
+                })
+                .await?;
                 metrics::bump(store, Counter::CommandResults("NotNow")).await;
             }
         }
@@ -187,9 +182,7 @@ pub async fn report_read<B: Backend>(
                     last_not_now_at: previous.as_ref().and_then(|p| p.last_not_now_at),
                     cancelled_at: None,
                 };
-                store
-                    .set(&result_key(&tag, &uuid), &encode(&result))
-                    .await?;
+                result.save(store, (&tag, &uuid)).await?;
                 record_completion(store, &tag, &uuid, result.log, now).await?;
                 let status = match report.status {
                     Status::Acknowledged => "Acknowledged",
@@ -334,16 +327,13 @@ async fn update_device<B: Backend>(
                 data,
                 external: false,
             };
-            let bytes = encode(&full);
+            let key = InventorySection::key((device_id, &request_type));
+            let bytes = full.encode_at(&key)?;
             let stored = if bytes.len() <= MAX_SECTION {
-                store
-                    .set(&inventory_key(device_id, &request_type), &bytes)
-                    .await?;
+                store.set(&key, &bytes).await?;
                 json!({ "count": count })
             } else {
-                store
-                    .delete(&inventory_key(device_id, &request_type))
-                    .await?;
+                store.delete(&key).await?;
                 json!({ "count": count, "omitted_bytes": bytes.len() })
             };
             section = Some((
@@ -365,48 +355,38 @@ async fn update_device<B: Backend>(
             ));
         }
     }
-    // The state the last attempt of the compare-and-swap started from, for the metrics.
-    let mut before = enrollment_record::State::default();
-    let r = store
-        .update::<KvError>(&enrollment_record::record_key(device_id), 20, |bytes| {
-            let mut rec: EnrollmentRecord = decode(bytes, "enrollment record")?;
-            rec.last_seen_at = rec.last_seen_at.max(now);
-            before = enrollment_record::State::of(&rec);
-            if configured {
-                rec.awaiting_configuration = false;
-            }
-            if retire_failed {
-                // The device refused to remove the profile: it stays managed, and the
-                // admin sees the error in the command history (and may force).
-                rec.retire = None;
-            }
-            if let Some((rt, s)) = &section {
-                let mut s = s.clone();
-                if rt == "DeviceInformation" {
-                    apply_device_information(&mut rec, &s.data);
-                    // Each answer carries only the queried keys: merge with what we knew.
-                    if let (Some(Value::Object(mut merged)), Value::Object(new)) =
-                        (rec.inventory.get(rt).map(|p| p.data.clone()), &s.data)
-                    {
-                        for (k, v) in new {
-                            merged.insert(k.clone(), v.clone());
-                        }
-                        s.data = Value::Object(merged);
-                    }
-                }
-                rec.inventory.insert(rt.clone(), s);
-            }
-            Ok(Some(encode(&rec)))
-        })
-        .await;
-    let rec = match r {
-        Ok(Some(raw)) => decode::<EnrollmentRecord>(&raw, "enrollment record")?,
-        Ok(None) => return Ok(()),
-        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => {
-            return Err(Refusal::Store(e));
+    let changed = modify_record(store, device_id, |rec| {
+        rec.last_seen_at = rec.last_seen_at.max(now);
+        if configured {
+            rec.awaiting_configuration = false;
         }
+        if retire_failed {
+            // The device refused to remove the profile: it stays managed, and the
+            // admin sees the error in the command history (and may force).
+            rec.retire = None;
+        }
+        if let Some((rt, s)) = &section {
+            let mut s = s.clone();
+            if rt == "DeviceInformation" {
+                apply_device_information(rec, &s.data);
+                // Each answer carries only the queried keys: merge with what we knew.
+                if let (Some(Value::Object(mut merged)), Value::Object(new)) =
+                    (rec.inventory.get(rt).map(|p| p.data.clone()), &s.data)
+                {
+                    for (k, v) in new {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                    s.data = Value::Object(merged);
+                }
+            }
+            rec.inventory.insert(rt.clone(), s);
+        }
+        Ok(true)
+    })
+    .await?;
+    let Some(rec) = changed else {
+        return Ok(());
     };
-    enrollment_record::count_transition(store, before, enrollment_record::State::of(&rec)).await;
     if section
         .as_ref()
         .is_some_and(|(rt, s)| rt == "DeviceInformation" && s.data.get("DeviceName").is_some())
@@ -467,23 +447,12 @@ async fn keep_templated_name<B: Backend>(
             return Ok(());
         }
     }
-    let r = store
-        .update::<KvError>(
-            &enrollment_record::record_key(&rec.device_id),
-            20,
-            |bytes| {
-                let mut r: EnrollmentRecord = decode(bytes, "enrollment record")?;
-                r.name_corrected = Some(reported.clone());
-                Ok(Some(encode(&r)))
-            },
-        )
-        .await;
-    match r {
-        Ok(_) => Ok(()),
-        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => {
-            Err(Refusal::Store(e))
-        }
-    }
+    EnrollmentRecord::modify(store, &rec.device_id, |r| {
+        r.name_corrected = Some(reported.clone());
+        Ok::<_, Refusal>(true)
+    })
+    .await?;
+    Ok(())
 }
 
 /// An inventory section as reported, inline or from its own key.
@@ -496,8 +465,8 @@ pub async fn inventory_section<B: Backend>(
     if !section.external {
         return Ok(section.data.clone());
     }
-    match store.get(&inventory_key(device_id, name)).await? {
-        Some(raw) => Ok(decode::<InventorySection>(&raw, "inventory section")?.data),
+    match InventorySection::load(store, (device_id, name)).await? {
+        Some(s) => Ok(s.data),
         None => Ok(section.data.clone()),
     }
 }

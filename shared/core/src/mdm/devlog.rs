@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
+use crate::record::{self, Record, Stored};
+
 /// Entries read per listing request at most.
 pub const MAX_SCAN: u64 = 5_000;
 const BATCH: u64 = 100;
@@ -32,19 +34,61 @@ fn counter(device: &str) -> CounterKey {
     CounterKey::new(&format!("dlog:{}", segment(device))).expect("counter name")
 }
 
-fn entry_key(device: &str, n: u64) -> String {
-    format!("dlog:{}:{n}", segment(device))
-}
-
 fn all_counter() -> CounterKey {
     CounterKey::new("dlogall").expect("counter name")
 }
 
-fn all_key(g: u64) -> String {
-    format!("dlogall:{g}")
+/// Where server-wide entry `g` lives and its time (`dlogall:<g>`, `<d>\n<n>\n<at>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Pointer {
+    /// The device and its entry number; `None` when the stored text lacks them.
+    entry: Option<(String, u64)>,
+    /// 0 when the stored text lacks it.
+    at: u64,
 }
 
-const PURGE_CURSOR: &str = "dlogpurge";
+impl Record for Pointer {
+    type Id<'a> = u64;
+    const NAME: &'static str = "device log pointer";
+    fn key(g: u64) -> String {
+        format!("dlogall:{g}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        let (device, n) = self.entry.as_ref().ok_or("a pointer names its entry")?;
+        Ok(format!("{device}\n{n}\n{}", self.at).into_bytes())
+    }
+    /// Read leniently: whatever part is there is used.
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        let p = String::from_utf8_lossy(raw);
+        let mut parts = p.splitn(3, '\n');
+        let (device, n, at) = (parts.next(), parts.next(), parts.next());
+        Ok(Pointer {
+            entry: device
+                .zip(n.and_then(|n| n.parse::<u64>().ok()))
+                .map(|(d, n)| (d.to_owned(), n)),
+            at: at.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0),
+        })
+    }
+}
+
+/// The next `g` the purge looks at (`dlogpurge`, decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct PurgeCursor(u64);
+
+impl Record for PurgeCursor {
+    type Id<'a> = ();
+    const NAME: &'static str = "device log purge cursor";
+    fn key((): ()) -> String {
+        "dlogpurge".into()
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.to_string().into_bytes())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::decimal(raw).map(PurgeCursor)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -61,6 +105,15 @@ pub struct Entry {
     /// The user channel, when the exchange was on one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+}
+
+impl Record for Entry {
+    /// (device channel id, entry number)
+    type Id<'a> = (&'a str, u64);
+    const NAME: &'static str = "device log entry";
+    fn key((device, n): (&str, u64)) -> String {
+        format!("dlog:{}:{n}", segment(device))
+    }
 }
 
 /// What a caller logs; the number and time are filled in by [`append`].
@@ -100,11 +153,15 @@ pub async fn append<B: Backend>(
         details: clip(entry.details),
         user: entry.user.map(str::to_owned),
     };
-    let value = serde_json::to_vec(&e).expect("entry serialises");
-    let pointer = format!("{device}\n{n}\n{now}");
-    let (k1, k2) = (entry_key(device, n), all_key(g));
+    let pointer = Pointer {
+        entry: Some((device.to_owned(), n)),
+        at: now,
+    };
+    // Entry and pointer in one batched write.
+    let (k1, k2) = (Entry::key((device, n)), Pointer::key(g));
+    let (v1, v2) = (e.encode_at(&k1)?, pointer.encode_at(&k2)?);
     store
-        .set_many(&[(k1.as_str(), &value), (k2.as_str(), pointer.as_bytes())])
+        .set_many(&[(k1.as_str(), &v1), (k2.as_str(), &v2)])
         .await?;
     Ok(n)
 }
@@ -160,12 +217,15 @@ pub async fn list<B: Backend>(
     let mut scanned = 0;
     while top >= 1 && entries.len() < q.limit && scanned < MAX_SCAN {
         let low = top.saturating_sub(BATCH - 1).max(1);
-        let keys: Vec<String> = (low..=top).rev().map(|n| entry_key(device, n)).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        for (i, raw) in store.get_many(&refs).await?.into_iter().enumerate() {
+        let ids: Vec<(&str, u64)> = (low..=top).rev().map(|n| (device, n)).collect();
+        for (i, e) in Entry::load_many_valid(store, &ids)
+            .await?
+            .into_iter()
+            .enumerate()
+        {
             let n = top - i as u64;
             scanned += 1;
-            let Some(e) = raw.and_then(|r| serde_json::from_slice::<Entry>(&r).ok()) else {
+            let Some(e) = e else {
                 continue;
             };
             // Times grow with n: below the first entry older than `from` nothing matches.
@@ -210,13 +270,9 @@ pub async fn purge<B: Backend>(
 ) -> Result<PurgeReport, KvError> {
     let cutoff = now.saturating_sub(retention);
     let total = store.counter(&all_counter()).await?.max(0) as u64;
-    let mut next = match store.get(PURGE_CURSOR).await? {
-        Some(v) => String::from_utf8_lossy(&v)
-            .parse::<u64>()
-            .unwrap_or(1)
-            .max(1),
-        None => 1,
-    };
+    let mut next = PurgeCursor::load_valid(store, ())
+        .await?
+        .map_or(1, |c| c.0.max(1));
     let start = next;
     let mut report = PurgeReport::default();
     async fn drop_keys<B: Backend>(store: &Store<B>, keys: &[String]) -> Result<(), KvError> {
@@ -228,27 +284,22 @@ pub async fn purge<B: Backend>(
     }
     'walk: while next <= total && report.deleted < budget {
         let high = (next + BATCH - 1).min(total);
-        let keys: Vec<String> = (next..=high).map(all_key).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let pointers = store.get_many(&refs).await?;
+        let ids: Vec<u64> = (next..=high).collect();
+        let pointers = Pointer::load_many_valid(store, &ids).await?;
         let mut doomed: Vec<String> = Vec::new();
         for (i, raw) in pointers.into_iter().enumerate() {
             let g = next + i as u64;
             match raw {
                 Some(p) => {
-                    let p = String::from_utf8_lossy(&p).into_owned();
-                    let mut parts = p.splitn(3, '\n');
-                    let (device, n, at) = (parts.next(), parts.next(), parts.next());
-                    let at = at.and_then(|a| a.parse::<u64>().ok()).unwrap_or(0);
-                    if at >= cutoff {
+                    if p.at >= cutoff {
                         drop_keys(store, &doomed).await?;
                         next = g;
                         break 'walk;
                     }
-                    if let (Some(d), Some(n)) = (device, n.and_then(|n| n.parse::<u64>().ok())) {
-                        doomed.push(entry_key(d, n));
+                    if let Some((d, n)) = &p.entry {
+                        doomed.push(Entry::key((d, *n)));
                     }
-                    doomed.push(all_key(g));
+                    doomed.push(Pointer::key(g));
                     report.deleted += 1;
                 }
                 // An append between its increment and its write: wait for it, unless it
@@ -271,7 +322,7 @@ pub async fn purge<B: Backend>(
         next = high + 1;
     }
     if next != start {
-        store.set(PURGE_CURSOR, next.to_string().as_bytes()).await?;
+        PurgeCursor(next).save(store, ()).await?;
     }
     Ok(report)
 }

@@ -5,9 +5,9 @@
 use mdm_kv::{Backend, KvError, Store};
 
 use super::enrollment_record::{
-    DeviceIdentity, EnrollmentRecord, Refusal, binding_key, bound_device, load, record_key,
-    require_bound,
+    BoundDevice, DeviceIdentity, EnrollmentRecord, Refusal, bound_device, load, require_bound,
 };
+use crate::record::Stored;
 
 /// Bindings used to be keyed on the hash of the whole certificate DER; they are keyed on
 /// the hash of its tbsCertificate now. A certificate whose binding is only under the old
@@ -24,24 +24,16 @@ pub async fn migrate_legacy_binding<B: Backend>(
     let Some(device) = bound_device(store, der_hash).await? else {
         return Ok(None);
     };
-    store
-        .set(&binding_key(cert_hash), device.as_bytes())
-        .await?;
-    let r = store
-        .update::<KvError>(&record_key(&device), 20, |raw| {
-            let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
-                .map_err(|e| KvError::Backend(format!("enrollment record: {e}")))?;
-            if rec.cert_hashes.iter().any(|h| h == cert_hash) {
-                return Ok(None);
-            }
-            rec.cert_hashes.push(cert_hash.to_owned());
-            Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
-        })
-        .await;
-    if let Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) = r {
-        return Err(e);
-    }
-    store.delete(&binding_key(der_hash)).await?;
+    BoundDevice(device.clone()).save(store, cert_hash).await?;
+    EnrollmentRecord::modify(store, &device, |rec| {
+        if rec.cert_hashes.iter().any(|h| h == cert_hash) {
+            return Ok::<_, KvError>(false);
+        }
+        rec.cert_hashes.push(cert_hash.to_owned());
+        Ok(true)
+    })
+    .await?;
+    BoundDevice::delete(store, der_hash).await?;
     Ok(Some(device))
 }
 
@@ -67,11 +59,7 @@ pub async fn adopt_renewal<B: Backend>(
     let Some(serial) = &identity.serial_hex else {
         return Ok(false);
     };
-    if store
-        .get(&binding_key(&identity.cert_hash))
-        .await?
-        .is_some()
-    {
+    if BoundDevice::exists(store, &identity.cert_hash).await? {
         return Ok(false);
     }
     // A retired (or retiring) or checked-out enrollment takes no new identity.
@@ -99,7 +87,7 @@ pub async fn adopt_renewal<B: Backend>(
     };
     let mut prev_bound = false;
     for h in prev.binding_hashes() {
-        if store.get(&binding_key(h)).await?.as_deref() == Some(device_id.as_bytes()) {
+        if BoundDevice::load_valid(store, h).await? == Some(BoundDevice(device_id.to_owned())) {
             prev_bound = true;
             break;
         }
@@ -107,23 +95,17 @@ pub async fn adopt_renewal<B: Backend>(
     if !prev_bound {
         return Ok(false);
     }
-    store
-        .set(&binding_key(&identity.cert_hash), device_id.as_bytes())
+    BoundDevice(device_id.to_owned())
+        .save(store, &identity.cert_hash)
         .await?;
-    let r = store
-        .update::<KvError>(&record_key(device_id), 20, |raw| {
-            let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
-                .map_err(|e| KvError::Backend(format!("enrollment record: {e}")))?;
-            if !rec.cert_hashes.contains(&identity.cert_hash) {
-                rec.cert_hashes.push(identity.cert_hash.clone());
-            }
-            rec.identity_serial = Some(serial.clone());
-            rec.identity_expires_at = identity.not_after;
-            Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
-        })
-        .await;
-    match r {
-        Ok(_) => Ok(true),
-        Err(mdm_kv::UpdateError::Kv(e) | mdm_kv::UpdateError::Rejected(e)) => Err(e),
-    }
+    EnrollmentRecord::modify(store, device_id, |rec| {
+        if !rec.cert_hashes.contains(&identity.cert_hash) {
+            rec.cert_hashes.push(identity.cert_hash.clone());
+        }
+        rec.identity_serial = Some(serial.clone());
+        rec.identity_expires_at = identity.not_after;
+        Ok::<_, KvError>(true)
+    })
+    .await?;
+    Ok(true)
 }

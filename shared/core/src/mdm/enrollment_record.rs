@@ -20,6 +20,7 @@ use mdm_kv::key::segment;
 use mdm_kv::{Backend, KvError, Store};
 
 use crate::dep::TokenId;
+use crate::record::{self, Record, Stored};
 use crate::seal::Sealer;
 
 pub const SEAL_UNLOCK: &str = "unlock-token";
@@ -29,28 +30,94 @@ pub(crate) fn b64() -> base64::engine::GeneralPurpose {
     base64::engine::general_purpose::STANDARD
 }
 
-pub fn record_key(device_id: &str) -> String {
-    format!("enr:{}", segment(device_id))
-}
-
-pub(crate) fn user_key(device_id: &str, user_id: &str) -> String {
-    format!("enru:{}:{}", segment(device_id), segment(user_id))
-}
-
-pub(crate) fn binding_key(cert_hash: &str) -> String {
-    format!("certb:{}", segment(cert_hash))
-}
-
-pub(crate) fn bootstrap_key(device_id: &str) -> String {
-    format!("bst:{}", segment(device_id))
-}
-
 pub(crate) fn index_counter() -> mdm_kv::CounterKey {
     mdm_kv::CounterKey::new("enrix").expect("key-safe")
 }
 
-pub(crate) fn index_key(n: u64) -> String {
-    format!("enrix:{n}")
+impl Record for EnrollmentRecord {
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "enrollment record";
+    /// A check-in, an admin's retire and a command result may change it at once.
+    const ATTEMPTS: usize = 50;
+    fn key(device_id: &str) -> String {
+        format!("enr:{}", segment(device_id))
+    }
+}
+
+impl Record for UserChannel {
+    /// (device id, user id)
+    type Id<'a> = (&'a str, &'a str);
+    const NAME: &'static str = "user channel";
+    fn key((device_id, user_id): (&str, &str)) -> String {
+        format!("enru:{}:{}", segment(device_id), segment(user_id))
+    }
+}
+
+/// The device an identity certificate (by hash) is bound to: `certb:<hash>`, the device
+/// id as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BoundDevice(pub String);
+
+impl Record for BoundDevice {
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "identity binding";
+    fn key(cert_hash: &str) -> String {
+        format!("certb:{}", segment(cert_hash))
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(BoundDevice)
+    }
+}
+
+/// The escrowed bootstrap token, sealed (bound to its key): `bst:<d>`, the sealed bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedBootstrapToken(pub Vec<u8>);
+
+impl Record for SealedBootstrapToken {
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "bootstrap token";
+    fn key(device_id: &str) -> String {
+        format!("bst:{}", segment(device_id))
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.clone())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        Ok(SealedBootstrapToken(raw.to_vec()))
+    }
+}
+
+/// The n-th device to authenticate: `enrix:<n>`, its id as is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ListedDevice(pub String);
+
+impl Record for ListedDevice {
+    type Id<'a> = u64;
+    const NAME: &'static str = "device list entry";
+    fn key(n: u64) -> String {
+        format!("enrix:{n}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.as_bytes().to_vec())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::text(raw).map(ListedDevice)
+    }
+}
+
+impl Record for InventorySection {
+    /// (device id, RequestType): a large section kept under its own key.
+    type Id<'a> = (&'a str, &'a str);
+    const NAME: &'static str = "inventory section";
+    fn key((device_id, section): (&str, &str)) -> String {
+        format!("inv:{}:{}", segment(device_id), segment(section))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,7 +271,7 @@ impl DeviceIdentity {
 pub struct InventorySection {
     pub reported_at: u64,
     pub data: serde_json::Value,
-    /// The section is stored under its own key (see `connect::inventory_key`); `data`
+    /// The section is stored under its own key (`inv:<d>:<RequestType>`, see the key layout above); `data`
     /// holds only a summary.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
@@ -246,15 +313,7 @@ pub(crate) async fn load<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Option<EnrollmentRecord>, Refusal> {
-    decode_record(store.get(&record_key(device_id)).await?)
-}
-
-pub(crate) fn decode_record(raw: Option<Vec<u8>>) -> Result<Option<EnrollmentRecord>, Refusal> {
-    raw.map(|raw| {
-        serde_json::from_slice(&raw)
-            .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))
-    })
-    .transpose()
+    Ok(EnrollmentRecord::load(store, device_id).await?)
 }
 
 /// What a device request reads first, in one store round trip: the enrollment its
@@ -276,15 +335,19 @@ pub async fn read_for_request<B: Backend>(
     extra_key: &str,
 ) -> Result<DeviceRead, Refusal> {
     let keys = [
-        binding_key(cert_hash),
-        record_key(device_id),
+        BoundDevice::key(cert_hash),
+        EnrollmentRecord::key(device_id),
         extra_key.to_owned(),
     ];
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let mut values = store.get_many(&refs).await?.into_iter();
     let mut next = || values.next().flatten();
-    let bound = next().and_then(|v| String::from_utf8(v).ok());
-    let record = decode_record(next())?;
+    let bound = next()
+        .and_then(|v| BoundDevice::decode(&v).ok())
+        .map(|b| b.0);
+    let record = next()
+        .map(|v| EnrollmentRecord::decode_at(&keys[1], &v))
+        .transpose()?;
     Ok(DeviceRead {
         bound,
         record,
@@ -296,12 +359,7 @@ pub(crate) async fn save<B: Backend>(
     store: &Store<B>,
     rec: &EnrollmentRecord,
 ) -> Result<(), Refusal> {
-    Ok(store
-        .set(
-            &record_key(&rec.device_id),
-            &serde_json::to_vec(rec).expect("serialises"),
-        )
-        .await?)
+    Ok(rec.save(store, &rec.device_id).await?)
 }
 
 /// Read-modify-write of an enrollment record by compare-and-swap (retried on conflict):
@@ -314,29 +372,15 @@ pub async fn modify_record<B: Backend>(
 ) -> Result<Option<EnrollmentRecord>, Refusal> {
     // The state the last attempt of the compare-and-swap started from, for the metrics.
     let mut before = State::default();
-    let r = store
-        .update::<Refusal>(&record_key(device_id), 50, |raw| {
-            let mut rec: EnrollmentRecord = serde_json::from_slice(raw)
-                .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))?;
-            before = State::of(&rec);
-            if change(&mut rec)? {
-                Ok(Some(serde_json::to_vec(&rec).expect("serialises")))
-            } else {
-                Ok(None)
-            }
-        })
-        .await;
-    match r {
-        Ok(Some(raw)) => {
-            let rec: EnrollmentRecord = serde_json::from_slice(&raw)
-                .map_err(|e| Refusal::Store(KvError::Backend(format!("enrollment record: {e}"))))?;
-            count_transition(store, before, State::of(&rec)).await;
-            Ok(Some(rec))
-        }
-        Ok(None) => Ok(None),
-        Err(mdm_kv::UpdateError::Kv(e)) => Err(Refusal::Store(e)),
-        Err(mdm_kv::UpdateError::Rejected(r)) => Err(r),
+    let rec = EnrollmentRecord::modify(store, device_id, |rec| {
+        before = State::of(rec);
+        change(rec)
+    })
+    .await?;
+    if let Some(rec) = &rec {
+        count_transition(store, before, State::of(rec)).await;
     }
+    Ok(rec)
 }
 
 /// What the device-state metrics count of a record: enrolled, and held in Setup
@@ -378,10 +422,9 @@ pub async fn bound_device<B: Backend>(
     store: &Store<B>,
     cert_hash: &str,
 ) -> Result<Option<String>, KvError> {
-    Ok(store
-        .get(&binding_key(cert_hash))
+    Ok(BoundDevice::load_valid(store, cert_hash)
         .await?
-        .and_then(|v| String::from_utf8(v).ok()))
+        .map(|b| b.0))
 }
 
 /// [`super::enrollment_binding::require_binding`] for a certificate (`cert_hash`) whose binding (`bound`, from
@@ -436,7 +479,7 @@ pub fn unlock_token(
 ) -> Option<Vec<u8>> {
     let sealed = b64().decode(rec.unlock_token.as_ref()?).ok()?;
     Sealer::new(storage_key, SEAL_UNLOCK)
-        .open(&sealed, record_key(&rec.device_id).as_bytes())
+        .open(&sealed, EnrollmentRecord::key(&rec.device_id).as_bytes())
         .ok()
 }
 
@@ -445,12 +488,7 @@ pub async fn get<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Option<EnrollmentRecord>, KvError> {
-    match store.get(&record_key(device_id)).await? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| KvError::Backend(format!("enrollment record: {e}"))),
-    }
+    EnrollmentRecord::load(store, device_id).await
 }
 
 /// A user channel of a device, if it finished its TokenUpdate.
@@ -459,12 +497,7 @@ pub async fn user_channel<B: Backend>(
     device_id: &str,
     user_id: &str,
 ) -> Result<Option<UserChannel>, KvError> {
-    match store.get(&user_key(device_id, user_id)).await? {
-        None => Ok(None),
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| KvError::Backend(format!("user channel: {e}"))),
-    }
+    UserChannel::load(store, (device_id, user_id)).await
 }
 
 /// A page of [`list`].
@@ -506,18 +539,16 @@ pub async fn list<B: Backend>(
             });
         }
         let to = (pos + LIST_BATCH).min(top);
-        let keys: Vec<String> = (pos + 1..=to).map(index_key).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let ids = store.get_many(&refs).await?;
-        let found: Vec<(u64, String)> = (pos + 1..=to)
-            .zip(ids)
-            .filter_map(|(n, id)| Some((n, String::from_utf8(id?).ok()?)))
+        let slots: Vec<u64> = (pos + 1..=to).collect();
+        let found: Vec<(u64, String)> = slots
+            .iter()
+            .zip(ListedDevice::load_many_valid(store, &slots).await?)
+            .filter_map(|(n, id)| Some((*n, id?.0)))
             .collect();
-        let rkeys: Vec<String> = found.iter().map(|(_, id)| record_key(id)).collect();
-        let rrefs: Vec<&str> = rkeys.iter().map(String::as_str).collect();
-        for ((n, _), raw) in found.iter().zip(store.get_many(&rrefs).await?) {
-            let Some(rec) = raw.and_then(|r| serde_json::from_slice::<EnrollmentRecord>(&r).ok())
-            else {
+        let ids: Vec<&str> = found.iter().map(|(_, id)| id.as_str()).collect();
+        let records = EnrollmentRecord::load_many_valid(store, &ids).await?;
+        for ((n, _), rec) in found.iter().zip(records) {
+            let Some(rec) = rec else {
                 continue;
             };
             if enrolled.is_some_and(|e| e != rec.enrolled) {
@@ -537,10 +568,6 @@ pub async fn list<B: Backend>(
         devices: out,
         next: None,
     })
-}
-
-pub fn inventory_key(device_id: &str, section: &str) -> String {
-    format!("inv:{}:{}", segment(device_id), segment(section))
 }
 
 /// The model family Apple's device-name template means by `{{DEVICETYPE}}`.

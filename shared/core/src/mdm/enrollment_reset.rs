@@ -6,11 +6,12 @@ use mdm_kv::{Backend, KvError, Store};
 
 use super::command_records;
 use super::enrollment_record::{
-    EnrollmentRecord, Refusal, bad, binding_key, bootstrap_key, bound_device, index_key, load,
-    modify_record, record_key, user_key,
+    BoundDevice, EnrollmentRecord, ListedDevice, Refusal, SealedBootstrapToken, UserChannel, bad,
+    bound_device, load, modify_record,
 };
 use super::queue::{self, Channel};
 use crate::enroll::pending;
+use crate::record::{Record, Stored};
 
 /// The first TokenUpdate of a re-enrollment's identity: the enrollment it started
 /// replaces the live one now (whose identities, channels and queued commands go, as at any
@@ -70,7 +71,7 @@ pub(super) async fn reset_enrollment<B: Backend>(
             .iter()
             .chain(prev.reenrollment.as_ref().map(|r| &r.cert_hash))
             .filter(|h| h.as_str() != keep_cert)
-            .map(|h| binding_key(h)),
+            .map(|h| BoundDevice::key(h)),
     );
     let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
     store.delete_many(&refs).await?;
@@ -88,10 +89,10 @@ async fn close_channels<B: Backend>(
     let mut gone = Vec::new();
     for user in &rec.user_channels {
         command_records::cancel_all(store, &Channel::user(device_id, user), now).await?;
-        gone.push(user_key(device_id, user));
+        gone.push(UserChannel::key((device_id, user)));
     }
     command_records::cancel_all(store, &Channel::device(device_id), now).await?;
-    gone.push(bootstrap_key(device_id));
+    gone.push(SealedBootstrapToken::key(device_id));
     Ok(gone)
 }
 
@@ -122,16 +123,16 @@ pub async fn purge<B: Backend>(
     let mut gone = close_channels(store, &rec, now)
         .await
         .map_err(queue_kv_error)?;
-    gone.extend(rec.cert_hashes.iter().map(|h| binding_key(h)));
+    gone.extend(rec.cert_hashes.iter().map(|h| BoundDevice::key(h)));
     if let Some(n) = rec.index_pos {
-        gone.push(index_key(n));
+        gone.push(ListedDevice::key(n));
     }
     let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
     store.delete_many(&refs).await?;
     pending::remove(store, device_id).await?;
     super::push::reset_state(store, device_id).await?;
     // The record last: a failure above leaves it, so the purge can be repeated.
-    store.delete(&record_key(device_id)).await?;
+    EnrollmentRecord::delete(store, device_id).await?;
     super::enrollment_record::count_transition(
         store,
         super::enrollment_record::State::of(&rec),

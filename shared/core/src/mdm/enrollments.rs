@@ -28,19 +28,19 @@ use mdm_kv::{Backend, KvError, Store};
 use super::checkin::{CheckinMessage, Enrollment};
 use super::enrollment_admission::admit_authenticate;
 use super::enrollment_binding::{adopt_renewal, migrate_legacy_binding, require_binding};
-use super::enrollment_record::{
-    b64, bad, binding_key, bootstrap_key, index_counter, index_key, load, save, user_key,
-};
+use super::enrollment_record::{b64, bad, index_counter, load, save};
 // The records' API, still reachable by its former path.
 pub use super::enrollment_record::{
-    DeviceIdentity, DevicePage, DeviceRead, EnrollmentKind, EnrollmentRecord, InventorySection,
-    Push, Reenrollment, Refusal, Retire, SEAL_BOOTSTRAP, SEAL_UNLOCK, UserChannel, bound_device,
-    check_bound, device_type, ever_enrolled, get, inventory_key, list, modify_record,
-    read_for_request, record_key, require_bound, unlock_token, user_channel,
+    BoundDevice, DeviceIdentity, DevicePage, DeviceRead, EnrollmentKind, EnrollmentRecord,
+    InventorySection, ListedDevice, Push, Reenrollment, Refusal, Retire, SEAL_BOOTSTRAP,
+    SEAL_UNLOCK, SealedBootstrapToken, UserChannel, bound_device, check_bound, device_type,
+    ever_enrolled, get, list, modify_record, read_for_request, require_bound, unlock_token,
+    user_channel,
 };
 use super::enrollment_reset::{complete_reenrollment, reset_enrollment};
 use super::queue::{self, Channel};
 use crate::enroll::pending;
+use crate::record::{Record, Stored};
 use crate::seal::Sealer;
 
 /// What to answer the device.
@@ -98,8 +98,8 @@ pub async fn checkin_identity<B: Backend>(
     }
     match msg {
         CheckinMessage::Authenticate(a) => {
-            if let Some(other) = store.get(&binding_key(cert_hash)).await?
-                && other != device_id.as_bytes()
+            if let Some(other) = BoundDevice::load(store, cert_hash).await?
+                && other.0 != device_id
             {
                 return Err(bad(
                     "identity certificate already belongs to another enrollment",
@@ -125,7 +125,7 @@ pub async fn checkin_identity<B: Backend>(
                 None => {
                     // A device's Authenticate messages are sequential: listed once.
                     let n = store.increment(&index_counter(), 1).await? as u64;
-                    store.set(&index_key(n), device_id.as_bytes()).await?;
+                    ListedDevice(device_id.clone()).save(store, n).await?;
                     Some(n)
                 }
             };
@@ -200,15 +200,15 @@ pub async fn checkin_identity<B: Backend>(
                     return Err(bad("the enrollment was deleted meanwhile: enroll again"));
                 }
                 if let Some(old) = replaced.filter(|h| h != cert_hash) {
-                    store.delete(&binding_key(&old)).await?;
+                    BoundDevice::delete(store, &old).await?;
                 }
-                store
-                    .set(&binding_key(cert_hash), device_id.as_bytes())
+                BoundDevice(device_id.clone())
+                    .save(store, cert_hash)
                     .await?;
                 return Ok(Reply::Empty);
             }
-            store
-                .set(&binding_key(cert_hash), device_id.as_bytes())
+            BoundDevice(device_id.clone())
+                .save(store, cert_hash)
                 .await?;
             save(store, &rec).await?;
             Ok(Reply::Empty)
@@ -236,12 +236,7 @@ pub async fn checkin_identity<B: Backend>(
                     awaiting_configuration: t.awaiting_configuration,
                     updated_at: now,
                 };
-                store
-                    .set(
-                        &user_key(&device_id, user_id),
-                        &serde_json::to_vec(&uc).expect("serialises"),
-                    )
-                    .await?;
+                uc.save(store, (&device_id, user_id)).await?;
                 queue::open(store, &Channel::user(&device_id, user_id)).await?;
                 if !rec.user_channels.iter().any(|u| u == user_id) {
                     modify_record(store, &device_id, |r| {
@@ -257,7 +252,7 @@ pub async fn checkin_identity<B: Backend>(
             }
             let unlock_token = t.unlock_token.as_ref().map(|unlock| {
                 let sealer = Sealer::new(storage_key, SEAL_UNLOCK);
-                b64().encode(sealer.seal(&unlock.0, record_key(&device_id).as_bytes()))
+                b64().encode(sealer.seal(&unlock.0, EnrollmentRecord::key(&device_id).as_bytes()))
             });
             queue::open(store, &Channel::device(&device_id)).await?;
             let mut first = false;
@@ -319,11 +314,11 @@ pub async fn checkin_identity<B: Backend>(
                 ));
             }
             match b.bootstrap_token.as_ref().filter(|t| !t.0.is_empty()) {
-                None => store.delete(&bootstrap_key(&device_id)).await?,
+                None => SealedBootstrapToken::delete(store, &device_id).await?,
                 Some(token) => {
                     let sealed = Sealer::new(storage_key, SEAL_BOOTSTRAP)
-                        .seal(&token.0, bootstrap_key(&device_id).as_bytes());
-                    store.set(&bootstrap_key(&device_id), &sealed).await?
+                        .seal(&token.0, SealedBootstrapToken::key(&device_id).as_bytes());
+                    SealedBootstrapToken(sealed).save(store, &device_id).await?
                 }
             }
             Ok(Reply::Empty)
@@ -335,11 +330,11 @@ pub async fn checkin_identity<B: Backend>(
                     "bootstrap tokens are not allowed under User Enrollment",
                 ));
             }
-            let Some(sealed) = store.get(&bootstrap_key(&device_id)).await? else {
+            let Some(sealed) = SealedBootstrapToken::load(store, &device_id).await? else {
                 return Ok(Reply::Empty);
             };
             let token = Sealer::new(storage_key, SEAL_BOOTSTRAP)
-                .open(&sealed, bootstrap_key(&device_id).as_bytes())
+                .open(&sealed.0, SealedBootstrapToken::key(&device_id).as_bytes())
                 .map_err(|e| Refusal::Store(KvError::Backend(format!("bootstrap token: {e}"))))?;
             let mut dict = plist::Dictionary::new();
             dict.insert("BootstrapToken".into(), plist::Value::Data(token));

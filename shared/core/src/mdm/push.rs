@@ -19,9 +19,7 @@
 //!
 //! The records and their keys: [`super::push_state`].
 
-use std::convert::Infallible;
-
-use mdm_kv::{Backend, KvError, Store, UpdateError};
+use mdm_kv::{Backend, KvError, Store};
 
 // The APNs client's API, still reachable by its former path.
 pub use super::apns::{
@@ -30,15 +28,14 @@ pub use super::apns::{
 };
 use super::push_outcome::{PushOutcome, SkipReason};
 use super::push_send::{send_and_record, target};
-use super::push_state::{
-    CAS_ATTEMPTS, is_unreachable, load_record, modify_state, schedule, state_key,
-};
+use super::push_state::{is_unreachable, load_record, modify_state, schedule};
 // The drain and the push records' API, still reachable by their former paths.
 pub use super::push_drain::{DrainReport, drain_retries};
 pub use super::push_state::{
     CertificateStatus, NotNowRetry, PushReason, PushState, RetryInfo, Unreachable, reset_state,
 };
 use crate::platform::{Clock, Platform};
+use crate::record::Stored;
 
 /// Enqueues within this many seconds of a push share it.
 pub const COALESCE_WINDOW_SECS: u64 = 5;
@@ -228,19 +225,9 @@ pub async fn clear_unreachable<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<(), KvError> {
-    let _ = store
-        .update::<Infallible>(&state_key(device_id), CAS_ATTEMPTS, |raw| {
-            let mut st: PushState = serde_json::from_slice(raw).unwrap_or_default();
-            if st.unreachable.is_none() {
-                return Ok(None);
-            }
-            st.unreachable = None;
-            Ok(Some(serde_json::to_vec(&st).expect("serialises")))
-        })
-        .await
-        .map_err(|e| match e {
-            UpdateError::Kv(e) => e,
-            UpdateError::Rejected(never) => match never {},
-        })?;
+    PushState::modify(store, device_id, |st| {
+        Ok::<_, KvError>(st.unreachable.take().is_some())
+    })
+    .await?;
     Ok(())
 }

@@ -7,19 +7,18 @@
 //! the devices due in them: O(due) work, never a key listing. A drain claims each device
 //! with a short lease in its state, so overlapping drains do not push a device twice.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use super::apns::PushError;
 use super::push_outcome::{PushOutcome, SkipReason};
 use super::push_send::{send_and_record, target};
 use super::push_state::{
-    CURSOR_KEY, PushReason, SLOT_BATCH, SLOT_SECS, WHEEL_SLOTS, cursor_claim, is_unreachable,
-    load_record, load_state, modify_state, slot_key, slot_of_minute, unschedule,
+    DrainCursor, DueSlot, PushReason, SLOT_BATCH, SLOT_SECS, WHEEL_SLOTS, cursor_claim,
+    is_unreachable, load_record, load_state, modify_state, slot_of_minute, unschedule,
 };
 use super::queue::{self, Channel, QueueError};
 use crate::platform::{Clock, Platform};
+use crate::record::{Record, Stored};
 
 /// How long a drain owns a device it is pushing.
 pub const LEASE_SECS: u64 = 120;
@@ -166,7 +165,9 @@ pub async fn drain_retries(p: &impl Platform, budget: usize) -> DrainReport {
     let current = now / SLOT_SECS;
     let last_complete = current.saturating_sub(1);
     let oldest = last_complete.saturating_sub(WHEEL_SLOTS);
-    let cursor_raw = match store.get(CURSOR_KEY).await {
+    let cursor_key = DrainCursor::key(());
+    // Kept as read: the cursor moves by compare-and-swap on it.
+    let cursor_raw = match store.get(&cursor_key).await {
         Ok(v) => v,
         Err(e) => {
             note_error(&mut report, e);
@@ -175,8 +176,8 @@ pub async fn drain_retries(p: &impl Platform, budget: usize) -> DrainReport {
     };
     let stored_cursor: Option<u64> = cursor_raw
         .as_deref()
-        .and_then(|r| std::str::from_utf8(r).ok())
-        .and_then(|s| s.trim().parse().ok());
+        .and_then(|r| DrainCursor::decode(r).ok())
+        .map(|c| c.0);
     // Never scanned (or longer ago than a full turn): one full turn covers every slot.
     let start = stored_cursor.unwrap_or(oldest).max(oldest) + 1;
     let minutes: Vec<u64> = (start..=current).collect();
@@ -185,9 +186,8 @@ pub async fn drain_retries(p: &impl Platform, budget: usize) -> DrainReport {
     // Entries that need no push still cost store operations: bound them too.
     let mut entries_left = budget.saturating_mul(4).max(16);
     'scan: for chunk in minutes.chunks(SLOT_BATCH) {
-        let keys: Vec<String> = chunk.iter().map(|m| slot_key(slot_of_minute(*m))).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let slots = match store.get_many(&refs).await {
+        let ids: Vec<u64> = chunk.iter().map(|m| slot_of_minute(*m)).collect();
+        let slots = match DueSlot::load_many_valid(store, &ids).await {
             Ok(s) => s,
             Err(e) => {
                 note_error(&mut report, e);
@@ -196,9 +196,7 @@ pub async fn drain_retries(p: &impl Platform, budget: usize) -> DrainReport {
         };
         for (&minute, raw) in chunk.iter().zip(slots) {
             report.slots_scanned += 1;
-            let map: BTreeMap<String, u64> = raw
-                .and_then(|r| serde_json::from_slice(&r).ok())
-                .unwrap_or_default();
+            let map = raw.unwrap_or_default().0;
             let mut due: Vec<(String, u64)> = map.into_iter().filter(|(_, t)| *t <= now).collect();
             due.sort_by_key(|(d, t)| (*t, d.clone()));
             let mut handled: Vec<(String, u64)> = Vec::new();
@@ -249,16 +247,24 @@ pub async fn drain_retries(p: &impl Platform, budget: usize) -> DrainReport {
         }
     }
     if Some(done_through) != stored_cursor {
-        let new = done_through.to_string();
+        let new = DrainCursor(done_through);
         let r = match &cursor_raw {
-            Some(old) => store
-                .compare_and_swap(CURSOR_KEY, old, new.as_bytes())
+            Some(old) => {
+                async {
+                    let value = new.encode_at(&cursor_key)?;
+                    store
+                        .compare_and_swap(&cursor_key, old, &value)
+                        .await
+                        .map(|_| ())
+                }
                 .await
-                .map(|_| ()),
+            }
             None => {
                 async {
-                    if store.claim(&cursor_claim()).await? || !store.exists(CURSOR_KEY).await? {
-                        store.set(CURSOR_KEY, new.as_bytes()).await?;
+                    if store.claim(&cursor_claim()).await?
+                        || !DrainCursor::exists(store, ()).await?
+                    {
+                        new.save(store, ()).await?;
                     }
                     Ok(())
                 }

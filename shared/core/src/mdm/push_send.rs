@@ -38,9 +38,10 @@ use super::apns::{PushError, base_url, build_request, new_apns_id, redact, token
 use super::enrollment_record::{EnrollmentRecord, Push};
 use super::push_outcome::{PushOutcome, SkipReason, Verdict, classify};
 use super::push_state::{
-    CERT_KEY, PushReason, RetryInfo, Unreachable, certificate_status, modify_state, schedule,
+    PushReason, RetryInfo, Unreachable, certificate_status, modify_state, schedule,
 };
 use crate::platform::{Clock, HttpClient, Platform};
+use crate::record::Stored;
 
 /// First retry step; doubles per attempt up to [`BACKOFF_MAX_SECS`].
 pub const BACKOFF_INITIAL_SECS: u64 = 30;
@@ -98,9 +99,7 @@ async fn record_certificate_failure<B: Backend>(
     c.last_failure_status = status;
     c.last_failure_reason = Some(reason.to_owned());
     c.failures += 1;
-    store
-        .set(CERT_KEY, &serde_json::to_vec(&c).expect("serialises"))
-        .await
+    c.save(store, ()).await
 }
 
 async fn record_certificate_ok<B: Backend>(store: &Store<B>, now: u64) -> Result<(), KvError> {
@@ -108,9 +107,7 @@ async fn record_certificate_ok<B: Backend>(store: &Store<B>, now: u64) -> Result
     if c.state == "failing" {
         c.state = "ok".into();
         c.since = Some(now);
-        store
-            .set(CERT_KEY, &serde_json::to_vec(&c).expect("serialises"))
-            .await?;
+        c.save(store, ()).await?;
     }
     Ok(())
 }

@@ -18,38 +18,94 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use mdm_kv::key::segment;
-use mdm_kv::{Backend, CounterKey, KvError, Modified, Store};
+use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::apns::token_fingerprint;
-use super::enrollment_record::{self, EnrollmentRecord, Push};
+use super::enrollment_record::{EnrollmentRecord, Push};
+use crate::record::{self, Created, Record, Stored};
 
 pub(crate) const SLOT_SECS: u64 = 60;
 pub(crate) const WHEEL_SLOTS: u64 = 1_440;
-pub(crate) const CURSOR_KEY: &str = "pushdue:cursor";
-pub(crate) const CERT_KEY: &str = "pushcert";
 /// CAS attempts per read-modify-write.
 pub(crate) const CAS_ATTEMPTS: usize = 32;
 /// Slot reads per batch call.
 pub(crate) const SLOT_BATCH: usize = 100;
 
-pub(crate) fn state_key(device_id: &str) -> String {
-    format!("push:{}", segment(device_id))
+impl Record for PushState {
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "push state";
+    const ATTEMPTS: usize = CAS_ATTEMPTS;
+    fn key(device_id: &str) -> String {
+        format!("push:{}", segment(device_id))
+    }
+    /// Bookkeeping that the next push rebuilds: a damaged value starts over.
+    fn fresh_if_damaged() -> Option<Self> {
+        Some(PushState::default())
+    }
 }
 
-pub(crate) fn state_claim(device_id: &str) -> CounterKey {
-    CounterKey::new(&format!("push:{}", segment(device_id))).expect("segments are key-safe")
+impl Created for PushState {
+    fn claim(device_id: &str) -> CounterKey {
+        CounterKey::new(&format!("push:{}", segment(device_id))).expect("segments are key-safe")
+    }
 }
 
-pub(crate) fn slot_key(slot: u64) -> String {
-    format!("pushdue:{slot}")
+/// A slot of the retry / follow-up timing wheel (`pushdue:<s>`): device id → due time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct DueSlot(pub BTreeMap<String, u64>);
+
+impl Record for DueSlot {
+    /// The slot: due minute mod [`WHEEL_SLOTS`].
+    type Id<'a> = u64;
+    const NAME: &'static str = "push timing wheel slot";
+    const ATTEMPTS: usize = CAS_ATTEMPTS;
+    fn key(slot: u64) -> String {
+        format!("pushdue:{slot}")
+    }
+    /// Entries are hints (the device's push state decides): a damaged slot starts over.
+    fn fresh_if_damaged() -> Option<Self> {
+        Some(DueSlot::default())
+    }
 }
 
-pub(crate) fn slot_claim(slot: u64) -> CounterKey {
-    CounterKey::new(&format!("pushdue:{slot}")).expect("static counter name")
+impl Created for DueSlot {
+    fn claim(slot: u64) -> CounterKey {
+        CounterKey::new(&format!("pushdue:{slot}")).expect("static counter name")
+    }
 }
 
+/// The last minute (Unix s / 60) the drain fully processed (`pushdue:cursor`, decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct DrainCursor(pub u64);
+
+impl Record for DrainCursor {
+    type Id<'a> = ();
+    const NAME: &'static str = "push drain cursor";
+    fn key((): ()) -> String {
+        "pushdue:cursor".into()
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.to_string().into_bytes())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        let text = record::text(raw)?;
+        record::decimal(text.trim().as_bytes()).map(DrainCursor)
+    }
+}
+
+/// Claimed once, by whoever creates the [`DrainCursor`].
 pub(crate) fn cursor_claim() -> CounterKey {
     CounterKey::new("pushdue:cursor").expect("static counter name")
+}
+
+impl Record for CertificateStatus {
+    type Id<'a> = ();
+    const NAME: &'static str = "push certificate status";
+    fn key((): ()) -> String {
+        "pushcert".into()
+    }
 }
 
 pub(crate) fn slot_of_minute(minute: u64) -> u64 {
@@ -160,33 +216,19 @@ pub(crate) async fn modify_state<B: Backend>(
     wait: bool,
     mut f: impl FnMut(&mut PushState),
 ) -> Result<Option<PushState>, KvError> {
-    let init = serde_json::to_vec(&PushState::default()).expect("serialises");
-    let mut last = PushState::default();
-    let mut change = |raw: &[u8]| {
-        let mut st: PushState = serde_json::from_slice(raw).unwrap_or_default();
+    PushState::modify_or_create(store, device_id, wait, |st| {
         let before = st.clone();
-        f(&mut st);
-        last = st.clone();
-        (st != before).then(|| serde_json::to_vec(&st).expect("serialises"))
-    };
-    let done = store
-        .update_or_create(
-            &state_key(device_id),
-            &state_claim(device_id),
-            &init,
-            wait,
-            &mut change,
-        )
-        .await?;
-    Ok((done == Modified::Done).then_some(last))
+        f(st);
+        Ok::<_, KvError>(*st != before)
+    })
+    .await
 }
 
 /// Forgets the device's push history (its record was deleted). The key is rewritten, not
 /// deleted: it was created under a one-time claim (see [`Store::update_or_create`]).
 pub async fn reset_state<B: Backend>(store: &Store<B>, device_id: &str) -> Result<(), KvError> {
-    if store.exists(&state_key(device_id)).await? {
-        let init = serde_json::to_vec(&PushState::default()).expect("serialises");
-        store.set(&state_key(device_id), &init).await?;
+    if PushState::exists(store, device_id).await? {
+        PushState::default().save(store, device_id).await?;
     }
     Ok(())
 }
@@ -195,20 +237,14 @@ pub(crate) async fn load_state<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Option<PushState>, KvError> {
-    Ok(store
-        .get(&state_key(device_id))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    PushState::load_valid(store, device_id).await
 }
 
 pub(crate) async fn load_record<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Option<EnrollmentRecord>, KvError> {
-    Ok(store
-        .get(&enrollment_record::record_key(device_id))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    EnrollmentRecord::load_valid(store, device_id).await
 }
 
 /// Puts `device_id` into the wheel slot of `due_at`. An entry already there for the
@@ -221,20 +257,15 @@ pub(crate) async fn schedule<B: Backend>(
     due_at: u64,
 ) -> Result<(), KvError> {
     let slot = slot_of_minute(due_at / SLOT_SECS);
-    let mut change = |raw: &[u8]| {
-        let mut m: BTreeMap<String, u64> = serde_json::from_slice(raw).unwrap_or_default();
-        match m.get(device_id) {
-            Some(&t) if t >= due_at => None,
-            _ => {
-                m.insert(device_id.to_owned(), due_at);
-                Some(serde_json::to_vec(&m).expect("serialises"))
-            }
+    DueSlot::modify_or_create(store, slot, true, |m| match m.0.get(device_id) {
+        Some(&t) if t >= due_at => Ok::<_, KvError>(false),
+        _ => {
+            m.0.insert(device_id.to_owned(), due_at);
+            Ok(true)
         }
-    };
-    store
-        .update_or_create(&slot_key(slot), &slot_claim(slot), b"{}", true, &mut change)
-        .await
-        .map(|_| ())
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Removes `devices` (with the due times they were read with) from a slot.
@@ -246,21 +277,18 @@ pub(crate) async fn unschedule<B: Backend>(
     if devices.is_empty() {
         return Ok(());
     }
-    let mut change = |raw: &[u8]| {
-        let mut m: BTreeMap<String, u64> = serde_json::from_slice(raw).unwrap_or_default();
-        let before = m.len();
+    DueSlot::modify_or_create(store, slot, true, |m| {
+        let before = m.0.len();
         for (d, t) in devices {
             // Rescheduled into this very slot meanwhile: keep the new entry.
-            if m.get(d) == Some(t) {
-                m.remove(d);
+            if m.0.get(d) == Some(t) {
+                m.0.remove(d);
             }
         }
-        (m.len() != before).then(|| serde_json::to_vec(&m).expect("serialises"))
-    };
-    store
-        .update_or_create(&slot_key(slot), &slot_claim(slot), b"{}", true, &mut change)
-        .await
-        .map(|_| ())
+        Ok::<_, KvError>(m.0.len() != before)
+    })
+    .await
+    .map(|_| ())
 }
 
 /// Whether APNs' unreachable mark applies to the device's current token.
@@ -274,10 +302,7 @@ pub(crate) fn is_unreachable(st: &PushState, push: &Push) -> bool {
 pub async fn certificate_status<B: Backend>(
     store: &Store<B>,
 ) -> Result<CertificateStatus, KvError> {
-    let c = store
-        .get(CERT_KEY)
-        .await?
-        .and_then(|raw| serde_json::from_slice::<CertificateStatus>(&raw).ok());
+    let c = CertificateStatus::load_valid(store, ()).await?;
     Ok(c.unwrap_or_else(|| CertificateStatus {
         state: "unknown".into(),
         ..CertificateStatus::default()

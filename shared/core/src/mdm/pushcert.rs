@@ -26,8 +26,10 @@ use mdm_crypto::Certificate;
 use mdm_kv::{Backend, KvError, Store};
 
 use crate::api::{self, ApiError, Request, Response};
+use crate::record::{Record, Stored};
 use crate::{Clock, Platform, Variables};
 
+/// The key of the [`PushCertificate`] (also what the readiness probe reads).
 pub const INFO_KEY: &str = "pushcert:info";
 /// The `apns_topic` variable: the topic when no certificate was uploaded.
 pub use crate::enroll::APNS_TOPIC;
@@ -55,6 +57,14 @@ pub struct PushCertificate {
     pub replaced_topic: Option<String>,
 }
 
+impl Record for PushCertificate {
+    type Id<'a> = ();
+    const NAME: &'static str = "push certificate";
+    fn key((): ()) -> String {
+        INFO_KEY.into()
+    }
+}
+
 /// Where the topic in use comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topic {
@@ -73,10 +83,7 @@ impl Topic {
 }
 
 pub async fn load<B: Backend>(store: &Store<B>) -> Result<Option<PushCertificate>, KvError> {
-    Ok(store
-        .get(INFO_KEY)
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    PushCertificate::load_valid(store, ()).await
 }
 
 /// The topic enrollment profiles carry: the uploaded certificate's, else the variable's.
@@ -284,10 +291,7 @@ pub async fn put(p: &impl Platform, req: &Request) -> Result<Response, ApiError>
         uploaded_at: now,
         replaced_topic: replaced,
     };
-    p.store()
-        .set(INFO_KEY, &serde_json::to_vec(&info).expect("serialises"))
-        .await
-        .map_err(ApiError::store)?;
+    info.save(p.store(), ()).await.map_err(ApiError::store)?;
     let t = Topic::Certificate(info.topic.clone());
     let mut body = view(Some(&info), &t, now as i64);
     if let Some(old) = &info.replaced_topic {

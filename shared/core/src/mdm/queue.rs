@@ -28,7 +28,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use mdm_kv::key::segment;
-use mdm_kv::{Backend, CounterKey, KvError, Store, UpdateError};
+use mdm_kv::{Backend, CounterKey, KvError, Store};
+
+use crate::record::{Record, Stored};
 
 /// An allocated sequence number whose entry is still missing after this long belongs to
 /// an enqueue that died; it no longer holds the head back.
@@ -72,24 +74,12 @@ impl Channel {
         &self.0
     }
 
-    pub(crate) fn head_key(&self) -> String {
-        format!("cqh:{}", self.0)
-    }
-
     pub(super) fn counter(&self, lane: Lane) -> CounterKey {
         CounterKey::new(&format!("cq:{}:{}", self.0, lane.tag())).expect("segments are key-safe")
     }
 
     pub(super) fn cancelled_counter(&self) -> CounterKey {
         CounterKey::new(&format!("cqx:{}", self.0)).expect("segments are key-safe")
-    }
-
-    pub(super) fn entry_key(&self, lane: Lane, seq: u64) -> String {
-        format!("cq:{}:{}:{seq}", self.0, lane.tag())
-    }
-
-    pub(super) fn uuid_key(&self, uuid: &str) -> String {
-        format!("cqu:{}:{}", self.0, segment(uuid))
     }
 }
 
@@ -134,6 +124,29 @@ pub struct QueuedCommand {
     /// [`super::command_secrets`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sealed: bool,
+}
+
+impl Record for QueuedCommand {
+    /// (channel, lane, sequence number)
+    type Id<'a> = (&'a Channel, Lane, u64);
+    const NAME: &'static str = "queued command";
+    const ATTEMPTS: usize = 100;
+    fn key((ch, lane, seq): (&Channel, Lane, u64)) -> String {
+        format!("cq:{}:{}:{seq}", ch.0, lane.tag())
+    }
+}
+
+/// Where a pending CommandUUID sits (`cqu:<c>:<uuid>`, JSON `[lane, seq]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Location(pub Lane, pub u64);
+
+impl Record for Location {
+    /// (channel, CommandUUID)
+    type Id<'a> = (&'a Channel, &'a str);
+    const NAME: &'static str = "queue index";
+    fn key((ch, uuid): (&Channel, &str)) -> String {
+        format!("cqu:{}:{}", ch.0, segment(uuid))
+    }
 }
 
 impl QueuedCommand {
@@ -185,6 +198,15 @@ pub struct Head {
     pub holes: BTreeMap<String, u64>,
 }
 
+impl Record for Head {
+    type Id<'a> = &'a Channel;
+    const NAME: &'static str = "queue head";
+    const ATTEMPTS: usize = 100;
+    fn key(ch: &Channel) -> String {
+        format!("cqh:{}", ch.0)
+    }
+}
+
 impl Head {
     pub(super) fn next(&self, lane: Lane) -> u64 {
         self.next.get(&lane).copied().unwrap_or(1).max(1)
@@ -220,37 +242,25 @@ impl std::fmt::Display for QueueError {
     }
 }
 
-pub(super) fn decode<T: serde::de::DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, KvError> {
-    serde_json::from_slice(raw).map_err(|e| KvError::Backend(format!("{what}: {e}")))
-}
-
-pub(super) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("serialises")
-}
-
 /// Creates the channel's head. Called by the device's own enrollment check-ins
 /// (Authenticate/TokenUpdate), which are sequential, so no race creates it twice.
 pub async fn open<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<(), KvError> {
-    if !store.exists(&ch.head_key()).await? {
-        store.set(&ch.head_key(), &encode(&Head::default())).await?;
+    if !Head::exists(store, ch).await? {
+        Head::default().save(store, ch).await?;
     }
     Ok(())
 }
 
 /// Whether the channel's queue exists (the channel finished its TokenUpdate).
 pub async fn is_open<B: Backend>(store: &Store<B>, ch: &Channel) -> Result<bool, KvError> {
-    store.exists(&ch.head_key()).await
+    Head::exists(store, ch).await
 }
 
 pub(super) async fn head<B: Backend>(
     store: &Store<B>,
     ch: &Channel,
 ) -> Result<Option<Head>, KvError> {
-    store
-        .get(&ch.head_key())
-        .await?
-        .map(|raw| decode(&raw, "queue head"))
-        .transpose()
+    Head::load(store, ch).await
 }
 
 /// Commands not yet answered or cancelled, counting ones delivered but not yet answered.
@@ -291,11 +301,7 @@ pub async fn find<B: Backend>(
     let Some((lane, seq)) = locate(store, ch, uuid).await? else {
         return Ok(None);
     };
-    store
-        .get(&ch.entry_key(lane, seq))
-        .await?
-        .map(|raw| decode(&raw, "queued command"))
-        .transpose()
+    QueuedCommand::load(store, (ch, lane, seq)).await
 }
 
 pub(super) async fn modify_head<B: Backend>(
@@ -303,19 +309,13 @@ pub(super) async fn modify_head<B: Backend>(
     ch: &Channel,
     mut change: impl FnMut(&mut Head),
 ) -> Result<Head, QueueError> {
-    let r = store
-        .update::<KvError>(&ch.head_key(), 100, |raw| {
-            let mut h: Head = decode(raw, "queue head")?;
-            let before = h.clone();
-            change(&mut h);
-            Ok((h != before).then(|| encode(&h)))
-        })
-        .await;
-    match r {
-        Ok(Some(raw)) => Ok(decode(&raw, "queue head")?),
-        Ok(None) => Err(QueueError::NoChannel),
-        Err(UpdateError::Kv(e) | UpdateError::Rejected(e)) => Err(QueueError::Store(e)),
-    }
+    Head::modify(store, ch, |h| {
+        let before = h.clone();
+        change(h);
+        Ok::<_, QueueError>(*h != before)
+    })
+    .await?
+    .ok_or(QueueError::NoChannel)
 }
 
 /// Why an entry transition did not happen.
@@ -324,29 +324,32 @@ enum Refused {
     State(EntryState),
 }
 
+impl From<KvError> for Refused {
+    fn from(e: KvError) -> Self {
+        Refused::Kv(e)
+    }
+}
+
 /// Compare-and-swap of one entry. `Ok(None)`: the entry does not exist.
 pub(super) async fn transition<B: Backend>(
     store: &Store<B>,
-    key: &str,
+    ch: &Channel,
+    lane: Lane,
+    seq: u64,
     mut change: impl FnMut(&mut QueuedCommand) -> Result<(), EntryState>,
 ) -> Result<Option<Result<(QueuedCommand, QueuedCommand), EntryState>>, KvError> {
     let mut before = None;
-    let r = store
-        .update::<Refused>(key, 100, |raw| {
-            let mut cmd: QueuedCommand = decode(raw, "queued command").map_err(Refused::Kv)?;
-            before = Some(cmd.clone());
-            change(&mut cmd).map_err(Refused::State)?;
-            Ok(Some(encode(&cmd)))
-        })
-        .await;
+    let r = QueuedCommand::modify(store, (ch, lane, seq), |cmd| {
+        before = Some(cmd.clone());
+        change(cmd).map_err(Refused::State)?;
+        Ok(true)
+    })
+    .await;
     match r {
         Ok(None) => Ok(None),
-        Ok(Some(raw)) => Ok(Some(Ok((
-            before.expect("read before the swap"),
-            decode(&raw, "queued command")?,
-        )))),
-        Err(UpdateError::Rejected(Refused::State(s))) => Ok(Some(Err(s))),
-        Err(UpdateError::Kv(e) | UpdateError::Rejected(Refused::Kv(e))) => Err(e),
+        Ok(Some(after)) => Ok(Some(Ok((before.expect("read before the swap"), after)))),
+        Err(Refused::State(s)) => Ok(Some(Err(s))),
+        Err(Refused::Kv(e)) => Err(e),
     }
 }
 
@@ -355,9 +358,7 @@ pub(super) async fn locate<B: Backend>(
     ch: &Channel,
     uuid: &str,
 ) -> Result<Option<(Lane, u64)>, KvError> {
-    store
-        .get(&ch.uuid_key(uuid))
+    Ok(Location::load(store, (ch, uuid))
         .await?
-        .map(|raw| decode(&raw, "queue index"))
-        .transpose()
+        .map(|Location(lane, seq)| (lane, seq)))
 }

@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::queue::{
-    Channel, Deferred, EntryState, HOLE_TTL, Head, Lane, QueueError, QueuedCommand, decode, head,
+    Channel, Deferred, EntryState, HOLE_TTL, Head, Lane, Location, QueueError, QueuedCommand, head,
     locate, modify_head, transition,
 };
+use crate::record::{Record, Stored};
 
 /// Entries read per batch while looking for the next deliverable command.
 const SCAN_BATCH: u64 = 8;
@@ -41,7 +42,7 @@ pub async fn idle_from<B: Backend>(
     ch: &Channel,
     raw: Option<&[u8]>,
 ) -> Result<Head, QueueError> {
-    let h: Head = decode(raw.ok_or(QueueError::NoChannel)?, "queue head")?;
+    let h = Head::decode_at(&Head::key(ch), raw.ok_or(QueueError::NoChannel)?)?;
     if h.not_now_seen {
         return idle(store, ch).await;
     }
@@ -68,7 +69,7 @@ pub async fn not_now<B: Backend>(
         }
     })
     .await?;
-    let r = transition(store, &ch.entry_key(lane, seq), |c| match c.state {
+    let r = transition(store, ch, lane, seq, |c| match c.state {
         EntryState::Done | EntryState::Cancelled => Err(c.state),
         _ => {
             c.state = EntryState::NotNow;
@@ -94,8 +95,7 @@ pub async fn complete<B: Backend>(
     let Some((lane, seq)) = locate(store, ch, uuid).await? else {
         return Ok(None);
     };
-    let key = ch.entry_key(lane, seq);
-    let r = transition(store, &key, |c| {
+    let r = transition(store, ch, lane, seq, |c| {
         if c.finished() || c.uuid != uuid {
             return Err(c.state);
         }
@@ -106,7 +106,7 @@ pub async fn complete<B: Backend>(
     let Some(Ok((_, cmd))) = r else {
         return Ok(None);
     };
-    store.delete(&ch.uuid_key(uuid)).await?;
+    Location::delete(store, (ch, uuid)).await?;
     // A deferred command sits behind the frontier, which will not pass it again.
     let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
     if h.deferred.iter().any(|d| d.0 == lane && d.1 == seq) {
@@ -114,7 +114,7 @@ pub async fn complete<B: Backend>(
             h.deferred.retain(|d| !(d.0 == lane && d.1 == seq));
         })
         .await?;
-        store.delete(&key).await?;
+        QueuedCommand::delete(store, (ch, lane, seq)).await?;
     }
     Ok(Some(cmd))
 }
@@ -157,17 +157,15 @@ async fn scan<B: Backend>(
     'lanes: for lane in Lane::ALL {
         // Deferred commands first: they were queued before anything at the frontier.
         for d in deferred.iter().filter(|d| d.0 == lane && d.2 != h.exchange) {
-            let key = ch.entry_key(lane, d.1);
-            match store.get(&key).await? {
+            match QueuedCommand::load(store, (ch, lane, d.1)).await? {
                 None => s.drop.push((lane, d.1)),
-                Some(raw) => {
-                    let cmd: QueuedCommand = decode(&raw, "queued command")?;
+                Some(cmd) => {
                     if cmd.finished() {
                         if cmd.state == EntryState::Cancelled {
                             s.cancelled_passed += 1;
                         }
                         s.drop.push((lane, d.1));
-                        s.purge.push(key);
+                        s.purge.push(QueuedCommand::key((ch, lane, d.1)));
                     } else if cmd.state == EntryState::NotNow && cmd.not_now_exchange == h.exchange
                     {
                         continue;
@@ -186,11 +184,10 @@ async fn scan<B: Backend>(
         let mut leading = true; // still in the run of passable entries at the frontier
         while seq <= tail {
             let to = (seq + SCAN_BATCH - 1).min(tail);
-            let keys: Vec<String> = (seq..=to).map(|n| ch.entry_key(lane, n)).collect();
-            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            for (n, raw) in (seq..=to).zip(store.get_many(&refs).await?) {
+            let ids: Vec<(&Channel, Lane, u64)> = (seq..=to).map(|n| (ch, lane, n)).collect();
+            for (n, entry) in (seq..=to).zip(QueuedCommand::load_many(store, &ids).await?) {
                 let hole_id = format!("{}{n}", lane.tag());
-                match raw {
+                match entry {
                     None => {
                         let first = h.holes.get(&hole_id).copied().unwrap_or(now);
                         let abandoned = now.saturating_sub(first) >= HOLE_TTL;
@@ -201,12 +198,11 @@ async fn scan<B: Backend>(
                             s.advance.insert(lane, n + 1);
                         }
                     }
-                    Some(raw) => {
-                        let cmd: QueuedCommand = decode(&raw, "queued command")?;
+                    Some(cmd) => {
                         if cmd.finished() {
                             if leading {
                                 s.advance.insert(lane, n + 1);
-                                s.purge.push(ch.entry_key(lane, n));
+                                s.purge.push(QueuedCommand::key((ch, lane, n)));
                                 if cmd.state == EntryState::Cancelled {
                                     s.cancelled_passed += 1;
                                 }
@@ -315,7 +311,7 @@ pub async fn next_from<B: Backend>(
                 deferred,
             });
         };
-        let r = transition(store, &ch.entry_key(lane, seq), |c| {
+        let r = transition(store, ch, lane, seq, |c| {
             if c.finished() {
                 return Err(c.state);
             }
@@ -336,5 +332,5 @@ pub async fn next_from<B: Backend>(
             _ => continue,
         }
     }
-    Err(QueueError::Store(KvError::Contended(ch.head_key())))
+    Err(QueueError::Store(KvError::Contended(Head::key(ch))))
 }

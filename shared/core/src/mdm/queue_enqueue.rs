@@ -8,9 +8,10 @@
 use mdm_kv::{Backend, Store};
 
 use super::queue::{
-    Channel, EntryState, Lane, QueueError, QueuedCommand, counts, decode, encode, head, locate,
+    Channel, EntryState, Lane, Location, QueueError, QueuedCommand, counts, head, locate,
     transition,
 };
+use crate::record::{Record, Stored};
 
 /// A command just queued, and what stood before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +59,8 @@ pub async fn enqueue<B: Backend>(
             deliveries: 0,
             sealed,
         };
-        store.set(&ch.uuid_key(uuid), &encode(&(lane, seq))).await?;
-        store.set(&ch.entry_key(lane, seq), &encode(&cmd)).await?;
+        Location(lane, seq).save(store, (ch, uuid)).await?;
+        cmd.save(store, (ch, lane, seq)).await?;
         let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
         if h.next(lane) <= seq {
             return Ok(Enqueued {
@@ -71,19 +72,16 @@ pub async fn enqueue<B: Backend>(
         // cancelled or deferred (all of which were delivered or touched after our write),
         // or one it gave up as an abandoned hole before we wrote it: that entry is still
         // `queued`, and would never be delivered.
-        let skipped = match store.get(&ch.entry_key(lane, seq)).await? {
-            Some(raw) => {
-                decode::<QueuedCommand>(&raw, "queued command")?.state == EntryState::Queued
-            }
-            None => false,
-        };
+        let skipped = QueuedCommand::load(store, (ch, lane, seq))
+            .await?
+            .is_some_and(|c| c.state == EntryState::Queued);
         if !skipped {
             return Ok(Enqueued {
                 command: cmd,
                 ahead,
             });
         }
-        store.delete(&ch.entry_key(lane, seq)).await?;
+        QueuedCommand::delete(store, (ch, lane, seq)).await?;
     }
 }
 
@@ -109,7 +107,7 @@ pub async fn cancel<B: Backend>(
     let Some((lane, seq)) = locate(store, ch, uuid).await? else {
         return Ok(Cancel::Unknown);
     };
-    let r = transition(store, &ch.entry_key(lane, seq), |c| match c.state {
+    let r = transition(store, ch, lane, seq, |c| match c.state {
         EntryState::Queued | EntryState::NotNow if c.uuid == uuid => {
             c.state = EntryState::Cancelled;
             Ok(())
@@ -123,7 +121,7 @@ pub async fn cancel<B: Backend>(
         Some(Err(_)) => Ok(Cancel::Finished),
         Some(Ok((_, cmd))) => {
             store.increment(&ch.cancelled_counter(), 1).await?;
-            store.delete(&ch.uuid_key(uuid)).await?;
+            Location::delete(store, (ch, uuid)).await?;
             Ok(Cancel::Cancelled(cmd))
         }
     }
@@ -148,15 +146,13 @@ pub async fn drain<B: Backend>(
     }
     let mut out = Vec::new();
     for chunk in slots.chunks(100) {
-        let keys: Vec<String> = chunk.iter().map(|(l, n)| ch.entry_key(*l, *n)).collect();
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        for (key, raw) in keys.iter().zip(store.get_many(&refs).await?) {
-            let Some(raw) = raw else { continue };
-            let cmd: QueuedCommand = decode(&raw, "queued command")?;
+        let ids: Vec<(&Channel, Lane, u64)> = chunk.iter().map(|(l, n)| (ch, *l, *n)).collect();
+        for (&(_, lane, seq), cmd) in ids.iter().zip(QueuedCommand::load_many(store, &ids).await?) {
+            let Some(cmd) = cmd else { continue };
             if cmd.finished() {
                 continue;
             }
-            let r = transition(store, key, |c| {
+            let r = transition(store, ch, lane, seq, |c| {
                 if c.finished() {
                     return Err(c.state);
                 }
@@ -173,7 +169,7 @@ pub async fn drain<B: Backend>(
         store
             .increment(&ch.cancelled_counter(), out.len() as i64)
             .await?;
-        let uuids: Vec<String> = out.iter().map(|c| ch.uuid_key(&c.uuid)).collect();
+        let uuids: Vec<String> = out.iter().map(|c| Location::key((ch, &c.uuid))).collect();
         let refs: Vec<&str> = uuids.iter().map(String::as_str).collect();
         store.delete_many(&refs).await?;
     }

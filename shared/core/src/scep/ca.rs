@@ -24,11 +24,10 @@ use mdm_kv::{CounterKey, KvError};
 use crate::api::ApiError;
 use crate::config::{self, Secret};
 use crate::mdm::signature::SCEP_CA_CERT_KEY;
+use crate::record::{self, Record, Stored};
 use crate::seal::Sealer;
 use crate::{Clock, Platform, random};
 
-/// The record holding CA and RA.
-pub const CA_RECORD_KEY: &str = "scep:ca";
 /// A creation attempt older than this is presumed dead and taken over. Generating two
 /// RSA-2048 keys takes seconds, even in WebAssembly.
 pub const LEASE_SECS: u64 = 300;
@@ -106,7 +105,7 @@ impl From<ScepSetupError> for ApiError {
     }
 }
 
-/// The record at [`CA_RECORD_KEY`]. Certificates are base64 DER; keys are base64 of the
+/// The record holding CA and RA (`scep:ca`). Certificates are base64 DER; keys are base64 of the
 /// PKCS#8 DER sealed with `storage_key` (AES-256-GCM, one derived key per purpose).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredCa {
@@ -116,6 +115,34 @@ pub struct StoredCa {
     pub ra_cert: String,
     pub ca_key_sealed: String,
     pub ra_key_sealed: String,
+}
+
+impl Record for StoredCa {
+    type Id<'a> = ();
+    const NAME: &'static str = "SCEP CA";
+    fn key((): ()) -> String {
+        "scep:ca".into()
+    }
+}
+
+/// When a creation attempt of the CA started (`scep:ca-lease:<attempt>`, Unix seconds in
+/// decimal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+struct CreationLease(u64);
+
+impl Record for CreationLease {
+    type Id<'a> = u32;
+    const NAME: &'static str = "SCEP CA creation lease";
+    fn key(attempt: u32) -> String {
+        format!("scep:ca-lease:{attempt}")
+    }
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        Ok(self.0.to_string().into_bytes())
+    }
+    fn decode(raw: &[u8]) -> Result<Self, String> {
+        record::decimal(raw).map(CreationLease)
+    }
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -143,9 +170,10 @@ impl StoredCa {
         })
     }
 
-    fn decode(raw: &[u8]) -> Result<Self, ScepSetupError> {
-        serde_json::from_slice(raw)
-            .map_err(|e| ScepSetupError::Unsealable(format!("record {CA_RECORD_KEY}: {e}")))
+    /// The record as stored; damaged, it is as unusable as one that does not open.
+    fn read(raw: &[u8]) -> Result<Self, ScepSetupError> {
+        <Self as Record>::decode(raw)
+            .map_err(|e| ScepSetupError::Unsealable(format!("record {}: {e}", Self::key(()))))
     }
 
     fn cert(field: &str, what: &str) -> Result<Certificate, ScepSetupError> {
@@ -207,10 +235,6 @@ fn claim_counter(attempt: u32) -> Result<CounterKey, KvError> {
     CounterKey::new(&format!("scep:ca-claim:{attempt}"))
 }
 
-fn lease_key(attempt: u32) -> String {
-    format!("scep:ca-lease:{attempt}")
-}
-
 /// The CA and RA with their keys, loaded, or created when this server has none yet.
 /// Also (re)writes [`SCEP_CA_CERT_KEY`] when it does not hold the CA certificate.
 pub async fn authority(p: &impl Platform) -> Result<CertificateAuthority, ScepSetupError> {
@@ -225,8 +249,8 @@ pub async fn authority(p: &impl Platform) -> Result<CertificateAuthority, ScepSe
 /// Our CA certificate, without opening any key (creates the CA on first use). For the
 /// enrollment profile's CA payload and anchors.
 pub async fn ca_certificate(p: &impl Platform) -> Result<Certificate, ScepSetupError> {
-    match p.store().get(CA_RECORD_KEY).await? {
-        Some(raw) => StoredCa::decode(&raw)?.ca_certificate(),
+    match p.store().get(&StoredCa::key(())).await? {
+        Some(raw) => StoredCa::read(&raw)?.ca_certificate(),
         None => Ok(authority(p).await?.ca_certificate().clone()),
     }
 }
@@ -235,9 +259,9 @@ pub async fn ca_certificate(p: &impl Platform) -> Result<Certificate, ScepSetupE
 pub async fn ca_ra_certificates(
     p: &impl Platform,
 ) -> Result<(Certificate, Certificate), ScepSetupError> {
-    match p.store().get(CA_RECORD_KEY).await? {
+    match p.store().get(&StoredCa::key(())).await? {
         Some(raw) => {
-            let s = StoredCa::decode(&raw)?;
+            let s = StoredCa::read(&raw)?;
             Ok((s.ca_certificate()?, s.ra_certificate()?))
         }
         None => {
@@ -260,9 +284,11 @@ async fn stored_or_create(
     let started = p.clock().unix_seconds();
     let mut attempt = 0u32;
     loop {
-        let found = store.get_many(&[CA_RECORD_KEY, SCEP_CA_CERT_KEY]).await?;
+        let found = store
+            .get_many(&[&StoredCa::key(()), SCEP_CA_CERT_KEY])
+            .await?;
         if let Some(raw) = &found[0] {
-            let stored = StoredCa::decode(raw)?;
+            let stored = StoredCa::read(raw)?;
             let cert = b64()
                 .decode(&stored.ca_cert)
                 .map_err(|_| ScepSetupError::Unsealable("CA certificate is not base64".into()))?;
@@ -275,23 +301,17 @@ async fn stored_or_create(
         }
         let now = p.clock().unix_seconds();
         if store.claim(&claim_counter(attempt)?).await? {
-            store
-                .set(&lease_key(attempt), now.to_string().as_bytes())
-                .await?;
+            CreationLease(now).save(store, attempt).await?;
             return create(p, storage_key).await;
         }
         // Attempt `attempt` belongs to another request: wait for it, or take over when it
         // is older than the lease. A missing lease (its creator stopped right after the
         // claim) is started now, by whoever sees it missing first.
-        let lease_start = match store.get(&lease_key(attempt)).await? {
-            Some(raw) => std::str::from_utf8(&raw)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .unwrap_or(0),
+        let lease_start = match store.get(&CreationLease::key(attempt)).await? {
+            // A damaged lease is as old as can be: taken over.
+            Some(raw) => CreationLease::decode(&raw).map_or(0, |l| l.0),
             None => {
-                store
-                    .set(&lease_key(attempt), now.to_string().as_bytes())
-                    .await?;
+                CreationLease(now).save(store, attempt).await?;
                 now
             }
         };
@@ -324,14 +344,13 @@ async fn create(p: &impl Platform, storage_key: &Secret) -> Result<Loaded, ScepS
     let stored = StoredCa::seal(&ca, storage_key, now)?;
     let store = p.store();
     // Taken over while generating? Then the other CA stands.
-    if let Some(raw) = store.get(CA_RECORD_KEY).await? {
-        let other = StoredCa::decode(&raw)?;
+    if let Some(raw) = store.get(&StoredCa::key(())).await? {
+        let other = StoredCa::read(&raw)?;
         let cert = other.ca_certificate()?;
         store.set(SCEP_CA_CERT_KEY, cert.der()).await?;
         return Ok(Loaded::Existing(other));
     }
-    let json = serde_json::to_vec(&stored).expect("serialising the CA record cannot fail");
-    store.set(CA_RECORD_KEY, &json).await?;
+    stored.save(store, ()).await?;
     store
         .set(SCEP_CA_CERT_KEY, ca.ca_certificate().der())
         .await?;

@@ -19,9 +19,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use mdm_kv::{Backend, CasOutcome, KvError, Store};
+use mdm_kv::{Backend, KvError, Store};
 
 use crate::random;
+use crate::record::{Record, Stored};
 
 /// Lifetime of a challenge: 15 minutes.
 pub const CHALLENGE_TTL: u64 = 900;
@@ -31,8 +32,6 @@ pub const KEEP_AFTER_EXPIRY: u64 = 86_400;
 const CHALLENGE_BYTES: usize = 32;
 /// Anything longer is not one of ours; refused before hashing.
 const MAX_CHALLENGE_LEN: usize = 256;
-/// Compare-and-swap attempts when another writer touched the record meanwhile.
-const REDEEM_ATTEMPTS: usize = 8;
 
 /// Who a challenge was made for; handed back by [`redeem`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,11 +87,18 @@ struct ChallengeRecord {
     used_at: Option<u64>,
 }
 
-fn record_key(challenge: &str) -> String {
-    format!(
-        "scepchal:{}",
-        hex::encode(Sha256::digest(challenge.as_bytes()))
-    )
+impl Record for ChallengeRecord {
+    /// The challenge itself; only its hash is in the key.
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "SCEP challenge";
+    /// Compare-and-swap attempts when another writer touched the record meanwhile.
+    const ATTEMPTS: usize = 8;
+    fn key(challenge: &str) -> String {
+        format!(
+            "scepchal:{}",
+            hex::encode(Sha256::digest(challenge.as_bytes()))
+        )
+    }
 }
 
 /// Creates a challenge for `grant`, valid for [`CHALLENGE_TTL`] seconds from `now`.
@@ -111,8 +117,8 @@ pub async fn issue<B: Backend>(
         used_at: None,
     };
     // A fresh random key: nobody else can be creating it, so a plain set is safe.
-    let key = record_key(&challenge);
-    store.set(&key, &encode(&record)).await?;
+    let key = ChallengeRecord::key(&challenge);
+    record.save(store, &challenge).await?;
     crate::expiry::register(store, &key, record.expires_at + KEEP_AFTER_EXPIRY).await?;
     Ok(challenge)
 }
@@ -127,12 +133,8 @@ pub async fn redeem<B: Backend>(
     if challenge.is_empty() || challenge.len() > MAX_CHALLENGE_LEN {
         return Err(ChallengeError::Unknown);
     }
-    let key = record_key(challenge);
-    let mut current = store.get(&key).await?.ok_or(ChallengeError::Unknown)?;
-    for _ in 0..REDEEM_ATTEMPTS {
-        // A record we cannot read was not written by us: treat as unknown.
-        let mut record: ChallengeRecord =
-            serde_json::from_slice(&current).map_err(|_| ChallengeError::Unknown)?;
+    // A record we cannot read was not written by us: as unknown as one never issued.
+    let redeemed = ChallengeRecord::modify_valid(store, challenge, |record| {
         if record.used_at.is_some() {
             return Err(ChallengeError::Used);
         }
@@ -140,22 +142,10 @@ pub async fn redeem<B: Backend>(
             return Err(ChallengeError::Expired);
         }
         record.used_at = Some(now);
-        match store
-            .compare_and_swap(&key, &current, &encode(&record))
-            .await?
-        {
-            CasOutcome::Swapped => return Ok(record.grant),
-            CasOutcome::Conflict {
-                current: Some(now_stored),
-            } => current = now_stored,
-            CasOutcome::Conflict { current: None } => return Err(ChallengeError::Unknown),
-        }
-    }
-    Err(ChallengeError::Store(KvError::Contended(key)))
-}
-
-fn encode(record: &ChallengeRecord) -> Vec<u8> {
-    serde_json::to_vec(record).expect("serialising a challenge record cannot fail")
+        Ok(true)
+    })
+    .await?;
+    redeemed.map(|r| r.grant).ok_or(ChallengeError::Unknown)
 }
 
 #[cfg(test)]

@@ -37,11 +37,12 @@ use mdm_kv::{Backend, Store};
 
 use super::ca::{self, ScepSetupError};
 use super::challenge::{self, ChallengeError};
+use super::issued::add_to_device_index;
 pub use super::issued::{IssuedRecord, issued_for, issued_to_device};
-use super::issued::{add_to_device_index, issued_key};
 use crate::api::{self, Request, Response};
 use crate::device_auth::DeviceError;
 use crate::log::loggable;
+use crate::record::Stored;
 use crate::{Clock, Platform};
 
 /// GetCACaps. AES (RFC 8894's mandatory cipher) and 3DES; single DES is read, never
@@ -467,9 +468,8 @@ async fn issue_and_record<B: Backend>(
         transaction_id: loggable(msg.transaction_id()),
         renewed_from: who.renewed_from,
     };
-    let json = serde_json::to_vec(&record).expect("serialising an issued record cannot fail");
     // A fresh random 128-bit serial: nobody else writes this key.
-    store.set(&issued_key(&record.serial), &json).await?;
+    record.save(store, &record.serial).await?;
     add_to_device_index(store, &record.device_id, &record.serial).await?;
     crate::log::info(
         "SCEP certificate issued",

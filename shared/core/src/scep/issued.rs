@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use mdm_kv::key::segment;
-use mdm_kv::{Backend, KvError, Store, UpdateError};
+use mdm_kv::{Backend, KvError, Store};
+
+use crate::record::{Record, Stored};
 
 /// Purposes the server gives its own issuances: enrollment requests (`ade`, `web`),
 /// account-driven references (`byod`, `adde`) and identity renewals. A challenge an
@@ -64,19 +66,39 @@ impl IssuedRecord {
     }
 }
 
-pub(crate) fn issued_key(serial_hex: &str) -> String {
-    format!("scepcert:{serial_hex}")
+impl Record for IssuedRecord {
+    /// The serial, normalised ([`normalise_serial`]).
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "issued certificate record";
+    fn key(serial_hex: &str) -> String {
+        format!("scepcert:{serial_hex}")
+    }
 }
 
-fn device_index_key(device_id: &str) -> String {
-    let seg = segment(device_id);
-    if seg.len() <= 200 {
-        format!("scepdev:{seg}")
-    } else {
-        format!(
-            "scepdev:h-{}",
-            hex::encode(Sha256::digest(device_id.as_bytes()))
-        )
+/// Serials issued for one enrollment (`scepdev:<device>`), newest last: a convenience
+/// index, the per-serial records are authoritative.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct DeviceSerials(pub Vec<String>);
+
+impl Record for DeviceSerials {
+    type Id<'a> = &'a str;
+    const NAME: &'static str = "issued serials of a device";
+    const ATTEMPTS: usize = 8;
+    fn key(device_id: &str) -> String {
+        let seg = segment(device_id);
+        if seg.len() <= 200 {
+            format!("scepdev:{seg}")
+        } else {
+            format!(
+                "scepdev:h-{}",
+                hex::encode(Sha256::digest(device_id.as_bytes()))
+            )
+        }
+    }
+    /// A hint: a damaged list starts over.
+    fn fresh_if_damaged() -> Option<Self> {
+        Some(DeviceSerials::default())
     }
 }
 
@@ -108,10 +130,7 @@ pub async fn issued_for<B: Backend>(
     let Some(serial) = normalise_serial(serial_hex) else {
         return Ok(None);
     };
-    Ok(store
-        .get(&issued_key(&serial))
-        .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok()))
+    IssuedRecord::load_valid(store, &serial).await
 }
 
 /// Serials issued for `device_id`, oldest first (at most [`MAX_SERIALS_PER_DEVICE`]).
@@ -119,11 +138,10 @@ pub async fn issued_to_device<B: Backend>(
     store: &Store<B>,
     device_id: &str,
 ) -> Result<Vec<String>, KvError> {
-    Ok(store
-        .get(&device_index_key(device_id))
+    Ok(DeviceSerials::load_valid(store, device_id)
         .await?
-        .and_then(|raw| serde_json::from_slice(&raw).ok())
-        .unwrap_or_default())
+        .unwrap_or_default()
+        .0)
 }
 
 /// Appends `serial` to the device's index. The index is a convenience (the per-serial
@@ -134,24 +152,19 @@ pub(crate) async fn add_to_device_index<B: Backend>(
     device_id: &str,
     serial: &str,
 ) -> Result<(), KvError> {
-    let key = device_index_key(device_id);
-    let push = |current: &[u8]| -> Result<Option<Vec<u8>>, std::convert::Infallible> {
-        let mut list: Vec<String> = serde_json::from_slice(current).unwrap_or_default();
-        list.retain(|s| s != serial);
-        list.push(serial.to_owned());
-        if list.len() > MAX_SERIALS_PER_DEVICE {
-            list.drain(..list.len() - MAX_SERIALS_PER_DEVICE);
+    let appended = DeviceSerials::modify(store, device_id, |list| {
+        list.0.retain(|s| s != serial);
+        list.0.push(serial.to_owned());
+        if list.0.len() > MAX_SERIALS_PER_DEVICE {
+            list.0.drain(..list.0.len() - MAX_SERIALS_PER_DEVICE);
         }
-        Ok(Some(serde_json::to_vec(&list).expect("JSON")))
-    };
-    match store.update(&key, 8, push).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => {
-            store
-                .set(&key, &serde_json::to_vec(&[serial]).expect("JSON"))
-                .await
-        }
-        Err(UpdateError::Kv(e)) => Err(e),
-        Err(UpdateError::Rejected(never)) => match never {},
+        Ok::<_, KvError>(true)
+    })
+    .await?;
+    if appended.is_none() {
+        DeviceSerials(vec![serial.to_owned()])
+            .save(store, device_id)
+            .await?;
     }
+    Ok(())
 }
