@@ -44,12 +44,7 @@ impl Record for Registered {
     fn key((hour, n): (u64, u64)) -> String {
         format!("expix:{hour}:{n}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(Registered)
-    }
+    record::stored_as_text!();
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -290,6 +290,47 @@ pub fn text(raw: &[u8]) -> Result<String, String> {
     String::from_utf8(raw.to_vec()).map_err(|_| "not UTF-8 text".to_owned())
 }
 
+/// The encoding of a record that is one text field (`struct X(String)`) stored as is, not
+/// as JSON: `stored_as_text!();` in its `impl Record`.
+macro_rules! stored_as_text {
+    () => {
+        fn encode(&self) -> Result<Vec<u8>, String> {
+            Ok(self.0.as_bytes().to_vec())
+        }
+        fn decode(raw: &[u8]) -> Result<Self, String> {
+            $crate::record::text(raw).map(Self)
+        }
+    };
+}
+pub(crate) use stored_as_text;
+
+/// The encoding of a record that is one number (`struct X(u64)`) stored in decimal.
+macro_rules! stored_as_decimal {
+    () => {
+        fn encode(&self) -> Result<Vec<u8>, String> {
+            Ok(self.0.to_string().into_bytes())
+        }
+        fn decode(raw: &[u8]) -> Result<Self, String> {
+            $crate::record::decimal(raw).map(Self)
+        }
+    };
+}
+pub(crate) use stored_as_decimal;
+
+/// The encoding of a record that is opaque bytes (`struct X(Vec<u8>)`, sealed data)
+/// stored as they are.
+macro_rules! stored_as_bytes {
+    () => {
+        fn encode(&self) -> Result<Vec<u8>, String> {
+            Ok(self.0.clone())
+        }
+        fn decode(raw: &[u8]) -> Result<Self, String> {
+            Ok(Self(raw.to_vec()))
+        }
+    };
+}
+pub(crate) use stored_as_bytes;
+
 /// Decodes a record stored as a decimal number rather than JSON.
 pub fn decimal<T: std::str::FromStr>(raw: &[u8]) -> Result<T, String> {
     std::str::from_utf8(raw)

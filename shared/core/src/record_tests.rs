@@ -5,7 +5,7 @@ use futures::executor::block_on;
 use serde::{Deserialize, Serialize};
 
 use mdm_kv::key::segment;
-use mdm_kv::{CounterKey, Defects, KvError, MemoryBackend, Store};
+use mdm_kv::{Backend, CounterKey, Defects, KvError, MemoryBackend, Store};
 
 use super::{Created, Record, Stored};
 
@@ -209,36 +209,92 @@ fn modify_leaves_the_record_when_unchanged_refused_or_absent() {
     });
 }
 
+/// A backend that lets every other task run before each of its operations: futures
+/// joined on one thread interleave between a read and the write that follows it, as
+/// requests do on a shared store (and deterministically, in WebAssembly too).
+struct Interleaved<'a>(&'a MemoryBackend);
+
+/// Pending once (waking itself), then ready.
+struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if std::mem::replace(&mut self.0, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+impl Backend for Interleaved<'_> {
+    type Cas = <MemoryBackend as Backend>::Cas;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        YieldNow(false).await;
+        self.0.get(key).await
+    }
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        YieldNow(false).await;
+        self.0.set(key, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), KvError> {
+        YieldNow(false).await;
+        self.0.delete(key).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        YieldNow(false).await;
+        self.0.exists(key).await
+    }
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<(String, Option<Vec<u8>>)>, KvError> {
+        YieldNow(false).await;
+        self.0.get_many(keys).await
+    }
+    async fn set_many(&self, items: &[(String, Vec<u8>)]) -> Result<(), KvError> {
+        YieldNow(false).await;
+        self.0.set_many(items).await
+    }
+    async fn delete_many(&self, keys: &[String]) -> Result<(), KvError> {
+        YieldNow(false).await;
+        self.0.delete_many(keys).await
+    }
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        YieldNow(false).await;
+        self.0.increment(key, delta).await
+    }
+    async fn cas_begin(&self, key: &str) -> Result<Self::Cas, KvError> {
+        YieldNow(false).await;
+        self.0.cas_begin(key).await
+    }
+    async fn cas_swap(&self, cas: Self::Cas, value: &[u8]) -> Result<bool, KvError> {
+        YieldNow(false).await;
+        self.0.cas_swap(cas, value).await
+    }
+}
+
 #[test]
 fn modify_or_create_creates_once_under_concurrency() {
     // Spin's SQLite backend swaps blindly on an absent key: creation must not rely on it.
     for defects in [Defects::strict(), Defects::spin_sqlite(), Defects::redis()] {
         let backend = MemoryBackend::with_defects(defects);
-        let threads: u64 = 8;
-        let per_thread: u64 = 5;
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    let store = Store::new(&backend);
-                    for _ in 0..per_thread {
-                        let r = block_on(Tally::modify_or_create(&store, "c", true, |t| {
-                            t.count += 1;
-                            Ok::<_, KvError>(true)
-                        }));
-                        assert!(r.unwrap().is_some());
-                    }
-                });
-            }
+        let store = Store::new(Interleaved(&backend));
+        let callers = 8;
+        let changes = (0..callers).map(|_| {
+            Tally::modify_or_create(&store, "c", true, |t| {
+                t.count += 1;
+                Ok::<_, KvError>(true)
+            })
         });
-        let store = Store::new(&backend);
+        for r in block_on(futures::future::join_all(changes)) {
+            assert!(r.unwrap().is_some());
+        }
         let got = block_on(Tally::load(&store, "c")).unwrap().unwrap();
-        assert_eq!(
-            got.count,
-            threads * per_thread,
-            "{defects:?}: an update was lost"
-        );
-        // Created under the claim, not by a blind compare-and-swap.
-        assert!(block_on(store.counter(&Tally::claim("c"))).unwrap() >= 1);
+        assert_eq!(got.count, callers, "{defects:?}: an update was lost");
+        // More than one caller found it absent; the claim let exactly one create it.
+        assert!(block_on(store.counter(&Tally::claim("c"))).unwrap() > 1);
     }
 }
 

@@ -55,12 +55,7 @@ impl Record for ListedUser {
     fn key(n: u64) -> String {
         format!("userix:{n}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(ListedUser)
-    }
+    record::stored_as_text!();
 }
 
 /// The username holding a Managed Apple ID (`usermaid:<m>`, as is): a hint.
@@ -75,12 +70,7 @@ impl Record for MaidHolder {
     fn key(maid: &str) -> String {
         format!("usermaid:{}", segment(&maid.trim().to_lowercase()))
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(MaidHolder)
-    }
+    record::stored_as_text!();
 }
 
 /// The live user whose Managed Apple ID is `maid` (any case).

@@ -48,12 +48,7 @@ impl Record for IndexedSerial {
     fn key((token, slot): (TokenId, u64)) -> String {
         format!("devix:{token}:{slot}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(IndexedSerial)
-    }
+    record::stored_as_text!();
 }
 
 /// The token that last synced a serial as present (`devtok:<s>`, the token id in

@@ -64,12 +64,7 @@ impl Record for ProfileOfUuid {
     fn key((token, uuid): (TokenId, &str)) -> String {
         format!("profu:{token}:{}", segment(uuid))
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.to_string().into_bytes())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::decimal(raw).map(ProfileOfUuid)
-    }
+    record::stored_as_decimal!();
 }
 
 pub async fn allocate<B: Backend>(

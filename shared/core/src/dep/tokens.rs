@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
-use crate::record::{Record, Stored};
+use crate::record::{self, Record, Stored};
 
 pub const MAX_TOKENS: i64 = 2_000;
 /// A token expiring within this many seconds is `expiring`.
@@ -108,12 +108,7 @@ impl Record for SealedSession {
     fn key(token: TokenId) -> String {
         format!("depsess:{token}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.clone())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        Ok(SealedSession(raw.to_vec()))
-    }
+    record::stored_as_bytes!();
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

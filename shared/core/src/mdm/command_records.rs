@@ -142,12 +142,7 @@ impl Record for LoggedCommand {
     fn key((channel_tag, n): (&str, u64)) -> String {
         format!("clog:{channel_tag}:{n}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(LoggedCommand)
-    }
+    record::stored_as_text!();
 }
 
 /// A channel's history floor (`clogf:<c>`, JSON number): every log slot at or below it

@@ -82,12 +82,7 @@ impl Record for PurgeCursor {
     fn key((): ()) -> String {
         "dlogpurge".into()
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.to_string().into_bytes())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::decimal(raw).map(PurgeCursor)
-    }
+    record::stored_as_decimal!();
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

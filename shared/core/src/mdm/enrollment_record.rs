@@ -65,12 +65,7 @@ impl Record for BoundDevice {
     fn key(cert_hash: &str) -> String {
         format!("certb:{}", segment(cert_hash))
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(BoundDevice)
-    }
+    record::stored_as_text!();
 }
 
 /// The escrowed bootstrap token, sealed (bound to its key): `bst:<d>`, the sealed bytes.
@@ -84,12 +79,7 @@ impl Record for SealedBootstrapToken {
     fn key(device_id: &str) -> String {
         format!("bst:{}", segment(device_id))
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.clone())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        Ok(SealedBootstrapToken(raw.to_vec()))
-    }
+    record::stored_as_bytes!();
 }
 
 /// The n-th device to authenticate: `enrix:<n>`, its id as is.
@@ -103,12 +93,7 @@ impl Record for ListedDevice {
     fn key(n: u64) -> String {
         format!("enrix:{n}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.as_bytes().to_vec())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::text(raw).map(ListedDevice)
-    }
+    record::stored_as_text!();
 }
 
 impl Record for InventorySection {

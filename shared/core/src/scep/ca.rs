@@ -137,12 +137,7 @@ impl Record for CreationLease {
     fn key(attempt: u32) -> String {
         format!("scep:ca-lease:{attempt}")
     }
-    fn encode(&self) -> Result<Vec<u8>, String> {
-        Ok(self.0.to_string().into_bytes())
-    }
-    fn decode(raw: &[u8]) -> Result<Self, String> {
-        record::decimal(raw).map(CreationLease)
-    }
+    record::stored_as_decimal!();
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
