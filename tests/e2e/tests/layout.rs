@@ -45,7 +45,6 @@ const MAX_LINES: usize = 600;
 const KNOWN_LONG: &[&str] = &[
     "tests/devicesim/src/commands.rs",
     "tests/e2e/src/bin/bench-mdm.rs",
-    "tests/host/src/server.rs",
 ];
 
 fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
