@@ -4,7 +4,7 @@
 //! [`SCHEMAS`] (`command_schema_table.rs`, included) is generated from Apple's
 //! `mdm/commands/*.yaml` (`payloadkeys`): each key's name, type, presence, allowed values
 //! (`rangelist`) and subkeys. The test
-//! `tests/command_schema.rs` re-derives it from the YAML and fails when it differs;
+//! `tests/command_schema/table.rs` re-derives it from the YAML and fails when it differs;
 //! `UPDATE_COMMAND_SCHEMA=1 cargo test -p mdm-core --test command_schema` rewrites it.
 //!
 //! How the schema reads (Apple's conventions, kept as they are in the table):

@@ -1,4 +1,4 @@
-// @generated from tests/vectors/apple-device-management/mdm/commands/*.yaml by tests/command_schema.rs: do not edit below; regenerate with UPDATE_COMMAND_SCHEMA=1 cargo test -p mdm-core --test command_schema
+// @generated from tests/vectors/apple-device-management/mdm/commands/*.yaml by tests/command_schema/table.rs: do not edit below; regenerate with UPDATE_COMMAND_SCHEMA=1 cargo test -p mdm-core --test command_schema
 #[rustfmt::skip]
 pub const SCHEMAS: &[Schema] = &[
     Schema { request_type: "AccountConfiguration", keys: &[
