@@ -67,7 +67,8 @@ fn missing_key_variable_is_a_deployment_error_not_an_open_door() {
     e.vars = MapVariables::new([("admin_api_key", "")]);
     let (status, body, _) = call(&e, Method::GET, "/api/v1/health", Some(""), "");
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(body["detail"].as_str().unwrap().contains("admin_api_key"));
+    assert_eq!(body["error"], "server_misconfigured");
+    assert!(body["message"].as_str().unwrap().contains("admin_api_key"));
 }
 
 #[test]
@@ -87,7 +88,7 @@ fn not_found_and_method_not_allowed_are_json() {
     let e = env(Defects::strict());
     let (status, body, _) = call(&e, Method::GET, "/api/v1/nope", Some(KEY), "");
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"], "not found");
+    assert_eq!(body["error"], "not_found");
     let (status, _, resp) = call(&e, Method::DELETE, "/api/v1/health", Some(KEY), "");
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(resp.headers()["allow"], "GET");
@@ -147,7 +148,7 @@ fn contention_run_lifecycle_and_bad_input() {
             r#"{"increments":1,"swaps":1,"x":1}"#
         )
         .0,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
         call(

@@ -13,7 +13,7 @@ fn post(e: &mdmdevice::E, path: &str, body: Value) -> (StatusCode, Value) {
 }
 
 fn fields(v: &Value) -> Vec<String> {
-    v["detail"]
+    v["fields"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -71,10 +71,10 @@ fn groups_decide_the_enrollment_type_by_priority() {
     );
     assert_eq!(
         post(&e, "/api/v1/groups", json!({ "id": "x", "colour": "red" })).0,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/groups", "");
-    let ids: Vec<&str> = list["groups"]
+    let ids: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -203,7 +203,7 @@ fn the_managed_apple_id_is_masked_in_lists_only() {
     assert_eq!(v["managed_apple_id"], "ann.lee@appleid.example.com");
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/users", "");
     assert_eq!(
-        list["users"][0]["managed_apple_id"], "a***@appleid.example.com",
+        list["items"][0]["managed_apple_id"], "a***@appleid.example.com",
         "{list}"
     );
     assert!(!list.to_string().contains("ann.lee"), "{list}");
@@ -225,5 +225,5 @@ fn concurrent_group_writers_lose_nothing() {
         }
     });
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/groups", "");
-    assert_eq!(list["groups"].as_array().unwrap().len(), 40);
+    assert_eq!(list["items"].as_array().unwrap().len(), 40);
 }
