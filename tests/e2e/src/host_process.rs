@@ -10,14 +10,20 @@ use std::time::Duration;
 
 use crate::{ADMIN_KEY, STORAGE_KEY, SYNC_KEY, copy_compiled, manifest_for, workspace_root};
 
-/// `<target>/debug/mdm-host`, next to the test binaries' `deps` directory.
+/// `<target>/debug/mdm-host`: next to the test binaries' `deps` directory, or next to
+/// the kit's own binaries.
 pub fn host_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
+    let beside = exe.with_file_name("mdm-host");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target profile directory");
-    let bin = dir.join("mdm-host");
+    let bin = if beside.exists() {
+        beside
+    } else {
+        dir.join("mdm-host")
+    };
     assert!(
         bin.exists(),
         "{} is missing: build it first (cargo build -p mdm-host --bin mdm-host; scripts/test.sh does)",
