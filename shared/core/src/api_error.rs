@@ -131,7 +131,15 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message)
     }
 
+    /// The store failed: 503, retry later. A key it refuses (too long) was built from an
+    /// id in the request, as keys of our own making are valid: 422, nothing to retry.
     pub fn store(e: KvError) -> Self {
+        if let KvError::InvalidKey(_) = e {
+            return ApiError::unprocessable(
+                "invalid_id",
+                "an id in the request is longer than the server can hold",
+            );
+        }
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
