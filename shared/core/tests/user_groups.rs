@@ -210,6 +210,34 @@ fn the_managed_apple_id_is_masked_in_lists_only() {
     assert_eq!(mask_managed_apple_id("no-at-sign"), "***");
 }
 
+/// A Managed Apple ID as long as an email address may be (254) is kept and found again,
+/// and a second user cannot take it.
+#[test]
+fn the_longest_managed_apple_ids_are_kept_and_unique() {
+    let e = env();
+    let maid = format!("{}@{}.example.com", "a".repeat(64), "d".repeat(177));
+    assert_eq!(maid.len(), 254);
+    let (s, v) = post(
+        &e,
+        "/api/v1/users",
+        json!({ "username": "ann", "managed_apple_id": maid }),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let found = futures::executor::block_on(mdm_core::users::by_managed_apple_id(
+        &e.store,
+        &maid.to_uppercase(),
+    ))
+    .unwrap()
+    .expect("found by its Managed Apple ID");
+    assert_eq!(found.username, "ann");
+    let (s, v) = post(
+        &e,
+        "/api/v1/users",
+        json!({ "username": "bob", "managed_apple_id": maid }),
+    );
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+}
+
 #[test]
 fn concurrent_group_writers_lose_nothing() {
     let e = env();
