@@ -260,7 +260,7 @@ async fn a_device_the_default_profile_assigns_during_sync_enrolls_at_once() {
         )
         .await;
     assert!(
-        assigned["devices"]
+        assigned["items"]
             .as_array()
             .unwrap()
             .iter()
