@@ -83,6 +83,14 @@ def reads_back(path, field, want):
     return body
 
 
+def read_back_each(list_path, key, item_path):
+    """Every item of a list, each read back on its own route (`item_path(item)`)."""
+    items = pages(list_path)
+    for item in items:
+        reads_back(item_path(item), key, item.get(key))
+    return items
+
+
 def main():
     status, battery = call("POST", "/api/v1/diagnostics/kv")
     if status != 200 or not battery or battery.get("passed") is not True:
@@ -99,24 +107,18 @@ def main():
         call("GET", base + "/public-key")
         call("GET", base + "/default-profile")
         call("GET", base + "/assignment-rules")
-        profiles = pages(base + "/profiles")
+        profiles = read_back_each(base + "/profiles", "id", lambda p: f"{base}/profiles/{seg(p.get('id'))}")
         if t.get("profile_count") != len(profiles):
             failures.append(f"token {tid}: profile_count {t.get('profile_count')} but {len(profiles)} listed")
-        for p in profiles:
-            reads_back(f"{base}/profiles/{seg(p.get('id'))}", "id", p.get("id"))
-        devices = pages(base + "/devices")
+        devices = read_back_each(
+            base + "/devices", "serial_number", lambda d: f"{base}/devices/{seg(d.get('serial_number'))}"
+        )
         counts["dep devices"] = counts.get("dep devices", 0) + len(devices)
-        for d in devices:
-            reads_back(f"{base}/devices/{seg(d.get('serial_number'))}", "serial_number", d.get("serial_number"))
 
-    users = pages("/api/v1/users")
+    users = read_back_each("/api/v1/users", "username", lambda u: f"/api/v1/users/{seg(u.get('username'))}")
     counts["users"] = len(users)
-    for u in users:
-        reads_back(f"/api/v1/users/{seg(u.get('username'))}", "username", u.get("username"))
-    groups = pages("/api/v1/groups")
+    groups = read_back_each("/api/v1/groups", "id", lambda g: f"/api/v1/groups/{seg(g.get('id'))}")
     counts["groups"] = len(groups)
-    for g in groups:
-        reads_back(f"/api/v1/groups/{seg(g.get('id'))}", "id", g.get("id"))
 
     devices = pages("/api/v1/devices")
     counts["devices"] = len(devices)
@@ -125,8 +127,9 @@ def main():
         base = f"/api/v1/devices/{seg(did)}"
         reads_back(base, "device_id", did)
         call("GET", base + "/push")
-        for c in pages(base + "/commands"):
-            reads_back(f"{base}/commands/{seg(c.get('command_uuid'))}", "command_uuid", c.get("command_uuid"))
+        read_back_each(
+            base + "/commands", "command_uuid", lambda c: f"{base}/commands/{seg(c.get('command_uuid'))}"
+        )
         pages(base + "/logs")
     call("GET", "/api/v1/push/certificate")
     call("GET", "/api/v1/health")

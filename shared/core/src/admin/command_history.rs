@@ -92,14 +92,7 @@ fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiErr
                 Some(rt) => q.request_type = Some(rt),
                 None => bad.push(FieldError::new("request_type", "1 to 64 characters")),
             },
-            "from" => match paging::time("from", &v) {
-                Ok(t) => q.from = Some(t),
-                Err(e) => bad.push(e),
-            },
-            "to" => match paging::time("to", &v) {
-                Ok(t) => q.to = Some(t),
-                Err(e) => bad.push(e),
-            },
+            _ if paging::time_filter(k, &v, &mut q.from, &mut q.to, bad) => {}
             "user" => match channel_user(v) {
                 Ok(u) => user = Some(u),
                 Err(e) => bad.push(e),

@@ -16,14 +16,7 @@ fn log_query(req: &Request) -> Result<LogQuery, ApiError> {
             "action" if !v.is_empty() && v.len() <= 64 => q.action = Some(v),
             "status" if !v.is_empty() && v.len() <= 64 => q.status = Some(v),
             "action" | "status" => bad.push(FieldError::new(k, "1 to 64 characters")),
-            "from" => match paging::time("from", &v) {
-                Ok(t) => q.from = Some(t),
-                Err(e) => bad.push(e),
-            },
-            "to" => match paging::time("to", &v) {
-                Ok(t) => q.to = Some(t),
-                Err(e) => bad.push(e),
-            },
+            _ if paging::time_filter(k, &v, &mut q.from, &mut q.to, bad) => {}
             _ => return false,
         }
         true

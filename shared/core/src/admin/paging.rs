@@ -102,6 +102,26 @@ pub fn time(name: &str, v: &str) -> Result<u64, FieldError> {
         .ok_or_else(|| FieldError::new(name, "Unix seconds or an RFC 3339 timestamp"))
 }
 
+/// Reads the `from` and `to` time filters; false for any other parameter.
+pub fn time_filter(
+    k: &str,
+    v: &str,
+    from: &mut Option<u64>,
+    to: &mut Option<u64>,
+    bad: &mut Vec<FieldError>,
+) -> bool {
+    let slot = match k {
+        "from" => from,
+        "to" => to,
+        _ => return false,
+    };
+    match time(k, v) {
+        Ok(t) => *slot = Some(t),
+        Err(e) => bad.push(e),
+    }
+    true
+}
+
 /// `from` must not be after `to`.
 pub fn time_range(from: Option<u64>, to: Option<u64>, bad: &mut Vec<FieldError>) {
     if let (Some(f), Some(t)) = (from, to)
