@@ -97,12 +97,11 @@ def main():
         failures.append(f"key-value battery: {status} {battery}")
 
     counts = {}
-    tokens = pages("/api/v1/tokens")
+    tokens = read_back_each("/api/v1/tokens", "id", lambda t: f"/api/v1/tokens/{seg(t.get('id'))}")
     counts["tokens"] = len(tokens)
     for t in tokens:
         tid = t.get("id")
         base = f"/api/v1/tokens/{seg(tid)}"
-        reads_back(base, "id", tid)
         call("GET", base + "/sync")
         call("GET", base + "/public-key")
         call("GET", base + "/default-profile")
@@ -120,12 +119,10 @@ def main():
     groups = read_back_each("/api/v1/groups", "id", lambda g: f"/api/v1/groups/{seg(g.get('id'))}")
     counts["groups"] = len(groups)
 
-    devices = pages("/api/v1/devices")
+    devices = read_back_each("/api/v1/devices", "device_id", lambda d: f"/api/v1/devices/{seg(d.get('device_id'))}")
     counts["devices"] = len(devices)
     for d in devices:
-        did = d.get("device_id")
-        base = f"/api/v1/devices/{seg(did)}"
-        reads_back(base, "device_id", did)
+        base = f"/api/v1/devices/{seg(d.get('device_id'))}"
         call("GET", base + "/push")
         read_back_each(
             base + "/commands", "command_uuid", lambda c: f"{base}/commands/{seg(c.get('command_uuid'))}"

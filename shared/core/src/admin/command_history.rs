@@ -72,7 +72,7 @@ const ENVELOPE: &[&str] = &[
 fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiError> {
     let mut q = HistoryQuery::default();
     let mut user = None;
-    let mut read = paging::Query::read(req, |k, v, bad| {
+    let read = paging::Query::read(req, |k, v, bad| {
         match k {
             "status" => match STATUSES.iter().find(|(name, _)| *name == v.as_str()) {
                 Some((_, s)) => q.status = Some((*s).to_owned()),
@@ -101,8 +101,7 @@ fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiErr
         }
         true
     })?;
-    paging::time_range(q.from, q.to, &mut read.bad);
-    let page = read.finish()?;
+    let page = read.finish_in_range(q.from, q.to)?;
     q.limit = page.limit;
     q.before = page.cursor;
     Ok((q, user))

@@ -11,7 +11,7 @@ use crate::time::format_rfc3339;
 
 fn log_query(req: &Request) -> Result<LogQuery, ApiError> {
     let mut q = LogQuery::default();
-    let mut read = paging::Query::read(req, |k, v, bad| {
+    let read = paging::Query::read(req, |k, v, bad| {
         match k {
             "action" if !v.is_empty() && v.len() <= 64 => q.action = Some(v),
             "status" if !v.is_empty() && v.len() <= 64 => q.status = Some(v),
@@ -21,8 +21,7 @@ fn log_query(req: &Request) -> Result<LogQuery, ApiError> {
         }
         true
     })?;
-    paging::time_range(q.from, q.to, &mut read.bad);
-    let page = read.finish()?;
+    let page = read.finish_in_range(q.from, q.to)?;
     q.limit = page.limit;
     q.before = page.cursor;
     Ok(q)

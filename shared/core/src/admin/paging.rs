@@ -66,6 +66,17 @@ impl Query {
         Ok(q)
     }
 
+    /// [`Query::finish`] for a route with the `from` and `to` time filters, which must
+    /// not be the wrong way round.
+    pub fn finish_in_range(mut self, from: Option<u64>, to: Option<u64>) -> Result<Page, ApiError> {
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            self.bad.push(FieldError::new("from", "not after `to`"));
+        }
+        self.finish()
+    }
+
     /// The page, or every problem at once (422).
     pub fn finish(self) -> Result<Page, ApiError> {
         if self.bad.is_empty() {
@@ -122,15 +133,6 @@ pub fn time_filter(
     true
 }
 
-/// `from` must not be after `to`.
-pub fn time_range(from: Option<u64>, to: Option<u64>, bad: &mut Vec<FieldError>) {
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        bad.push(FieldError::new("from", "not after `to`"));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,10 +184,13 @@ mod tests {
         for bad in ["limit=1001", "limit=3.5", "cursor=0", "cursor=-1"] {
             assert!(query(&get(bad), |_, _, _| false).is_err(), "{bad}");
         }
-        let mut bad = Vec::new();
-        time_range(Some(5), Some(4), &mut bad);
-        time_range(Some(4), Some(4), &mut bad);
-        assert_eq!(bad.len(), 1);
+        let range = |from, to| {
+            Query::read(&get(""), |_, _, _| false)
+                .unwrap()
+                .finish_in_range(from, to)
+        };
+        assert_eq!(range(Some(5), Some(4)).unwrap_err().fields[0].field, "from");
+        assert!(range(Some(4), Some(4)).is_ok() && range(None, Some(1)).is_ok());
         assert!(time("from", "2025-06-20T08:00:00Z").is_ok() && time("to", "x").is_err());
     }
 
