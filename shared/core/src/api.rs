@@ -1,6 +1,6 @@
-//! HTTP plumbing shared by the components: buffered request/response types, the JSON
-//! error shape `{"error": ..., "detail": ...}`, bearer authentication and a small
-//! path router.
+//! HTTP plumbing shared by the components: buffered request/response types, JSON bodies
+//! in and out (errors in the one shape of [`crate::api_error`]), bearer authentication
+//! and a small path router.
 
 use http::{HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
@@ -8,120 +8,21 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use mdm_kv::KvError;
+pub use crate::api_error::{ApiError, FieldError};
 
 pub type Request = http::Request<Vec<u8>>;
 pub type Response = http::Response<Vec<u8>>;
 
-/// An error answer. `error` is a short, stable message; `detail` says what exactly was
-/// wrong (a string, or structured data such as a list of offending fields).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub error: String,
-    pub detail: Value,
-    headers: Vec<(header::HeaderName, String)>,
-}
-
 impl ApiError {
-    pub fn new(status: StatusCode, error: impl Into<String>, detail: impl Into<Value>) -> Self {
-        ApiError {
-            status,
-            error: error.into(),
-            detail: detail.into(),
-            headers: Vec::new(),
-        }
-    }
-
-    pub fn with_header(mut self, name: header::HeaderName, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    pub fn bad_request(detail: impl Into<Value>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad request", detail)
-    }
-
-    pub fn unauthorized(realm: &str) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid bearer API key",
-        )
-        .with_header(
-            header::WWW_AUTHENTICATE,
-            format!("Bearer realm=\"{realm}\""),
-        )
-    }
-
-    pub fn not_found(detail: impl Into<Value>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not found", detail)
-    }
-
-    pub fn method_not_allowed(allowed: &[&str]) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed",
-            format!("allowed: {}", allowed.join(", ")),
-        )
-        .with_header(header::ALLOW, allowed.join(", "))
-    }
-
-    pub fn unprocessable(detail: impl Into<Value>) -> Self {
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation failed",
-            detail,
-        )
-    }
-
-    pub fn conflict(detail: impl Into<Value>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", detail)
-    }
-
-    pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload too large",
-            format!("limit is {limit} bytes"),
-        )
-    }
-
-    /// The deployment is wrong (a variable is missing); says which, never a value.
-    pub fn misconfigured(detail: impl Into<Value>) -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server misconfigured",
-            detail,
-        )
-    }
-
-    pub fn store(e: KvError) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store unavailable",
-            e.to_string(),
-        )
-        .with_header(header::RETRY_AFTER, "5")
-    }
-
+    /// The answer: [`ApiError::body`] as JSON, with the error's headers.
     pub fn into_response(self) -> Response {
-        let mut resp = json(
-            self.status,
-            &json!({ "error": self.error, "detail": self.detail }),
-        );
+        let mut resp = json(self.status, &self.body());
         for (name, value) in self.headers {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.headers_mut().append(name, v);
             }
         }
         resp
-    }
-}
-
-impl From<KvError> for ApiError {
-    fn from(e: KvError) -> Self {
-        ApiError::store(e)
     }
 }
 
@@ -142,20 +43,78 @@ pub fn ok_json(body: &impl Serialize) -> Response {
     json(StatusCode::OK, body)
 }
 
-/// Parses a JSON request body, answering 415/400 with the parser's reason.
+/// Parses a JSON request body: 415 for another media type, 400 when the body is empty or
+/// not JSON, 422 naming the field when it is JSON of the wrong form (unknown or missing
+/// field, wrong type or value). Integral numbers written as floats (`3.0`) count as
+/// integers, as in JSON Schema.
 pub fn parse_json<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
         if !ct.starts_with("application/json") && !ct.ends_with("+json") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported media type",
+                "unsupported_media_type",
                 "expected application/json",
             ));
         }
     }
-    serde_json::from_slice(req.body())
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    if req.body().iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "empty body: expected a JSON document",
+        ));
+    }
+    let mut value: Value = serde_json::from_slice(req.body())
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid(vec![field_error(&path, &e.into_inner().to_string())])
+    })
+}
+
+/// The field and rule of a serde data error at `path` (`.` for the top level).
+fn field_error(path: &str, message: &str) -> FieldError {
+    let at = |name: &str| match path {
+        "." | "" => name.to_owned(),
+        p => format!("{p}.{name}"),
+    };
+    let quoted = |m: &str| m.split('`').nth(1).map(str::to_owned);
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let name = quoted(rest).unwrap_or_default();
+        // serde's path already ends at the unknown key.
+        let field = if path.ends_with(&name) {
+            path.to_owned()
+        } else {
+            at(&name)
+        };
+        let expected = rest.split_once(", ").map_or("", |(_, e)| e);
+        return FieldError::new(field, format!("unknown field; {expected}"));
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return FieldError::new(at(&quoted(rest).unwrap_or_default()), "required");
+    }
+    let field = if path == "." { "body" } else { path };
+    FieldError::new(field, message)
+}
+
+/// `3.0` → `3`: JSON Schema's integers include integral floats, serde's do not.
+fn integral_floats_as_integers(v: &mut Value) {
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+            {
+                if f >= 0.0 && f < u64::MAX as f64 {
+                    *v = json!(f as u64);
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *v = json!(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(m) => m.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// Checks `Authorization: Bearer <key>` against the configured key in constant time
@@ -175,13 +134,6 @@ pub fn bearer_matches(req: &Request, expected: &str) -> bool {
     let a = Sha256::digest(given.trim().as_bytes());
     let b = Sha256::digest(expected.as_bytes());
     !expected.is_empty() && bool::from(a.ct_eq(&b))
-}
-
-/// One broken rule of an input's fields (users, groups): the items of their 422 answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub rule: String,
 }
 
 /// Path parameters captured by [`route`], in pattern order, percent-decoded.
@@ -304,6 +256,85 @@ mod tests {
             StatusCode::NOT_FOUND
         );
         assert!(route(table, &Method::GET, "/a/%zz").is_err());
+    }
+
+    fn body(b: &str) -> Request {
+        http::Request::builder()
+            .header("content-type", "application/json")
+            .body(b.as_bytes().to_vec())
+            .unwrap()
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        name: String,
+        count: u32,
+        #[serde(default)]
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        level: u8,
+    }
+
+    /// Empty or not JSON: 400; JSON of the wrong form: 422 naming the field.
+    #[test]
+    fn json_bodies_are_refused_with_the_field_at_fault() {
+        for b in ["", "  \n", "{", "nope"] {
+            let e = parse_json::<Shape>(&body(b)).unwrap_err();
+            assert_eq!(
+                (e.status, e.code.as_str()),
+                (StatusCode::BAD_REQUEST, "bad_request"),
+                "{b:?}"
+            );
+        }
+        let cases = [
+            (
+                r#"{"name":"a","count":1,"colour":1}"#,
+                "colour",
+                "unknown field; expected",
+            ),
+            (r#"{"count":1}"#, "name", "required"),
+            (r#"{"name":"a","count":"x"}"#, "count", "invalid type"),
+            (r#"{"name":"a","count":-1}"#, "count", "invalid value"),
+            (
+                r#"{"name":"a","count":1,"inner":{"level":1000}}"#,
+                "inner.level",
+                "invalid value",
+            ),
+            (
+                r#"{"name":"a","count":1,"inner":{"x":1}}"#,
+                "inner.x",
+                "unknown field",
+            ),
+            (r#""text""#, "body", "invalid type"),
+        ];
+        for (b, field, rule) in cases {
+            let e = parse_json::<Shape>(&body(b)).unwrap_err();
+            assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+            assert_eq!(e.code, "validation_failed");
+            assert_eq!(e.fields.len(), 1, "{b}: {:?}", e.fields);
+            assert_eq!(e.fields[0].field, field, "{b}");
+            assert!(e.fields[0].rule.starts_with(rule), "{b}: {:?}", e.fields[0]);
+            assert_eq!(e.message, format!("invalid input: {field}"));
+        }
+        // JSON Schema's integers include 3.0; fractions stay refused.
+        let s: Shape = parse_json(&body(r#"{"name":"a","count":3.0}"#)).unwrap();
+        assert_eq!(s.count, 3);
+        assert!(parse_json::<Shape>(&body(r#"{"name":"a","count":3.5}"#)).is_err());
+        let mut other = body("{}");
+        other
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert_eq!(
+            parse_json::<Value>(&other).unwrap_err().status,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
     }
 
     #[test]

@@ -99,10 +99,7 @@ impl From<api::ApiError> for DeviceError {
     /// Configuration errors (a missing variable): a fault on our side, named in the log;
     /// devices get a generic reason.
     fn from(e: api::ApiError) -> Self {
-        crate::log::error(
-            e.error.as_str(),
-            &[("detail", e.detail.as_str().unwrap_or_default().into())],
-        );
+        crate::log::error(e.code.as_str(), &[("detail", e.message.as_str().into())]);
         DeviceError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             reason: "server error".into(),

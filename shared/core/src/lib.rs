@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_error;
 pub mod checkin;
 pub mod commands;
 pub mod config;

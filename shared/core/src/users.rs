@@ -14,12 +14,14 @@
 //! - `ctr:user:seq`      last listing slot allocated; `ctr:user:live` live users
 //! - `userix:<n>`        the username at listing slot `n` (a slot whose record names
 //!   another slot is stale and skipped)
-//! - `usermaid:<m>`      username holding Managed Apple ID `m` (lowercase): account-driven
-//!   enrollment finds users by it. A hint: the user record must still name `m`
+//! - `usermaid:<m>`      username holding Managed Apple ID `m` (lowercase; `=<sha256>` when
+//!   too long for a key): account-driven enrollment finds users by it. A hint: the user
+//!   record must still name `m`
 //!
 //! The sign-in counters are `user_sign_in.rs`'s.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CasOutcome, CounterKey, KvError, Store};
@@ -67,8 +69,16 @@ impl Record for MaidHolder {
     /// The Managed Apple ID, any case.
     type Id<'a> = &'a str;
     const NAME: &'static str = "Managed Apple ID index";
+    /// A Managed Apple ID may be 254 characters, up to three bytes each once a key
+    /// segment: one too long for a key goes by its SHA-256 (`=` never appears in a segment).
     fn key(maid: &str) -> String {
-        format!("usermaid:{}", segment(&maid.trim().to_lowercase()))
+        const PREFIX: &str = "usermaid:";
+        let seg = segment(&maid.trim().to_lowercase());
+        if PREFIX.len() + seg.len() <= mdm_kv::key::MAX_KEY_LEN {
+            format!("{PREFIX}{seg}")
+        } else {
+            format!("{PREFIX}={}", hex::encode(Sha256::digest(seg.as_bytes())))
+        }
     }
     record::stored_as_text!();
 }

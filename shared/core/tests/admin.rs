@@ -67,7 +67,8 @@ fn missing_key_variable_is_a_deployment_error_not_an_open_door() {
     e.vars = MapVariables::new([("admin_api_key", "")]);
     let (status, body, _) = call(&e, Method::GET, "/api/v1/health", Some(""), "");
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(body["detail"].as_str().unwrap().contains("admin_api_key"));
+    assert_eq!(body["error"], "server_misconfigured");
+    assert!(body["message"].as_str().unwrap().contains("admin_api_key"));
 }
 
 #[test]
@@ -87,7 +88,7 @@ fn not_found_and_method_not_allowed_are_json() {
     let e = env(Defects::strict());
     let (status, body, _) = call(&e, Method::GET, "/api/v1/nope", Some(KEY), "");
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"], "not found");
+    assert_eq!(body["error"], "not_found");
     let (status, _, resp) = call(&e, Method::DELETE, "/api/v1/health", Some(KEY), "");
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(resp.headers()["allow"], "GET");
@@ -147,7 +148,7 @@ fn contention_run_lifecycle_and_bad_input() {
             r#"{"increments":1,"swaps":1,"x":1}"#
         )
         .0,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
         call(
@@ -227,4 +228,58 @@ fn openapi_document_matches_the_routes() {
     documented.sort();
     served.sort();
     assert_eq!(documented, served);
+}
+
+/// Ids too long to be a key name nothing the server holds: 404 (or another 4xx with its
+/// reason), never a store error or a crash, on every route that takes them.
+#[test]
+fn ids_too_long_for_a_key_are_not_found() {
+    let e = env(Defects::strict());
+    let long = "A".repeat(300);
+    let paths = [
+        format!("/api/v1/devices/{long}"),
+        format!("/api/v1/devices/{long}/commands"),
+        format!("/api/v1/devices/{long}/commands/{long}"),
+        format!("/api/v1/devices/{long}/logs"),
+        format!("/api/v1/devices/{long}/push"),
+        format!("/api/v1/users/{}", "a".repeat(300)),
+        format!("/api/v1/groups/{}", "a".repeat(300)),
+        format!("/api/v1/tokens/1/devices/{long}"),
+        format!("/api/v1/diagnostics/kv/contention/{long}"),
+    ];
+    for p in &paths {
+        for m in [Method::GET, Method::DELETE, Method::POST, Method::PATCH] {
+            let (s, b, _) = call(&e, m.clone(), p, Some(KEY), "{}");
+            // A device's log is listed (empty) for any device id.
+            let listed = m == Method::GET && p.ends_with("/logs");
+            assert!(s.is_client_error() || listed, "{m} {p}: {s} {b}");
+            assert!(b["error"].is_string() || listed, "{m} {p}: {b}");
+        }
+        let (s, b, _) = call(
+            &e,
+            Method::GET,
+            &format!("{p}?user={}", "u".repeat(300)),
+            Some(KEY),
+            "",
+        );
+        assert!(!s.is_server_error(), "{p}?user=...: {s} {b}");
+    }
+    for p in [&paths[0], &paths[5], &paths[6], &paths[7]] {
+        assert_eq!(
+            call(&e, Method::GET, p, Some(KEY), "").0,
+            StatusCode::NOT_FOUND,
+            "{p}"
+        );
+    }
+    let stored: Vec<String> = e
+        .store
+        .backend()
+        .dump()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        stored.iter().all(|k| !k.to_lowercase().contains("aaaa")),
+        "nothing stored under the ids: {stored:?}"
+    );
 }

@@ -58,17 +58,11 @@ fn report_device_information(e: &E, d: &Device, responses: &str) {
 }
 
 fn problems(b: &Value) -> Vec<String> {
-    b["detail"]
+    b["fields"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|p| {
-                    p["key"]
-                        .as_str()
-                        .or(p["field"].as_str())
-                        .unwrap_or("")
-                        .to_owned()
-                })
+                .map(|p| p["field"].as_str().unwrap_or("").to_owned())
                 .collect()
         })
         .unwrap_or_default()
@@ -239,7 +233,7 @@ fn payload_problems_are_422_naming_the_key() {
     for (body, key) in cases {
         let (s, b) = post(&e, IPHONE, body);
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
-        assert_eq!(b["error"], "validation failed");
+        assert_eq!(b["error"], "validation_failed");
         if !key.is_empty() {
             assert!(problems(&b).iter().any(|k| k == key), "{body}: {b}");
         }
@@ -288,7 +282,7 @@ fn device_capabilities_are_422_with_the_reason() {
     );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        b["detail"]
+        b["message"]
             .as_str()
             .unwrap()
             .contains("not available on iOS"),
@@ -298,14 +292,14 @@ fn device_capabilities_are_422_with_the_reason() {
     let (s, b) = post(&e, MAC, r#"{"RequestType":"DeclarativeManagement"}"#);
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        b["detail"].as_str().unwrap().contains("13.0 or later"),
+        b["message"].as_str().unwrap().contains("13.0 or later"),
         "{b}"
     );
     // A user-channel command on the device channel.
     let (s, b) = post(&e, MAC, r#"{"RequestType":"ActiveNSExtensions"}"#);
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        b["detail"].as_str().unwrap().contains("user channel"),
+        b["message"].as_str().unwrap().contains("user channel"),
         "{b}"
     );
     // Supervision: unknown until DeviceInformation says so, then enforced.
@@ -322,7 +316,7 @@ fn device_capabilities_are_422_with_the_reason() {
     report_device_information(&e, &phone, "<key>IsSupervised</key><false/>");
     let (s, b) = post(&e, IPHONE, lost);
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(b["detail"].as_str().unwrap().contains("supervised"), "{b}");
+    assert!(b["message"].as_str().unwrap().contains("supervised"), "{b}");
     report_device_information(&e, &phone, "<key>IsSupervised</key><true/>");
     assert_eq!(post(&e, IPHONE, lost).0, StatusCode::CREATED);
     let _ = m;
@@ -363,7 +357,7 @@ fn user_enrollment_limits_commands() {
     );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        b["detail"].as_str().unwrap().contains("User Enrollment"),
+        b["message"].as_str().unwrap().contains("User Enrollment"),
         "{b}"
     );
     assert_eq!(
@@ -423,10 +417,10 @@ fn unknown_unenrolled_devices_and_user_channels_are_404() {
         (StatusCode::OK, Some("acknowledged"))
     );
     let (_, h) = get(&e, &format!("{}?user=U-501", commands_path(MAC)));
-    assert_eq!(h["commands"].as_array().unwrap().len(), 1);
+    assert_eq!(h["items"].as_array().unwrap().len(), 1);
     let (_, h) = get(&e, &commands_path(MAC));
     assert_eq!(
-        h["commands"].as_array().unwrap().len(),
+        h["items"].as_array().unwrap().len(),
         0,
         "the device channel's history is separate"
     );
@@ -434,7 +428,7 @@ fn unknown_unenrolled_devices_and_user_channels_are_404() {
     assert_eq!(m.checkin("CheckOut", "").status(), StatusCode::OK);
     let (s, b) = post(&e, MAC, r#"{"RequestType":"ProfileList"}"#);
     assert_eq!(s, StatusCode::NOT_FOUND);
-    assert!(b["detail"].as_str().unwrap().contains("not enrolled"));
+    assert!(b["message"].as_str().unwrap().contains("not enrolled"));
     assert_eq!(get(&e, &commands_path(MAC)).0, StatusCode::OK);
     assert_eq!(get(&e, &commands_path("NOPE")).0, StatusCode::NOT_FOUND);
     assert_eq!(get(&e, "/api/v1/devices/NOPE").0, StatusCode::NOT_FOUND);
@@ -476,7 +470,7 @@ fn queue_bound_is_409_queue_full_and_cancel_makes_room() {
     let (s, body) = post(&e, IPHONE, r#"{"RequestType":"ProfileList"}"#);
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(
-        body["detail"]
+        body["message"]
             .as_str()
             .unwrap()
             .contains("command_queue_limit")
@@ -538,7 +532,7 @@ fn cancel_queued_deferred_in_flight_answered_unknown() {
     assert_eq!(d.idle().unwrap().0, a);
     let (s, v) = admin_call(&e, Method::DELETE, &path(&a), "");
     assert_eq!(s, StatusCode::CONFLICT);
-    assert!(v["detail"].as_str().unwrap().contains("awaiting"));
+    assert!(v["message"].as_str().unwrap().contains("awaiting"));
     // Deferred with NotNow: cancellable, and not sent after the next Idle.
     assert_eq!(d.not_now(&a).unwrap().0, c);
     assert_eq!(
@@ -605,7 +599,7 @@ fn history_is_newest_first_filtered_and_paginated() {
         assert_eq!(s, StatusCode::OK, "{b}");
         pages += 1;
         got.extend(
-            b["commands"]
+            b["items"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -624,7 +618,7 @@ fn history_is_newest_first_filtered_and_paginated() {
     let list = |q: &str| -> Vec<String> {
         let (s, b) = get(&e, &format!("{}?{q}", commands_path(IPHONE)));
         assert_eq!(s, StatusCode::OK, "{q}: {b}");
-        b["commands"]
+        b["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -740,7 +734,7 @@ fn finished_commands_are_purged_after_the_retention_period() {
         );
     }
     let (_, h) = get(&e, &commands_path(IPHONE));
-    let listed: Vec<&str> = h["commands"]
+    let listed: Vec<&str> = h["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -788,7 +782,7 @@ fn purge_work_per_tick_is_bounded() {
         assert_eq!((r.purged, r.behind), (purged, behind));
     }
     let (_, h) = get(&e, &commands_path(IPHONE));
-    assert_eq!(h["commands"], json!([]));
+    assert_eq!(h["items"], json!([]));
     assert_eq!(h["next"], Value::Null);
 }
 
@@ -899,9 +893,9 @@ fn inventory_from_a_captured_device_information_answer() {
     );
     // The list view shows when each section was reported, not the data.
     let (_, l) = get(&e, "/api/v1/devices");
-    assert!(l["devices"][0]["inventory"]["InstalledApplicationList"]["reported_at"].is_string());
+    assert!(l["items"][0]["inventory"]["InstalledApplicationList"]["reported_at"].is_string());
     assert!(
-        l["devices"][0]["inventory"]["InstalledApplicationList"]
+        l["items"][0]["inventory"]["InstalledApplicationList"]
             .get("data")
             .is_none()
     );
@@ -922,16 +916,16 @@ fn device_list_pages_filters_and_shows_no_secrets() {
 
     let (s, v) = get(&e, "/api/v1/devices?limit=1");
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(v["devices"][0]["device_id"], IPHONE);
+    assert_eq!(v["items"][0]["device_id"], IPHONE);
     let next = v["next"].as_str().unwrap().to_owned();
-    let (_, v2) = get(&e, &format!("/api/v1/devices?limit=1&after={next}"));
-    assert_eq!(v2["devices"][0]["device_id"], MAC);
+    let (_, v2) = get(&e, &format!("/api/v1/devices?limit=1&cursor={next}"));
+    assert_eq!(v2["items"][0]["device_id"], MAC);
     assert_eq!(v2["next"], Value::Null);
     let (_, v3) = get(&e, "/api/v1/devices?enrolled=true");
-    assert_eq!(v3["devices"].as_array().unwrap().len(), 1);
-    assert_eq!(v3["devices"][0]["device_id"], IPHONE);
+    assert_eq!(v3["items"].as_array().unwrap().len(), 1);
+    assert_eq!(v3["items"][0]["device_id"], IPHONE);
     let (_, v4) = get(&e, "/api/v1/devices?enrolled=false");
-    assert_eq!(v4["devices"][0]["device_id"], MAC);
+    assert_eq!(v4["items"][0]["device_id"], MAC);
     assert_eq!(
         get(&e, "/api/v1/devices?limit=0").0,
         StatusCode::UNPROCESSABLE_ENTITY

@@ -59,15 +59,15 @@ fn list_filter_paginate_get_and_delete_devices() {
         &format!("/api/v1/tokens/{t}/devices?limit=2"),
     );
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!(b["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(b["items"].as_array().unwrap().len(), 2);
     assert_eq!(b["total"], 3);
     let next = b["next"].as_str().unwrap().to_owned();
     let (_, b) = get(
         &e,
         Method::GET,
-        &format!("/api/v1/tokens/{t}/devices?limit=2&after={next}"),
+        &format!("/api/v1/tokens/{t}/devices?limit=2&cursor={next}"),
     );
-    assert_eq!(b["devices"][0]["serial_number"], "DMP1");
+    assert_eq!(b["items"][0]["serial_number"], "DMP1");
     assert!(b["next"].is_null());
     let (_, b) = get(
         &e,
@@ -76,7 +76,7 @@ fn list_filter_paginate_get_and_delete_devices() {
             "/api/v1/tokens/{t}/devices?serial_prefix=c02&assignment=unassigned&removed=false"
         ),
     );
-    assert_eq!(b["devices"].as_array().unwrap().len(), 2);
+    assert_eq!(b["items"].as_array().unwrap().len(), 2);
 
     let (s, b) = get(&e, Method::GET, &format!("/api/v1/tokens/{t}/devices/C02A"));
     assert_eq!(s, StatusCode::OK);
@@ -119,7 +119,7 @@ fn bad_queries_and_unknown_tokens_are_refused_by_name() {
         &format!("/api/v1/tokens/{t}/devices?limit=0&removed=maybe&colour=red"),
     );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<_> = b["detail"]
+    let fields: Vec<_> = b["fields"]
         .as_array()
         .unwrap()
         .iter()
@@ -130,7 +130,7 @@ fn bad_queries_and_unknown_tokens_are_refused_by_name() {
         get(
             &e,
             Method::GET,
-            &format!("/api/v1/tokens/{t}/devices?after=%zz")
+            &format!("/api/v1/tokens/{t}/devices?cursor=%zz")
         )
         .0,
         StatusCode::BAD_REQUEST

@@ -251,7 +251,7 @@ fn profiles_are_validated_then_defined_with_apple() {
         Some(bad),
     );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: BTreeSet<String> = b["detail"]
+    let fields: BTreeSet<String> = b["fields"]
         .as_array()
         .unwrap()
         .iter()
@@ -275,7 +275,7 @@ fn profiles_are_validated_then_defined_with_apple() {
         None,
     );
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(b["profiles"].as_array().unwrap().len(), 1);
+    assert_eq!(b["items"].as_array().unwrap().len(), 1);
     let (_, b) = call(&e, Method::GET, &format!("/api/v1/tokens/{t}"), None);
     assert_eq!(b["profile_count"], 1);
 }
@@ -454,7 +454,7 @@ fn delete_is_refused_while_default_or_assigned() {
         None,
     );
     assert_eq!(s, StatusCode::CONFLICT);
-    assert_eq!(b["detail"]["blocked_by"][0]["what"], "default_profile");
+    assert_eq!(b["blocked_by"][0]["what"], "default_profile");
     let (s, _) = call(&e, Method::DELETE, &format!("/api/v1/tokens/{t}"), None);
     assert_eq!(s, StatusCode::CONFLICT, "token with profiles cannot go");
 
@@ -477,7 +477,7 @@ fn delete_is_refused_while_default_or_assigned() {
         None,
     );
     assert_eq!(s, StatusCode::CONFLICT);
-    assert_eq!(b["detail"]["blocked_by"][0]["count"], 1);
+    assert_eq!(b["blocked_by"][0]["count"], 1);
     let (s, b) = call(
         &e,
         Method::DELETE,

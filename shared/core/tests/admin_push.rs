@@ -404,7 +404,7 @@ fn a_failed_push_never_fails_the_enqueue() {
         &format!("/api/v1/devices/{IPHONE}/commands?status=queued"),
         None,
     );
-    assert_eq!(h["commands"].as_array().unwrap().len(), 6, "{h}");
+    assert_eq!(h["items"].as_array().unwrap().len(), 6, "{h}");
     // A healthy push marks the certificate ok again.
     let (_, c) = admin_call(&e, Method::GET, "/api/v1/push/certificate", None);
     assert_eq!(c["apns"]["state"], "ok");
@@ -682,8 +682,8 @@ fn a_new_topic_is_refused_once_devices_enrolled_unless_forced() {
     // Another topic would orphan the device: 409 naming both, nothing changed.
     let (s, b) = put_cert(&e, "", push_cert_pem(Some(other), T0, T0 + year).as_bytes());
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
-    assert_eq!(b["detail"]["current_topic"], TOPIC, "{b}");
-    assert_eq!(b["detail"]["new_topic"], other, "{b}");
+    assert_eq!(b["current_topic"], TOPIC, "{b}");
+    assert_eq!(b["new_topic"], other, "{b}");
     let (_, c) = admin_call(&e, Method::GET, "/api/v1/push/certificate", None);
     assert_eq!(c["topic"], TOPIC);
     assert_eq!(c["certificate"]["days_left"], 2 * 365);

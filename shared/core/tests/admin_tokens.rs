@@ -236,7 +236,7 @@ fn create_download_upload_and_view() {
     for secret in ["CS_very", "AT_very", "AS_very", "PRIVATE KEY", "sess-1"] {
         assert!(!all.contains(secret), "{secret} leaked");
     }
-    assert_eq!(list["tokens"].as_array().unwrap().len(), 1);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let session = block_on(e.store.get(&format!("depsess:{t}")))
         .unwrap()
         .unwrap();
@@ -298,7 +298,7 @@ fn bad_uploads_leave_the_slot_untouched() {
         let (s, b) = upload(&e, t, file, "");
         assert_eq!(s, status, "{b}");
         if !code.is_empty() {
-            assert_eq!(b["detail"]["code"], code, "{b}");
+            assert_eq!(b["error"], code, "{b}");
         }
         assert!(b["error"].is_string());
         assert_eq!(
@@ -427,8 +427,8 @@ fn rename_delete_and_what_blocks_deletion() {
     assert_eq!(b["outcome"], "completed");
     let (s, b) = json_call(&e, Method::DELETE, &format!("/api/v1/tokens/{t}"), None);
     assert_eq!(s, StatusCode::CONFLICT);
-    assert_eq!(b["detail"]["blocked_by"][0]["what"], "devices");
-    assert_eq!(b["detail"]["blocked_by"][0]["count"], 3);
+    assert_eq!(b["blocked_by"][0]["what"], "devices");
+    assert_eq!(b["blocked_by"][0]["count"], 3);
     for sn in ["DMQ1", "DMQ2", "DMQ3"] {
         let (s, _) = json_call(
             &e,
@@ -479,7 +479,7 @@ fn manual_sync_policy_and_the_scheduler() {
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["retry-after"], "900");
     let b: Value = serde_json::from_slice(resp.body()).unwrap();
-    assert!(b["detail"]["next_allowed_at"].is_string());
+    assert!(b["next_allowed_at"].is_string());
 
     // 15 minutes later a delta runs.
     e.clock.advance(std::time::Duration::from_secs(901));
@@ -535,7 +535,7 @@ fn unknown_slots_and_limits() {
     ] {
         let (s, b) = json_call(&e, Method::GET, path, None);
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
-        assert_eq!(b["error"], "not found");
+        assert_eq!(b["error"], "not_found");
     }
     let (s, _) = json_call(
         &e,
@@ -544,6 +544,11 @@ fn unknown_slots_and_limits() {
         Some(json!({"name": "  "})),
     );
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = json_call(&e, Method::POST, "/api/v1/tokens", Some(json!({})));
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, b) = json_call(&e, Method::POST, "/api/v1/tokens", Some(json!({})));
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        b["fields"][0],
+        json!({ "field": "name", "rule": "required" }),
+        "{b}"
+    );
 }

@@ -20,17 +20,11 @@ fn action(e: &E, device: &str, name: &str, body: &str) -> (StatusCode, Value) {
 }
 
 fn fields(b: &Value) -> Vec<String> {
-    b["detail"]
+    b["fields"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|p| {
-                    p["field"]
-                        .as_str()
-                        .or(p["key"].as_str())
-                        .unwrap_or("")
-                        .to_owned()
-                })
+                .map(|p| p["field"].as_str().unwrap_or("").to_owned())
                 .collect()
         })
         .unwrap_or_default()
@@ -176,7 +170,7 @@ fn device_logs_record_check_ins_and_answered_commands() {
             "",
         );
         assert_eq!(s, StatusCode::OK, "{b}");
-        b["entries"]
+        b["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -308,7 +302,7 @@ fn retiring_removes_our_profile_then_deletes_the_record() {
         StatusCode::NOT_FOUND
     );
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/devices", "");
-    assert_eq!(list["devices"], serde_json::json!([]), "{list}");
+    assert_eq!(list["items"], serde_json::json!([]), "{list}");
     // What the device still sends (its CheckOut) is refused as unknown.
     let r = d.checkin("CheckOut", "");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -348,6 +342,6 @@ fn a_forced_retire_deletes_at_once_and_the_device_can_enroll_again() {
     let d = Device::new(&e, Identity::self_signed(), IPHONE);
     d.enroll("iPhone15,2", "17.4", "");
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/devices", "");
-    assert_eq!(list["devices"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(admin_call(&e, Method::GET, &path, "").0, StatusCode::OK);
 }

@@ -330,7 +330,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     assert!(text(&r).contains(&c4));
     // Listed once.
     let (_, v) = s.admin(Method::GET, "/api/v1/devices", "");
-    assert_eq!(v["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
 }
 
 #[test]

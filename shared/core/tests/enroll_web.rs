@@ -280,19 +280,32 @@ fn users_are_created_listed_changed_and_deleted() {
         r#"{"username":"bad name","password":"short","email":"x"}"#,
     );
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = v["detail"]
+    let fields: Vec<&str> = v["fields"]
         .as_array()
         .unwrap()
         .iter()
         .map(|f| f["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["username", "password", "email"]);
-    let (st, _) = s.admin(
+    let (st, v) = s.admin(
         Method::POST,
         "/api/v1/users",
         r#"{"username":"bob","unknown":1}"#,
     );
-    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["fields"][0]["field"], "unknown", "{v}");
+    assert!(
+        v["fields"][0]["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown field"),
+        "{v}"
+    );
+    let (st, v) = s.admin(Method::POST, "/api/v1/users", r#"{"username":"#);
+    assert_eq!(
+        (st, &v["error"]),
+        (StatusCode::BAD_REQUEST, &json!("bad_request"))
+    );
     for u in ["bob", "carol@example.com"] {
         let (st, v) = s.admin(
             Method::POST,
@@ -305,7 +318,7 @@ fn users_are_created_listed_changed_and_deleted() {
         assert_eq!(v["groups"], json!([]));
     }
     let (_, v) = s.admin(Method::GET, "/api/v1/users?limit=2", "");
-    let names: Vec<&str> = v["users"]
+    let names: Vec<&str> = v["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -313,8 +326,8 @@ fn users_are_created_listed_changed_and_deleted() {
         .collect();
     assert_eq!(names, ["ann.smith", "bob"]);
     let next = v["next"].as_str().unwrap();
-    let (_, v) = s.admin(Method::GET, &format!("/api/v1/users?after={next}"), "");
-    assert_eq!(v["users"][0]["username"], "carol@example.com");
+    let (_, v) = s.admin(Method::GET, &format!("/api/v1/users?cursor={next}"), "");
+    assert_eq!(v["items"][0]["username"], "carol@example.com");
     assert!(v["next"].is_null());
     // A user without a password cannot sign in.
     let info = deviceinfo(&s, SERIAL);
@@ -327,7 +340,7 @@ fn users_are_created_listed_changed_and_deleted() {
     let (st, _) = s.admin(Method::DELETE, "/api/v1/users/bob", "");
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (_, v) = s.admin(Method::GET, "/api/v1/users", "");
-    assert_eq!(v["users"].as_array().unwrap().len(), 2);
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
     let (st, v) = s.admin(
         Method::POST,
         "/api/v1/users",
@@ -335,7 +348,7 @@ fn users_are_created_listed_changed_and_deleted() {
     );
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let (_, v) = s.admin(Method::GET, "/api/v1/users", "");
-    assert_eq!(v["users"].as_array().unwrap().len(), 3);
+    assert_eq!(v["items"].as_array().unwrap().len(), 3);
     let (st, _) = s.admin(Method::PATCH, "/api/v1/users/nobody", r#"{"name":"x"}"#);
     assert_eq!(st, StatusCode::NOT_FOUND);
 }

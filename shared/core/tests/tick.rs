@@ -105,7 +105,7 @@ fn purge_days_outside_30_to_45_is_a_configuration_error() {
         e.vars.set("dep_purge_days", bad);
         let (s, b) = post(&e, KEY);
         assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{bad}");
-        assert!(b["detail"].as_str().unwrap().contains("dep_purge_days"));
+        assert!(b["message"].as_str().unwrap().contains("dep_purge_days"));
     }
     e.vars.set("dep_purge_days", "45");
     assert_eq!(post(&e, KEY).0, StatusCode::OK);

@@ -13,7 +13,7 @@ fn post(e: &mdmdevice::E, path: &str, body: Value) -> (StatusCode, Value) {
 }
 
 fn fields(v: &Value) -> Vec<String> {
-    v["detail"]
+    v["fields"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -71,10 +71,10 @@ fn groups_decide_the_enrollment_type_by_priority() {
     );
     assert_eq!(
         post(&e, "/api/v1/groups", json!({ "id": "x", "colour": "red" })).0,
-        StatusCode::BAD_REQUEST
+        StatusCode::UNPROCESSABLE_ENTITY
     );
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/groups", "");
-    let ids: Vec<&str> = list["groups"]
+    let ids: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -203,11 +203,39 @@ fn the_managed_apple_id_is_masked_in_lists_only() {
     assert_eq!(v["managed_apple_id"], "ann.lee@appleid.example.com");
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/users", "");
     assert_eq!(
-        list["users"][0]["managed_apple_id"], "a***@appleid.example.com",
+        list["items"][0]["managed_apple_id"], "a***@appleid.example.com",
         "{list}"
     );
     assert!(!list.to_string().contains("ann.lee"), "{list}");
     assert_eq!(mask_managed_apple_id("no-at-sign"), "***");
+}
+
+/// A Managed Apple ID as long as an email address may be (254) is kept and found again,
+/// and a second user cannot take it.
+#[test]
+fn the_longest_managed_apple_ids_are_kept_and_unique() {
+    let e = env();
+    let maid = format!("{}@{}.example.com", "a".repeat(64), "d".repeat(177));
+    assert_eq!(maid.len(), 254);
+    let (s, v) = post(
+        &e,
+        "/api/v1/users",
+        json!({ "username": "ann", "managed_apple_id": maid }),
+    );
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let found = futures::executor::block_on(mdm_core::users::by_managed_apple_id(
+        &e.store,
+        &maid.to_uppercase(),
+    ))
+    .unwrap()
+    .expect("found by its Managed Apple ID");
+    assert_eq!(found.username, "ann");
+    let (s, v) = post(
+        &e,
+        "/api/v1/users",
+        json!({ "username": "bob", "managed_apple_id": maid }),
+    );
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
 }
 
 #[test]
@@ -225,5 +253,5 @@ fn concurrent_group_writers_lose_nothing() {
         }
     });
     let (_, list) = admin_call(&e, Method::GET, "/api/v1/groups", "");
-    assert_eq!(list["groups"].as_array().unwrap().len(), 40);
+    assert_eq!(list["items"].as_array().unwrap().len(), 40);
 }

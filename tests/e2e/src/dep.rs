@@ -142,22 +142,22 @@ pub async fn device_count(app: &App, token: u64) -> u64 {
 /// Every serial the admin API lists for a token (all pages), checking none repeats.
 pub async fn listed_serials(app: &App, token: u64) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let mut after = String::from("0");
+    let mut cursor = String::new();
     loop {
         let (s, b) = app
             .admin(
                 Method::GET,
-                &format!("/api/v1/tokens/{token}/devices?limit=1000&after={after}"),
+                &format!("/api/v1/tokens/{token}/devices?limit=1000{cursor}"),
                 None,
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        for d in b["devices"].as_array().unwrap() {
+        for d in b["items"].as_array().unwrap() {
             let serial = d["serial_number"].as_str().unwrap().to_owned();
             assert!(out.insert(serial.clone()), "{serial} listed twice");
         }
         match b["next"].as_str() {
-            Some(n) => after = n.to_owned(),
+            Some(n) => cursor = format!("&cursor={n}"),
             None => return out,
         }
     }

@@ -10,9 +10,17 @@ use std::time::Duration;
 
 use crate::{ADMIN_KEY, STORAGE_KEY, SYNC_KEY, copy_compiled, manifest_for, workspace_root};
 
-/// `<target>/debug/mdm-host`, next to the test binaries' `deps` directory.
+/// `<target>/debug/mdm-host`: next to the test binaries' `deps` directory, or next to
+/// the kit's own binaries.
 pub fn host_binary() -> PathBuf {
-    let bin = crate::binaries::profile_dir().join("mdm-host");
+    let beside = std::env::current_exe()
+        .expect("test executable")
+        .with_file_name("mdm-host");
+    let bin = if beside.exists() {
+        beside
+    } else {
+        crate::binaries::profile_dir().join("mdm-host")
+    };
     assert!(
         bin.exists(),
         "{} is missing: build it first (cargo build -p mdm-host --bin mdm-host; scripts/test.sh does)",

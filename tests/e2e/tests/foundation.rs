@@ -47,7 +47,7 @@ async fn other_components_answer_with_json_errors() {
         .call(Method::GET, "/api/v1/does-not-exist", Some(ADMIN_KEY), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"], "not found");
+    assert_eq!(body["error"], "not_found");
     app.shutdown().await;
 }
 

@@ -408,7 +408,7 @@ async fn mdmctl_drives_a_zero_touch_lab() {
     let tail = &o.stderr[o.stderr.find('{').unwrap()..];
     let body: Value = serde_json::from_str(tail).unwrap();
     assert_eq!(body["status"], 422);
-    assert_eq!(body["detail"][0]["field"], "username", "{body}");
+    assert_eq!(body["fields"][0]["field"], "username", "{body}");
     ctl.fails(exit::NOT_FOUND, &["users", "show", "nobody"])
         .await;
     ctl.ok(&["users", "update", "alice", "--disable"]).await;

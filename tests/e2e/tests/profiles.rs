@@ -131,7 +131,7 @@ async fn every_setting_reaches_apple_and_edits_redefine_and_reassign() {
         )
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    let fields = b["detail"].to_string();
+    let fields = b["fields"].to_string();
     for f in [
         "setup_assistant",
         "device_name_template",

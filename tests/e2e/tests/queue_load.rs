@@ -331,7 +331,7 @@ async fn eight_admins_queue_while_a_thousand_devices_poll() {
         )
         .await;
     assert_eq!(
-        list["devices"].as_array().map(Vec::len),
+        list["items"].as_array().map(Vec::len),
         Some(DEVICES),
         "{list}"
     );
@@ -532,7 +532,7 @@ async fn eight_admins_queue_while_a_thousand_devices_poll() {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{h}");
-        let cmds = h["commands"].as_array().unwrap();
+        let cmds = h["items"].as_array().unwrap();
         let listed: HashSet<&str> = cmds
             .iter()
             .map(|c| c["command_uuid"].as_str().unwrap())

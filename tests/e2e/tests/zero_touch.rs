@@ -84,7 +84,7 @@ async fn assigned_devices_enroll_zero_touch_and_answer_commands() {
     let (_, list) = app
         .admin(Method::GET, "/api/v1/devices?enrolled=true", None)
         .await;
-    assert_eq!(list["devices"].as_array().unwrap().len(), 3, "{list}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 3, "{list}");
     // Each device was pushed once at enrollment, for its setup work.
     assert_eq!(lab.apns.pushes().len(), 3, "one setup push per device");
     tokio::time::sleep(std::time::Duration::from_secs(6)).await; // past the coalescing window
@@ -260,7 +260,7 @@ async fn a_device_the_default_profile_assigns_during_sync_enrolls_at_once() {
         )
         .await;
     assert!(
-        assigned["devices"]
+        assigned["items"]
             .as_array()
             .unwrap()
             .iter()

@@ -200,32 +200,32 @@ impl Api {
     }
 }
 
-/// The server's `{"error", "detail"}`, or what the body says when it is not that.
+/// The server's error (`{"error": "<code>", "message", ...}`), or what the body says
+/// when it is not one.
 fn api_error(method: &str, path: &str, status: u16, bytes: &[u8]) -> CliError {
     let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
-    let (reason, detail) = match parsed {
-        Some(Value::Object(mut m)) if m.contains_key("error") => {
-            let reason = match m.remove("error") {
-                Some(Value::String(s)) => s,
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            (reason, m.remove("detail").unwrap_or(Value::Null))
-        }
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let (code, message, body) = match parsed {
+        Some(v) if v.get("error").is_some_and(Value::is_string) => (
+            text(v.get("error")).unwrap_or_default(),
+            text(v.get("message")).unwrap_or_default(),
+            v,
+        ),
         // Health answers 503 with its own shape.
-        Some(other) => (String::from("error"), other),
+        Some(other) => (String::from("error"), other.to_string(), Value::Null),
         None => {
             let text = String::from_utf8_lossy(bytes);
             let text: String = text.trim().chars().take(500).collect();
-            (String::from("error"), Value::String(text))
+            (String::from("error"), text, Value::Null)
         }
     };
     CliError::Api {
         method: method.to_owned(),
         path: path.to_owned(),
         status,
-        reason,
-        detail,
+        code,
+        message,
+        body: Box::new(body),
     }
 }
 
@@ -251,11 +251,12 @@ mod tests {
             "POST",
             "/p",
             422,
-            br#"{"error":"validation failed","detail":[]}"#,
+            br#"{"error":"validation_failed","message":"invalid input: x","fields":[{"field":"x","rule":"y"}]}"#,
         );
         assert!(
-            matches!(e, CliError::Api { status: 422, ref reason, .. } if reason == "validation failed")
+            matches!(e, CliError::Api { status: 422, ref code, .. } if code == "validation_failed")
         );
+        assert!(e.render().contains("  x: y\n"), "{}", e.render());
         let e = api_error("GET", "/p", 502, b"Bad Gateway\n");
         assert!(e.render().contains("Bad Gateway"));
     }

@@ -1,6 +1,7 @@
 //! What can go wrong in a command, the exit code each kind of failure maps to, and how
-//! an API error is told: the HTTP status, the server's reason, and for a refused input
-//! each field with the rule it breaks.
+//! an API error (`{"error": "<code>", "message", "fields": [{"field", "rule"}], ...facts}`)
+//! is told: the HTTP status, the server's message, for a refused input each field with
+//! the rule it breaks, then any other facts.
 
 use serde_json::Value;
 
@@ -35,13 +36,15 @@ Exit codes:
 pub enum CliError {
     /// A problem on this side: usage, files, configuration.
     Local(String),
-    /// The server answered with an error status.
+    /// The server answered with an error status: its error `code` and `message`, and the
+    /// whole error body (fields, facts).
     Api {
         method: String,
         path: String,
         status: u16,
-        reason: String,
-        detail: Value,
+        code: String,
+        message: String,
+        body: Box<Value>,
     },
     /// No answer: connection refused, TLS failure, timeout.
     Transport(String),
@@ -85,15 +88,17 @@ impl CliError {
                 method,
                 path,
                 status,
-                reason,
-                detail,
+                code,
+                message,
+                body,
             } => {
                 let phrase = ureq::http::StatusCode::from_u16(*status)
                     .ok()
                     .and_then(|s| s.canonical_reason())
                     .unwrap_or("");
-                let mut out = format!("error: {method} {path}: HTTP {status} {phrase}: {reason}\n");
-                for line in detail_lines(detail) {
+                let mut out =
+                    format!("error: {method} {path}: HTTP {status} {phrase}: {message} ({code})\n");
+                for line in detail_lines(body) {
                     out.push_str(&format!("  {line}\n"));
                 }
                 if *status == 401 {
@@ -110,12 +115,13 @@ impl CliError {
     /// The error as JSON, for `-o json` and `-o yaml` runs.
     pub fn to_json(&self) -> Value {
         match self {
-            CliError::Api {
-                status,
-                reason,
-                detail,
-                ..
-            } => serde_json::json!({ "status": status, "error": reason, "detail": detail }),
+            CliError::Api { status, body, .. } => {
+                let mut v = serde_json::json!({ "status": status });
+                if let (Value::Object(out), Value::Object(b)) = (&mut v, &**body) {
+                    out.extend(b.clone());
+                }
+                v
+            }
             other => serde_json::json!({
                 "error": other.render().trim_start_matches("error: ").trim_end(),
             }),
@@ -136,42 +142,34 @@ fn inline(v: &Value) -> String {
     }
 }
 
-/// The lines of an error's `detail`: a string; a list of `{field, rule}` (or `{key,
-/// problem}`) items, one per line; or an object with a `message` and more facts.
-pub fn detail_lines(detail: &Value) -> Vec<String> {
-    match detail {
-        Value::Null => Vec::new(),
-        Value::String(s) if s.is_empty() => Vec::new(),
-        Value::String(s) => vec![s.clone()],
-        Value::Array(items) => items.iter().map(item_line).collect(),
-        Value::Object(m) => {
-            let mut lines = Vec::new();
-            if let Some(Value::String(msg)) = m.get("message") {
-                lines.push(msg.clone());
-            }
-            for (k, v) in m.iter().filter(|(k, _)| *k != "message") {
-                match v {
-                    Value::Array(items) => {
-                        lines.push(format!("{k}:"));
-                        lines.extend(items.iter().map(|i| format!("  - {}", item_line(i))));
-                    }
-                    other => lines.push(format!("{k}: {}", inline(other))),
-                }
-            }
-            lines
-        }
-        other => vec![other.to_string()],
+/// The lines under an error's message: each field with its rule (`fields`), then the
+/// other facts (`blocked_by`, `next_allowed_at`, ...), lists one item a line.
+pub fn detail_lines(body: &Value) -> Vec<String> {
+    let Value::Object(m) = body else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    if let Some(Value::Array(fields)) = m.get("fields") {
+        lines.extend(fields.iter().map(field_line));
     }
+    for (k, v) in m
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "error" | "message" | "fields"))
+    {
+        match v {
+            Value::Array(items) => {
+                lines.push(format!("{k}:"));
+                lines.extend(items.iter().map(|i| format!("  - {}", inline(i))));
+            }
+            other => lines.push(format!("{k}: {}", inline(other))),
+        }
+    }
+    lines
 }
 
-fn item_line(item: &Value) -> String {
-    let Value::Object(m) = item else {
-        return inline(item);
-    };
-    let name = m.get("field").or_else(|| m.get("key"));
-    let rule = m.get("rule").or_else(|| m.get("problem"));
-    match (name, rule) {
-        (Some(n), Some(r)) => format!("{}: {}", inline(n), inline(r)),
+fn field_line(item: &Value) -> String {
+    match (item.get("field"), item.get("rule")) {
+        (Some(f), Some(r)) => format!("{}: {}", inline(f), inline(r)),
         _ => inline(item),
     }
 }
@@ -187,43 +185,43 @@ mod tests {
             method: "POST".into(),
             path: "/api/v1/users".into(),
             status: 422,
-            reason: "validation failed".into(),
-            detail: json!([
-                { "field": "username", "rule": "1 to 64 characters" },
-                { "key": "Identifier", "problem": "missing required key" },
-                "purpose: a-z only",
-            ]),
+            code: "validation_failed".into(),
+            message: "invalid input: username, Identifier".into(),
+            body: Box::new(json!({
+                "error": "validation_failed",
+                "message": "invalid input: username, Identifier",
+                "fields": [
+                    { "field": "username", "rule": "1 to 64 characters" },
+                    { "field": "Identifier", "rule": "missing required key" },
+                ],
+            })),
         };
         assert_eq!(e.exit_code(), exit::CLIENT);
         let text = e.render();
         assert!(text.starts_with(
-            "error: POST /api/v1/users: HTTP 422 Unprocessable Entity: validation failed\n"
-        ));
+            "error: POST /api/v1/users: HTTP 422 Unprocessable Entity: invalid input: username, Identifier (validation_failed)\n"
+        ), "{text}");
         assert!(text.contains("  username: 1 to 64 characters\n"));
         assert!(text.contains("  Identifier: missing required key\n"));
-        assert!(text.contains("  purpose: a-z only\n"));
+        assert_eq!(e.to_json()["fields"][0]["field"], "username");
+        assert_eq!(e.to_json()["status"], 422);
     }
 
     #[test]
-    fn structured_detail_and_codes() {
+    fn facts_and_codes() {
         let lines = detail_lines(&json!({
+            "error": "conflict",
             "message": "the token still holds these",
             "blocked_by": [{ "what": "devices", "count": 3 }],
         }));
-        assert_eq!(
-            lines,
-            vec![
-                "the token still holds these",
-                "blocked_by:",
-                "  - count=3 what=devices"
-            ]
-        );
+        assert_eq!(lines, vec!["blocked_by:", "  - count=3 what=devices"]);
         let api = |status| CliError::Api {
             method: "GET".into(),
             path: "/".into(),
             status,
-            reason: String::new(),
-            detail: Value::Null,
+            code: String::new(),
+            message: String::new(),
+            body: Box::new(Value::Null),
         };
         assert_eq!(api(404).exit_code(), exit::NOT_FOUND);
         assert_eq!(api(409).exit_code(), exit::CLIENT);

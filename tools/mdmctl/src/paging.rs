@@ -1,4 +1,7 @@
-//! Paginated lists: one page (and how to get the next), or every page with `--all`.
+//! The admin API's lists: one page (and how to get the next), or every page with `--all`.
+//! Every list route answers `{"items": [...], "next": "<cursor>" | null}` and takes
+//! `limit` and `cursor` (the `next` of the previous page); lists the server answers
+//! whole (tokens, profiles, groups) come as one page whose `next` is null.
 
 use serde_json::Value;
 
@@ -18,12 +21,13 @@ pub struct PageArgs {
     pub all: bool,
 }
 
-/// A list route: its pattern, the key of its items and the query name of its cursor.
+/// The key of a page's items.
+pub const ITEMS: &str = "items";
+
+/// A list route: its pattern and the values of its path parameters.
 pub struct Listing<'a> {
     pub pattern: &'static str,
     pub params: &'a [&'a str],
-    pub items: &'static str,
-    pub cursor: &'static str,
 }
 
 /// The items of one page (or of every page with `--all`); tells on standard error how to
@@ -43,21 +47,20 @@ pub fn fetch(
             query.push(("limit", l.to_string()));
         }
         if let Some(n) = &next {
-            query.push((listing.cursor, n.clone()));
+            query.push(("cursor", n.clone()));
         }
         let v = api.get_query(listing.pattern, listing.params, &query)?;
-        match v.get(listing.items) {
+        match v.get(ITEMS) {
             Some(Value::Array(a)) => items.extend(a.iter().cloned()),
             _ => {
                 return Err(CliError::BadAnswer(format!(
-                    "{}: no `{}` list",
-                    listing.pattern, listing.items
+                    "{}: no `{ITEMS}` list",
+                    listing.pattern
                 )));
             }
         }
         next = match v.get("next") {
             Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
         match &next {

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::Platform;
-use crate::api::{self, ApiError, Params, Request, Response};
+use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::record::Stored;
 use http::StatusCode;
 
@@ -49,7 +49,7 @@ pub const INVENTORY_QUERIES: &[&str] = &[
 ];
 
 fn bad(field: &str, rule: &str) -> ApiError {
-    ApiError::unprocessable(json!([{ "field": field, "rule": rule }]))
+    ApiError::field(field, rule)
 }
 
 fn string(body: &Map<String, Value>, field: &str, max: usize) -> Result<Option<String>, ApiError> {
@@ -105,13 +105,13 @@ pub fn commands_for(action: &str, body: &Map<String, Value>) -> Result<Vec<Plann
                 .join(", ")
         )));
     };
-    let unknown: Vec<Value> = body
+    let unknown: Vec<FieldError> = body
         .keys()
         .filter(|k| !allowed.contains(&k.as_str()))
-        .map(|k| json!({ "field": k, "rule": format!("not a field of {action}") }))
+        .map(|k| FieldError::new(k.as_str(), format!("not a field of {action}")))
         .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::unprocessable(Value::Array(unknown)));
+        return Err(ApiError::invalid(unknown));
     }
     let s = |v: Option<String>| v.map(Value::String);
     let b = |v: Option<bool>| v.map(Value::Bool);
@@ -258,7 +258,7 @@ pub async fn retire(
             ("force", "true" | "1") => force = true,
             ("force", "false" | "0" | "") => {}
             ("force", _) => return Err(bad("force", "true or false")),
-            _ => return Err(bad(&k, "unknown parameter; only force")),
+            _ => return Err(ApiError::invalid(vec![FieldError::unknown_parameter(&k)])),
         }
     }
     let Some(rec) = enrollments::get(p.store(), device).await? else {

@@ -4,18 +4,16 @@
 
 use base64::Engine;
 use plist::Value as Plist;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::api::{self, ApiError, Params, Request, Response};
+use super::paging;
+use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::mdm::command_history::{self, HistoryQuery};
 use crate::mdm::connect::{self, CancelOutcome, CommandResult};
 use crate::mdm::enrollments::{self, EnrollmentRecord};
 use crate::mdm::queue::{self, Channel, Lane, QueueError};
-use crate::time::{format_rfc3339, parse_rfc3339};
+use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
-
-pub const DEFAULT_PAGE: usize = 100;
-pub const MAX_PAGE: usize = 1000;
 
 /// History filter names and their [`CommandResult::status`].
 pub const STATUSES: &[(&str, &str)] = &[
@@ -71,76 +69,78 @@ const ENVELOPE: &[&str] = &[
     "RequestType",
 ];
 
-fn time_param(name: &str, v: &str) -> Result<u64, Value> {
-    v.parse::<u64>()
-        .ok()
-        .or_else(|| parse_rfc3339(v).and_then(|t| u64::try_from(t).ok()))
-        .ok_or_else(|| json!({ "field": name, "rule": "Unix seconds or an RFC 3339 timestamp" }))
+fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiError> {
+    let mut q = HistoryQuery::default();
+    let mut user = None;
+    let read = paging::Query::read(req, |k, v, bad| {
+        match k {
+            "status" => match STATUSES.iter().find(|(name, _)| *name == v.as_str()) {
+                Some((_, s)) => q.status = Some((*s).to_owned()),
+                None => bad.push(FieldError::new(
+                    "status",
+                    format!(
+                        "one of {}",
+                        STATUSES
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )),
+            },
+            "request_type" => match request_type(&v) {
+                Some(rt) => q.request_type = Some(rt),
+                None => bad.push(FieldError::new("request_type", "1 to 64 characters")),
+            },
+            _ if paging::time_filter(k, &v, &mut q.from, &mut q.to, bad) => {}
+            "user" => match channel_user(v) {
+                Ok(u) => user = Some(u),
+                Err(e) => bad.push(e),
+            },
+            _ => return false,
+        }
+        true
+    })?;
+    let page = read.finish_in_range(q.from, q.to)?;
+    q.limit = page.limit;
+    q.before = page.cursor;
+    Ok((q, user))
 }
 
-fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiError> {
-    let mut q = HistoryQuery {
-        limit: DEFAULT_PAGE,
-        ..Default::default()
-    };
-    let mut user = None;
-    let mut bad = Vec::new();
-    for (k, v) in api::query(req)? {
-        match k.as_str() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
-                _ => bad.push(json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") })),
-            },
-            "cursor" => match v.parse::<u64>() {
-                Ok(n) if n > 0 => q.before = Some(n),
-                _ => bad.push(json!({ "field": "cursor", "rule": "the `next` value of the previous page" })),
-            },
-            "status" => match STATUSES.iter().find(|(name, _)| *name == v) {
-                Some((_, s)) => q.status = Some((*s).to_owned()),
-                None => bad.push(json!({
-                    "field": "status",
-                    "rule": format!("one of {}", STATUSES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")),
-                })),
-            },
-            "request_type" if !v.is_empty() => q.request_type = Some(v),
-            "from" => match time_param("from", &v) {
-                Ok(t) => q.from = Some(t),
-                Err(e) => bad.push(e),
-            },
-            "to" => match time_param("to", &v) {
-                Ok(t) => q.to = Some(t),
-                Err(e) => bad.push(e),
-            },
-            "user" if !v.is_empty() => user = Some(v),
-            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
-        }
-    }
-    if let (Some(f), Some(t)) = (q.from, q.to)
-        && f > t
-    {
-        bad.push(json!({ "field": "from", "rule": "not after `to`" }));
-    }
-    if bad.is_empty() {
-        Ok((q, user))
+fn request_type(v: &str) -> Option<String> {
+    (!v.is_empty() && v.len() <= 64).then(|| v.to_owned())
+}
+
+/// The `user` parameter: a user channel (UserID or EnrollmentUserID).
+fn channel_user(v: String) -> Result<String, FieldError> {
+    if v.is_empty() || v.len() > 128 {
+        Err(FieldError::new(
+            "user",
+            "a user channel of the device (UserID or EnrollmentUserID), 1 to 128 characters",
+        ))
     } else {
-        Err(ApiError::unprocessable(Value::Array(bad)))
+        Ok(v)
     }
 }
 
 /// The channel named by the `user` query parameter, on a device that ever enrolled.
 fn user_param(req: &Request) -> Result<Option<String>, ApiError> {
     let mut user = None;
+    let mut bad = Vec::new();
     for (k, v) in api::query(req)? {
         match k.as_str() {
-            "user" if !v.is_empty() => user = Some(v),
-            other => {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": other, "rule": "unknown query parameter" }]),
-                ));
-            }
+            "user" => match channel_user(v) {
+                Ok(u) => user = Some(u),
+                Err(e) => bad.push(e),
+            },
+            other => bad.push(FieldError::unknown_parameter(other)),
         }
     }
-    Ok(user)
+    if bad.is_empty() {
+        Ok(user)
+    } else {
+        Err(ApiError::invalid(bad))
+    }
 }
 
 fn history_channel(device: &str, user: Option<&str>) -> Channel {
@@ -168,12 +168,11 @@ pub async fn history(
     known_device(p, device).await?;
     let ch = history_channel(device, user.as_deref());
     let page = command_history::history(p.store(), &ch, &q).await?;
-    Ok(api::ok_json(&json!({
-        "device": device,
-        "user": user,
-        "commands": page.commands.iter().map(view).collect::<Vec<_>>(),
-        "next": page.next.map(|n| n.to_string()),
-    })))
+    Ok(api::ok_json(&paging::answer(
+        page.commands.iter().map(view).collect(),
+        page.next,
+        Map::new(),
+    )))
 }
 
 /// `GET /api/v1/devices/{device}/commands/{uuid}`

@@ -10,9 +10,8 @@ use serde_json::{Map, Value, json};
 
 use super::command_history::lane_name;
 use crate::Platform;
-use crate::api::{self, ApiError, Params, Request, Response};
+use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::mdm::command_enqueue::{self, Input, Options, Queued, payload_errors, queue_limit};
-use crate::mdm::command_payload::PayloadError;
 use crate::mdm::command_upload;
 use crate::mdm::push;
 use crate::time::format_rfc3339;
@@ -38,9 +37,7 @@ fn bool_param(name: &str, v: &str) -> Result<bool, ApiError> {
     match v {
         "true" | "1" => Ok(true),
         "false" | "0" | "" => Ok(false),
-        _ => Err(ApiError::unprocessable(
-            json!([{ "field": name, "rule": "true or false" }]),
-        )),
+        _ => Err(ApiError::field(name, "true or false")),
     }
 }
 
@@ -52,14 +49,15 @@ fn json_input(mut obj: Map<String, Value>, allow_user: bool) -> Result<(Input, O
         None | Some(Value::Null) => {}
         Some(Value::String(u)) if !u.is_empty() && allow_user => opts.user = Some(u),
         Some(Value::String(_)) if !allow_user => {
-            return Err(ApiError::unprocessable(json!([{
-                "key": "user",
-                "problem": "user channels differ per device: queue user-channel commands per device",
-            }])));
+            return Err(ApiError::field(
+                "user",
+                "user channels differ per device: queue user-channel commands per device",
+            ));
         }
         Some(_) => {
-            return Err(ApiError::unprocessable(
-                json!([{ "key": "user", "problem": "expected a non-empty string (UserID or EnrollmentUserID)" }]),
+            return Err(ApiError::field(
+                "user",
+                "expected a non-empty string (UserID or EnrollmentUserID)",
             ));
         }
     }
@@ -67,24 +65,19 @@ fn json_input(mut obj: Map<String, Value>, allow_user: bool) -> Result<(Input, O
         None | Some(Value::Null) => {}
         Some(Value::Bool(b)) => opts.priority = b,
         Some(_) => {
-            return Err(ApiError::unprocessable(
-                json!([{ "key": "priority", "problem": "expected a boolean" }]),
-            ));
+            return Err(ApiError::field("priority", "expected a boolean"));
         }
     }
     let request_type = match obj.remove("RequestType") {
         Some(Value::String(s)) if !s.is_empty() => s,
         Some(_) => {
-            return Err(payload_errors(vec![PayloadError {
-                key: "RequestType".into(),
-                problem: "expected a non-empty string".into(),
-            }]));
+            return Err(ApiError::field(
+                "RequestType",
+                "expected a non-empty string",
+            ));
         }
         None => {
-            return Err(payload_errors(vec![PayloadError {
-                key: "RequestType".into(),
-                problem: "missing required key".into(),
-            }]));
+            return Err(ApiError::field("RequestType", "missing required key"));
         }
     };
     Ok((
@@ -102,11 +95,12 @@ fn parse_request(req: &Request) -> Result<(Input, Options), ApiError> {
         for (k, v) in api::query(req)? {
             match k.as_str() {
                 "user" if !v.is_empty() => opts.user = Some(v),
+                "user" => return Err(ApiError::field("user", "UserID or EnrollmentUserID")),
                 "priority" => opts.priority = bool_param("priority", &v)?,
                 other => {
-                    return Err(ApiError::unprocessable(
-                        json!([{ "field": other, "rule": "unknown query parameter" }]),
-                    ));
+                    return Err(ApiError::invalid(vec![FieldError::unknown_parameter(
+                        other,
+                    )]));
                 }
             }
         }
@@ -115,7 +109,10 @@ fn parse_request(req: &Request) -> Result<(Input, Options), ApiError> {
             Ok(parsed) => parsed,
             Err(errs) if errs.iter().any(|e| e.key == "plist") => {
                 return Err(ApiError::bad_request(
-                    serde_json::to_value(errs).unwrap_or(Value::Null),
+                    errs.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ));
             }
             // ClearPasscode without UnlockToken: filled in from the enrollment below.
@@ -140,7 +137,7 @@ fn parse_request(req: &Request) -> Result<(Input, Options), ApiError> {
     } else {
         let body: Value = api::parse_json(req)?;
         let Value::Object(obj) = body else {
-            return Err(ApiError::bad_request("expected a JSON object"));
+            return Err(ApiError::field("body", "a JSON object"));
         };
         json_input(obj, true)
     }
@@ -215,11 +212,12 @@ pub async fn enqueue(
 pub async fn enqueue_bulk(p: &impl Platform, req: &Request) -> Result<Response, ApiError> {
     let body: Value = api::parse_json(req)?;
     let Value::Object(mut obj) = body else {
-        return Err(ApiError::bad_request("expected a JSON object"));
+        return Err(ApiError::field("body", "a JSON object"));
     };
     if let Some(k) = obj.keys().find(|k| *k != "devices" && *k != "command") {
-        return Err(ApiError::unprocessable(
-            json!([{ "key": k, "problem": "unknown key (expected devices and command)" }]),
+        return Err(ApiError::field(
+            k.as_str(),
+            "unknown field (expected devices and command)",
         ));
     }
     let devices: Vec<String> = match obj.remove("devices") {
@@ -230,33 +228,26 @@ pub async fn enqueue_bulk(p: &impl Platform, req: &Request) -> Result<Response, 
                 _ => Err(()),
             })
             .collect::<Result<_, _>>()
-            .map_err(|_| {
-                ApiError::unprocessable(
-                    json!([{ "key": "devices", "problem": "expected an array of device ids" }]),
-                )
-            })?,
+            .map_err(|_| ApiError::field("devices", "expected an array of device ids"))?,
         _ => {
-            return Err(ApiError::unprocessable(
-                json!([{ "key": "devices", "problem": "missing required key: an array of device ids" }]),
+            return Err(ApiError::field(
+                "devices",
+                "required: an array of device ids",
             ));
         }
     };
     if devices.is_empty() || devices.len() > MAX_BULK_DEVICES {
-        return Err(ApiError::unprocessable(json!([{
-            "key": "devices",
-            "problem": format!("from 1 to {MAX_BULK_DEVICES} devices"),
-        }])));
+        return Err(ApiError::field(
+            "devices",
+            format!("from 1 to {MAX_BULK_DEVICES} devices"),
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     if let Some(d) = devices.iter().find(|d| !seen.insert(d.as_str())) {
-        return Err(ApiError::unprocessable(
-            json!([{ "key": "devices", "problem": format!("{d:?} is listed twice") }]),
-        ));
+        return Err(ApiError::field("devices", format!("{d:?} is listed twice")));
     }
     let Some(Value::Object(command)) = obj.remove("command") else {
-        return Err(ApiError::unprocessable(
-            json!([{ "key": "command", "problem": "missing required key: the command object" }]),
-        ));
+        return Err(ApiError::field("command", "required: the command object"));
     };
     let (input, opts) = json_input(command, false)?;
     let each = command_enqueue::enqueue_each(p, &devices, &input, &opts).await?;
@@ -272,12 +263,12 @@ pub async fn enqueue_bulk(p: &impl Platform, req: &Request) -> Result<Response, 
                 };
                 v
             }
-            Err(e) => json!({
-                "device": device,
-                "status": e.status.as_u16(),
-                "error": e.error,
-                "detail": e.detail,
-            }),
+            Err(e) => {
+                let mut v = e.body();
+                v["device"] = json!(device);
+                v["status"] = json!(e.status.as_u16());
+                v
+            }
         })
         .collect();
     let queued = results

@@ -2,18 +2,16 @@
 //! inventory.
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::api::{self, ApiError, Params, Request, Response};
+use super::paging;
+use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::dep::inventory::{self, DeviceRecord};
 use crate::dep::inventory_list::{self, Assignment, ListQuery};
 use crate::dep::sync::{self, Policy, SyncState};
 use crate::dep::{TokenId, tokens};
 use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
-
-pub const DEFAULT_PAGE: usize = 100;
-pub const MAX_PAGE: usize = 1000;
 
 fn ts(t: Option<u64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_rfc3339(t as i64)))
@@ -132,53 +130,32 @@ fn device_view(d: &DeviceRecord) -> Value {
 }
 
 fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
-    let mut q = ListQuery {
-        limit: DEFAULT_PAGE,
-        ..Default::default()
-    };
-    let mut bad = Vec::new();
-    for (k, v) in api::query(req)? {
-        match k.as_str() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => q.limit = n,
-                _ => bad.push(
-                    json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") }),
-                ),
+    let mut q = ListQuery::default();
+    let page = paging::query(req, |k, v, bad| {
+        match k {
+            "assignment" => match v.as_str() {
+                "unassigned" => q.assignment = Some(Assignment::Unassigned),
+                "any" => q.assignment = Some(Assignment::Any),
+                "" => bad.push(FieldError::new(
+                    "assignment",
+                    "unassigned, any or a profile UUID",
+                )),
+                uuid => q.assignment = Some(Assignment::Profile(uuid.to_owned())),
             },
-            "after" => match v.parse::<u64>() {
-                Ok(n) => q.after = n,
-                Err(_) => bad.push(
-                    json!({ "field": "after", "rule": "the `next` value of the previous page" }),
-                ),
-            },
-            "assignment" => {
-                q.assignment = Some(match v.as_str() {
-                    "unassigned" => Assignment::Unassigned,
-                    "any" => Assignment::Any,
-                    "" => {
-                        bad.push(json!({ "field": "assignment", "rule": "unassigned, any or a profile UUID" }));
-                        continue;
-                    }
-                    uuid => Assignment::Profile(uuid.to_owned()),
-                })
-            }
             "serial_prefix" if !v.is_empty() && v.len() <= 64 => q.serial_prefix = Some(v),
-            "serial_prefix" => {
-                bad.push(json!({ "field": "serial_prefix", "rule": "1 to 64 characters" }))
-            }
+            "serial_prefix" => bad.push(FieldError::new("serial_prefix", "1 to 64 characters")),
             "removed" => match v.as_str() {
                 "true" => q.removed = Some(true),
                 "false" => q.removed = Some(false),
-                _ => bad.push(json!({ "field": "removed", "rule": "true or false" })),
+                _ => bad.push(FieldError::new("removed", "true or false")),
             },
-            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
+            _ => return false,
         }
-    }
-    if bad.is_empty() {
-        Ok(q)
-    } else {
-        Err(ApiError::unprocessable(Value::Array(bad)))
-    }
+        true
+    })?;
+    q.limit = page.limit;
+    q.after = page.cursor.unwrap_or(0);
+    Ok(q)
 }
 
 pub async fn list_devices(
@@ -190,11 +167,13 @@ pub async fn list_devices(
     let q = list_query(req)?;
     let page = inventory_list::list(p.store(), token, &q).await?;
     let total = inventory::live_count(p.store(), token).await?;
-    Ok(api::ok_json(&json!({
-        "devices": page.devices.iter().map(device_view).collect::<Vec<_>>(),
-        "next": page.next.map(|n| n.to_string()),
-        "total": total,
-    })))
+    let mut extra = Map::new();
+    extra.insert("total".into(), json!(total));
+    Ok(api::ok_json(&paging::answer(
+        page.devices.iter().map(device_view).collect(),
+        page.next,
+        extra,
+    )))
 }
 
 pub async fn get_device(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {

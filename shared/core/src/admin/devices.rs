@@ -7,15 +7,13 @@
 
 use serde_json::{Map, Value, json};
 
+use super::paging;
 use crate::Platform;
-use crate::api::{self, ApiError, Params, Request, Response};
+use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::mdm::availability::{platform_name, platform_of};
 use crate::mdm::enrollments::{self, EnrollmentKind, EnrollmentRecord};
 use crate::mdm::{connect, push_status};
 use crate::time::format_rfc3339;
-
-pub const DEFAULT_PAGE: usize = 100;
-pub const MAX_PAGE: usize = 1000;
 
 fn ts(t: Option<u64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_rfc3339(t as i64)))
@@ -72,37 +70,21 @@ fn view(r: &EnrollmentRecord) -> Value {
 
 /// `GET /api/v1/devices`
 pub async fn list(p: &impl Platform, req: &Request) -> Result<Response, ApiError> {
-    let mut limit = DEFAULT_PAGE;
-    let mut after = 0;
     let mut enrolled = None;
-    let mut bad = Vec::new();
-    for (k, v) in api::query(req)? {
-        match k.as_str() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
-                _ => bad.push(
-                    json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") }),
-                ),
-            },
-            "after" => match v.parse::<u64>() {
-                Ok(n) => after = n,
-                Err(_) => bad.push(
-                    json!({ "field": "after", "rule": "the `next` value of the previous page" }),
-                ),
-            },
-            "enrolled" => match v.as_str() {
+    let page = paging::query(req, |k, v, bad| match k {
+        "enrolled" => {
+            match v.as_str() {
                 "true" => enrolled = Some(true),
                 "false" => enrolled = Some(false),
-                _ => bad.push(json!({ "field": "enrolled", "rule": "true or false" })),
-            },
-            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
+                _ => bad.push(FieldError::new("enrolled", "true or false")),
+            }
+            true
         }
-    }
-    if !bad.is_empty() {
-        return Err(ApiError::unprocessable(Value::Array(bad)));
-    }
-    let page = enrollments::list(p.store(), after, limit, enrolled).await?;
-    let devices: Vec<Value> = page
+        _ => false,
+    })?;
+    let found =
+        enrollments::list(p.store(), page.cursor.unwrap_or(0), page.limit, enrolled).await?;
+    let devices: Vec<Value> = found
         .devices
         .iter()
         .map(|r| {
@@ -117,10 +99,11 @@ pub async fn list(p: &impl Platform, req: &Request) -> Result<Response, ApiError
             v
         })
         .collect();
-    Ok(api::ok_json(&json!({
-        "devices": devices,
-        "next": page.next.map(|n| n.to_string()),
-    })))
+    Ok(api::ok_json(&paging::answer(
+        devices,
+        found.next,
+        Map::new(),
+    )))
 }
 
 /// `GET /api/v1/devices/{device}`

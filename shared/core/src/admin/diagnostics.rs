@@ -8,7 +8,7 @@ use serde_json::json;
 
 use mdm_kv::battery;
 
-use crate::api::{self, ApiError, Request, Response};
+use crate::api::{self, ApiError, FieldError, Request, Response};
 use crate::{Platform, random};
 
 /// Upper bounds per work request, so one call stays short.
@@ -62,10 +62,21 @@ pub async fn contention_work(
     req: &Request,
 ) -> Result<Response, ApiError> {
     let work: Work = api::parse_json(req)?;
-    if work.increments > MAX_INCREMENTS || work.swaps > MAX_SWAPS {
-        return Err(ApiError::unprocessable(format!(
-            "at most {MAX_INCREMENTS} increments and {MAX_SWAPS} swaps per request"
-        )));
+    let mut bad = Vec::new();
+    if work.increments > MAX_INCREMENTS {
+        bad.push(FieldError::new(
+            "increments",
+            format!("at most {MAX_INCREMENTS} per request"),
+        ));
+    }
+    if work.swaps > MAX_SWAPS {
+        bad.push(FieldError::new(
+            "swaps",
+            format!("at most {MAX_SWAPS} per request"),
+        ));
+    }
+    if !bad.is_empty() {
+        return Err(ApiError::invalid(bad));
     }
     let prefix = ensure_run(p, run).await?;
     battery::contention_work(p.store(), &prefix, work.increments, work.swaps).await?;

@@ -10,6 +10,7 @@ mod devlogs;
 mod diagnostics;
 mod health;
 mod metrics;
+mod paging;
 pub mod probes;
 mod profile_assignment;
 mod profiles;

@@ -91,10 +91,7 @@ async fn variable_problems(p: &impl Platform) -> Vec<String> {
         server_url(p).await,
     ] {
         if let Err(e) = check {
-            problems.push(match e.detail {
-                Value::String(s) => s,
-                other => other.to_string(),
-            });
+            problems.push(e.message);
         }
     }
     problems

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::profiles::{ctx, default_of, profile, start_error, token};
-use crate::api::{self, ApiError, Params, Request, Response};
+use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::dep::TokenId;
 use crate::dep::apple;
 use crate::dep::assign;
@@ -30,15 +30,14 @@ async fn selected(p: &impl Platform, t: TokenId, sel: Selection) -> Result<Vec<S
     match (sel.serials, sel.filter) {
         (Some(s), None) => {
             if s.is_empty() || s.len() > 200_000 {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": "serials", "problem": "1 to 200000 serial numbers" }]),
-                ));
+                return Err(ApiError::field("serials", "1 to 200000 serial numbers"));
             }
             if let Some(bad) = s.iter().find(|s| {
                 s.is_empty() || s.len() > 64 || !s.bytes().all(|b| b.is_ascii_alphanumeric())
             }) {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": "serials", "problem": format!("{bad:?} is not a serial number") }]),
+                return Err(ApiError::field(
+                    "serials",
+                    format!("{bad:?} is not a serial number (1 to 64 letters and digits)"),
                 ));
             }
             let mut s = s;
@@ -52,16 +51,15 @@ async fn selected(p: &impl Platform, t: TokenId, sel: Selection) -> Result<Vec<S
                 Value::String(s) if s == "any" => Assignment::Any,
                 Value::Number(n) => {
                     let id = n.as_u64().unwrap_or(0);
-                    let r = store_::load(p.store(), t, id).await?.ok_or_else(|| {
-                        ApiError::unprocessable(
-                            json!([{ "field": "filter", "problem": format!("no profile {id}") }]),
-                        )
-                    })?;
+                    let r = store_::load(p.store(), t, id)
+                        .await?
+                        .ok_or_else(|| ApiError::field("filter", format!("no profile {id}")))?;
                     Assignment::Profile(r.apple_uuid)
                 }
                 _ => {
-                    return Err(ApiError::unprocessable(
-                        json!([{ "field": "filter", "problem": "\"unassigned\", \"any\" or a profile id" }]),
+                    return Err(ApiError::field(
+                        "filter",
+                        "\"unassigned\", \"any\" or a profile id",
                     ));
                 }
             };
@@ -71,9 +69,7 @@ async fn selected(p: &impl Platform, t: TokenId, sel: Selection) -> Result<Vec<S
                 .map(|d| d.serial_number)
                 .collect())
         }
-        _ => Err(ApiError::unprocessable(
-            json!([{ "field": "serials", "problem": "give either serials or filter" }]),
-        )),
+        _ => Err(ApiError::field("serials", "give either serials or filter")),
     }
 }
 
@@ -163,8 +159,9 @@ pub async fn set_default(
     if let Some(id) = body.profile
         && store_::load(p.store(), t.id, id).await?.is_none()
     {
-        return Err(ApiError::unprocessable(
-            json!([{ "field": "profile", "problem": format!("no profile {id} in token {}", t.id) }]),
+        return Err(ApiError::field(
+            "profile",
+            format!("no profile {id} in token {}", t.id),
         ));
     }
     tokens::modify::<_, ApiError>(p.store(), t.id, |r| {
@@ -178,20 +175,29 @@ pub async fn set_default(
 async fn check_rules(p: &impl Platform, t: TokenId, rules: &[Rule]) -> Result<(), ApiError> {
     let mut problems = Vec::new();
     if rules.len() > MAX_RULES {
-        problems.push(json!({ "field": "rules", "problem": format!("at most {MAX_RULES} rules") }));
+        problems.push(FieldError::new(
+            "rules",
+            format!("at most {MAX_RULES} rules"),
+        ));
     }
     for (i, r) in rules.iter().enumerate() {
         if r.matches.is_empty() {
-            problems.push(json!({ "field": format!("rules[{i}].match"), "problem": "a rule must match on something" }));
+            problems.push(FieldError::new(
+                format!("rules[{i}].match"),
+                "a rule must match on something",
+            ));
         }
         if store_::load(p.store(), t, r.profile).await?.is_none() {
-            problems.push(json!({ "field": format!("rules[{i}].profile"), "problem": format!("no profile {}", r.profile) }));
+            problems.push(FieldError::new(
+                format!("rules[{i}].profile"),
+                format!("no profile {}", r.profile),
+            ));
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(Value::Array(problems)))
+        Err(ApiError::invalid(problems))
     }
 }
 

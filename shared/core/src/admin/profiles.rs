@@ -5,9 +5,10 @@
 //! profile (by hand, by default, by rule) is [`super::profile_assignment`]'s.
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::dep::token_id;
+use super::paging;
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self, SERVER_URL, Secret};
 use crate::dep::TokenId;
@@ -74,12 +75,12 @@ fn apple_error(e: &DepError) -> ApiError {
     match e {
         DepError::Api { .. } | DepError::Unauthorized { .. } => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "apple refused",
+            "apple_refused",
             format!("Apple's Device Assignment service refused the request: {e}"),
         ),
         _ => ApiError::new(
             StatusCode::BAD_GATEWAY,
-            "apple unreachable",
+            "apple_unreachable",
             format!("could not reach Apple's Device Assignment service: {e}; nothing was changed"),
         ),
     }
@@ -91,11 +92,7 @@ pub(super) fn start_error(e: SyncStartError) -> ApiError {
             ApiError::conflict("upload the server token (.p7m) into this slot first")
         }
         SyncStartError::Sync(crate::dep::sync::SyncError::Store(kv)) => ApiError::store(kv),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error",
-            other.to_string(),
-        ),
+        other => ApiError::internal(other.to_string()),
     }
 }
 
@@ -115,9 +112,7 @@ fn parse_spec(req: &Request) -> Result<(ProfileSpec, Vec<String>), ApiError> {
     let spec: ProfileSpec = api::parse_json(req)?;
     match spec.validate() {
         Ok(notices) => Ok((spec, notices.0)),
-        Err(errors) => Err(ApiError::unprocessable(
-            serde_json::to_value(errors).unwrap_or(Value::Null),
-        )),
+        Err(errors) => Err(ApiError::invalid(errors)),
     }
 }
 
@@ -147,7 +142,7 @@ pub async fn list(p: &impl Platform, params: &Params) -> Result<Response, ApiErr
         .iter()
         .map(|r| view(r, d))
         .collect();
-    Ok(api::ok_json(&json!({ "profiles": all })))
+    Ok(api::ok_json(&paging::answer(all, None, Map::new())))
 }
 
 pub async fn get(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
@@ -289,13 +284,13 @@ pub async fn delete(
     {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return Err(ApiError::bad_request("unassign must be true or false")),
+        Some(_) => return Err(ApiError::field("unassign", "true or false")),
     };
     if default_of(&t) == Some(r.id) {
-        return Err(ApiError::conflict(json!({
-            "message": "this profile is the token's default profile; choose another default first",
-            "blocked_by": [{ "what": "default_profile" }],
-        })));
+        return Err(ApiError::conflict(
+            "this profile is the token's default profile; choose another default first",
+        )
+        .with_fact("blocked_by", json!([{ "what": "default_profile" }])));
     }
     let mut uuids = r.previous_uuids.clone();
     uuids.push(r.apple_uuid.clone());
@@ -303,10 +298,10 @@ pub async fn delete(
     let mut removed = Summary::default();
     if !serials.is_empty() {
         if !unassign {
-            return Err(ApiError::conflict(json!({
-                "message": "devices are assigned to this profile; repeat with unassign=true to remove their assignment",
-                "blocked_by": [{ "what": "devices", "count": serials.len() }],
-            })));
+            return Err(ApiError::conflict(
+                "devices are assigned to this profile; repeat with unassign=true to remove their assignment",
+            )
+            .with_fact("blocked_by", json!([{ "what": "devices", "count": serials.len() }])));
         }
         let c = ctx(p).await?;
         let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
@@ -324,9 +319,10 @@ pub async fn delete(
         if removed.stopped.is_some() {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "apple unreachable",
-                json!({ "message": "not every device could be unassigned; the profile is kept", "result": removed }),
-            ));
+                "apple_unreachable",
+                "not every device could be unassigned; the profile is kept",
+            )
+            .with_fact("result", json!(removed)));
         }
     }
     store_::remove(p.store(), t.id, r.id).await?;

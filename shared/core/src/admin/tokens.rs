@@ -9,11 +9,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use http::{StatusCode, header};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use mdm_crypto::TokenFileError;
 
 use super::dep::token_id;
+use super::paging;
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self, Secret};
 use crate::dep::apple::{self, SlotSealer, SyncStartError};
@@ -44,8 +45,8 @@ async fn storage_key(p: &impl Platform) -> Result<Secret, ApiError> {
     config::storage_key(p.vars()).await
 }
 
-fn internal(detail: impl Into<Value>) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", detail)
+fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::internal(message)
 }
 
 /// The admin's view of a slot.
@@ -106,9 +107,7 @@ struct CreateBody {
 fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(json!([{
-            "field": "name", "problem": "1 to 100 printable characters"
-        }])));
+        return Err(ApiError::field("name", "1 to 100 printable characters"));
     }
     Ok(name.to_owned())
 }
@@ -119,9 +118,10 @@ fn check_apple_id(id: Option<&str>) -> Result<Option<String>, ApiError> {
         Some(id) if id.len() <= 254 && id.contains('@') && !id.chars().any(char::is_whitespace) => {
             Ok(Some(id.to_owned()))
         }
-        Some(_) => Err(ApiError::unprocessable(json!([{
-            "field": "apple_id", "problem": "the Managed Apple ID of the ABM/ASM administrator, e.g. admin@example.com"
-        }]))),
+        Some(_) => Err(ApiError::field(
+            "apple_id",
+            "the Managed Apple ID of the ABM/ASM administrator, e.g. admin@example.com",
+        )),
     }
 }
 
@@ -171,7 +171,7 @@ pub async fn list(p: &impl Platform) -> Result<Response, ApiError> {
     for r in tokens::list(p.store()).await? {
         out.push(view(p, &r).await?);
     }
-    Ok(api::ok_json(&json!({ "tokens": out })))
+    Ok(api::ok_json(&paging::answer(out, None, Map::new())))
 }
 
 async fn load(p: &impl Platform, params: &Params) -> Result<TokenRecord, ApiError> {
@@ -278,11 +278,7 @@ fn token_file_error(e: &TokenFileError) -> ApiError {
             format!("the token decrypted but its content is not a server token: {e}"),
         ),
     };
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid server token",
-        json!({ "code": code, "message": detail }),
-    )
+    ApiError::unprocessable(code, detail)
 }
 
 #[derive(Deserialize)]
@@ -326,7 +322,7 @@ pub async fn upload(
         let force = match q("force").as_deref() {
             None | Some("false") => false,
             Some("true") => true,
-            Some(_) => return Err(ApiError::bad_request("force must be true or false")),
+            Some(_) => return Err(ApiError::field("force", "true or false")),
         };
         (req.body().clone(), q("apple_id"), force)
     };
@@ -386,13 +382,12 @@ pub async fn upload(
             ))
         })?;
     if expiry <= now {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid server token",
-            json!({ "code": "expired", "message": format!(
+        return Err(ApiError::unprocessable(
+            "expired",
+            format!(
                 "this server token expired on {}: download a new one from Apple Business Manager",
                 format_rfc3339(expiry as i64)
-            )}),
+            ),
         ));
     }
     let creds = DepCredentials {
@@ -406,10 +401,11 @@ pub async fn upload(
         .as_ref()
         .is_some_and(|ck| *ck != creds.consumer_key);
     if other_server && !force {
-        return Err(ApiError::conflict(json!({
-            "code": "different_server",
-            "message": "this token belongs to a different MDM server in Apple Business Manager than the one this slot holds; its devices and cursor would be replaced. Upload it to a new slot, or repeat with force=true"
-        })));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "different_server",
+            "this token belongs to a different MDM server in Apple Business Manager than the one this slot holds; its devices and cursor would be replaced. Upload it to a new slot, or repeat with force=true",
+        ));
     }
 
     // Ask Apple who we are: proves the secrets work and gives the organisation details.
@@ -427,18 +423,17 @@ pub async fn upload(
             ..
         }) => (None, AppleVerdict::TermsNotSigned),
         Err(e @ (DepError::Unauthorized { .. } | DepError::Api { .. })) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid server token",
-                json!({ "code": "rejected_by_apple", "message": format!(
+            return Err(ApiError::unprocessable(
+                "rejected_by_apple",
+                format!(
                     "Apple refused this server token ({e}); it may have been replaced by a newer download or revoked"
-                )}),
+                ),
             ));
         }
         Err(e) => {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
-                "apple unreachable",
+                "apple_unreachable",
                 format!(
                     "could not check the token with Apple's Device Assignment service: {e}; nothing was changed, try again"
                 ),
@@ -498,10 +493,10 @@ pub async fn delete(p: &impl Platform, params: &Params) -> Result<Response, ApiE
         blockers.push(json!({ "what": "default_profile", "profile": d }));
     }
     if !blockers.is_empty() {
-        return Err(ApiError::conflict(json!({
-            "message": "the token still holds these; remove them first",
-            "blocked_by": blockers,
-        })));
+        return Err(
+            ApiError::conflict("the token still holds these; remove them first")
+                .with_fact("blocked_by", blockers),
+        );
     }
     tokens::remove(p.store(), r.id).await?;
     let mut resp = http::Response::new(Vec::new());
@@ -545,7 +540,9 @@ pub async fn sync_now(
     let plan = match state.manual_plan(body.kind.unwrap_or(SyncKind::Delta), now, &policy) {
         Ok(plan) => plan,
         Err(ManualRefusal::Running) => {
-            return Err(ApiError::conflict(
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "sync_running",
                 "a sync of this token is already running",
             ));
         }
@@ -553,12 +550,10 @@ pub async fn sync_now(
             let wait = next_allowed_at.saturating_sub(now).max(1);
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too many requests",
-                json!({
-                    "message": "a manual sync is allowed once every 15 minutes",
-                    "next_allowed_at": format_rfc3339(next_allowed_at as i64),
-                }),
+                "too_many_requests",
+                "a manual sync is allowed once every 15 minutes",
             )
+            .with_fact("next_allowed_at", format_rfc3339(next_allowed_at as i64))
             .with_header(header::RETRY_AFTER, wait.to_string()));
         }
     };

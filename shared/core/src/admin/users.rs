@@ -3,8 +3,9 @@
 //! returned, not even as a hash (see [`crate::users`]).
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
+use super::paging;
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::time::format_rfc3339;
 use std::collections::BTreeMap;
@@ -13,9 +14,6 @@ use crate::groups::Group;
 use crate::user_input::{NewUser, UserPatch};
 use crate::users::{self, UserError, UserRecord};
 use crate::{Clock, Platform};
-
-pub const DEFAULT_PAGE: usize = 100;
-pub const MAX_PAGE: usize = 1000;
 
 fn ts(t: Option<u64>) -> Value {
     t.map_or(Value::Null, |t| Value::String(format_rfc3339(t as i64)))
@@ -52,9 +50,7 @@ fn view(r: &UserRecord, groups: &BTreeMap<String, Group>, full: bool) -> Value {
 
 fn error(e: UserError, who: &str) -> ApiError {
     match e {
-        UserError::Invalid(fields) => {
-            ApiError::unprocessable(serde_json::to_value(fields).unwrap_or(Value::Null))
-        }
+        UserError::Invalid(fields) => ApiError::invalid(fields),
         UserError::Conflict(d) => ApiError::conflict(d),
         UserError::NotFound => ApiError::not_found(format!("no user {who:?}")),
         UserError::Full => ApiError::conflict(format!(
@@ -74,9 +70,7 @@ fn known_groups(groups: &BTreeMap<String, Group>, ids: &[String]) -> Result<(), 
     if unknown.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::unprocessable(
-            serde_json::to_value(unknown).unwrap_or(Value::Null),
-        ))
+        Err(ApiError::invalid(unknown))
     }
 }
 
@@ -106,35 +100,18 @@ pub async fn create(p: &impl Platform, req: &Request) -> Result<Response, ApiErr
 
 /// `GET /api/v1/users`
 pub async fn list(p: &impl Platform, req: &Request) -> Result<Response, ApiError> {
-    let mut limit = DEFAULT_PAGE;
-    let mut after = 0;
-    let mut bad = Vec::new();
-    for (k, v) in api::query(req)? {
-        match k.as_str() {
-            "limit" => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => limit = n,
-                _ => bad.push(
-                    json!({ "field": "limit", "rule": format!("an integer from 1 to {MAX_PAGE}") }),
-                ),
-            },
-            "after" => match v.parse::<u64>() {
-                Ok(n) => after = n,
-                Err(_) => bad.push(
-                    json!({ "field": "after", "rule": "the `next` value of the previous page" }),
-                ),
-            },
-            other => bad.push(json!({ "field": other, "rule": "unknown query parameter" })),
-        }
-    }
-    if !bad.is_empty() {
-        return Err(ApiError::unprocessable(Value::Array(bad)));
-    }
-    let page = users::list(p.store(), after, limit).await?;
+    let page = paging::query(req, |_, _, _| false)?;
+    let found = users::list(p.store(), page.cursor.unwrap_or(0), page.limit).await?;
     let groups = crate::groups::all(p.store()).await?;
-    Ok(api::ok_json(&json!({
-        "users": page.users.iter().map(|u| view(u, &groups, false)).collect::<Vec<_>>(),
-        "next": page.next.map(|n| n.to_string()),
-    })))
+    Ok(api::ok_json(&paging::answer(
+        found
+            .users
+            .iter()
+            .map(|u| view(u, &groups, false))
+            .collect(),
+        found.next,
+        Map::new(),
+    )))
 }
 
 /// `GET /api/v1/users/{user}`
@@ -180,9 +157,7 @@ pub async fn delete(p: &impl Platform, params: &Params) -> Result<Response, ApiE
 fn group_error(e: crate::groups::GroupError, id: &str) -> ApiError {
     use crate::groups::GroupError;
     match e {
-        GroupError::Invalid(fields) => {
-            ApiError::unprocessable(serde_json::to_value(fields).unwrap_or(Value::Null))
-        }
+        GroupError::Invalid(fields) => ApiError::invalid(fields),
         GroupError::NotFound => ApiError::not_found(format!("no group {id:?}")),
         GroupError::Conflict(d) => ApiError::conflict(d),
         GroupError::Store(e) => ApiError::store(e),
@@ -201,13 +176,16 @@ fn group_view(g: &Group) -> Value {
     })
 }
 
-/// `GET /api/v1/groups`: every group, lowest priority number first.
+/// `GET /api/v1/groups`: every group (at most [`crate::groups::MAX_GROUPS`]), lowest
+/// priority number first, as one page.
 pub async fn list_groups(p: &impl Platform) -> Result<Response, ApiError> {
     let mut all: Vec<Group> = crate::groups::all(p.store()).await?.into_values().collect();
     all.sort_by(|a, b| (a.priority, &a.id).cmp(&(b.priority, &b.id)));
-    Ok(api::ok_json(&json!({
-        "groups": all.iter().map(group_view).collect::<Vec<_>>(),
-    })))
+    Ok(api::ok_json(&paging::answer(
+        all.iter().map(group_view).collect(),
+        None,
+        Map::new(),
+    )))
 }
 
 /// `POST /api/v1/groups`

@@ -146,10 +146,7 @@ impl From<ApiError> for EnrollError {
     /// A missing or broken variable: a fault on our side, named in the log (never its
     /// value); devices get a generic reason.
     fn from(e: ApiError) -> Self {
-        crate::log::error(
-            e.error.as_str(),
-            &[("detail", e.detail.as_str().unwrap_or_default().into())],
-        );
+        crate::log::error(e.code.as_str(), &[("detail", e.message.as_str().into())]);
         EnrollError::new(
             e.status,
             "server.misconfigured",

@@ -4,8 +4,8 @@
 //! answered DeviceInformation has unknown supervision) refuse nothing; ADE-only commands
 //! are not refused for want of knowing how the device enrolled.
 
+use crate::api::FieldError;
 use plist::Value as Plist;
-use serde_json::{Value, json};
 
 use super::commands_table::{self, OsFamily};
 use super::enrollment_record::EnrollmentRecord;
@@ -124,9 +124,9 @@ pub fn user_enrollment_limits(
     rt: &str,
     payload: &plist::Dictionary,
     os: Option<OsFamily>,
-) -> Result<(), Vec<Value>> {
+) -> Result<(), Vec<FieldError>> {
     use crate::mdm::user_enrollment::{payload_refusal, payload_types, refused_queries};
-    let mut problems: Vec<Value> = Vec::new();
+    let mut problems: Vec<FieldError> = Vec::new();
     match rt {
         "DeviceInformation" => {
             let queries: Vec<String> = payload
@@ -140,13 +140,13 @@ pub fn user_enrollment_limits(
                 .unwrap_or_default();
             let refused = refused_queries(&queries, os);
             if !refused.is_empty() {
-                problems.push(json!({
-                    "key": "Queries",
-                    "problem": format!(
+                problems.push(FieldError::new(
+                    "Queries",
+                    format!(
                         "not allowed under User Enrollment (no device identifiers or device-wide state): {}",
                         refused.join(", ")
                     ),
-                }));
+                ));
             }
         }
         "InstallProfile" => {
@@ -158,11 +158,11 @@ pub fn user_enrollment_limits(
                 Ok(types) => {
                     for t in types {
                         if let Some(reason) = payload_refusal(&t, os) {
-                            problems.push(json!({ "key": "Payload", "problem": reason }));
+                            problems.push(FieldError::new("Payload", reason));
                         }
                     }
                 }
-                Err(e) => problems.push(json!({ "key": "Payload", "problem": e })),
+                Err(e) => problems.push(FieldError::new("Payload", e)),
             }
         }
         _ => {}

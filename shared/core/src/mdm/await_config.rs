@@ -119,7 +119,7 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
                         "setup command not queued",
                         &[
                             ("request_type", request_type.as_str().into()),
-                            ("error", e.error.as_str().into()),
+                            ("error", e.message.as_str().into()),
                         ],
                     );
                     continue;

@@ -9,7 +9,7 @@ use base64::Engine;
 use http::StatusCode;
 use mdm_kv::KvError;
 use plist::{Dictionary, Value as Plist};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::availability::{capability, platform_of, user_enrollment_limits};
 use super::command;
@@ -19,7 +19,7 @@ use super::connect::{self, EnqueueError, NewCommand};
 use super::enrollments::{self, EnrollmentRecord};
 use super::push;
 use super::queue::{Channel, Lane, QueueError};
-use crate::api::ApiError;
+use crate::api::{ApiError, FieldError};
 use crate::config;
 use crate::{Clock, Platform, Variables};
 
@@ -71,7 +71,7 @@ pub struct Options {
 
 /// Apple's schema refused the payload: the list of offending keys, as a 422.
 pub fn payload_errors(errs: Vec<PayloadError>) -> ApiError {
-    ApiError::unprocessable(serde_json::to_value(errs).unwrap_or(Value::Null))
+    ApiError::invalid(errs.into_iter().map(FieldError::from).collect())
 }
 
 fn new_uuid() -> String {
@@ -131,10 +131,10 @@ async fn channel(
 async fn unlock_token(p: &impl Platform, rec: &EnrollmentRecord) -> Result<Vec<u8>, ApiError> {
     let key = config::storage_key(p.vars()).await?;
     enrollments::unlock_token(rec, &key).ok_or_else(|| {
-        ApiError::unprocessable(json!([{
-            "key": "UnlockToken",
-            "problem": "missing, and the device escrowed none in its TokenUpdate",
-        }]))
+        ApiError::field(
+            "UnlockToken",
+            "missing, and the device escrowed none in its TokenUpdate",
+        )
     })
 }
 
@@ -174,10 +174,10 @@ async fn prepare(
             (payload, uuid.clone())
         }
     };
-    capability(&rt, rec, user_channel).map_err(ApiError::unprocessable)?;
+    capability(&rt, rec, user_channel)
+        .map_err(|why| ApiError::unprocessable("not_supported_by_device", why))?;
     if rec.user_enrollment {
-        user_enrollment_limits(&rt, &payload, platform_of(rec))
-            .map_err(|problems| ApiError::unprocessable(Value::Array(problems)))?;
+        user_enrollment_limits(&rt, &payload, platform_of(rec)).map_err(ApiError::invalid)?;
     }
     let uuid = given_uuid.unwrap_or_else(new_uuid);
     let body = command::build(&uuid, &rt, payload);
@@ -208,11 +208,9 @@ fn enqueue_error(e: EnqueueError, device: &str, uuid: &str) -> ApiError {
             "device {device:?} has no command queue on this channel (no TokenUpdate yet)"
         )),
         EnqueueError::Queue(QueueError::Store(e)) => ApiError::store(e),
-        EnqueueError::Unsealed => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            format!("command {uuid:?} carries a secret and was not sealed"),
-        ),
+        EnqueueError::Unsealed => ApiError::internal(format!(
+            "command {uuid:?} carries a secret and was not sealed"
+        )),
     }
 }
 

@@ -18,6 +18,13 @@ pub struct PayloadError {
     pub problem: String,
 }
 
+/// A payload problem in the admin API's answer: the key is the field at fault.
+impl From<PayloadError> for crate::api::FieldError {
+    fn from(e: PayloadError) -> Self {
+        crate::api::FieldError::new(e.key, e.problem)
+    }
+}
+
 impl std::fmt::Display for PayloadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.key, self.problem)

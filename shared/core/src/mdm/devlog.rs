@@ -30,8 +30,9 @@ pub const MAX_DETAILS: usize = 200;
 /// died between its increment and its write: the purge steps over it.
 const HOLE_LAG: u64 = 1_000;
 
-fn counter(device: &str) -> CounterKey {
-    CounterKey::new(&format!("dlog:{}", segment(device))).expect("counter name")
+/// The device's entry counter; an error for an id too long to be a key (no device has one).
+fn counter(device: &str) -> Result<CounterKey, KvError> {
+    CounterKey::new(&format!("dlog:{}", segment(device)))
 }
 
 fn all_counter() -> CounterKey {
@@ -138,7 +139,7 @@ pub async fn append<B: Backend>(
     entry: &NewEntry<'_>,
     now: u64,
 ) -> Result<u64, KvError> {
-    let n = store.increment(&counter(device), 1).await? as u64;
+    let n = store.increment(&counter(device)?, 1).await? as u64;
     let g = store.increment(&all_counter(), 1).await? as u64;
     let e = Entry {
         n,
@@ -203,7 +204,11 @@ pub async fn list<B: Backend>(
     device: &str,
     q: &LogQuery,
 ) -> Result<LogPage, KvError> {
-    let newest = store.counter(&counter(device)).await?.max(0) as u64;
+    // An id too long to be a key names no device: its log is empty.
+    let newest = match counter(device) {
+        Ok(c) => store.counter(&c).await?.max(0) as u64,
+        Err(_) => 0,
+    };
     let mut top = match q.before {
         Some(b) => b.saturating_sub(1).min(newest),
         None => newest,

@@ -218,25 +218,15 @@ pub async fn put(p: &impl Platform, req: &Request) -> Result<Response, ApiError>
         match (k.as_str(), v.as_str()) {
             ("force", "true" | "1") => force = true,
             ("force", "false" | "0" | "") => force = false,
-            ("force", _) => {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": "force", "rule": "true or false" }]),
-                ));
-            }
+            ("force", _) => return Err(ApiError::field("force", "true or false")),
             _ => {
-                return Err(ApiError::unprocessable(
-                    json!([{ "field": k, "rule": "unknown parameter; only force" }]),
-                ));
+                return Err(ApiError::invalid(vec![api::FieldError::unknown_parameter(
+                    &k,
+                )]));
             }
         }
     }
-    let unusable = |reason: String| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_push_certificate",
-            json!({ "reason": reason }),
-        )
-    };
+    let unusable = |reason: String| ApiError::unprocessable("invalid_push_certificate", reason);
     let cert = parse_upload(body).map_err(unusable)?;
     let topic = match cert.subject_uid() {
         Some(t) if t.starts_with(TOPIC_PREFIX) && t.len() > TOPIC_PREFIX.len() => t,
@@ -271,12 +261,10 @@ pub async fn put(p: &impl Platform, req: &Request) -> Result<Response, ApiError>
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "push_topic_change",
-                json!({
-                    "reason": "the new certificate's topic differs from the one enrolled devices use: they would no longer receive pushes and must re-enroll. Renew the existing certificate with the same Apple Account instead, or repeat with ?force=true to switch anyway",
-                    "current_topic": old,
-                    "new_topic": topic,
-                }),
-            ));
+                "the new certificate's topic differs from the one enrolled devices use: they would no longer receive pushes and must re-enroll. Renew the existing certificate with the same Apple Account instead, or repeat with ?force=true to switch anyway",
+            )
+            .with_fact("current_topic", old)
+            .with_fact("new_topic", topic));
         }
         replaced = Some(old.to_owned());
     }

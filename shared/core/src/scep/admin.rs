@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::challenge::{self, CHALLENGE_TTL, ChallengeGrant};
-use crate::api::{self, ApiError, Request, Response};
+use crate::api::{self, ApiError, FieldError, Request, Response};
 use crate::log::loggable;
 use crate::{Clock, Platform};
 
@@ -38,8 +38,9 @@ pub async fn create_challenge(p: &impl Platform, req: &Request) -> Result<Respon
     let body: ChallengeRequest = api::parse_json(req)?;
     let mut problems = Vec::new();
     if !text_ok(&body.device_id, MAX_DEVICE_ID) {
-        problems.push(format!(
-            "device_id: 1 to {MAX_DEVICE_ID} characters, no control characters"
+        problems.push(FieldError::new(
+            "device_id",
+            format!("1 to {MAX_DEVICE_ID} characters, no control characters"),
         ));
     }
     let purpose = body.purpose.unwrap_or_else(|| "manual".into());
@@ -49,27 +50,35 @@ pub async fn create_challenge(p: &impl Platform, req: &Request) -> Result<Respon
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
     {
-        problems.push(format!(
-            "purpose: 1 to {MAX_PURPOSE} characters of a-z, 0-9, '-', '_'"
+        problems.push(FieldError::new(
+            "purpose",
+            format!("1 to {MAX_PURPOSE} characters of a-z, 0-9, '-', '_'"),
         ));
     }
     if crate::scep::issued::SERVER_PURPOSES.contains(&purpose.as_str()) {
-        problems.push(format!(
-            "purpose: {purpose:?} is the server's own; choose another (default manual)"
+        problems.push(FieldError::new(
+            "purpose",
+            format!("{purpose:?} is the server's own; choose another (default manual)"),
         ));
     }
     if let Some(s) = &body.serial
         && !text_ok(s, MAX_SERIAL)
     {
-        problems.push(format!("serial: 1 to {MAX_SERIAL} characters"));
+        problems.push(FieldError::new(
+            "serial",
+            format!("1 to {MAX_SERIAL} characters"),
+        ));
     }
     if let Some(u) = &body.user
         && !text_ok(u, MAX_USER)
     {
-        problems.push(format!("user: 1 to {MAX_USER} characters"));
+        problems.push(FieldError::new(
+            "user",
+            format!("1 to {MAX_USER} characters"),
+        ));
     }
     if !problems.is_empty() {
-        return Err(ApiError::unprocessable(problems));
+        return Err(ApiError::invalid(problems));
     }
     let grant = ChallengeGrant {
         device_id: body.device_id.trim().to_owned(),

@@ -81,7 +81,7 @@ impl From<KvError> for ScepSetupError {
 
 impl From<ApiError> for ScepSetupError {
     fn from(e: ApiError) -> Self {
-        ScepSetupError::Misconfigured(e.detail.as_str().unwrap_or(&e.error).to_owned())
+        ScepSetupError::Misconfigured(e.message)
     }
 }
 
@@ -98,7 +98,7 @@ impl From<ScepSetupError> for ApiError {
             .with_header(http::header::RETRY_AFTER, "5"),
             other => ApiError::new(
                 http::StatusCode::INTERNAL_SERVER_ERROR,
-                "scep ca unavailable",
+                "scep_ca_unavailable",
                 other.to_string(),
             ),
         }

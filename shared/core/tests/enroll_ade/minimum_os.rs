@@ -92,7 +92,7 @@ fn minimum_os_comparison_and_validation() {
         .to_string(),
     );
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    let fields: Vec<&str> = body["detail"]
+    let fields: Vec<&str> = body["fields"]
         .as_array()
         .unwrap()
         .iter()

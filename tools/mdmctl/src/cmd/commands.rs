@@ -125,7 +125,18 @@ pub const BULK: &[Column] = &[
             format!("{} {}", v["status"], v["error"].as_str().unwrap_or(""))
         }
     }),
-    computed("DETAIL", |v| detail_lines(&v["detail"]).join("; ")),
+    computed("DETAIL", |v| {
+        // The error's message, fields and facts; not the result's own device and status.
+        let mut error = v.clone();
+        if let Value::Object(m) = &mut error {
+            m.remove("device");
+            m.remove("status");
+        }
+        let mut lines = vec![v["message"].as_str().unwrap_or("").to_owned()];
+        lines.extend(detail_lines(&error));
+        lines.retain(|l| !l.is_empty());
+        lines.join("; ")
+    }),
 ];
 
 /// A command document as the API's JSON: the envelope's `Command` when there is one.
@@ -237,8 +248,6 @@ pub fn run(ctx: &mut Ctx, cmd: CommandsCmd) -> Result<(), CliError> {
             let listing = Listing {
                 pattern: DEVICE_COMMANDS,
                 params: &[&device],
-                items: "commands",
-                cursor: "cursor",
             };
             let items = paging::fetch(ctx, &listing, filters, &page)?;
             ctx.list(&items, COLUMNS)

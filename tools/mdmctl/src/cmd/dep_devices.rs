@@ -77,8 +77,6 @@ pub fn run(ctx: &mut Ctx, cmd: DepDevicesCmd) -> Result<(), CliError> {
             let listing = Listing {
                 pattern: "/api/v1/tokens/{token}/devices",
                 params: &[&token],
-                items: "devices",
-                cursor: "after",
             };
             let items = paging::fetch(ctx, &listing, filters, &page)?;
             ctx.list(&items, COLUMNS)

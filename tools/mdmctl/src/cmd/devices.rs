@@ -83,8 +83,6 @@ pub fn run(ctx: &mut Ctx, cmd: DevicesCmd) -> Result<(), CliError> {
             let listing = Listing {
                 pattern: "/api/v1/devices",
                 params: &[],
-                items: "devices",
-                cursor: "after",
             };
             let items = paging::fetch(ctx, &listing, filters, &page)?;
             ctx.list(&items, COLUMNS)
@@ -113,8 +111,6 @@ pub fn run(ctx: &mut Ctx, cmd: DevicesCmd) -> Result<(), CliError> {
             let listing = Listing {
                 pattern: "/api/v1/devices/{device}/logs",
                 params: &[&device],
-                items: "entries",
-                cursor: "before",
             };
             let items = paging::fetch(ctx, &listing, filters, &page)?;
             ctx.list(&items, LOG_COLUMNS)

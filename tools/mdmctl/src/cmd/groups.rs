@@ -68,7 +68,7 @@ pub fn run(ctx: &mut Ctx, cmd: GroupsCmd) -> Result<(), CliError> {
     match cmd {
         GroupsCmd::List => {
             let v = api.get("/api/v1/groups", &[])?;
-            ctx.list(items(&v, "groups")?, COLUMNS)
+            ctx.list(items(&v, crate::paging::ITEMS)?, COLUMNS)
         }
         GroupsCmd::Show { group } => {
             let v = api.get(ONE, &[&group])?;

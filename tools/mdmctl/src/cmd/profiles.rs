@@ -145,7 +145,7 @@ pub fn run(ctx: &mut Ctx, args: ProfilesArgs) -> Result<(), CliError> {
     match args.cmd {
         ProfilesCmd::List => {
             let v = api.get(LIST, &[t])?;
-            ctx.list(items(&v, "profiles")?, COLUMNS)
+            ctx.list(items(&v, crate::paging::ITEMS)?, COLUMNS)
         }
         ProfilesCmd::Show { profile } => {
             let v = api.get(ONE, &[t, &profile.to_string()])?;

@@ -17,7 +17,7 @@ pub fn resolve(ctx: &mut Ctx, arg: &SlotArg) -> Result<String, CliError> {
         return Ok(id.to_string());
     }
     let v = ctx.api()?.get("/api/v1/tokens", &[])?;
-    let ids: Vec<String> = v["tokens"]
+    let ids: Vec<String> = v[crate::paging::ITEMS]
         .as_array()
         .map(|a| {
             a.iter()

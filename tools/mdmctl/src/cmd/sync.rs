@@ -40,10 +40,8 @@ pub fn run(ctx: &mut Ctx, api: &Api, args: SyncArgs) -> Result<(), CliError> {
         Ok(v) => v,
         // Another sync is under way: with --wait, follow that one.
         Err(CliError::Api {
-            status: 409,
-            detail: Value::String(d),
-            ..
-        }) if args.wait && d.contains("already running") => {
+            status: 409, code, ..
+        }) if args.wait && code == "sync_running" => {
             ctx.note("a sync of this token is already running; following it");
             json!({ "outcome": "running" })
         }

@@ -84,7 +84,7 @@ pub fn run(ctx: &mut Ctx, cmd: TokensCmd) -> Result<(), CliError> {
     match cmd {
         TokensCmd::List => {
             let v = api.get(LIST, &[])?;
-            ctx.list(items(&v, "tokens")?, COLUMNS)
+            ctx.list(items(&v, crate::paging::ITEMS)?, COLUMNS)
         }
         TokensCmd::Create { name, apple_id } => {
             let body = obj(vec![

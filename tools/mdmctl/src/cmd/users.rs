@@ -105,8 +105,6 @@ pub fn run(ctx: &mut Ctx, cmd: UsersCmd) -> Result<(), CliError> {
             let listing = Listing {
                 pattern: "/api/v1/users",
                 params: &[],
-                items: "users",
-                cursor: "after",
             };
             let items = paging::fetch(ctx, &listing, Vec::new(), &page)?;
             ctx.list(&items, COLUMNS)
