@@ -1,8 +1,9 @@
 //! The device views: inventory from DeviceInformation and other answers, the device
 //! list with its pages and filters, and no secrets in either.
 
-use super::*;
 use base64::Engine;
+
+use super::*;
 
 #[test]
 fn inventory_from_a_captured_device_information_answer() {

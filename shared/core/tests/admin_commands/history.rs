@@ -1,8 +1,9 @@
 //! A channel's command history: newest first, filtered by status, request type and
 //! date, paginated.
 
-use super::*;
 use mdm_core::Clock;
+
+use super::*;
 
 #[test]
 fn history_is_newest_first_filtered_and_paginated() {

@@ -1,8 +1,9 @@
 //! Retention: finished commands are purged after the configured days, a bounded amount
 //! per tick.
 
-use super::*;
 use mdm_core::mdm::command_retention;
+
+use super::*;
 
 fn tick(e: &E) -> Value {
     let req = http::Request::builder()
