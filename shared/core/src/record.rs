@@ -128,17 +128,11 @@ pub trait Stored: Record {
         store: &Store<B>,
         items: &[(Self::Id<'_>, &Self)],
     ) -> Result<(), KvError> {
-        let mut encoded = Vec::with_capacity(items.len());
+        let mut writes = Writes::default();
         for (id, r) in items {
-            let key = Self::key(*id);
-            let value = r.encode_at(&key)?;
-            encoded.push((key, value));
+            writes.put(*r, *id)?;
         }
-        let refs: Vec<(&str, &[u8])> = encoded
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_slice()))
-            .collect();
-        store.set_many(&refs).await
+        writes.save(store).await
     }
 
     async fn delete<B: Backend>(store: &Store<B>, id: Self::Id<'_>) -> Result<(), KvError> {
@@ -243,6 +237,33 @@ impl<R: Record> Stored for R {}
 enum Damage {
     Fail,
     Skip,
+}
+
+/// Records of any kinds written unconditionally in one batched store call, as
+/// [`Stored::save`] would one by one: where several records start together and nobody
+/// else writes their keys yet (a command's record and its history entry; a queue entry
+/// and its UUID index), one round trip instead of one each. Written in the order put.
+#[derive(Debug, Default)]
+pub struct Writes {
+    items: Vec<(String, Vec<u8>)>,
+}
+
+impl Writes {
+    pub fn put<R: Stored>(&mut self, record: &R, id: R::Id<'_>) -> Result<&mut Self, KvError> {
+        let key = R::key(id);
+        let value = record.encode_at(&key)?;
+        self.items.push((key, value));
+        Ok(self)
+    }
+
+    pub async fn save<B: Backend>(&self, store: &Store<B>) -> Result<(), KvError> {
+        let refs: Vec<(&str, &[u8])> = self
+            .items
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        store.set_many(&refs).await
+    }
 }
 
 async fn modify<R: Record, B: Backend, E: From<KvError>>(

@@ -26,7 +26,7 @@ use mdm_kv::{Backend, CounterKey, KvError, Store};
 use super::queue::{Channel, Lane, QueueError};
 use super::queue_enqueue;
 use super::report::ErrorEntry;
-use crate::record::{self, Record, Stored};
+use crate::record::{self, Record, Stored, Writes};
 
 /// `status` of a command not answered yet (or deferred, see [`STATUS_NOT_NOW`]).
 pub const STATUS_QUEUED: &str = "Queued";
@@ -271,9 +271,10 @@ pub async fn enqueue<B: Backend>(
         last_not_now_at: None,
         cancelled_at: None,
     };
-    rec.save(store, (tag, &cmd.uuid)).await?;
-    LoggedCommand(cmd.uuid.clone())
-        .save(store, (tag, n))
+    Writes::default()
+        .put(&rec, (tag, &cmd.uuid))?
+        .put(&LoggedCommand(cmd.uuid.clone()), (tag, n))?
+        .save(store)
         .await?;
     let queued = queue_enqueue::enqueue(
         store,

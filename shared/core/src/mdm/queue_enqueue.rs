@@ -11,7 +11,7 @@ use super::queue::{
     Channel, EntryState, Lane, Location, QueueError, QueuedCommand, counts, head, locate,
     transition,
 };
-use crate::record::{Record, Stored};
+use crate::record::{Record, Stored, Writes};
 
 /// A command just queued, and what stood before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +59,11 @@ pub async fn enqueue<B: Backend>(
             deliveries: 0,
             sealed,
         };
-        Location(lane, seq).save(store, (ch, uuid)).await?;
-        cmd.save(store, (ch, lane, seq)).await?;
+        Writes::default()
+            .put(&Location(lane, seq), (ch, uuid))?
+            .put(&cmd, (ch, lane, seq))?
+            .save(store)
+            .await?;
         let h = head(store, ch).await?.ok_or(QueueError::NoChannel)?;
         if h.next(lane) <= seq {
             return Ok(Enqueued {

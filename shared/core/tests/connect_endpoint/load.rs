@@ -59,10 +59,8 @@ impl Backend for Counting {
     }
 }
 
-/// The most store operations one device request needed, over a scripted session with
-/// `n` queued commands: NotNow on the first quarter, answers to the next quarter, a new
-/// exchange that delivers the deferred ones again (and the device answers them all).
-fn max_ops_per_request(n: usize) -> usize {
+/// A store holding one device enrolled (Authenticate, TokenUpdate), counting operations.
+fn enrolled_counting() -> Store<Counting> {
     let s = Store::new(Counting {
         inner: MemoryBackend::new(),
         ops: AtomicUsize::new(0),
@@ -87,16 +85,49 @@ fn max_ops_per_request(n: usize) -> usize {
         ))
         .unwrap();
     }
+    s
+}
+
+fn new_command(i: usize) -> NewCommand {
+    NewCommand {
+        uuid: format!("c{i:05}"),
+        request_type: "ProfileList".into(),
+        body: format!("c{i:05}").into_bytes(),
+        lane: Lane::Normal,
+        sealed: false,
+    }
+}
+
+/// Queueing a command costs the same few store operations however long the queue is:
+/// the duplicate check, the record with its history entry (one batch), the queue's
+/// counts, the sequence number, the entry with its UUID index (one batch), the head's
+/// check, the metric.
+#[test]
+fn an_enqueue_costs_a_fixed_number_of_store_operations() {
+    let s = enrolled_counting();
+    let ch = Channel::device(UDID);
+    let mut costs = Vec::new();
+    for i in 0..300 {
+        let before = s.backend().ops.load(Ordering::SeqCst);
+        block_on(connect::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
+        costs.push(s.backend().ops.load(Ordering::SeqCst) - before);
+    }
+    let (min, max) = (costs.iter().min().unwrap(), costs.iter().max().unwrap());
+    assert_eq!(
+        min, max,
+        "the cost of an enqueue grew with the queue: {costs:?}"
+    );
+    assert!(*max <= 11, "{max} store operations for one enqueue");
+}
+
+/// The most store operations one device request needed, over a scripted session with
+/// `n` queued commands: NotNow on the first quarter, answers to the next quarter, a new
+/// exchange that delivers the deferred ones again (and the device answers them all).
+fn max_ops_per_request(n: usize) -> usize {
+    let s = enrolled_counting();
     let ch = Channel::device(UDID);
     for i in 0..n {
-        let cmd = NewCommand {
-            uuid: format!("c{i:05}"),
-            request_type: "ProfileList".into(),
-            body: format!("c{i:05}").into_bytes(),
-            lane: Lane::Normal,
-            sealed: false,
-        };
-        block_on(connect::enqueue(&s, &ch, &cmd, 0, 100_000)).unwrap();
+        block_on(connect::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
     }
     let max = Mutex::new(0usize);
     let send = |status: &str, uuid: Option<&str>| -> Option<String> {

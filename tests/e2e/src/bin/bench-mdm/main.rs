@@ -208,15 +208,18 @@ async fn bench() -> anyhow::Result<()> {
     if o.deliver > 0 {
         let rest = devices.split_off(o.deliver_devices.min(devices.len()));
         let n = devices.len();
+        let kv0 = lab.app.kv_stats();
         let (mut used, cps, eps, enqueue) = delivery(&lab, devices, o.deliver, o.admins).await?;
+        let kv1 = lab.app.kv_stats();
         println!(
             "{} commands to {n} devices, {} admin connections queueing, devices woken by APNs:",
             o.deliver, o.admins
         );
         println!(
-            "  {cps:8.0} commands/s acknowledged   ({eps:.0} enqueues/s; enqueue p50 {}   p99 {})",
+            "  {cps:8.0} commands/s acknowledged   ({eps:.0} enqueues/s; enqueue p50 {}   p99 {}; ~{:.1} store calls per command, enqueue to answer)",
             ms(enqueue.p50),
-            ms(enqueue.p99)
+            ms(enqueue.p99),
+            (kv1.calls() - kv0.calls()) as f64 / o.deliver as f64,
         );
         used.extend(rest);
         devices = used;
