@@ -6,10 +6,10 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::profiles::{ctx, default_of, profile, token, with_apple};
+use super::profiles::{assign_with_apple, ctx, default_of, profile, remove_with_apple, token};
 use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::dep::TokenId;
-use crate::dep::assign::{self, Summary};
+use crate::dep::assign::Summary;
 use crate::dep::inventory_list::{self, Assignment};
 use crate::dep::profile_store::{self as store_, MAX_RULES, Rule};
 use crate::dep::tokens;
@@ -91,10 +91,7 @@ pub async fn assign(
     let serials = selected(p, t.id, api::parse_json(req)?).await?;
     let c = ctx(p).await?;
     let now = p.clock().unix_seconds();
-    let summary = with_apple(p, &t, &c, async |client| {
-        assign::assign(p.store(), client, t.id, r.id, &r.apple_uuid, &serials, now).await
-    })
-    .await??;
+    let summary = assign_with_apple(p, &t, &c, &r, &serials, now).await?;
     Ok(api::json(
         status_of(&summary),
         &json!({ "profile": r.id, "devices": serials.len(), "result": summary }),
@@ -110,10 +107,7 @@ pub async fn unassign(
     let serials = selected(p, t.id, api::parse_json(req)?).await?;
     let c = ctx(p).await?;
     let now = p.clock().unix_seconds();
-    let summary = with_apple(p, &t, &c, async |client| {
-        assign::remove(p.store(), client, t.id, &serials, now).await
-    })
-    .await??;
+    let summary = remove_with_apple(p, &t, &c, &serials, now).await?;
     Ok(api::json(
         status_of(&summary),
         &json!({ "devices": serials.len(), "result": summary }),

@@ -110,7 +110,7 @@ pub(super) async fn ctx(p: &impl Platform) -> Result<Ctx, ApiError> {
 }
 
 /// Runs `op` with the token's Apple client ([`apple::with_client`]).
-pub(super) async fn with_apple<P: Platform, T>(
+async fn with_apple<P: Platform, T>(
     p: &P,
     t: &TokenRecord,
     c: &Ctx,
@@ -119,6 +119,35 @@ pub(super) async fn with_apple<P: Platform, T>(
     apple::with_client(p, t, &c.storage_key, &c.base, op)
         .await
         .map_err(start_error)
+}
+
+/// Assigns profile `r` to `serials` with Apple ([`assign::assign`]).
+pub(super) async fn assign_with_apple(
+    p: &impl Platform,
+    t: &TokenRecord,
+    c: &Ctx,
+    r: &ProfileRecord,
+    serials: &[String],
+    now: u64,
+) -> Result<Summary, ApiError> {
+    Ok(with_apple(p, t, c, async |client| {
+        assign::assign(p.store(), client, t.id, r.id, &r.apple_uuid, serials, now).await
+    })
+    .await??)
+}
+
+/// Removes the profile assignment of `serials` with Apple ([`assign::remove`]).
+pub(super) async fn remove_with_apple(
+    p: &impl Platform,
+    t: &TokenRecord,
+    c: &Ctx,
+    serials: &[String],
+    now: u64,
+) -> Result<Summary, ApiError> {
+    Ok(with_apple(p, t, c, async |client| {
+        assign::remove(p.store(), client, t.id, serials, now).await
+    })
+    .await??)
 }
 
 fn parse_spec(req: &Request) -> Result<(ProfileSpec, Vec<String>), ApiError> {
@@ -255,10 +284,7 @@ pub async fn update(
         all.dedup();
         let serials = devices_with(p, t.id, &all).await?;
         if !serials.is_empty() {
-            moved = with_apple(p, &t, &c, async |client| {
-                assign::assign(p.store(), client, t.id, r.id, &r.apple_uuid, &serials, now).await
-            })
-            .await??;
+            moved = assign_with_apple(p, &t, &c, &r, &serials, now).await?;
         }
     } else {
         store_::save(p.store(), &r).await?;
@@ -306,10 +332,7 @@ pub async fn delete(
         }
         let c = ctx(p).await?;
         let now = p.clock().unix_seconds();
-        removed = with_apple(p, &t, &c, async |client| {
-            assign::remove(p.store(), client, t.id, &serials, now).await
-        })
-        .await??;
+        removed = remove_with_apple(p, &t, &c, &serials, now).await?;
         if removed.stopped.is_some() {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
