@@ -9,8 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/need.sh
 need wrk wrk
-. scripts/lib/toolchain.sh
-ensure_toolchain
-rustup target add wasm32-wasip2 >/dev/null
-cargo build --release --target wasm32-wasip2 -p mdm-admin -p mdm-sync -p mdm-checkin -p mdm-commands
-cargo run --release -p mdm-e2e --bin bench-polls -- "$@"
+. scripts/lib/bench.sh
+run_bench bench-polls "$@"

@@ -26,17 +26,20 @@ impl ApiError {
     }
 }
 
+/// A response no cache may keep: what we answer is a device's, a user's or the
+/// server's state, or a secret.
+pub fn uncached(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut resp = http::Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
 pub fn json(status: StatusCode, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).expect("serialising JSON to memory cannot fail");
-    let mut resp = http::Response::new(bytes);
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    uncached(status, "application/json", bytes)
 }
 
 pub fn ok_json(body: &impl Serialize) -> Response {

@@ -233,14 +233,13 @@ async fn assignment_retries(
         Ok(_) => {}
         Err(e) => return json!({ "error": e.to_string() }),
     }
-    let (mut client, before) = match apple::client_for(p, token, storage_key, base).await {
-        Ok(c) => c,
-        Err(e) => return json!({ "error": e.to_string() }),
-    };
-    let r = crate::dep::assign::retry_due(p.store(), &mut client, token.id, now).await;
-    apple::finish(p, token.id, storage_key, &client, before).await;
+    let r = apple::with_client(p, token, storage_key, base, async |client| {
+        crate::dep::assign::retry_due(p.store(), client, token.id, now).await
+    })
+    .await;
     match r {
-        Ok(summary) => serde_json::to_value(summary).unwrap_or(Value::Null),
+        Ok(Ok(summary)) => serde_json::to_value(summary).unwrap_or(Value::Null),
+        Ok(Err(e)) => json!({ "error": e.to_string() }),
         Err(e) => json!({ "error": e.to_string() }),
     }
 }

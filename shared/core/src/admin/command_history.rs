@@ -72,7 +72,7 @@ const ENVELOPE: &[&str] = &[
 fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiError> {
     let mut q = HistoryQuery::default();
     let mut user = None;
-    let read = paging::Query::read(req, |k, v, bad| {
+    let page = paging::query_in_range(req, &mut q.from, &mut q.to, |k, v, bad| {
         match k {
             "status" => match STATUSES.iter().find(|(name, _)| *name == v.as_str()) {
                 Some((_, s)) => q.status = Some((*s).to_owned()),
@@ -92,7 +92,6 @@ fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiErr
                 Some(rt) => q.request_type = Some(rt),
                 None => bad.push(FieldError::new("request_type", "1 to 64 characters")),
             },
-            _ if paging::time_filter(k, &v, &mut q.from, &mut q.to, bad) => {}
             "user" => match channel_user(v) {
                 Ok(u) => user = Some(u),
                 Err(e) => bad.push(e),
@@ -101,7 +100,6 @@ fn history_query(req: &Request) -> Result<(HistoryQuery, Option<String>), ApiErr
         }
         true
     })?;
-    let page = read.finish_in_range(q.from, q.to)?;
     q.limit = page.limit;
     q.before = page.cursor;
     Ok((q, user))

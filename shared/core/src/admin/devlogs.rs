@@ -11,17 +11,15 @@ use crate::time::format_rfc3339;
 
 fn log_query(req: &Request) -> Result<LogQuery, ApiError> {
     let mut q = LogQuery::default();
-    let read = paging::Query::read(req, |k, v, bad| {
+    let page = paging::query_in_range(req, &mut q.from, &mut q.to, |k, v, bad| {
         match k {
             "action" if !v.is_empty() && v.len() <= 64 => q.action = Some(v),
             "status" if !v.is_empty() && v.len() <= 64 => q.status = Some(v),
             "action" | "status" => bad.push(FieldError::new(k, "1 to 64 characters")),
-            _ if paging::time_filter(k, &v, &mut q.from, &mut q.to, bad) => {}
             _ => return false,
         }
         true
     })?;
-    let page = read.finish_in_range(q.from, q.to)?;
     q.limit = page.limit;
     q.before = page.cursor;
     Ok(q)

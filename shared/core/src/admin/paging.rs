@@ -113,8 +113,22 @@ pub fn time(name: &str, v: &str) -> Result<u64, FieldError> {
         .ok_or_else(|| FieldError::new(name, "Unix seconds or an RFC 3339 timestamp"))
 }
 
+/// [`Query::read`] then [`Query::finish_in_range`], for the history routes: `from` and
+/// `to` are read into `from` and `to`, every other parameter goes to `filter`.
+pub fn query_in_range(
+    req: &Request,
+    from: &mut Option<u64>,
+    to: &mut Option<u64>,
+    mut filter: impl FnMut(&str, String, &mut Vec<FieldError>) -> bool,
+) -> Result<Page, ApiError> {
+    let read = Query::read(req, |k, v, bad| {
+        time_filter(k, &v, from, to, bad) || filter(k, v, bad)
+    })?;
+    read.finish_in_range(*from, *to)
+}
+
 /// Reads the `from` and `to` time filters; false for any other parameter.
-pub fn time_filter(
+fn time_filter(
     k: &str,
     v: &str,
     from: &mut Option<u64>,

@@ -6,11 +6,10 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::profiles::{ctx, default_of, profile, start_error, token};
+use super::profiles::{assign_with_apple, ctx, default_of, profile, remove_with_apple, token};
 use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::dep::TokenId;
-use crate::dep::apple;
-use crate::dep::assign;
+use crate::dep::assign::Summary;
 use crate::dep::inventory_list::{self, Assignment};
 use crate::dep::profile_store::{self as store_, MAX_RULES, Rule};
 use crate::dep::tokens;
@@ -73,6 +72,15 @@ async fn selected(p: &impl Platform, t: TokenId, sel: Selection) -> Result<Vec<S
     }
 }
 
+/// 202 when Apple stopped the run part way (the rest waits for a retry), else 200.
+fn status_of(summary: &Summary) -> StatusCode {
+    if summary.stopped.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    }
+}
+
 pub async fn assign(
     p: &impl Platform,
     params: &Params,
@@ -82,27 +90,10 @@ pub async fn assign(
     let r = profile(p, t.id, params).await?;
     let serials = selected(p, t.id, api::parse_json(req)?).await?;
     let c = ctx(p).await?;
-    let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
-        .await
-        .map_err(start_error)?;
-    let summary = assign::assign(
-        p.store(),
-        &mut client,
-        t.id,
-        r.id,
-        &r.apple_uuid,
-        &serials,
-        p.clock().unix_seconds(),
-    )
-    .await?;
-    apple::finish(p, t.id, &c.storage_key, &client, before).await;
-    let status = if summary.stopped.is_some() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
+    let now = p.clock().unix_seconds();
+    let summary = assign_with_apple(p, &t, &c, &r, &serials, now).await?;
     Ok(api::json(
-        status,
+        status_of(&summary),
         &json!({ "profile": r.id, "devices": serials.len(), "result": summary }),
     ))
 }
@@ -115,25 +106,10 @@ pub async fn unassign(
     let t = token(p, params).await?;
     let serials = selected(p, t.id, api::parse_json(req)?).await?;
     let c = ctx(p).await?;
-    let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
-        .await
-        .map_err(start_error)?;
-    let summary = assign::remove(
-        p.store(),
-        &mut client,
-        t.id,
-        &serials,
-        p.clock().unix_seconds(),
-    )
-    .await?;
-    apple::finish(p, t.id, &c.storage_key, &client, before).await;
-    let status = if summary.stopped.is_some() {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
+    let now = p.clock().unix_seconds();
+    let summary = remove_with_apple(p, &t, &c, &serials, now).await?;
     Ok(api::json(
-        status,
+        status_of(&summary),
         &json!({ "devices": serials.len(), "result": summary }),
     ))
 }

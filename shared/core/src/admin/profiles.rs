@@ -14,6 +14,7 @@ use crate::config::{self, SERVER_URL, Secret};
 use crate::dep::TokenId;
 use crate::dep::apple::{self, SyncStartError};
 use crate::dep::assign::{self, Summary};
+use crate::dep::client::DepClient;
 use crate::dep::error::DepError;
 use crate::dep::inventory_list::{self, Assignment};
 use crate::dep::profile_store::{self as store_, ProfileRecord};
@@ -86,7 +87,7 @@ fn apple_error(e: &DepError) -> ApiError {
     }
 }
 
-pub(super) fn start_error(e: SyncStartError) -> ApiError {
+fn start_error(e: SyncStartError) -> ApiError {
     match e {
         SyncStartError::NoToken => {
             ApiError::conflict("upload the server token (.p7m) into this slot first")
@@ -108,6 +109,47 @@ pub(super) async fn ctx(p: &impl Platform) -> Result<Ctx, ApiError> {
     })
 }
 
+/// Runs `op` with the token's Apple client ([`apple::with_client`]).
+async fn with_apple<P: Platform, T>(
+    p: &P,
+    t: &TokenRecord,
+    c: &Ctx,
+    op: impl AsyncFnOnce(&mut DepClient<'_, P::Http, P::Clock>) -> T,
+) -> Result<T, ApiError> {
+    apple::with_client(p, t, &c.storage_key, &c.base, op)
+        .await
+        .map_err(start_error)
+}
+
+/// Assigns profile `r` to `serials` with Apple ([`assign::assign`]).
+pub(super) async fn assign_with_apple(
+    p: &impl Platform,
+    t: &TokenRecord,
+    c: &Ctx,
+    r: &ProfileRecord,
+    serials: &[String],
+    now: u64,
+) -> Result<Summary, ApiError> {
+    Ok(with_apple(p, t, c, async |client| {
+        assign::assign(p.store(), client, t.id, r.id, &r.apple_uuid, serials, now).await
+    })
+    .await??)
+}
+
+/// Removes the profile assignment of `serials` with Apple ([`assign::remove`]).
+pub(super) async fn remove_with_apple(
+    p: &impl Platform,
+    t: &TokenRecord,
+    c: &Ctx,
+    serials: &[String],
+    now: u64,
+) -> Result<Summary, ApiError> {
+    Ok(with_apple(p, t, c, async |client| {
+        assign::remove(p.store(), client, t.id, serials, now).await
+    })
+    .await??)
+}
+
 fn parse_spec(req: &Request) -> Result<(ProfileSpec, Vec<String>), ApiError> {
     let spec: ProfileSpec = api::parse_json(req)?;
     match spec.validate() {
@@ -124,13 +166,11 @@ async fn define<P: Platform>(
     spec: &ProfileSpec,
 ) -> Result<String, ApiError> {
     let (enroll, web) = enrollment_urls(p).await?;
-    let (mut client, before) = apple::client_for(p, t, &c.storage_key, &c.base)
-        .await
-        .map_err(start_error)?;
-    let r = client
-        .define_profile(&spec.apple_profile(&enroll, &web))
-        .await;
-    apple::finish(p, t.id, &c.storage_key, &client, before).await;
+    let profile = spec.apple_profile(&enroll, &web);
+    let r = with_apple(p, t, c, async |client| {
+        client.define_profile(&profile).await
+    })
+    .await?;
     r.map(|d| d.profile_uuid).map_err(|e| apple_error(&e))
 }
 
@@ -244,20 +284,7 @@ pub async fn update(
         all.dedup();
         let serials = devices_with(p, t.id, &all).await?;
         if !serials.is_empty() {
-            let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
-                .await
-                .map_err(start_error)?;
-            moved = assign::assign(
-                p.store(),
-                &mut client,
-                t.id,
-                r.id,
-                &r.apple_uuid,
-                &serials,
-                now,
-            )
-            .await?;
-            apple::finish(p, t.id, &c.storage_key, &client, before).await;
+            moved = assign_with_apple(p, &t, &c, &r, &serials, now).await?;
         }
     } else {
         store_::save(p.store(), &r).await?;
@@ -304,18 +331,8 @@ pub async fn delete(
             .with_fact("blocked_by", json!([{ "what": "devices", "count": serials.len() }])));
         }
         let c = ctx(p).await?;
-        let (mut client, before) = apple::client_for(p, &t, &c.storage_key, &c.base)
-            .await
-            .map_err(start_error)?;
-        removed = assign::remove(
-            p.store(),
-            &mut client,
-            t.id,
-            &serials,
-            p.clock().unix_seconds(),
-        )
-        .await?;
-        apple::finish(p, t.id, &c.storage_key, &client, before).await;
+        let now = p.clock().unix_seconds();
+        removed = remove_with_apple(p, &t, &c, &serials, now).await?;
         if removed.stopped.is_some() {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,

@@ -226,19 +226,14 @@ pub async fn public_key(p: &impl Platform, params: &Params) -> Result<Response, 
         .decode(&kp.certificate)
         .map_err(|_| internal("stored certificate is not base64"))?;
     let cert = mdm_crypto::Certificate::from_der(&der).map_err(|e| internal(e.to_string()))?;
-    let mut resp = http::Response::new(cert.to_pem().into_bytes());
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/x-pem-file"),
+    let mut resp = api::uncached(
+        StatusCode::OK,
+        "application/x-pem-file",
+        cert.to_pem().into_bytes(),
     );
     if let Ok(v) = format!("attachment; filename=\"mdm-server-token-{}.pem\"", r.id).parse() {
-        h.insert(header::CONTENT_DISPOSITION, v);
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    h.insert(
-        header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
     Ok(resp)
 }
 

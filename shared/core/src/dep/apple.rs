@@ -214,17 +214,7 @@ pub async fn run_sync<P: crate::Platform>(
     storage_key: &Secret,
     base_url: &str,
 ) -> Result<super::sync::Report, SyncStartError> {
-    let creds = credentials(record, storage_key)
-        .map_err(SyncStartError::Unsealable)?
-        .ok_or(SyncStartError::NoToken)?;
-    let sealer = SlotSealer {
-        storage_key,
-        token: record.id,
-    };
-    let session = load_session(p.store(), &sealer)
-        .await
-        .map_err(|e| SyncStartError::Sync(e.into()))?;
-    let client = DepClient::new(p.http(), p.clock(), base_url, creds).with_session(session.clone());
+    let (client, session) = client_for(p, record, storage_key, base_url).await?;
     let auto = super::assign::AutoAssign::load(p.store(), record)
         .await
         .map_err(|e| SyncStartError::Sync(e.into()))?;
@@ -232,11 +222,7 @@ pub async fn run_sync<P: crate::Platform>(
     let report = super::sync::run(p.store(), p.clock(), record.id, &mut feed, plan, policy)
         .await
         .map_err(SyncStartError::Sync)?;
-    let now_session = feed.client.session_token().map(str::to_owned);
-    if now_session != session {
-        // Losing the cache only costs a new session next time.
-        let _ = save_session(p.store(), &sealer, now_session.as_deref()).await;
-    }
+    finish(p, record.id, storage_key, &feed.client, session).await;
     let verdict = match (
         &report.outcome,
         feed.last_error.as_ref().map(DepError::to_feed_error),
@@ -289,7 +275,23 @@ pub async fn client_for<'a, P: crate::Platform>(
     ))
 }
 
-/// Keeps the session the client ended with.
+/// Runs `op` with the slot's client ([`client_for`]), then keeps the session it ended
+/// with ([`finish`]).
+pub async fn with_client<P: crate::Platform, T>(
+    p: &P,
+    record: &TokenRecord,
+    storage_key: &Secret,
+    base_url: &str,
+    op: impl AsyncFnOnce(&mut DepClient<'_, P::Http, P::Clock>) -> T,
+) -> Result<T, SyncStartError> {
+    let (mut client, before) = client_for(p, record, storage_key, base_url).await?;
+    let r = op(&mut client).await;
+    finish(p, record.id, storage_key, &client, before).await;
+    Ok(r)
+}
+
+/// Keeps the session the client ended with; losing it only costs a new session next
+/// time.
 pub async fn finish<P: crate::Platform>(
     p: &P,
     token: TokenId,

@@ -126,58 +126,52 @@ pub async fn assign<B: Backend, H: HttpClient, C: Clock>(
     let mut chunks = serials.chunks(MAX_SERIALS);
     for chunk in chunks.by_ref() {
         summary.apple_calls += 1;
-        match client.assign_profile(apple_uuid, chunk).await {
-            Ok(answer) => {
-                let statuses: Vec<(String, String)> = chunk
-                    .iter()
-                    .map(|s| {
-                        let st = answer
-                            .devices
-                            .get(s)
-                            .map(DeviceStatus::as_str)
-                            .unwrap_or("FAILED")
-                            .to_owned();
-                        (s.clone(), st)
-                    })
-                    .collect();
-                record(
-                    store,
-                    token,
-                    Some(profile),
-                    Some(apple_uuid),
-                    &statuses,
-                    answer.retry_after_seconds,
-                    now,
-                    &mut summary,
-                )
-                .await?;
-            }
-            Err(DepError::RetryLater { after, .. }) => {
-                let statuses: Vec<(String, String)> = chunk
-                    .iter()
-                    .map(|s| (s.clone(), "THROTTLED".to_owned()))
-                    .collect();
-                record(
-                    store,
-                    token,
-                    Some(profile),
-                    Some(apple_uuid),
-                    &statuses,
-                    Some(after.as_secs()),
-                    now,
-                    &mut summary,
-                )
-                .await?;
-                summary.stopped = Some(format!(
-                    "Apple asked us to wait {} s; the rest is retried later",
-                    after.as_secs()
-                ));
-                break;
-            }
-            Err(e) => {
-                summary.stopped = Some(e.to_string());
-                break;
-            }
+        let (statuses, retry_after): (Vec<(String, String)>, _) =
+            match client.assign_profile(apple_uuid, chunk).await {
+                Ok(answer) => {
+                    let statuses = chunk
+                        .iter()
+                        .map(|s| {
+                            let st = answer
+                                .devices
+                                .get(s)
+                                .map(DeviceStatus::as_str)
+                                .unwrap_or("FAILED")
+                                .to_owned();
+                            (s.clone(), st)
+                        })
+                        .collect();
+                    (statuses, answer.retry_after_seconds)
+                }
+                Err(DepError::RetryLater { after, .. }) => {
+                    summary.stopped = Some(format!(
+                        "Apple asked us to wait {} s; the rest is retried later",
+                        after.as_secs()
+                    ));
+                    let throttled = chunk
+                        .iter()
+                        .map(|s| (s.clone(), "THROTTLED".to_owned()))
+                        .collect();
+                    (throttled, Some(after.as_secs()))
+                }
+                Err(e) => {
+                    summary.stopped = Some(e.to_string());
+                    break;
+                }
+            };
+        record(
+            store,
+            token,
+            Some(profile),
+            Some(apple_uuid),
+            &statuses,
+            retry_after,
+            now,
+            &mut summary,
+        )
+        .await?;
+        if summary.stopped.is_some() {
+            break;
         }
     }
     // Whatever was not sent after a stop waits for a retry too.

@@ -42,7 +42,7 @@ use mdm_kv::{Backend, KvError, Store};
 use super::pending::{self, PendingEnrollment, Via};
 use super::web;
 use super::{EnrollError, EnrollmentTarget, profile};
-use crate::api::{Request, Response};
+use crate::api::{self, Request, Response};
 use crate::config::{self, SERVER_URL};
 use crate::mdm::commands_table::OsFamily;
 use crate::mdm::enrollment_type::{self, EnrollmentType, Facts, Path};
@@ -153,19 +153,7 @@ fn well_known_failed(description: &str) -> Response {
         "description": description,
         "message": "This account cannot enroll devices with this organization.",
     });
-    json_response(StatusCode::FORBIDDEN, &body)
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut resp = http::Response::new(serde_json::to_vec(body).expect("JSON to memory"));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    api::json(StatusCode::FORBIDDEN, &body)
 }
 
 fn query(req: &Request) -> Vec<(String, String)> {
@@ -222,7 +210,7 @@ pub async fn discover(p: &impl Platform, req: &Request) -> Response {
         EnrollmentType::User => ("mdm-byod", BYOD_PATH),
         EnrollmentType::Device => ("mdm-adde", ADDE_PATH),
     };
-    json_response(
+    api::json(
         StatusCode::OK,
         &json!({ "Servers": [{ "Version": version, "BaseURL": format!("{base}{path}") }] }),
     )
@@ -243,7 +231,7 @@ async fn challenge(p: &impl Platform, req: &Request) -> Response {
         Ok(b) => b,
         Err(e) => return e.into_response_for(req),
     };
-    let mut resp = json_response(
+    let mut resp = api::json(
         StatusCode::UNAUTHORIZED,
         &json!({ "code": "authentication.required", "description": "sign in on the page named in WWW-Authenticate" }),
     );

@@ -28,7 +28,7 @@ pub mod web;
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::api::{ApiError, Request, Response};
+use crate::api::{self, ApiError, Request, Response};
 use mdm_kv::KvError;
 
 /// Largest enrollment request accepted (a signed MachineInfo is 2-4 KiB).
@@ -113,13 +113,10 @@ impl EnrollError {
                 "application/json",
             )
         };
-        let mut resp = http::Response::new(body);
-        *resp.status_mut() = self.status;
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        let mut resp = api::uncached(self.status, ct, body);
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         resp
     }
@@ -200,14 +197,8 @@ pub fn bounded_body(req: &Request) -> Result<&[u8], EnrollError> {
 
 /// 200 with a (signed) enrollment profile.
 pub fn profile_response(profile: Vec<u8>) -> Response {
-    let mut resp = http::Response::new(profile);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-apple-aspen-config"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
+    let mut resp = api::uncached(StatusCode::OK, "application/x-apple-aspen-config", profile);
+    resp.headers_mut().insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"enroll.mobileconfig\""),
     );

@@ -15,7 +15,7 @@ use http::{HeaderValue, StatusCode, header};
 
 use super::machineinfo::{self, VerifiedMachineInfo};
 use super::{EnrollError, ade};
-use crate::api::{Request, Response};
+use crate::api::{self, Request, Response};
 use crate::user_sign_in::{self, SignInError};
 use crate::{Clock, Platform};
 
@@ -154,14 +154,8 @@ fn refusal(req: &Request, e: EnrollError) -> Response {
 }
 
 pub(crate) fn html(status: StatusCode, body: &str) -> Response {
-    let mut resp = http::Response::new(body.as_bytes().to_vec());
-    *resp.status_mut() = status;
+    let mut resp = api::uncached(status, "text/html; charset=utf-8", body.as_bytes().to_vec());
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
