@@ -15,7 +15,6 @@ const ALLOWED: &[(&str, &str)] = &[
     ("api.rs", "admin API request bodies and answers"),
     ("api_error.rs", "its tests, which read the error answers"),
     ("enroll/mod.rs", "enrollment error answers"),
-    ("enroll/account.rs", "the well-known discovery answer"),
     ("dep/client.rs", "Apple's OAuth answer and request bodies"),
     ("dep/wire.rs", "Apple's error bodies"),
     (
