@@ -1,4 +1,4 @@
-//! The `admin` Spin component: wiring only, the logic is `mdm_core::admin`.
+//! The `admin` Spin component: wiring only, the logic is `mdm_core::routes::admin`.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -8,8 +8,8 @@ async fn handle(req: Request) -> impl IntoResponse {
     mdm_spin::serve(
         "admin",
         req,
-        mdm_core::admin::body_limit,
-        |env, req| async move { mdm_core::admin::handle(&env, req).await },
+        mdm_core::routes::admin::body_limit,
+        |env, req| async move { mdm_core::routes::admin::handle(&env, req).await },
     )
     .await
 }

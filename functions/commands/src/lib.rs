@@ -1,4 +1,4 @@
-//! The `commands` Spin component: wiring only, the logic is `mdm_core::commands`.
+//! The `commands` Spin component: wiring only, the logic is `mdm_core::routes::commands`.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -8,8 +8,8 @@ async fn handle(req: Request) -> impl IntoResponse {
     mdm_spin::serve(
         "commands",
         req,
-        mdm_core::commands::body_limit,
-        |env, req| async move { mdm_core::commands::handle(&env, req).await },
+        mdm_core::routes::commands::body_limit,
+        |env, req| async move { mdm_core::routes::commands::handle(&env, req).await },
     )
     .await
 }

@@ -2,11 +2,9 @@
 //! `functions/` only translate their requests and host interfaces into the types of
 //! [`platform`] and [`api`] and call the entry points below.
 
-pub mod admin;
 pub mod api;
 pub mod api_error;
-pub mod checkin;
-pub mod commands;
+pub mod command;
 pub mod config;
 pub mod dep;
 pub mod device_auth;
@@ -17,11 +15,13 @@ pub mod log;
 pub mod mdm;
 pub mod metrics;
 pub mod platform;
+pub mod push;
+pub mod queue;
 pub mod random;
 pub mod record;
+pub mod routes;
 pub mod scep;
 pub mod seal;
-pub mod sync;
 pub mod time;
 pub mod user_input;
 pub mod user_password;

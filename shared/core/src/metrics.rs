@@ -32,7 +32,7 @@ pub enum Counter {
 }
 
 pub const COMMAND_STATUSES: &[&str] = &["Acknowledged", "Error", "CommandFormatError", "NotNow"];
-/// What APNs made of a push sent (the names of [`crate::mdm::push_outcome::PushOutcome`]).
+/// What APNs made of a push sent (the names of [`crate::push::outcome::PushOutcome`]).
 pub const PUSH_OUTCOMES: &[&str] = &[
     "delivered",
     "unreachable",

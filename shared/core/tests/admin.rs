@@ -3,7 +3,7 @@
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Env, Response, admin};
+use mdm_core::{Env, Response, routes::admin};
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::Value;
 

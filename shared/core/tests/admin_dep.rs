@@ -7,7 +7,7 @@ use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
 use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Env, admin};
+use mdm_core::{Env, routes::admin};
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::{Value, json};
 

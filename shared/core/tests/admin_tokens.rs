@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use mdm_core::dep::TokenId;
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
-use mdm_core::{Env, admin, sync as scheduler};
+use mdm_core::{Env, routes::admin, routes::sync as scheduler};
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::{Value, json};
 

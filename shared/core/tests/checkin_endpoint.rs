@@ -7,9 +7,9 @@ mod mdmdevice;
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::checkin;
 use mdm_core::mdm::enrollments::{self, EnrollmentRecord};
 use mdm_core::mdm::signature::{self, SCEP_CA_CERT_KEY};
+use mdm_core::routes::checkin;
 use mdmdevice::{Device, E, Identity, device_request, dump, env, vector, xml};
 
 const IPAD: &str = "663b07bb783e9ade1dae4fbb92ea12afc0ce5b69";

@@ -1,6 +1,6 @@
 //! Check-in message parsing against captured device plists and hostile input.
 
-use mdm_core::mdm::checkin::{CheckinError, CheckinMessage};
+use mdm_core::mdm::checkin_message::{CheckinError, CheckinMessage};
 
 fn vector(name: &str) -> Vec<u8> {
     let path = format!(

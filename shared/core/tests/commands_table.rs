@@ -1,10 +1,11 @@
 //! The command capability table is Apple's YAML, and agrees with the spec's list of
 //! commands allowed under User Enrollment.
 
-use mdm_core::mdm::commands_table::{self, COMMANDS, OsFamily};
+use mdm_core::command;
+use mdm_core::command::table::{COMMANDS, OsFamily};
 use serde_yaml_ng::Value;
 
-fn os_matches(so: &Value, row: Option<commands_table::Os>, what: &str) {
+fn os_matches(so: &Value, row: Option<command::table::Os>, what: &str) {
     let intro = match &so["introduced"] {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -138,18 +139,18 @@ fn user_enrollment_allows_exactly_the_spec_list() {
         }
     }
     assert!(
-        commands_table::lookup("EraseDevice")
+        command::table::lookup("EraseDevice")
             .unwrap()
             .on(OsFamily::Ios)
             .is_some()
     );
-    assert!(commands_table::lookup("Frobnicate").is_none());
+    assert!(command::table::lookup("Frobnicate").is_none());
 }
 
 /// User Enrollment's forbidden DeviceInformation queries are exactly Apple's YAML.
 #[test]
 fn user_enrollment_query_limits_match_apple_yaml() {
-    use mdm_core::mdm::user_enrollment::FORBIDDEN_QUERIES;
+    use mdm_core::command::user_enrollment::FORBIDDEN_QUERIES;
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/vectors/apple-device-management/mdm/commands/information.device.yaml"

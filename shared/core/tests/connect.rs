@@ -2,12 +2,12 @@
 
 use futures::executor::block_on;
 use mdm_core::config::Secret;
-use mdm_core::mdm::checkin::CheckinMessage;
+use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::connect::{self, Next};
 use mdm_core::mdm::enrollments::{self, Refusal};
-use mdm_core::mdm::queue::{Channel, Lane};
-use mdm_core::mdm::queue_enqueue;
 use mdm_core::mdm::report::Report;
+use mdm_core::queue;
+use mdm_core::queue::{Channel, Lane};
 use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
@@ -58,7 +58,7 @@ fn status(
 }
 
 fn enqueue(s: &Store<MemoryBackend>, uuid: &str) {
-    block_on(queue_enqueue::enqueue(
+    block_on(queue::enqueue::enqueue(
         s,
         &Channel::device("U1"),
         uuid,

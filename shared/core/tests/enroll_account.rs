@@ -8,7 +8,7 @@ mod enrollsupport;
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::checkin;
+use mdm_core::routes::checkin;
 use serde_json::{Value, json};
 
 use enrollsupport::*;

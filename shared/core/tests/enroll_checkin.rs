@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use mdm_core::enroll::pending;
 use mdm_core::mdm::connect;
 use mdm_core::mdm::enrollments::{self, EnrollmentKind};
-use mdm_core::mdm::queue::{self, Channel};
+use mdm_core::queue::{self, Channel};
 use mdm_crypto::PkiStatus;
 use serde_json::json;
 

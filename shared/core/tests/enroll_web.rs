@@ -55,7 +55,10 @@ fn get_page(s: &Server, info: Option<&str>) -> mdm_core::Response {
     if let Some(i) = info {
         b = b.header("x-apple-aspen-deviceinfo", i);
     }
-    block_on(mdm_core::checkin::handle(&s.e, b.body(vec![]).unwrap()))
+    block_on(mdm_core::routes::checkin::handle(
+        &s.e,
+        b.body(vec![]).unwrap(),
+    ))
 }
 
 fn enc(v: &str) -> String {
@@ -83,7 +86,7 @@ fn sign_in(s: &Server, info: &str, user: &str, password: &str) -> mdm_core::Resp
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body.into_bytes())
         .unwrap();
-    block_on(mdm_core::checkin::handle(&s.e, req))
+    block_on(mdm_core::routes::checkin::handle(&s.e, req))
 }
 
 fn no_enrollment_state(s: &Server) {
@@ -192,7 +195,7 @@ fn the_right_password_binds_the_user_and_answers_the_profile_from_this_host() {
         .header("x-apple-aspen-deviceinfo", &info)
         .body(format!("username=ann.smith&password={}", enc(PASSWORD)).into_bytes())
         .unwrap();
-    let r = block_on(mdm_core::checkin::handle(&s.e, req));
+    let r = block_on(mdm_core::routes::checkin::handle(&s.e, req));
     open_profile(&r);
 }
 

@@ -3,10 +3,9 @@
 
 use futures::executor::block_on;
 use mdm_core::config::Secret;
-use mdm_core::mdm::checkin::CheckinMessage;
+use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Refusal, Reply};
-use mdm_core::mdm::queue::{self, Channel};
-use mdm_core::mdm::queue_delivery;
+use mdm_core::queue::{self, Channel};
 use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
@@ -97,7 +96,7 @@ fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
     assert!(!r.enrolled && r.push.is_none());
     assert_eq!(r.serial_number.as_deref(), Some("F5JM992LF193"));
     assert_eq!(
-        block_on(queue_delivery::next(&s, &Channel::device("U1"), 0)),
+        block_on(queue::delivery::next(&s, &Channel::device("U1"), 0)),
         Err(queue::QueueError::NoChannel)
     );
 
@@ -123,7 +122,7 @@ fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
             .any(|(_, v)| v.windows(13).any(|w| w == b"unlock-secret"))
     );
     assert_eq!(
-        block_on(queue_delivery::next(&s, &Channel::device("U1"), 0)),
+        block_on(queue::delivery::next(&s, &Channel::device("U1"), 0)),
         Ok(None),
         "queue open"
     );
@@ -188,7 +187,7 @@ fn user_channel_checkout_and_user_authenticate() {
     );
     assert_eq!(run(&s, CERT_A, &user), Ok(Reply::Empty));
     assert_eq!(
-        block_on(queue_delivery::next(&s, &Channel::user("M1", "GUID-1"), 0)),
+        block_on(queue::delivery::next(&s, &Channel::user("M1", "GUID-1"), 0)),
         Ok(None)
     );
     let ua = msg(

@@ -7,7 +7,7 @@ use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::metrics::{self, Counter};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Env, admin};
+use mdm_core::{Env, routes::admin};
 use mdm_kv::{MemoryBackend, Store};
 
 const KEY: &str = "metrics-admin-key-0123456789";

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Env, admin};
+use mdm_core::{Env, routes::admin};
 use mdm_kv::{Backend, KvError, MemoryBackend, Store};
 use serde_json::Value;
 

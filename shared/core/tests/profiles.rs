@@ -450,7 +450,7 @@ fn command_plists_have_apple_shape() {
         "Queries".into(),
         plist::Value::Array(vec!["OSVersion".into()]),
     );
-    let xml = mdm_core::mdm::command::build("uuid-1", "DeviceInformation", payload);
+    let xml = mdm_core::command::build::build("uuid-1", "DeviceInformation", payload);
     let v = plist::Value::from_reader_xml(&xml[..]).unwrap();
     let d = v.as_dictionary().unwrap();
     assert_eq!(d["CommandUUID"].as_string(), Some("uuid-1"));

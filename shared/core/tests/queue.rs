@@ -1,9 +1,7 @@
 //! Command queues: order, priority, NotNow, completion, holes, bounds, concurrency.
 
 use futures::executor::block_on;
-use mdm_core::mdm::queue::{self, Channel, HOLE_TTL, Lane, QueueError};
-use mdm_core::mdm::queue_delivery;
-use mdm_core::mdm::queue_enqueue;
+use mdm_core::queue::{self, Channel, HOLE_TTL, Lane, QueueError};
 use mdm_kv::{CounterKey, Defects, MemoryBackend, Store};
 
 fn store() -> Store<MemoryBackend> {
@@ -11,7 +9,7 @@ fn store() -> Store<MemoryBackend> {
 }
 
 fn put(s: &Store<MemoryBackend>, ch: &Channel, uuid: &str, lane: Lane) {
-    block_on(queue_enqueue::enqueue(
+    block_on(queue::enqueue::enqueue(
         s,
         ch,
         uuid,
@@ -26,14 +24,14 @@ fn put(s: &Store<MemoryBackend>, ch: &Channel, uuid: &str, lane: Lane) {
 }
 
 fn next(s: &Store<MemoryBackend>, ch: &Channel, now: u64) -> Option<String> {
-    block_on(queue_delivery::next(s, ch, now))
+    block_on(queue::delivery::next(s, ch, now))
         .unwrap()
         .map(|c| c.uuid)
 }
 
 fn done(s: &Store<MemoryBackend>, ch: &Channel, uuid: &str) {
     assert!(
-        block_on(queue_delivery::complete(s, ch, uuid))
+        block_on(queue::delivery::complete(s, ch, uuid))
             .unwrap()
             .is_some(),
         "{uuid} not completed"
@@ -45,7 +43,7 @@ fn fifo_with_priority_first_and_completion() {
     let s = store();
     let ch = Channel::device("UDID-1");
     assert_eq!(
-        block_on(queue_delivery::next(&s, &ch, 0)),
+        block_on(queue::delivery::next(&s, &ch, 0)),
         Err(QueueError::NoChannel)
     );
     block_on(queue::open(&s, &ch)).unwrap();
@@ -63,13 +61,13 @@ fn fifo_with_priority_first_and_completion() {
     done(&s, &ch, "b");
     assert_eq!(next(&s, &ch, 0), None);
     assert!(
-        block_on(queue_delivery::complete(&s, &ch, "b"))
+        block_on(queue::delivery::complete(&s, &ch, "b"))
             .unwrap()
             .is_none(),
         "answered twice"
     );
     assert!(
-        block_on(queue_delivery::complete(&s, &ch, "never-queued"))
+        block_on(queue::delivery::complete(&s, &ch, "never-queued"))
             .unwrap()
             .is_none()
     );
@@ -93,7 +91,7 @@ fn not_now_defers_within_the_exchange_and_resends_after_idle() {
     put(&s, &ch, "a", Lane::Normal);
     put(&s, &ch, "b", Lane::Normal);
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("a"));
-    block_on(queue_delivery::not_now(&s, &ch, "a")).unwrap();
+    block_on(queue::delivery::not_now(&s, &ch, "a")).unwrap();
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("b"));
     done(&s, &ch, "b");
     assert_eq!(
@@ -101,7 +99,7 @@ fn not_now_defers_within_the_exchange_and_resends_after_idle() {
         None,
         "a must not come back in the same exchange"
     );
-    block_on(queue_delivery::idle(&s, &ch)).unwrap();
+    block_on(queue::delivery::idle(&s, &ch)).unwrap();
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("a"));
     done(&s, &ch, "a");
     assert_eq!(next(&s, &ch, 0), None);
@@ -114,7 +112,7 @@ fn device_configured_waits_for_setup_commands_deferred_in_the_exchange() {
     block_on(queue::open(&s, &ch)).unwrap();
     put(&s, &ch, "name", Lane::Priority);
     put(&s, &ch, "wifi", Lane::Priority);
-    block_on(queue_enqueue::enqueue(
+    block_on(queue::enqueue::enqueue(
         &s,
         &ch,
         "release",
@@ -130,12 +128,12 @@ fn device_configured_waits_for_setup_commands_deferred_in_the_exchange() {
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("name"));
     done(&s, &ch, "name");
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("wifi"));
-    block_on(queue_delivery::not_now(&s, &ch, "wifi")).unwrap();
+    block_on(queue::delivery::not_now(&s, &ch, "wifi")).unwrap();
     // Not the release while a setup command is still unanswered; other lanes go on.
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("later"));
     done(&s, &ch, "later");
     assert_eq!(next(&s, &ch, 0), None);
-    block_on(queue_delivery::idle(&s, &ch)).unwrap();
+    block_on(queue::delivery::idle(&s, &ch)).unwrap();
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("wifi"));
     done(&s, &ch, "wifi");
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("release"));
@@ -161,7 +159,7 @@ fn queue_bound_is_enforced() {
     let ch = Channel::device("UDID-4");
     block_on(queue::open(&s, &ch)).unwrap();
     for i in 0..3 {
-        block_on(queue_enqueue::enqueue(
+        block_on(queue::enqueue::enqueue(
             &s,
             &ch,
             &format!("c{i}"),
@@ -174,7 +172,7 @@ fn queue_bound_is_enforced() {
         ))
         .unwrap();
     }
-    let r = block_on(queue_enqueue::enqueue(
+    let r = block_on(queue::enqueue::enqueue(
         &s,
         &ch,
         "c3",
@@ -187,7 +185,7 @@ fn queue_bound_is_enforced() {
     ));
     assert_eq!(r.unwrap_err(), QueueError::Full { limit: 3 });
     assert_eq!(
-        block_on(queue_enqueue::enqueue(
+        block_on(queue::enqueue::enqueue(
             &s,
             &Channel::device("nope"),
             "x",
@@ -242,7 +240,7 @@ fn concurrent_enqueue_while_the_device_polls() {
             let (s, ch, finished) = (&s, &ch, &finished);
             scope.spawn(move || {
                 for i in 0..EACH {
-                    block_on(queue_enqueue::enqueue(
+                    block_on(queue::enqueue::enqueue(
                         s,
                         ch,
                         &format!("a{a}-{i:03}"),
@@ -264,10 +262,10 @@ fn concurrent_enqueue_while_the_device_polls() {
             let mut got = Vec::new();
             loop {
                 let all_enqueued = finished.load(std::sync::atomic::Ordering::SeqCst) == ADMINS;
-                match block_on(queue_delivery::next(&s, &ch, 0)).unwrap() {
+                match block_on(queue::delivery::next(&s, &ch, 0)).unwrap() {
                     Some(c) => {
                         assert!(
-                            block_on(queue_delivery::complete(&s, &ch, &c.uuid))
+                            block_on(queue::delivery::complete(&s, &ch, &c.uuid))
                                 .unwrap()
                                 .is_some(),
                             "{} delivered after its answer",
@@ -308,7 +306,7 @@ fn a_stalled_enqueue_is_requeued_not_lost() {
     // The head already gave sequence 1 up as abandoned: the enqueue about to be handed
     // number 1 is exactly the stalled one.
     block_on(s.set("cqh:UDID-7", br#"{"next":{"n":2}}"#)).unwrap();
-    let cmd = block_on(queue_enqueue::enqueue(
+    let cmd = block_on(queue::enqueue::enqueue(
         &s,
         &ch,
         "late",
@@ -337,7 +335,7 @@ fn an_enqueue_says_what_is_ahead_of_it() {
     let ch = Channel::device("UDID-9");
     block_on(queue::open(&s, &ch)).unwrap();
     let ahead = |uuid: &str, lane: Lane| {
-        block_on(queue_enqueue::enqueue(
+        block_on(queue::enqueue::enqueue(
             &s,
             &ch,
             uuid,
@@ -357,7 +355,7 @@ fn an_enqueue_says_what_is_ahead_of_it() {
     assert_eq!(ahead("c", Lane::Normal), 2, "in flight counts");
     done(&s, &ch, "b");
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("a"));
-    block_on(queue_delivery::not_now(&s, &ch, "a")).unwrap();
+    block_on(queue::delivery::not_now(&s, &ch, "a")).unwrap();
     assert_eq!(next(&s, &ch, 0).as_deref(), Some("c"));
     done(&s, &ch, "c");
     assert_eq!(next(&s, &ch, 0), None, "the exchange ends, a deferred");

@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use mdm_core::dep::inventory;
 use mdm_core::dep::inventory_apply::{self, ApplyMode, PageContext};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Env, sync as tick};
+use mdm_core::{Env, routes::sync as tick};
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::{Value, json};
 

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! [`client::H2Client`] is an [`mdm_core::platform::HttpClient`] over rustls + hyper's
-//! HTTP/2 client that presents a client certificate, to drive `mdm_core::mdm::push`
+//! HTTP/2 client that presents a client certificate, to drive `mdm_core::push`
 //! against the simulator natively.
 
 pub mod client;

@@ -1,4 +1,4 @@
-//! `mdm_core::mdm::push` against the simulator over real HTTP/2 + TLS with a client
+//! `mdm_core::push` against the simulator over real HTTP/2 + TLS with a client
 //! certificate: every outcome path, coalescing, the retry drain, and the TLS refusals.
 
 use std::time::Duration;
@@ -7,10 +7,9 @@ use mdm_apnssim::client::H2Client;
 use mdm_apnssim::{ApnsSim, Scripted};
 use mdm_core::Env;
 use mdm_core::mdm::enrollments::{EnrollmentRecord, Push};
-use mdm_core::mdm::push::{self, EXPIRATION_SECS, PushReason};
-use mdm_core::mdm::push_outcome::{PushOutcome, SkipReason};
-use mdm_core::mdm::{push_state, push_status};
 use mdm_core::platform::testing::{ManualClock, MapVariables};
+use mdm_core::push::outcome::{PushOutcome, SkipReason};
+use mdm_core::push::{self, EXPIRATION_SECS, PushReason};
 use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
@@ -67,8 +66,8 @@ fn futures_block(store: &Store<MemoryBackend>, id: &str, rec: EnrollmentRecord) 
     .unwrap();
 }
 
-fn status(rt: &tokio::runtime::Runtime, e: &E, id: &str) -> push_status::PushStatus {
-    rt.block_on(push_status::push_state(&e.store, id))
+fn status(rt: &tokio::runtime::Runtime, e: &E, id: &str) -> push::status::PushStatus {
+    rt.block_on(push::status::push_state(&e.store, id))
         .unwrap()
         .expect("pushed before")
 }
@@ -193,7 +192,7 @@ fn bad_certificate_403_marks_the_certificate_failing() {
         }
     );
     let c = rt
-        .block_on(push_state::certificate_status(&e.store))
+        .block_on(push::state::certificate_status(&e.store))
         .unwrap();
     assert_eq!(c.state, "failing");
     assert_eq!(c.last_failure_reason.as_deref(), Some("BadCertificate"));
@@ -206,7 +205,7 @@ fn bad_certificate_403_marks_the_certificate_failing() {
         PushOutcome::Delivered { .. }
     ));
     assert_eq!(
-        rt.block_on(push_state::certificate_status(&e.store))
+        rt.block_on(push::state::certificate_status(&e.store))
             .unwrap()
             .state,
         "ok"
@@ -327,7 +326,7 @@ fn connection_refused_is_a_transport_error_retried_later() {
     assert!(reason.contains("connect"), "{reason}");
     assert!(!reason.contains(&token(7)), "token in {reason}");
     assert_eq!(
-        rt.block_on(push_state::certificate_status(&e.store))
+        rt.block_on(push::state::certificate_status(&e.store))
             .unwrap()
             .state,
         "unknown"

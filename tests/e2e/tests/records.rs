@@ -25,7 +25,7 @@ const ALLOWED: &[(&str, &str)] = &[
         "dep/profile_validation.rs",
         "the size of the setup commands an admin sends",
     ),
-    ("mdm/apns.rs", "the APNs request and its answer"),
+    ("push/apns.rs", "the APNs request and its answer"),
     ("log.rs", "its tests, which parse the log lines"),
 ];
 

@@ -1,5 +1,5 @@
 //! Which admin routes the CLI calls: every call names its route by the pattern of the
-//! server's table (`mdm_core::admin::ROUTES`), and a test keeps this list and that table
+//! server's table (`mdm_core::routes::admin::ROUTES`), and a test keeps this list and that table
 //! in step, so a route added to the server without a command here fails the tests.
 
 /// (method, pattern) of every route a command calls.
@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn every_admin_route_has_a_command_and_every_command_a_route() {
-        let server: Vec<(&str, &str)> = mdm_core::admin::ROUTES
+        let server: Vec<(&str, &str)> = mdm_core::routes::admin::ROUTES
             .iter()
             .map(|(m, p, _)| (*m, *p))
             .collect();

@@ -7,7 +7,7 @@ use super::skipkeys::Platform;
 
 /// The `Settings` item naming a device.
 pub fn device_name_item(name: &str) -> plist::Value {
-    crate::mdm::command::settings_item(
+    crate::command::build::settings_item(
         "DeviceName",
         [("DeviceName", plist::Value::String(name.to_owned()))],
     )
@@ -26,7 +26,7 @@ fn at_least(os: Option<&str>, min: &str) -> bool {
 /// where they are still needed. An unknown version gets both forms: a device ignores an
 /// item it does not know and answers for each item.
 fn shared_ipad_items(s: &SharedIpad, os: Option<&str>) -> Vec<plist::Value> {
-    use crate::mdm::command::settings_item;
+    use crate::command::build::settings_item;
     use plist::Value;
     let known = os.is_some();
     let mut items = Vec::new();
@@ -210,7 +210,7 @@ impl ProfileSpec {
                 .to_owned();
             let mut payload = cmd.clone();
             payload.remove("RequestType");
-            match crate::mdm::command_payload::payload_from_json(&rt, &payload) {
+            match crate::command::payload::payload_from_json(&rt, &payload) {
                 Ok(d) if !rt.is_empty() => ok.push((rt, d)),
                 _ => skipped.push(rt),
             }

@@ -327,8 +327,8 @@ impl ProfileSpec {
     /// Each setup command must be one Apple's schema accepts, runnable on the device
     /// channel of this platform (and supervision) during Setup Assistant.
     fn check_setup_commands(&self, c: &mut Check, supervised: bool) {
-        use crate::mdm::commands_table::{self, OsFamily};
-        use crate::mdm::{command_payload, command_schema};
+        use crate::command;
+        use crate::command::table::OsFamily;
         if self.setup_commands.len() > SETUP_COMMANDS_MAX {
             c.fail(
                 "setup_commands",
@@ -365,14 +365,14 @@ impl ProfileSpec {
                 );
                 continue;
             }
-            if command_schema::schema(rt).is_none() {
+            if command::schema::schema(rt).is_none() {
                 c.fail(
                     &format!("{field}.RequestType"),
                     format!("{rt} is not a RequestType in Apple's command schemas"),
                 );
                 continue;
             }
-            if let Some(t) = commands_table::lookup(rt) {
+            if let Some(t) = command::table::lookup(rt) {
                 match t.on(os) {
                     None => c.fail(
                         &format!("{field}.RequestType"),
@@ -391,7 +391,7 @@ impl ProfileSpec {
             }
             let mut payload = cmd.clone();
             payload.remove("RequestType");
-            if let Err(errs) = command_payload::payload_from_json(rt, &payload) {
+            if let Err(errs) = command::payload::payload_from_json(rt, &payload) {
                 for e in errs {
                     c.fail(&format!("{field}.{}", e.key), e.problem);
                 }

@@ -23,7 +23,8 @@ use mdm_crypto::{Certificate, CsrParams, IssueOptions, KeyPair};
 
 use super::{APNS_TOPIC, EnrollError, EnrollmentTarget, ORGANIZATION_NAME};
 use crate::config::{self, SERVER_URL};
-use crate::mdm::pushcert::{self, Topic};
+use crate::push;
+use crate::push::certificate::Topic;
 use crate::record::{Record, Stored};
 use crate::scep::ca::{self, ScepSetupError};
 use crate::scep::challenge::{self, ChallengeGrant};
@@ -382,10 +383,10 @@ pub async fn signing_identity(
     })
 }
 
-/// The push topic ([`pushcert::topic`]: the uploaded certificate's, else the variable's);
+/// The push topic ([`push::certificate::topic`]: the uploaded certificate's, else the variable's);
 /// enrollment is impossible without it (503 naming why).
 pub async fn push_topic(p: &impl Platform) -> Result<String, EnrollError> {
-    match pushcert::topic(p).await? {
+    match push::certificate::topic(p).await? {
         Topic::Certificate(t) => Ok(t),
         Topic::Variable(t) if t.starts_with("com.apple.mgmt.") => Ok(t),
         Topic::Variable(_) => Err(EnrollError::unavailable(

@@ -17,9 +17,9 @@
 use mdm_kv::key::segment;
 use mdm_kv::{CounterKey, KvError};
 
-use super::connect::{self, NewCommand};
-use super::enrollment_record::{EnrollmentRecord, device_type};
-use super::queue::{Channel, Lane};
+use crate::mdm::connect::{self, NewCommand};
+use crate::mdm::enrollment_record::{EnrollmentRecord, device_type};
+use crate::queue::{Channel, Lane};
 use crate::record::Stored;
 use crate::{Clock, Platform};
 
@@ -108,12 +108,12 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
     let mut queued = Vec::with_capacity(work.len());
     for (request_type, payload) in work {
         let uuid = crate::random::uuid_v4();
-        let mut body = super::command::build(&uuid, &request_type, payload);
+        let mut body = crate::command::build::build(&uuid, &request_type, payload);
         // An admin setup command may carry a secret (AccountConfiguration's passwordHash).
-        let sealed = super::command_secrets::carries_secret(&request_type);
+        let sealed = crate::command::secrets::carries_secret(&request_type);
         if sealed {
             match crate::config::storage_key(p.vars()).await {
-                Ok(key) => body = super::command_secrets::seal(&key, ch.tag(), &uuid, &body),
+                Ok(key) => body = crate::command::secrets::seal(&key, ch.tag(), &uuid, &body),
                 Err(e) => {
                     crate::log::error(
                         "setup command not queued",
@@ -145,7 +145,7 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
         }
     }
     // The device is enrolling and fetches its commands itself; the push makes sure.
-    if let Err(e) = super::push::notify_enqueued(p, device_id, false).await {
+    if let Err(e) = crate::push::notify_enqueued(p, device_id, false).await {
         crate::log::warn("setup push failed", &[("error", e.to_string().into())]);
     }
     Ok(queued)

@@ -1,5 +1,5 @@
 //! The command loop at the ServerURL: a verified report in, the next command (or an
-//! empty 200) out. An answer completes its command's record ([`super::command_records`]),
+//! empty 200) out. An answer completes its command's record ([`crate::command::records`]),
 //! inventory results update the enrollment record (large sections under their own key,
 //! [`InventorySection`]'s), and the answer to the device's retire
 //! command purges the enrollment.
@@ -13,19 +13,18 @@ use serde_json::{Value, json};
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::command_records::record_completion;
-use super::enrollment_record::{
+use crate::command::records::record_completion;
+use crate::mdm::enrollment_record::{
     self, EnrollmentRecord, InventorySection, Refusal, device_type, modify_record,
 };
-use super::enrollment_reset::purge;
+use crate::mdm::enrollment_reset::purge;
 // The command records' API, still reachable by its former path.
-pub use super::command_records::{
+pub use crate::command::records::{
     CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult, NewCommand, Queued,
     STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel, cancel_all, enqueue, result,
 };
-use super::queue::{self, Channel, Lane, QueueError};
-use super::queue_delivery;
-use super::report::{Report, Status};
+use crate::mdm::report::{Report, Status};
+use crate::queue::{self, Channel, Lane, QueueError};
 use crate::record::{Record, Stored};
 
 /// Reports larger than this are not kept verbatim in the command record (KV values stay
@@ -55,7 +54,7 @@ fn queue_refusal(e: QueueError) -> Refusal {
 pub enum Next {
     Command(Vec<u8>),
     /// A command sealed at rest (it carries a secret): open it with the storage key and
-    /// this associated data ([`super::command_secrets::open`]) to send it.
+    /// this associated data ([`crate::command::secrets::open`]) to send it.
     Sealed {
         body: Vec<u8>,
         aad: String,
@@ -65,7 +64,7 @@ pub enum Next {
 
 fn raw_report(report: &Report) -> (String, Option<u64>) {
     let mut raw = Vec::new();
-    let kept = super::command_secrets::redact(&report.raw);
+    let kept = crate::command::secrets::redact(&report.raw);
     plist::to_writer_xml(&mut raw, &plist::Value::Dictionary(kept)).expect("plist to memory");
     if raw.len() > MAX_RAW_KEPT {
         (String::new(), Some(raw.len() as u64))
@@ -132,12 +131,12 @@ pub async fn report_read<B: Backend>(
     let mut head: Option<queue::Head> = None;
     match report.status {
         Status::Idle => {
-            let h = queue_delivery::idle_from(store, &ch, read.extra.as_deref()).await;
+            let h = queue::delivery::idle_from(store, &ch, read.extra.as_deref()).await;
             head = Some(h.map_err(queue_refusal)?)
         }
         Status::NotNow => {
             let uuid = report.command_uuid.clone().unwrap_or_default();
-            if queue_delivery::not_now(store, &ch, &uuid)
+            if queue::delivery::not_now(store, &ch, &uuid)
                 .await
                 .map_err(queue_refusal)?
                 .is_some()
@@ -161,7 +160,7 @@ pub async fn report_read<B: Backend>(
             let uuid = report.command_uuid.clone().unwrap_or_default();
             // An answer to a command we no longer hold (answered before, or never ours)
             // is ignored: the device just gets its next command.
-            if let Some(cmd) = queue_delivery::complete(store, &ch, &uuid)
+            if let Some(cmd) = queue::delivery::complete(store, &ch, &uuid)
                 .await
                 .map_err(queue_refusal)?
             {
@@ -223,12 +222,12 @@ pub async fn report_read<B: Backend>(
     {
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
-    let delivery = queue_delivery::next_from(store, &ch, now, head)
+    let delivery = queue::delivery::next_from(store, &ch, now, head)
         .await
         .map_err(queue_refusal)?;
     match delivery.command {
         Some(cmd) if cmd.sealed => Ok(Next::Sealed {
-            aad: super::command_secrets::aad(&tag, &cmd.uuid),
+            aad: crate::command::secrets::aad(&tag, &cmd.uuid),
             body: cmd.body,
         }),
         Some(cmd) => Ok(Next::Command(cmd.body)),
@@ -236,7 +235,7 @@ pub async fn report_read<B: Backend>(
             // The exchange ends with commands the device deferred: it comes back only when
             // pushed, so one is owed (device channel; user channels are not pushed).
             if delivery.deferred > 0 && report.enrollment.user_id().is_none() {
-                super::push::after_not_now(store, &device_id, now).await?;
+                crate::push::after_not_now(store, &device_id, now).await?;
             }
             Ok(Next::Nothing)
         }
@@ -430,7 +429,7 @@ async fn keep_templated_name<B: Backend>(
         plist::Value::Array(vec![crate::dep::profile_setup::device_name_item(&want)]),
     );
     let cmd = NewCommand {
-        body: super::command::build(&uuid, "Settings", payload),
+        body: crate::command::build::build(&uuid, "Settings", payload),
         uuid,
         request_type: "Settings".into(),
         lane: Lane::Priority,

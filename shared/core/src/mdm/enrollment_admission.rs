@@ -3,8 +3,8 @@
 
 use mdm_kv::{Backend, Store};
 
-use super::enrollment_record::{DeviceIdentity, EnrollmentKind, Refusal, bad, load};
 use crate::enroll::pending;
+use crate::mdm::enrollment_record::{DeviceIdentity, EnrollmentKind, Refusal, bad, load};
 
 /// Purposes of account-driven enrollment ([`crate::enroll::account`]): the challenge is
 /// bound to a random enrollment reference, not to the device.
@@ -18,7 +18,7 @@ async fn admit_account_driven<B: Backend>(
     store: &Store<B>,
     rec: &crate::scep::issued::IssuedRecord,
     device_id: &str,
-    a: &super::checkin::Authenticate,
+    a: &crate::mdm::checkin_message::Authenticate,
     now: u64,
 ) -> Result<pending::PendingEnrollment, Refusal> {
     let user_enrollment = a.enrollment.is_user_enrollment();
@@ -79,7 +79,7 @@ pub(super) async fn admit_authenticate<B: Backend>(
     store: &Store<B>,
     identity: &DeviceIdentity,
     device_id: &str,
-    a: &super::checkin::Authenticate,
+    a: &crate::mdm::checkin_message::Authenticate,
     now: u64,
 ) -> Result<pending::PendingEnrollment, Refusal> {
     let issued = match &identity.serial_hex {

@@ -4,7 +4,7 @@
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::enrollment_record::{
+use crate::mdm::enrollment_record::{
     BoundDevice, DeviceIdentity, EnrollmentRecord, Refusal, bound_device, load, require_bound,
 };
 use crate::record::Stored;

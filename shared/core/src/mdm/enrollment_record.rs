@@ -170,7 +170,7 @@ pub struct EnrollmentRecord {
     #[serde(default)]
     pub index_pos: Option<u64>,
     /// An admin asked to retire the device: the RemoveProfile of our MDM profile sent to
-    /// it. Its acknowledgement deletes the record ([`super::enrollment_reset::purge`]); an error clears this.
+    /// it. Its acknowledgement deletes the record ([`crate::mdm::enrollment_reset::purge`]); an error clears this.
     #[serde(default)]
     pub retire: Option<Retire>,
     /// A name the device reported that differed from its profile's name template, and
@@ -412,7 +412,7 @@ pub async fn bound_device<B: Backend>(
         .map(|b| b.0))
 }
 
-/// [`super::enrollment_binding::require_binding`] for a certificate (`cert_hash`) whose binding (`bound`, from
+/// [`crate::mdm::enrollment_binding::require_binding`] for a certificate (`cert_hash`) whose binding (`bound`, from
 /// [`bound_device`]) the caller has read already. The identity of a re-enrollment that
 /// has not had its TokenUpdate is bound but acts for nothing yet.
 pub async fn require_bound<B: Backend>(

@@ -4,13 +4,13 @@
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::command_records;
-use super::enrollment_record::{
+use crate::command;
+use crate::enroll::pending;
+use crate::mdm::enrollment_record::{
     BoundDevice, EnrollmentRecord, ListedDevice, Refusal, SealedBootstrapToken, UserChannel, bad,
     bound_device, load, modify_record,
 };
-use super::queue::{self, Channel};
-use crate::enroll::pending;
+use crate::queue::{self, Channel};
 use crate::record::{Record, Stored};
 
 /// The first TokenUpdate of a re-enrollment's identity: the enrollment it started
@@ -88,10 +88,10 @@ async fn close_channels<B: Backend>(
     let device_id = &rec.device_id;
     let mut gone = Vec::new();
     for user in &rec.user_channels {
-        command_records::cancel_all(store, &Channel::user(device_id, user), now).await?;
+        command::records::cancel_all(store, &Channel::user(device_id, user), now).await?;
         gone.push(UserChannel::key((device_id, user)));
     }
-    command_records::cancel_all(store, &Channel::device(device_id), now).await?;
+    command::records::cancel_all(store, &Channel::device(device_id), now).await?;
     gone.push(SealedBootstrapToken::key(device_id));
     Ok(gone)
 }
@@ -130,12 +130,12 @@ pub async fn purge<B: Backend>(
     let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
     store.delete_many(&refs).await?;
     pending::remove(store, device_id).await?;
-    super::push::reset_state(store, device_id).await?;
+    crate::push::reset_state(store, device_id).await?;
     // The record last: a failure above leaves it, so the purge can be repeated.
     EnrollmentRecord::delete(store, device_id).await?;
-    super::enrollment_record::count_transition(
+    crate::mdm::enrollment_record::count_transition(
         store,
-        super::enrollment_record::State::of(&rec),
+        crate::mdm::enrollment_record::State::of(&rec),
         Default::default(),
     )
     .await;

@@ -4,7 +4,7 @@
 //! hex SHA-256 of the signing identity certificate. Failures answer 400 with a reason,
 //! never 401 (a 401 can make a device unenroll).
 //!
-//! The records it reads and writes, and their keys: [`super::enrollment_record`].
+//! The records it reads and writes, and their keys: [`crate::mdm::enrollment_record`].
 //!
 //! `Authenticate` must match the device's pending enrollment request
 //! ([`crate::enroll::pending`]: same UDID, serial and topic) and, when the identity's
@@ -25,21 +25,21 @@ use base64::Engine;
 
 use mdm_kv::{Backend, KvError, Store};
 
-use super::checkin::{CheckinMessage, Enrollment};
-use super::enrollment_admission::admit_authenticate;
-use super::enrollment_binding::{adopt_renewal, migrate_legacy_binding, require_binding};
-use super::enrollment_record::{b64, bad, index_counter, load, save};
+use crate::mdm::checkin_message::{CheckinMessage, Enrollment};
+use crate::mdm::enrollment_admission::admit_authenticate;
+use crate::mdm::enrollment_binding::{adopt_renewal, migrate_legacy_binding, require_binding};
+use crate::mdm::enrollment_record::{b64, bad, index_counter, load, save};
 // The records' API, still reachable by its former path.
-pub use super::enrollment_record::{
+use crate::enroll::pending;
+pub use crate::mdm::enrollment_record::{
     BoundDevice, DeviceIdentity, DevicePage, DeviceRead, EnrollmentKind, EnrollmentRecord,
     InventorySection, ListedDevice, Push, Reenrollment, Refusal, Retire, SEAL_BOOTSTRAP,
     SEAL_UNLOCK, SealedBootstrapToken, UserChannel, bound_device, check_bound, device_type,
     ever_enrolled, get, list, modify_record, read_for_request, require_bound, unlock_token,
     user_channel,
 };
-use super::enrollment_reset::{complete_reenrollment, reset_enrollment};
-use super::queue::{self, Channel};
-use crate::enroll::pending;
+use crate::mdm::enrollment_reset::{complete_reenrollment, reset_enrollment};
+use crate::queue::{self, Channel};
 use crate::record::{Record, Stored};
 use crate::seal::Sealer;
 

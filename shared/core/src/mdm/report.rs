@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use super::checkin::Enrollment;
+use crate::mdm::checkin_message::Enrollment;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {

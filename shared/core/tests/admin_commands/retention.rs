@@ -1,7 +1,7 @@
 //! Retention: finished commands are purged after the configured days, a bounded amount
 //! per tick.
 
-use mdm_core::mdm::command_retention;
+use mdm_core::command;
 
 use super::*;
 
@@ -12,7 +12,7 @@ fn tick(e: &E) -> Value {
         .header("authorization", format!("Bearer {SYNC_KEY}"))
         .body(vec![])
         .unwrap();
-    let resp = block_on(mdm_core::sync::handle(e, req));
+    let resp = block_on(mdm_core::routes::sync::handle(e, req));
     assert_eq!(resp.status(), StatusCode::OK);
     serde_json::from_slice(resp.body()).unwrap()
 }
@@ -112,7 +112,7 @@ fn purge_work_per_tick_is_bounded() {
     }
     let now = mdmdevice::START + 100 * 86400;
     for (purged, behind) in [(5, 7), (5, 2), (2, 0), (0, 0)] {
-        let r = block_on(command_retention::purge_expired(&e.store, now, 86400, 5)).unwrap();
+        let r = block_on(command::retention::purge_expired(&e.store, now, 86400, 5)).unwrap();
         assert_eq!((r.purged, r.behind), (purged, behind));
     }
     let (_, h) = get(&e, &commands_path(IPHONE));

@@ -70,6 +70,6 @@ fn secrets_rest_sealed_and_are_not_kept_in_history() {
     assert_eq!(b["status"], "acknowledged");
     assert_eq!(
         b["response"]["UnlockToken"],
-        mdm_core::mdm::command_secrets::REDACTED
+        mdm_core::command::secrets::REDACTED
     );
 }

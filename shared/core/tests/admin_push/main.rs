@@ -20,12 +20,12 @@ use futures::executor::block_on;
 use http::{Method, Request, Response, StatusCode};
 use mdm_core::config;
 use mdm_core::enroll::pending::{self as enroll_pending, PendingEnrollment, Via};
-use mdm_core::mdm::checkin::CheckinMessage;
+use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::enrollments;
 use mdm_core::mdm::signature::SCEP_CA_CERT_KEY;
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
-use mdm_core::{Env, admin, checkin, sync};
+use mdm_core::{Env, routes::admin, routes::checkin, routes::sync};
 use mdm_crypto::{
     Certificate, CertificateAuthority, Csr, CsrParams, IssueOptions, KeyPair, SignOptions,
 };

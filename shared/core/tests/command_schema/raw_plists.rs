@@ -12,7 +12,7 @@ fn raw_command_round_trip_xml_and_binary() {
         .unwrap(),
     )
     .unwrap();
-    let xml = command::build("6F1C-UUID", "Settings", payload.clone());
+    let xml = command::build::build("6F1C-UUID", "Settings", payload.clone());
     let (rt, back, uuid) = parse_raw_command(&xml).unwrap();
     assert_eq!(
         (rt.as_str(), uuid.as_deref()),

@@ -94,7 +94,7 @@ fn minimal_with(rt: &str) -> (Map<String, Json>, Vec<String>) {
         rt,
         required: Vec::new(),
     };
-    let m = s.dict(command_schema::schema(rt).unwrap().keys, "", "");
+    let m = s.dict(command::schema::schema(rt).unwrap().keys, "", "");
     (m, s.required)
 }
 

@@ -1,5 +1,5 @@
 //! The table against Apple's YAML: re-derived from it and compared key by key, and the
-//! generated text of `src/mdm/command_schema_table.rs` current (`UPDATE_COMMAND_SCHEMA=1`
+//! generated text of `src/command/schema_table.rs` current (`UPDATE_COMMAND_SCHEMA=1`
 //! rewrites it).
 
 use super::*;
@@ -198,7 +198,7 @@ fn schema_table_matches_apple_yaml() {
     }
     // Same order and coverage as the capability table.
     let rts: Vec<_> = SCHEMAS.iter().map(|s| s.request_type).collect();
-    let caps: Vec<_> = mdm_core::mdm::commands_table::COMMANDS
+    let caps: Vec<_> = mdm_core::command::table::COMMANDS
         .iter()
         .map(|c| c.request_type)
         .collect();
@@ -209,10 +209,7 @@ fn schema_table_matches_apple_yaml() {
 /// hand-edited); `UPDATE_COMMAND_SCHEMA=1` rewrites it.
 #[test]
 fn generated_text_is_current() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/mdm/command_schema_table.rs"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/command/schema_table.rs");
     let source = std::fs::read_to_string(path).unwrap();
     let at = source.find(MARKER).expect("generated marker");
     let body_start = at + source[at..].find('\n').unwrap() + 1;
@@ -256,14 +253,14 @@ fn overrides_name_real_keys() {
         }
     }
     for (rt, path) in NOT_REQUIRED {
-        let s = command_schema::schema(rt).unwrap();
+        let s = command::schema::schema(rt).unwrap();
         assert!(
             find(s.keys, path).is_some_and(|k| k.required),
             "{rt} {path}"
         );
     }
     for (rt, path, rule) in RULES {
-        let s = command_schema::schema(rt).unwrap();
+        let s = command::schema::schema(rt).unwrap();
         let dict = if path.is_empty() {
             s.keys
         } else {

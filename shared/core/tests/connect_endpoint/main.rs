@@ -17,13 +17,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::commands;
 use mdm_core::config::Secret;
-use mdm_core::mdm::checkin::CheckinMessage;
+use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::connect::{self, NewCommand, Next};
 use mdm_core::mdm::enrollments;
-use mdm_core::mdm::queue::{Channel, Lane};
 use mdm_core::mdm::report::Report;
+use mdm_core::queue::{Channel, Lane};
+use mdm_core::routes::commands;
 use mdm_kv::{Backend, KvError, MemoryBackend, Store};
 use mdmdevice::{Device, Identity, admin_call, device_request, env, queue, xml};
 

@@ -162,7 +162,7 @@ fn a_run_past_15_minutes_times_out_and_the_next_continues() {
         if r.outcome != Outcome::Paused {
             break r.outcome;
         }
-        let view = mdm_core::admin::dep::sync_view(&state(&s), clock.unix_seconds(), &p);
+        let view = mdm_core::routes::admin::dep::sync_view(&state(&s), clock.unix_seconds(), &p);
         let fetched = view["progress"]["devices_fetched"].as_u64().unwrap();
         assert_eq!(view["progress"]["devices_expected"], 3_000, "{view:#}");
         let fraction = view["progress"]["fraction"].as_f64().unwrap();
@@ -181,7 +181,7 @@ fn a_run_past_15_minutes_times_out_and_the_next_continues() {
         listing.fetched >= 1_400 && listing.fetched < 3_000,
         "{listing:?}"
     );
-    let view = mdm_core::admin::dep::sync_view(&st, clock.unix_seconds(), &p);
+    let view = mdm_core::routes::admin::dep::sync_view(&st, clock.unix_seconds(), &p);
     assert_eq!(view["state"], "failed", "{view:#}");
     assert_eq!(view["next_sync_is_full"], true, "{view:#}");
 

@@ -163,7 +163,7 @@ fn every_refusal_answers_its_reason_and_stores_nothing() {
         .header("accept", "application/xml")
         .body(serial_body("NOTOURS0001"))
         .unwrap();
-    let r = block_on(mdm_core::checkin::handle(&s.e, req));
+    let r = block_on(mdm_core::routes::checkin::handle(&s.e, req));
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(r.headers()["content-type"], "application/xml");
     let v: plist::Value = plist::from_bytes(r.body()).unwrap();
@@ -177,6 +177,6 @@ fn every_refusal_answers_its_reason_and_stores_nothing() {
         .uri("/mdm/enroll/ade")
         .body(vec![])
         .unwrap();
-    let r = block_on(mdm_core::checkin::handle(&s.e, req));
+    let r = block_on(mdm_core::routes::checkin::handle(&s.e, req));
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -4,7 +4,7 @@
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::{Response, checkin};
+use mdm_core::{Response, routes::checkin};
 use mdm_crypto::{
     Certificate, CsrParams, DigestAlgorithm, EnvelopeCipher, KeyPair, MessageType, PkiStatus,
     RequestOptions, SignOptions, build_csr, build_pkcs_req, parse_cert_rep,
@@ -176,7 +176,7 @@ impl Identity {
             .body(body.to_vec())
             .unwrap();
         if path.starts_with("/mdm/connect") {
-            block_on(mdm_core::commands::handle(e, req))
+            block_on(mdm_core::routes::commands::handle(e, req))
         } else {
             block_on(checkin::handle(e, req))
         }

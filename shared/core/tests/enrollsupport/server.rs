@@ -9,7 +9,7 @@ use mdm_core::dep::profile_store::{self, ProfileRecord};
 use mdm_core::dep::profiles::ProfileSpec;
 use mdm_core::dep::tokens::{self, KeyPair as SlotKey, TokenRecord};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Clock, Env, Response, checkin};
+use mdm_core::{Clock, Env, Response, routes::checkin};
 use mdm_kv::{Defects, MemoryBackend, Store};
 use serde_json::{Value, json};
 
@@ -113,7 +113,7 @@ impl Server {
         if !body.is_empty() {
             b = b.header("content-type", "application/json");
         }
-        let resp = block_on(mdm_core::admin::handle(
+        let resp = block_on(mdm_core::routes::admin::handle(
             &self.e,
             b.body(body.as_bytes().to_vec()).unwrap(),
         ));

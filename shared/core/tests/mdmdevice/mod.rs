@@ -16,7 +16,7 @@ use der::{Any, Decode, Encode};
 use futures::executor::block_on;
 use http::{Method, StatusCode};
 use mdm_core::platform::testing::{ManualClock, MapVariables, NoHttp};
-use mdm_core::{Env, Response, admin, checkin, commands};
+use mdm_core::{Env, Response, routes::admin, routes::checkin, routes::commands};
 use mdm_kv::{Defects, MemoryBackend, Store};
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;

@@ -74,7 +74,7 @@ fn follow_up_push_only_when_commands_are_still_pending() {
         }
     }
     assert_eq!(apns.count(), 2);
-    block_on(queue_enqueue::enqueue(
+    block_on(queue::enqueue::enqueue(
         &e.store,
         &Channel::device("BUSY"),
         "cmd-1",

@@ -119,7 +119,7 @@ fn deferred_pushes_go_out_with_the_next_drain() {
         enroll(&e.store, id, TOKEN);
         let ch = Channel::device(id);
         block_on(queue::open(&e.store, &ch)).unwrap();
-        block_on(queue_enqueue::enqueue(
+        block_on(queue::enqueue::enqueue(
             &e.store,
             &ch,
             "cmd-1",

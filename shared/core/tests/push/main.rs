@@ -19,15 +19,12 @@ use futures::executor::block_on;
 use http::{Request, Response};
 use mdm_core::Env;
 use mdm_core::mdm::enrollments::{EnrollmentRecord, Push};
-use mdm_core::mdm::push::{self, COALESCE_WINDOW_SECS, EXPIRATION_SECS, PushReason};
-use mdm_core::mdm::push_outcome::{self, PushOutcome, SkipReason, Verdict};
-use mdm_core::mdm::push_send::{self, BACKOFF_MAX_SECS, GIVE_UP_SECS};
-use mdm_core::mdm::queue::{self, Channel, Lane};
-use mdm_core::mdm::queue_delivery;
-use mdm_core::mdm::queue_enqueue;
-use mdm_core::mdm::{push_state, push_status};
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
+use mdm_core::push::outcome::{PushOutcome, SkipReason, Verdict};
+use mdm_core::push::send::{BACKOFF_MAX_SECS, GIVE_UP_SECS};
+use mdm_core::push::{self, COALESCE_WINDOW_SECS, EXPIRATION_SECS, PushReason};
+use mdm_core::queue::{self, Channel, Lane};
 use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
@@ -139,8 +136,8 @@ fn now(e: &TestEnv<'_>) -> u64 {
     e.clock.unix_seconds()
 }
 
-fn state(e: &TestEnv<'_>, id: &str) -> push_status::PushStatus {
-    block_on(push_status::push_state(&e.store, id))
+fn state(e: &TestEnv<'_>, id: &str) -> push::status::PushStatus {
+    block_on(push::status::push_state(&e.store, id))
         .unwrap()
         .expect("pushed before")
 }

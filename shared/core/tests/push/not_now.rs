@@ -9,7 +9,7 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     enroll(&e.store, "D1", TOKEN);
     let ch = Channel::device("D1");
     block_on(queue::open(&e.store, &ch)).unwrap();
-    block_on(queue_enqueue::enqueue(
+    block_on(queue::enqueue::enqueue(
         &e.store,
         &ch,
         "C1",
@@ -53,11 +53,11 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
     assert!(due[5] >= due[1] + 3_600);
 
     // Nothing pending any more: the owed push is dropped and the backoff starts over.
-    block_on(queue_delivery::next(&e.store, &ch, now(&e))).unwrap();
-    block_on(queue_delivery::complete(&e.store, &ch, "C1")).unwrap();
+    block_on(queue::delivery::next(&e.store, &ch, now(&e))).unwrap();
+    block_on(queue::delivery::complete(&e.store, &ch, "C1")).unwrap();
     // The answer's request moves the frontier past it (ServerURL asks for the next).
     assert_eq!(
-        block_on(queue_delivery::next(&e.store, &ch, now(&e))).unwrap(),
+        block_on(queue::delivery::next(&e.store, &ch, now(&e))).unwrap(),
         None
     );
     let at = block_on(push::after_not_now(&e.store, "D1", now(&e)))

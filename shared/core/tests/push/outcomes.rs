@@ -28,7 +28,7 @@ fn delivered_push_is_recorded() {
     assert_eq!(s.last_delivered_at, Some(T0));
     assert_eq!(s.last_reason, Some(PushReason::Admin));
     assert_eq!(
-        block_on(push_state::certificate_status(&e.store))
+        block_on(push::state::certificate_status(&e.store))
             .unwrap()
             .state,
         "unknown"
@@ -75,7 +75,7 @@ fn devices_that_cannot_be_pushed_are_skipped_without_http() {
     );
     assert_eq!(apns.count(), 0);
     assert_eq!(
-        block_on(push_status::push_state(&e.store, "nobody")).unwrap(),
+        block_on(push::status::push_state(&e.store, "nobody")).unwrap(),
         None
     );
 }
@@ -146,7 +146,7 @@ fn a_new_token_makes_the_mark_moot_even_without_clearing() {
     // clear_unreachable on a device never pushed is a no-op.
     block_on(push::clear_unreachable(&e.store, "never-pushed")).unwrap();
     assert_eq!(
-        block_on(push_status::push_state(&e.store, "never-pushed")).unwrap(),
+        block_on(push::status::push_state(&e.store, "never-pushed")).unwrap(),
         None
     );
 }
@@ -166,7 +166,7 @@ fn forbidden_403_marks_the_certificate_failing_until_a_success() {
             reason: "BadCertificateEnvironment".into()
         }
     );
-    let c = block_on(push_state::certificate_status(&e.store)).unwrap();
+    let c = block_on(push::state::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "failing");
     assert_eq!(c.since, Some(T0));
     assert_eq!(c.last_failure_status, Some(403));
@@ -184,7 +184,7 @@ fn forbidden_403_marks_the_certificate_failing_until_a_success() {
         block_on(push::push_device(&e, "UDID-2", PushReason::Admin)).unwrap(),
         PushOutcome::Delivered { .. }
     ));
-    let c = block_on(push_state::certificate_status(&e.store)).unwrap();
+    let c = block_on(push::state::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "ok");
     assert_eq!(c.since, Some(T0 + 7200));
     assert_eq!(c.failures, 1);
@@ -274,7 +274,7 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
     else {
         panic!("{out:?}")
     };
-    let (lo, hi) = push_send::backoff_bounds(1);
+    let (lo, hi) = push::send::backoff_bounds(1);
     assert!((T0 + lo..=T0 + hi).contains(&retry_at), "{retry_at}");
     let mut attempts = 1;
     let mut gave_up = false;
@@ -297,7 +297,7 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
         gave_up = r.gave_up == 1;
         if !gave_up {
             let next = state(&e, "UDID-1").retry.unwrap();
-            let (lo, hi) = push_send::backoff_bounds(attempts);
+            let (lo, hi) = push::send::backoff_bounds(attempts);
             assert!(
                 (sent_at + lo..=sent_at + hi).contains(&next.next_at),
                 "attempt {attempts}: {} not in {lo}..={hi} after {sent_at}",
@@ -351,7 +351,7 @@ fn transport_errors_are_retried_and_never_store_the_token() {
     assert!(!format!("{out:?}").contains(TOKEN));
     // Not a TLS failure: the certificate is not suspected.
     assert_eq!(
-        block_on(push_state::certificate_status(&e.store))
+        block_on(push::state::certificate_status(&e.store))
             .unwrap()
             .state,
         "unknown"
@@ -368,7 +368,7 @@ fn tls_failures_cast_doubt_on_the_certificate_and_are_retried() {
     )));
     let out = block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap();
     assert!(matches!(out, PushOutcome::RetryScheduled { .. }), "{out:?}");
-    let c = block_on(push_state::certificate_status(&e.store)).unwrap();
+    let c = block_on(push::state::certificate_status(&e.store)).unwrap();
     assert_eq!(c.state, "failing");
     assert_eq!(c.last_failure_status, None);
 }

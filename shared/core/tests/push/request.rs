@@ -79,7 +79,7 @@ fn redaction_keeps_only_a_prefix() {
 #[test]
 fn answers_are_classified() {
     let at = UNIX_EPOCH + Duration::from_secs(T0);
-    let c = |r: Reply| push_outcome::classify(&r, at);
+    let c = |r: Reply| push::outcome::classify(&r, at);
     assert_eq!(
         c(Ok(ok())),
         Verdict::Delivered {
@@ -190,24 +190,24 @@ fn answers_are_classified() {
 
 #[test]
 fn backoff_doubles_with_jitter_up_to_an_hour() {
-    assert_eq!(push_send::backoff_bounds(1), (15, 30));
-    assert_eq!(push_send::backoff_bounds(2), (30, 60));
-    assert_eq!(push_send::backoff_bounds(7), (960, 1920));
-    assert_eq!(push_send::backoff_bounds(8), (1800, 3600));
-    assert_eq!(push_send::backoff_bounds(500), (1800, 3600));
-    assert_eq!(push_send::retry_delay(1, None, 0.0), 15);
-    assert_eq!(push_send::retry_delay(1, None, 1.0), 30);
+    assert_eq!(push::send::backoff_bounds(1), (15, 30));
+    assert_eq!(push::send::backoff_bounds(2), (30, 60));
+    assert_eq!(push::send::backoff_bounds(7), (960, 1920));
+    assert_eq!(push::send::backoff_bounds(8), (1800, 3600));
+    assert_eq!(push::send::backoff_bounds(500), (1800, 3600));
+    assert_eq!(push::send::retry_delay(1, None, 0.0), 15);
+    assert_eq!(push::send::retry_delay(1, None, 1.0), 30);
     // Retry-After wins when it asks for longer, not when shorter; capped at 6 h.
     assert_eq!(
-        push_send::retry_delay(1, Some(Duration::from_secs(600)), 0.5),
+        push::send::retry_delay(1, Some(Duration::from_secs(600)), 0.5),
         600
     );
     assert_eq!(
-        push_send::retry_delay(3, Some(Duration::from_secs(5)), 1.0),
+        push::send::retry_delay(3, Some(Duration::from_secs(5)), 1.0),
         120
     );
     assert_eq!(
-        push_send::retry_delay(1, Some(Duration::from_secs(86_400)), 0.0),
+        push::send::retry_delay(1, Some(Duration::from_secs(86_400)), 0.0),
         6 * 3600
     );
 }

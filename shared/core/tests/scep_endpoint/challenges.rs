@@ -161,6 +161,6 @@ fn admin_issues_challenges_for_manual_enrollment() {
         .uri("/api/v1/enrollment/challenges")
         .body(br#"{"device_id":"x"}"#.to_vec())
         .unwrap();
-    let r = block_on(mdm_core::admin::handle(&e, req));
+    let r = block_on(mdm_core::routes::admin::handle(&e, req));
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }

@@ -28,7 +28,7 @@ use mdm_core::mdm::signature::SCEP_CA_CERT_KEY;
 use mdm_core::platform::testing::{MapVariables, NoHttp, SystemClock};
 use mdm_core::scep::challenge::{self, ChallengeError, ChallengeGrant};
 use mdm_core::scep::{ca, endpoint};
-use mdm_core::{Clock, Env, Response, checkin};
+use mdm_core::{Clock, Env, Response, routes::checkin};
 use mdm_crypto::{
     BuiltRequest, CertRep, Certificate, CertificateAuthority, CsrParams, DigestAlgorithm,
     EnvelopeCipher, FailInfo, KeyPair, MessageType, PkiStatus, RequestOptions, SignOptions,

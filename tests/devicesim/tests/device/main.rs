@@ -335,7 +335,10 @@ impl InProcess {
             b = b.header("content-type", "application/json");
         }
         let body = body.map(|v| v.to_string().into_bytes()).unwrap_or_default();
-        let resp = block_on(mdm_core::admin::handle(&self.env, b.body(body).unwrap()));
+        let resp = block_on(mdm_core::routes::admin::handle(
+            &self.env,
+            b.body(body).unwrap(),
+        ));
         (
             resp.status().as_u16(),
             serde_json::from_slice(resp.body()).unwrap_or(Json::Null),
@@ -375,8 +378,8 @@ impl Http for InProcess {
             // The routes of spin.toml: /mdm/connect is the commands component, the
             // check-in, enrollment and SCEP paths the checkin component.
             let resp = match p.as_str() {
-                "/mdm/connect" => mdm_core::commands::handle(&self.env, req).await,
-                _ => mdm_core::checkin::handle(&self.env, req).await,
+                "/mdm/connect" => mdm_core::routes::commands::handle(&self.env, req).await,
+                _ => mdm_core::routes::checkin::handle(&self.env, req).await,
             };
             Ok(HttpResponse {
                 status: resp.status().as_u16(),
