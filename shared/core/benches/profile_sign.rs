@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use mdm_core::enroll::profile::{ProfileParams, SigningIdentity, enrollment_profile_plist};
+use mdm_core::enroll::enrollment_profile::{
+    ProfileParams, SigningIdentity, enrollment_profile_plist,
+};
 use mdm_crypto::{CertificateAuthority, CsrParams, IssueOptions, KeyPair};
 
 fn main() {

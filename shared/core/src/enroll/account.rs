@@ -41,7 +41,7 @@ use mdm_kv::{Backend, KvError, Store};
 
 use super::pending::{self, PendingEnrollment, Via};
 use super::web;
-use super::{EnrollError, EnrollmentTarget, profile};
+use super::{EnrollError, EnrollmentTarget, enrollment_profile};
 use crate::api::{self, Request, Response};
 use crate::command::table::OsFamily;
 use crate::config::{self, SERVER_URL};
@@ -325,8 +325,8 @@ async fn enroll_with(
         enrollment_mode: Some(enrollment_mode.into()),
         assigned_managed_apple_id: maid,
     };
-    let topic = profile::push_topic(p).await?;
-    let signed = profile::build_signed_profile(p, &target).await?;
+    let topic = enrollment_profile::push_topic(p).await?;
+    let signed = enrollment_profile::build_signed_profile(p, &target).await?;
     let mut pend = PendingEnrollment::new(&reference, "", &topic, grant.issued_at);
     pend.via = Via::AccountDriven;
     pend.user = Some(user.username.clone());

@@ -13,9 +13,9 @@ use std::cmp::Ordering;
 use http::StatusCode;
 use serde_json::json;
 
+use super::enrollment_profile;
 use super::machineinfo::{self, MachineInfo, VerifiedMachineInfo};
 use super::pending::{self, PendingEnrollment, Via};
-use super::profile;
 use super::{EnrollError, EnrollmentTarget};
 use crate::api::{Request, Response};
 use crate::dep::TokenId;
@@ -140,7 +140,7 @@ pub async fn answer(
 ) -> Result<Vec<u8>, EnrollError> {
     let spec = &a.profile.spec;
     let supervised = spec.supervised || spec.platform == OsPlatform::Ios;
-    let topic = profile::push_topic(p).await?;
+    let topic = enrollment_profile::push_topic(p).await?;
     let target = EnrollmentTarget {
         udid: info.udid.clone(),
         serial: Some(info.serial.clone()),
@@ -151,7 +151,7 @@ pub async fn answer(
         enrollment_mode: None,
         assigned_managed_apple_id: None,
     };
-    let signed = profile::build_signed_profile(p, &target).await?;
+    let signed = enrollment_profile::build_signed_profile(p, &target).await?;
     let now = p.clock().unix_seconds();
     pending::put(
         p.store(),

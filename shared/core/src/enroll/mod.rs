@@ -6,7 +6,7 @@
 //! signature chains to Apple's device CA, that the serial is a synced device assigned to
 //! one of our profiles and meets the profile's minimum OS ([`ade`]); we remember the
 //! request for the later `Authenticate` ([`pending`]) and answer the signed profile
-//! ([`profile`]) whose SCEP payload carries a one-time challenge bound to the UDID.
+//! ([`enrollment_profile`]) whose SCEP payload carries a one-time challenge bound to the UDID.
 //!
 //! Refusals answer a JSON body shaped like Apple's error documents
 //! (`{"code", "description", "message"[, "details"]}`), or the same as an XML plist when
@@ -20,9 +20,9 @@
 
 pub mod account;
 pub mod ade;
+pub mod enrollment_profile;
 pub mod machineinfo;
 pub mod pending;
-pub mod profile;
 pub mod web;
 
 use http::{HeaderValue, StatusCode, header};
@@ -206,7 +206,7 @@ pub fn profile_response(profile: Vec<u8>) -> Response {
 }
 
 /// Our ids for the device, the enrollment and its sign-in user: what a signed
-/// enrollment profile is built for ([`profile::build_signed_profile`]).
+/// enrollment profile is built for ([`enrollment_profile::build_signed_profile`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentTarget {
     /// The device's UDID (the SCEP subject's CN and the challenge's binding).

@@ -83,7 +83,7 @@ fn the_push_certificate_names_the_topic_and_warns_before_it_expires() {
         c["warnings"][0].as_str().unwrap().contains("cannot enroll"),
         "{c}"
     );
-    let err = block_on(mdm_core::enroll::profile::push_topic(&e)).unwrap_err();
+    let err = block_on(mdm_core::enroll::enrollment_profile::push_topic(&e)).unwrap_err();
     assert_eq!(err.code, "server.push_topic_missing");
     // The variable alone: used, with a nudge to upload.
     e.vars = MapVariables::new([
@@ -193,7 +193,7 @@ fn a_new_topic_is_refused_once_devices_enrolled_unless_forced() {
         StatusCode::OK
     );
     assert_eq!(
-        block_on(mdm_core::enroll::profile::push_topic(&e)).unwrap(),
+        block_on(mdm_core::enroll::enrollment_profile::push_topic(&e)).unwrap(),
         TOPIC
     );
     enroll(&e, IPHONE);
@@ -221,7 +221,7 @@ fn a_new_topic_is_refused_once_devices_enrolled_unless_forced() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["replaced_topic"], TOPIC, "{b}");
     assert_eq!(
-        block_on(mdm_core::enroll::profile::push_topic(&e)).unwrap(),
+        block_on(mdm_core::enroll::enrollment_profile::push_topic(&e)).unwrap(),
         other
     );
 }

@@ -249,7 +249,7 @@ pub async fn retire(
 ) -> Result<Response, ApiError> {
     use crate::mdm::enrollment_reset;
     use crate::mdm::enrollments::{self, Retire};
-    use crate::{Clock, enroll::profile::PROFILE_IDENTIFIER};
+    use crate::{Clock, enroll::enrollment_profile::PROFILE_IDENTIFIER};
     let device = params.get("device").unwrap_or_default();
     let mut force = false;
     for (k, v) in api::query(req)? {
