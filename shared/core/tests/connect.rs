@@ -1,6 +1,7 @@
 //! The command loop: enrolled device polls, answers, defers; results are kept.
 
 use futures::executor::block_on;
+use mdm_core::command::records;
 use mdm_core::config::Secret;
 use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::connect::{self, Next};
@@ -105,7 +106,7 @@ fn idle_result_not_now_and_history() {
         ),
         Ok(Next::Nothing)
     );
-    let r = block_on(connect::result(&s, "U1", "c2")).unwrap().unwrap();
+    let r = block_on(records::result(&s, "U1", "c2")).unwrap().unwrap();
     assert_eq!(
         (
             r.status.as_str(),
@@ -115,7 +116,7 @@ fn idle_result_not_now_and_history() {
         ("Error", "DeviceInformation", Some(12021))
     );
     assert_eq!(r.enqueued_at, 10);
-    assert!(block_on(connect::result(&s, "U1", "c1")).unwrap().is_some());
+    assert!(block_on(records::result(&s, "U1", "c1")).unwrap().is_some());
     // A repeated or unknown answer changes nothing and just gets the next command.
     assert_eq!(
         status(&s, "Acknowledged", Some("c1"), ""),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
+use mdm_core::command::records;
 use mdm_core::enroll::pending;
-use mdm_core::mdm::connect;
 use mdm_core::mdm::enrollments::{self, EnrollmentKind};
 use mdm_core::queue::{self, Channel};
 use mdm_crypto::PkiStatus;
@@ -234,10 +234,10 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     let c2 = queue(&s, UDID, "SecurityInfo");
     // (The admin API refuses user-channel commands for an iPhone; queue it directly.)
     let c3 = "USER-CHANNEL-CMD".to_owned();
-    block_on(connect::enqueue(
+    block_on(records::enqueue(
         &s.e.store,
         &Channel::user(UDID, "USER-1"),
-        &connect::NewCommand {
+        &records::NewCommand {
             uuid: c3.clone(),
             request_type: "ProfileList".into(),
             body: b"<plist/>".to_vec(),
@@ -315,7 +315,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     // The user channel is gone (the admin API no longer finds it); its command record
     // says cancelled.
     let ch = Channel::user(UDID, "USER-1");
-    let r = block_on(connect::result(&s.e.store, ch.tag(), &c3))
+    let r = block_on(records::result(&s.e.store, ch.tag(), &c3))
         .unwrap()
         .unwrap();
     assert_eq!(r.status, "Cancelled");

@@ -15,8 +15,8 @@ use crate::api::{ApiError, FieldError};
 use crate::command;
 use crate::command::availability::{capability, platform_of, user_enrollment_limits};
 use crate::command::payload::PayloadError;
+use crate::command::records::{self, EnqueueError, NewCommand};
 use crate::config;
-use crate::mdm::connect::{self, EnqueueError, NewCommand};
 use crate::mdm::enrollments::{self, EnrollmentRecord};
 use crate::push;
 use crate::queue::{Channel, Lane, QueueError};
@@ -261,7 +261,7 @@ pub async fn enqueue(
         sealed,
     };
     let now = p.clock().unix_seconds();
-    let queued = connect::enqueue(p.store(), &ch, &cmd, now, limit)
+    let queued = records::enqueue(p.store(), &ch, &cmd, now, limit)
         .await
         .map_err(|e| enqueue_error(e, device, &uuid))?;
     Ok(Queued {

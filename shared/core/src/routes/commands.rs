@@ -9,6 +9,7 @@
 
 use crate::api::{self, Request, Response, Route};
 use crate::command;
+use crate::command::records;
 use crate::config;
 use crate::device_auth::{self, DeviceError};
 use crate::mdm::connect::{self, Next};
@@ -128,7 +129,7 @@ async fn log_answer(p: &impl Platform, report: &Report, now: u64) {
         Some(u) => Channel::user(device, u),
         None => Channel::device(device),
     };
-    let request_type = match connect::result(p.store(), channel.tag(), uuid).await {
+    let request_type = match records::result(p.store(), channel.tag(), uuid).await {
         Ok(Some(r)) => r.request_type,
         _ => report
             .request_type
