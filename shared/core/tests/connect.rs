@@ -5,7 +5,9 @@ use mdm_core::command::records;
 use mdm_core::config::Secret;
 use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::connect::{self, Next};
-use mdm_core::mdm::enrollments::{self, Refusal};
+use mdm_core::mdm::enrollment_record;
+use mdm_core::mdm::enrollment_record::Refusal;
+use mdm_core::mdm::enrollments;
 use mdm_core::mdm::report::Report;
 use mdm_core::queue;
 use mdm_core::queue::{Channel, Lane};
@@ -156,10 +158,10 @@ fn acknowledged_inventory_commands_update_the_device_record() {
     status(&s, "Idle", None, "").unwrap();
     let resp = "<key>QueryResponses</key><dict><key>OSVersion</key><string>17.4</string><key>IsSupervised</key><true/><key>BatteryLevel</key><real>0.5</real></dict>";
     status(&s, "Acknowledged", Some("info"), resp).unwrap();
-    let raw = block_on(s.get(&enrollments::EnrollmentRecord::key("U1")))
+    let raw = block_on(s.get(&enrollment_record::EnrollmentRecord::key("U1")))
         .unwrap()
         .unwrap();
-    let rec: enrollments::EnrollmentRecord = serde_json::from_slice(&raw).unwrap();
+    let rec: enrollment_record::EnrollmentRecord = serde_json::from_slice(&raw).unwrap();
     let inv = &rec.inventory["DeviceInformation"];
     assert_eq!(inv.reported_at, 50);
     assert_eq!(inv.data["OSVersion"], "17.4");

@@ -14,8 +14,9 @@ use crate::config;
 use crate::device_auth::{self, DeviceError};
 use crate::mdm::connect::{self, Next};
 use crate::mdm::devlog;
+use crate::mdm::enrollment_binding;
+use crate::mdm::enrollment_record;
 use crate::mdm::report::{Report, Status};
-use crate::mdm::{enrollment_binding, enrollments};
 use crate::queue::Channel;
 use crate::{Clock, Platform};
 
@@ -90,7 +91,7 @@ async fn connect(
     if let Some(device) = report.enrollment.device_id()
         && read.bound.as_deref() != Some(device)
     {
-        let identity = enrollments::DeviceIdentity::from_certificate(
+        let identity = enrollment_record::DeviceIdentity::from_certificate(
             &signer.cert_hash,
             &signer.certificate_der,
         );

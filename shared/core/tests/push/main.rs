@@ -18,7 +18,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use futures::executor::block_on;
 use http::{Request, Response};
 use mdm_core::Env;
-use mdm_core::mdm::enrollments::{EnrollmentRecord, Push};
+use mdm_core::mdm::enrollment_record::{EnrollmentRecord, Push};
 use mdm_core::platform::TransportError;
 use mdm_core::platform::testing::{FnHttp, ManualClock, MapVariables};
 use mdm_core::push::outcome::{PushOutcome, SkipReason, Verdict};

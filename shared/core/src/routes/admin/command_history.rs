@@ -12,7 +12,8 @@ use crate::command;
 use crate::command::history::HistoryQuery;
 use crate::command::records::{self, CancelOutcome, CommandResult};
 use crate::mdm::connect;
-use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::mdm::enrollment_record;
+use crate::mdm::enrollment_record::EnrollmentRecord;
 use crate::queue::{self, Channel, Lane, QueueError};
 use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
@@ -152,7 +153,7 @@ fn history_channel(device: &str, user: Option<&str>) -> Channel {
 
 /// A device that ever enrolled (its history outlives the enrollment).
 async fn known_device(p: &impl Platform, device: &str) -> Result<EnrollmentRecord, ApiError> {
-    enrollments::get(p.store(), device)
+    enrollment_record::get(p.store(), device)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no device {device:?}")))
 }
