@@ -1,5 +1,6 @@
-// The commit the build comes from, for `GET /version`: MDM_COMMIT when set (an image
-// built without the repository), else `git rev-parse HEAD`, else "unknown".
+//! The commit the build comes from, for `GET /version`: MDM_COMMIT when set (an image
+//! built without the repository), else `git rev-parse HEAD`, else "unknown".
+
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {

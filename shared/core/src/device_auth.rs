@@ -7,7 +7,7 @@
 use http::{HeaderValue, StatusCode, header};
 
 use crate::api::{self, Request, Response};
-use crate::mdm::enrollments::Refusal;
+use crate::mdm::enrollment_record::Refusal;
 use crate::mdm::signature::{self, SCEP_CA_CERT_KEY, Signer};
 use mdm_kv::{Backend, KvError, Store};
 

@@ -7,7 +7,8 @@ mod mdmdevice;
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
-use mdm_core::mdm::enrollments::{self, EnrollmentRecord};
+use mdm_core::mdm::enrollment_record;
+use mdm_core::mdm::enrollment_record::EnrollmentRecord;
 use mdm_core::mdm::signature::{self, SCEP_CA_CERT_KEY};
 use mdm_core::routes::checkin;
 use mdmdevice::{Device, E, Identity, device_request, dump, env, vector, xml};
@@ -23,7 +24,7 @@ fn send(e: &E, method: Method, body: &[u8], sig: Option<&str>) -> mdm_core::Resp
 }
 
 fn record(e: &E, id: &str) -> Option<EnrollmentRecord> {
-    block_on(enrollments::get(&e.store, id)).unwrap()
+    block_on(enrollment_record::get(&e.store, id)).unwrap()
 }
 
 fn text(r: &mdm_core::Response) -> String {

@@ -1,10 +1,13 @@
 //! The command loop: enrolled device polls, answers, defers; results are kept.
 
 use futures::executor::block_on;
+use mdm_core::command::records;
 use mdm_core::config::Secret;
 use mdm_core::mdm::checkin_message::CheckinMessage;
 use mdm_core::mdm::connect::{self, Next};
-use mdm_core::mdm::enrollments::{self, Refusal};
+use mdm_core::mdm::enrollment_record;
+use mdm_core::mdm::enrollment_record::Refusal;
+use mdm_core::mdm::enrollments;
 use mdm_core::mdm::report::Report;
 use mdm_core::queue;
 use mdm_core::queue::{Channel, Lane};
@@ -105,7 +108,7 @@ fn idle_result_not_now_and_history() {
         ),
         Ok(Next::Nothing)
     );
-    let r = block_on(connect::result(&s, "U1", "c2")).unwrap().unwrap();
+    let r = block_on(records::result(&s, "U1", "c2")).unwrap().unwrap();
     assert_eq!(
         (
             r.status.as_str(),
@@ -115,7 +118,7 @@ fn idle_result_not_now_and_history() {
         ("Error", "DeviceInformation", Some(12021))
     );
     assert_eq!(r.enqueued_at, 10);
-    assert!(block_on(connect::result(&s, "U1", "c1")).unwrap().is_some());
+    assert!(block_on(records::result(&s, "U1", "c1")).unwrap().is_some());
     // A repeated or unknown answer changes nothing and just gets the next command.
     assert_eq!(
         status(&s, "Acknowledged", Some("c1"), ""),
@@ -155,10 +158,10 @@ fn acknowledged_inventory_commands_update_the_device_record() {
     status(&s, "Idle", None, "").unwrap();
     let resp = "<key>QueryResponses</key><dict><key>OSVersion</key><string>17.4</string><key>IsSupervised</key><true/><key>BatteryLevel</key><real>0.5</real></dict>";
     status(&s, "Acknowledged", Some("info"), resp).unwrap();
-    let raw = block_on(s.get(&enrollments::EnrollmentRecord::key("U1")))
+    let raw = block_on(s.get(&enrollment_record::EnrollmentRecord::key("U1")))
         .unwrap()
         .unwrap();
-    let rec: enrollments::EnrollmentRecord = serde_json::from_slice(&raw).unwrap();
+    let rec: enrollment_record::EnrollmentRecord = serde_json::from_slice(&raw).unwrap();
     let inv = &rec.inventory["DeviceInformation"];
     assert_eq!(inv.reported_at, 50);
     assert_eq!(inv.data["OSVersion"], "17.4");

@@ -10,9 +10,10 @@ use std::time::Duration;
 use base64::Engine;
 use futures::executor::block_on;
 use http::{Method, StatusCode};
+use mdm_core::command::records;
 use mdm_core::enroll::pending;
-use mdm_core::mdm::connect;
-use mdm_core::mdm::enrollments::{self, EnrollmentKind};
+use mdm_core::mdm::enrollment_record;
+use mdm_core::mdm::enrollment_record::EnrollmentKind;
 use mdm_core::queue::{self, Channel};
 use mdm_crypto::PkiStatus;
 use serde_json::json;
@@ -67,7 +68,7 @@ fn an_ade_device_enrolls_end_to_end_and_its_record_says_how() {
     let challenge = request_profile(&s, UDID, SERIAL);
     let id = identity(&s, 0, UDID, &challenge);
     ok(&id.authenticate(&s.e, UDID, SERIAL));
-    let rec = block_on(enrollments::get(&s.e.store, UDID))
+    let rec = block_on(enrollment_record::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
     assert!(!rec.enrolled);
@@ -88,7 +89,7 @@ fn an_ade_device_enrolls_end_to_end_and_its_record_says_how() {
     assert!(rec.user.is_none() && rec.push.is_none());
 
     ok(&id.token_update(&s.e, UDID, ""));
-    let rec = block_on(enrollments::get(&s.e.store, UDID))
+    let rec = block_on(enrollment_record::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
     assert!(rec.enrolled && rec.awaiting_configuration && rec.push.is_some());
@@ -162,7 +163,7 @@ fn authenticate_is_refused_without_a_matching_enrollment_request() {
         "no enrollment request",
     );
     assert!(
-        block_on(enrollments::get(&s.e.store, UDID))
+        block_on(enrollment_record::get(&s.e.store, UDID))
             .unwrap()
             .is_none()
     );
@@ -234,10 +235,10 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     let c2 = queue(&s, UDID, "SecurityInfo");
     // (The admin API refuses user-channel commands for an iPhone; queue it directly.)
     let c3 = "USER-CHANNEL-CMD".to_owned();
-    block_on(connect::enqueue(
+    block_on(records::enqueue(
         &s.e.store,
         &Channel::user(UDID, "USER-1"),
-        &connect::NewCommand {
+        &records::NewCommand {
             uuid: c3.clone(),
             request_type: "ProfileList".into(),
             body: b"<plist/>".to_vec(),
@@ -256,7 +257,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     // must not break it), and the admin sees the re-enrollment.
     let new = identity(&s, 1, UDID, &request_profile(&s, UDID, SERIAL));
     ok(&new.authenticate(&s.e, UDID, SERIAL));
-    let during = block_on(enrollments::get(&s.e.store, UDID))
+    let during = block_on(enrollment_record::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
     assert!(
@@ -274,7 +275,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     ok(&old.checkin(&s.e, "GetBootstrapToken", UDID, ""));
     // Its TokenUpdate completes it: the old enrollment goes.
     ok(&new.token_update(&s.e, UDID, ""));
-    let rec = block_on(enrollments::get(&s.e.store, UDID))
+    let rec = block_on(enrollment_record::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
     assert!(rec.enrolled && rec.unlock_token.is_none() && rec.reenrollment.is_none());
@@ -285,7 +286,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
         Some(new.cert.serial_hex().as_str())
     );
     assert!(
-        block_on(enrollments::user_channel(&s.e.store, UDID, "USER-1"))
+        block_on(enrollment_record::user_channel(&s.e.store, UDID, "USER-1"))
             .unwrap()
             .is_none()
     );
@@ -315,7 +316,7 @@ fn re_enrollment_after_a_wipe_replaces_the_old_enrollment_cleanly() {
     // The user channel is gone (the admin API no longer finds it); its command record
     // says cancelled.
     let ch = Channel::user(UDID, "USER-1");
-    let r = block_on(connect::result(&s.e.store, ch.tag(), &c3))
+    let r = block_on(records::result(&s.e.store, ch.tag(), &c3))
         .unwrap()
         .unwrap();
     assert_eq!(r.status, "Cancelled");
@@ -366,7 +367,7 @@ fn a_manual_enrollment_with_an_admin_challenge_needs_no_request() {
         "SerialNumber differs",
     );
     ok(&id.authenticate(&s.e, UDID2, SERIAL2));
-    let rec = block_on(enrollments::get(&s.e.store, UDID2))
+    let rec = block_on(enrollment_record::get(&s.e.store, UDID2))
         .unwrap()
         .unwrap();
     assert_eq!(rec.enrollment_kind, Some(EnrollmentKind::Manual));
@@ -489,7 +490,7 @@ fn a_renewed_identity_keeps_the_enrollment_its_queue_and_channels() {
     assert_eq!(r.status(), StatusCode::OK, "{}", text(&r));
     let cmd: plist::Dictionary = plist::from_bytes(r.body()).unwrap();
     assert_eq!(cmd["CommandUUID"].as_string(), Some(queued.as_str()));
-    let rec = block_on(enrollments::get(&s.e.store, UDID))
+    let rec = block_on(enrollment_record::get(&s.e.store, UDID))
         .unwrap()
         .unwrap();
     assert_eq!(

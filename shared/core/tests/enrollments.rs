@@ -4,7 +4,9 @@
 use futures::executor::block_on;
 use mdm_core::config::Secret;
 use mdm_core::mdm::checkin_message::CheckinMessage;
-use mdm_core::mdm::enrollments::{self, EnrollmentRecord, Refusal, Reply};
+use mdm_core::mdm::enrollment_record;
+use mdm_core::mdm::enrollment_record::{EnrollmentRecord, Refusal};
+use mdm_core::mdm::enrollments::{self, Reply};
 use mdm_core::queue::{self, Channel};
 use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -110,10 +112,10 @@ fn authenticate_then_token_update_enrolls_and_opens_the_queue() {
     assert_eq!(r.push.as_ref().unwrap().token_hex, "00010203");
     assert_eq!(r.push.as_ref().unwrap().push_magic, "PM-1");
     assert_eq!(
-        enrollments::unlock_token(&r, &key()).unwrap(),
+        enrollment_record::unlock_token(&r, &key()).unwrap(),
         b"unlock-secret"
     );
-    assert!(enrollments::unlock_token(&r, &Secret::new("other".into())).is_none());
+    assert!(enrollment_record::unlock_token(&r, &Secret::new("other".into())).is_none());
     // No plaintext unlock token anywhere in the store.
     assert!(
         !s.backend()
@@ -285,7 +287,7 @@ fn a_retire_racing_a_check_in_is_not_lost() {
         s.backend().after_read(&key, move |b| {
             let mut rec: EnrollmentRecord = serde_json::from_slice(&b.peek(&k).unwrap()).unwrap();
             if rec.retire.is_none() {
-                rec.retire = Some(enrollments::Retire {
+                rec.retire = Some(enrollment_record::Retire {
                     command_uuid: "RETIRE-1".into(),
                     requested_at: 999,
                 });

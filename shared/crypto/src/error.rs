@@ -1,3 +1,5 @@
+//! The crypto crate's one error type.
+
 use std::fmt;
 
 /// Failure of a key or certificate operation. Messages name what was wrong, never key

@@ -1,3 +1,6 @@
+//! What a key-value backend must offer (`Backend`, `CasHandle`) and its errors, in the
+//! vocabulary of spin:key-value and wasi:keyvalue.
+
 use std::fmt;
 use std::future::Future;
 

@@ -1,3 +1,6 @@
+//! The in-memory backend of the tests, able to behave like each real backend's defects
+//! (`Defects`: Spin's SQLite and Redis stores).
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 

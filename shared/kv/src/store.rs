@@ -1,3 +1,6 @@
+//! `Store`, what the core uses over a backend: key checks, batching, counters, claims
+//! and compare-and-swap with retries.
+
 use std::collections::HashMap;
 
 use crate::key::{self, CounterKey};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mdm_apnssim::{ApnsSim, Pki, Scripted, SimConfig};
-use mdm_core::push::redact;
+use mdm_core::push::apns::redact;
 
 const USAGE: &str = "\
 apnssim: local APNs (HTTP/2 + TLS client certificate) stand-in for MDM push tests

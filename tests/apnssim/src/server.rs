@@ -119,7 +119,7 @@ fn is_uuid(s: &str) -> bool {
 }
 
 fn new_apns_id() -> String {
-    mdm_core::push::new_apns_id().to_ascii_uppercase()
+    mdm_core::push::apns::new_apns_id().to_ascii_uppercase()
 }
 
 /// What a request is answered with.

@@ -6,10 +6,12 @@ use std::time::Duration;
 use mdm_apnssim::client::H2Client;
 use mdm_apnssim::{ApnsSim, Scripted};
 use mdm_core::Env;
-use mdm_core::mdm::enrollments::{EnrollmentRecord, Push};
+use mdm_core::mdm::enrollment_record::{EnrollmentRecord, Push};
 use mdm_core::platform::testing::{ManualClock, MapVariables};
+use mdm_core::push;
+use mdm_core::push::apns::EXPIRATION_SECS;
 use mdm_core::push::outcome::{PushOutcome, SkipReason};
-use mdm_core::push::{self, EXPIRATION_SECS, PushReason};
+use mdm_core::push::state::PushReason;
 use mdm_core::record::Record;
 use mdm_kv::{Defects, MemoryBackend, Store};
 
@@ -172,7 +174,7 @@ fn bad_device_token_400_marks_unreachable() {
     );
     assert!(!status(&rt, &e, "UDID-1").reachable);
     e.clock.advance(Duration::from_secs(7200));
-    assert_eq!(rt.block_on(push::drain_retries(&e, 10)).pushed, 0);
+    assert_eq!(rt.block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
     assert_eq!(sim.pushes().len(), 1);
 }
 
@@ -238,9 +240,9 @@ fn too_many_requests_429_waits_for_retry_after_then_the_drain_delivers() {
             .unwrap(),
         PushOutcome::RetryPending { retry_at: T0 + 900 }
     );
-    assert_eq!(rt.block_on(push::drain_retries(&e, 10)).pushed, 0);
+    assert_eq!(rt.block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
     e.clock.advance(Duration::from_secs(400));
-    let r = rt.block_on(push::drain_retries(&e, 10));
+    let r = rt.block_on(push::drain::drain_retries(&e, 10));
     assert_eq!((r.pushed, r.delivered), (1, 1), "{r:?}");
     let pushes = sim.pushes();
     assert_eq!(
@@ -285,7 +287,7 @@ fn server_errors_500_and_503_are_retried_on_a_growing_schedule() {
         delays.push(retry.next_at - last_at);
         e.clock.set_unix(retry.next_at + 60);
         last_at = retry.next_at + 60;
-        let r = rt.block_on(push::drain_retries(&e, 10));
+        let r = rt.block_on(push::drain::drain_retries(&e, 10));
         assert_eq!(r.pushed, 1, "{r:?}");
         assert_eq!(sim.pushes().last().unwrap().status, expected);
     }
@@ -353,7 +355,7 @@ fn other_client_errors_are_not_retried_topic_disallowed() {
         }
     );
     e.clock.advance(Duration::from_secs(3600));
-    assert_eq!(rt.block_on(push::drain_retries(&e, 10)).pushed, 0);
+    assert_eq!(rt.block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
     assert_eq!(sim.pushes().len(), 1);
     assert_eq!(
         status(&rt, &e, "UDID-1").last_error.as_deref(),
@@ -386,7 +388,7 @@ fn ten_enqueues_cause_one_push() {
     assert_eq!(sim.pushes().len(), 1);
     // No command is actually queued here, so the follow-up finds nothing to do.
     e.clock.advance(Duration::from_secs(120));
-    let r = rt.block_on(push::drain_retries(&e, 10));
+    let r = rt.block_on(push::drain::drain_retries(&e, 10));
     assert_eq!((r.pushed, r.skipped), (0, 1), "{r:?}");
     assert_eq!(sim.pushes().len(), 1);
 }

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use http::Method;
-use mdm_core::dep::client::{DeviceStatus, ProfileDevices};
 use mdm_core::dep::error::ApiError;
+use mdm_core::dep::wire::{DeviceStatus, ProfileDevices};
 use mdm_core::platform::testing::SystemClock;
 use mdm_depsim::client::HyperHttp;
 use mdm_depsim::{AssignOutcome, SimConfig};

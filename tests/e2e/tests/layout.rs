@@ -154,3 +154,34 @@ fn no_hand_written_test_file_is_over_600_lines() {
     );
     assert!(report.is_empty(), "{report}");
 }
+
+/// Every hand-written source file opens with a line saying what it owns (a `//!` module
+/// doc, or `//` in a build script); a generated one with its `@generated` mark.
+#[test]
+fn every_source_file_opens_with_what_it_owns() {
+    let root = mdm_e2e::workspace_root();
+    let mut files = Vec::new();
+    for top in ["shared", "functions", "tools"] {
+        rust_files(&root.join(top), false, &mut files);
+    }
+    for kit in std::fs::read_dir(root.join("tests")).unwrap().flatten() {
+        rust_files(&kit.path().join("src"), false, &mut files);
+    }
+    let mut report = String::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let first = text.lines().next().unwrap_or("");
+        if !(first.starts_with("//!") || first.starts_with("// @generated")) {
+            report.push_str(&format!(
+                "{}: opens with {first:?}, not a line saying what it owns\n",
+                f.strip_prefix(&root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        files.len() > 100,
+        "the walk found only {} files",
+        files.len()
+    );
+    assert!(report.is_empty(), "{report}");
+}

@@ -15,9 +15,10 @@ use crate::api::{ApiError, FieldError};
 use crate::command;
 use crate::command::availability::{capability, platform_of, user_enrollment_limits};
 use crate::command::payload::PayloadError;
+use crate::command::records::{self, EnqueueError, NewCommand};
 use crate::config;
-use crate::mdm::connect::{self, EnqueueError, NewCommand};
-use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::mdm::enrollment_record;
+use crate::mdm::enrollment_record::EnrollmentRecord;
 use crate::push;
 use crate::queue::{Channel, Lane, QueueError};
 use crate::{Clock, Platform, Variables};
@@ -100,7 +101,7 @@ pub async fn queue_limit(vars: &impl Variables) -> Result<u64, ApiError> {
 
 /// The device, which must be enrolled.
 async fn enrolled_device(p: &impl Platform, device: &str) -> Result<EnrollmentRecord, ApiError> {
-    match enrollments::get(p.store(), device).await? {
+    match enrollment_record::get(p.store(), device).await? {
         Some(rec) if rec.enrolled => Ok(rec),
         Some(_) => Err(ApiError::not_found(format!(
             "device {device:?} is not enrolled"
@@ -117,7 +118,7 @@ async fn channel(
 ) -> Result<(Channel, bool), ApiError> {
     match user {
         None => Ok((Channel::device(device), false)),
-        Some(u) => match enrollments::user_channel(p.store(), device, u).await? {
+        Some(u) => match enrollment_record::user_channel(p.store(), device, u).await? {
             Some(uc) => Ok((Channel::user(device, u), uc.awaiting_configuration)),
             None => Err(ApiError::not_found(format!(
                 "device {device:?} has no user channel {u:?}"
@@ -129,7 +130,7 @@ async fn channel(
 /// The device's escrowed UnlockToken, for ClearPasscode.
 async fn unlock_token(p: &impl Platform, rec: &EnrollmentRecord) -> Result<Vec<u8>, ApiError> {
     let key = config::storage_key(p.vars()).await?;
-    enrollments::unlock_token(rec, &key).ok_or_else(|| {
+    enrollment_record::unlock_token(rec, &key).ok_or_else(|| {
         ApiError::field(
             "UnlockToken",
             "missing, and the device escrowed none in its TokenUpdate",
@@ -261,7 +262,7 @@ pub async fn enqueue(
         sealed,
     };
     let now = p.clock().unix_seconds();
-    let queued = connect::enqueue(p.store(), &ch, &cmd, now, limit)
+    let queued = records::enqueue(p.store(), &ch, &cmd, now, limit)
         .await
         .map_err(|e| enqueue_error(e, device, &uuid))?;
     Ok(Queued {

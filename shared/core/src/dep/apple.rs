@@ -8,10 +8,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
-use super::client::{DepClient, DepCredentials, DevicePage};
+use super::client::{DepClient, DepCredentials};
 use super::error::{ApiError, DepError};
 use super::sync::{DeviceFeed, FeedError, FeedPage};
 use super::tokens::{self, SealedSession, TokenRecord};
+use super::wire::DevicePage;
 use crate::config::Secret;
 use crate::platform::{Clock, HttpClient};
 use crate::record::Stored;

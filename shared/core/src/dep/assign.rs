@@ -19,10 +19,11 @@ use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
 pub use super::assignment::AssignmentResult;
-use super::client::{DepClient, DeviceStatus};
+use super::client::DepClient;
 use super::endpoints::MAX_SERIALS;
 use super::error::DepError;
 use super::inventory::DeviceRecord;
+use super::wire::DeviceStatus;
 use crate::platform::{Clock, HttpClient};
 use crate::record::{Created, Record, Stored};
 

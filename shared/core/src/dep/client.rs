@@ -27,11 +27,6 @@ use serde_json::Value;
 use super::error::{ApiError, DepError};
 use super::oauth;
 pub use super::oauth::DepCredentials;
-// The documents' types, still reachable by their former path.
-pub use super::wire::{
-    Account, AccountUrl, DOCUMENTED_DEFAULT_LIMIT, DOCUMENTED_MAX_LIMIT, DefinedProfile,
-    DevicePage, DeviceStatus, ProfileDevices, UrlLimit, parse_device_details,
-};
 use crate::platform::{Clock, HttpClient};
 
 pub const DEFAULT_BASE_URL: &str = "https://mdmenrollment.apple.com";

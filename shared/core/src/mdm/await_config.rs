@@ -17,7 +17,7 @@
 use mdm_kv::key::segment;
 use mdm_kv::{CounterKey, KvError};
 
-use crate::mdm::connect::{self, NewCommand};
+use crate::command::records::{self, NewCommand};
 use crate::mdm::enrollment_record::{EnrollmentRecord, device_type};
 use crate::queue::{Channel, Lane};
 use crate::record::Stored;
@@ -133,7 +133,7 @@ pub async fn on_token_update(p: &impl Platform, device_id: &str) -> Result<Vec<S
             lane: Lane::Priority,
             sealed,
         };
-        match connect::enqueue(p.store(), &ch, &cmd, now, u64::MAX).await {
+        match records::enqueue(p.store(), &ch, &cmd, now, u64::MAX).await {
             Ok(_) => queued.push(uuid),
             Err(e) => crate::log::error(
                 "setup command not queued",

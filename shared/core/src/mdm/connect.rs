@@ -14,15 +14,13 @@ use serde_json::{Value, json};
 use mdm_kv::{Backend, KvError, Store};
 
 use crate::command::records::record_completion;
+use crate::command::records::{
+    CommandResult, EnqueueError, ErrorResult, NewCommand, STATUS_NOT_NOW, enqueue, result,
+};
 use crate::mdm::enrollment_record::{
     self, EnrollmentRecord, InventorySection, Refusal, device_type, modify_record,
 };
 use crate::mdm::enrollment_reset::purge;
-// The command records' API, still reachable by its former path.
-pub use crate::command::records::{
-    CancelOutcome, CommandResult, Completion, EnqueueError, ErrorResult, NewCommand, Queued,
-    STATUS_CANCELLED, STATUS_NOT_NOW, STATUS_QUEUED, cancel, cancel_all, enqueue, result,
-};
 use crate::mdm::report::{Report, Status};
 use crate::queue::{self, Channel, Lane, QueueError};
 use crate::record::{Record, Stored};

@@ -130,7 +130,7 @@ pub async fn purge<B: Backend>(
     let refs: Vec<&str> = gone.iter().map(String::as_str).collect();
     store.delete_many(&refs).await?;
     pending::remove(store, device_id).await?;
-    crate::push::reset_state(store, device_id).await?;
+    crate::push::state::reset_state(store, device_id).await?;
     // The record last: a failure above leaves it, so the purge can be repeated.
     EnrollmentRecord::delete(store, device_id).await?;
     crate::mdm::enrollment_record::count_transition(

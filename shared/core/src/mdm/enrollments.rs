@@ -25,18 +25,14 @@ use base64::Engine;
 
 use mdm_kv::{Backend, KvError, Store};
 
+use crate::enroll::pending;
 use crate::mdm::checkin_message::{CheckinMessage, Enrollment};
 use crate::mdm::enrollment_admission::admit_authenticate;
 use crate::mdm::enrollment_binding::{adopt_renewal, migrate_legacy_binding, require_binding};
-use crate::mdm::enrollment_record::{b64, bad, index_counter, load, save};
-// The records' API, still reachable by its former path.
-use crate::enroll::pending;
-pub use crate::mdm::enrollment_record::{
-    BoundDevice, DeviceIdentity, DevicePage, DeviceRead, EnrollmentKind, EnrollmentRecord,
-    InventorySection, ListedDevice, Push, Reenrollment, Refusal, Retire, SEAL_BOOTSTRAP,
-    SEAL_UNLOCK, SealedBootstrapToken, UserChannel, bound_device, check_bound, device_type,
-    ever_enrolled, get, list, modify_record, read_for_request, require_bound, unlock_token,
-    user_channel,
+use crate::mdm::enrollment_record::{
+    BoundDevice, DeviceIdentity, EnrollmentKind, EnrollmentRecord, ListedDevice, Push,
+    Reenrollment, Refusal, SEAL_BOOTSTRAP, SEAL_UNLOCK, SealedBootstrapToken, UserChannel, b64,
+    bad, bound_device, index_counter, load, modify_record, save,
 };
 use crate::mdm::enrollment_reset::{complete_reenrollment, reset_enrollment};
 use crate::queue::{self, Channel};

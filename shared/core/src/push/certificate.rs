@@ -254,7 +254,7 @@ pub async fn put(p: &impl Platform, req: &Request) -> Result<Response, ApiError>
     if let Some(old) = current.value()
         && old != topic
     {
-        let enrolled = crate::mdm::enrollments::ever_enrolled(p.store())
+        let enrolled = crate::mdm::enrollment_record::ever_enrolled(p.store())
             .await
             .map_err(ApiError::store)?;
         if enrolled && !force {

@@ -9,7 +9,7 @@
 //! Coalescing ([`notify_enqueued`]): the first enqueue pushes at once and opens a window
 //! of [`COALESCE_WINDOW_SECS`]; further enqueues within it that land behind commands the
 //! device has still to fetch or answer push nothing (the exchange the push starts reaches
-//! them) and owe one follow-up push at the window's end, sent by [`drain_retries`] (the
+//! them) and owe one follow-up push at the window's end, sent by [`drain::drain_retries`] (the
 //! scheduled tick) if the device still has pending commands then, in case the push was
 //! lost. An enqueue with nothing ahead of it pushes even within the window: the device may
 //! have emptied its queue and ended its exchange since the last push, and would otherwise
@@ -29,20 +29,12 @@ pub mod status;
 
 use mdm_kv::{Backend, KvError, Store};
 
-// The APNs client's API, still reachable by its former path.
-pub use crate::push::apns::{
-    APNS_BASE_URL, DEFAULT_BASE_URL, EXPIRATION_SECS, MAX_PAYLOAD, PushError, SANDBOX_BASE_URL,
-    base_url, build_request, new_apns_id, redact, token_fingerprint,
-};
+use crate::platform::{Clock, Platform};
+use crate::push::apns::PushError;
 use crate::push::outcome::{PushOutcome, SkipReason};
 use crate::push::send::{send_and_record, target};
+use crate::push::state::{NotNowRetry, PushReason, PushState};
 use crate::push::state::{is_unreachable, load_record, modify_state, schedule};
-// The drain and the push records' API, still reachable by their former paths.
-use crate::platform::{Clock, Platform};
-pub use crate::push::drain::{DrainReport, drain_retries};
-pub use crate::push::state::{
-    CertificateStatus, NotNowRetry, PushReason, PushState, RetryInfo, Unreachable, reset_state,
-};
 use crate::record::Stored;
 
 /// Enqueues within this many seconds of a push share it.
@@ -87,7 +79,7 @@ enum Decision {
 /// Pushes unless a push within the last [`COALESCE_WINDOW_SECS`] covers it — the window
 /// is open and the command is behind others, so the exchange that push started (or
 /// starts) reaches it; then a follow-up is owed at the window's end in case the push was
-/// lost, and [`drain_retries`] sends it — or a retry is pending, or the device is
+/// lost, and [`drain::drain_retries`] sends it — or a retry is pending, or the device is
 /// unreachable or not enrolled. A command with nothing ahead of it is pushed even in an
 /// open window: the device may have emptied its queue since, and would not come back.
 pub async fn notify_enqueued(
@@ -151,7 +143,7 @@ pub async fn notify_enqueued(
     }
 }
 
-/// Owes the device a push at the scheduler's next [`drain_retries`] instead of pushing
+/// Owes the device a push at the scheduler's next [`drain::drain_retries`] instead of pushing
 /// now: for bulk enqueues, where pushing every device inline would make one request wait
 /// on APNs once per device. The drain sends it if the device still has pending commands
 /// (and is enrolled and reachable) then.
@@ -208,7 +200,7 @@ impl NotNowRetry {
 }
 
 /// The device ended an exchange with commands it deferred (NotNow) still queued: it only
-/// comes back when pushed, so a push is owed, sent by [`drain_retries`] with backoff
+/// comes back when pushed, so a push is owed, sent by [`drain::drain_retries`] with backoff
 /// (see [`NotNowRetry`]) if the commands are still pending then. Nothing changes while
 /// one is owed already. Returns when the push is due, if a new one was owed.
 pub async fn after_not_now<B: Backend>(

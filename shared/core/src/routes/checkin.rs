@@ -14,8 +14,10 @@ use crate::device_auth::{
 use crate::mdm::await_config;
 use crate::mdm::checkin_message::CheckinMessage;
 use crate::mdm::devlog;
+use crate::mdm::enrollment_record;
+use crate::mdm::enrollment_record::Refusal;
 use crate::mdm::enrollment_type::EnrollmentType;
-use crate::mdm::enrollments::{self, Refusal, Reply};
+use crate::mdm::enrollments::{self, Reply};
 use crate::push;
 use crate::record::Record;
 use crate::{Clock, Platform};
@@ -114,15 +116,17 @@ async fn checkin(
     *device = msg.enrollment().device_id().map(str::to_owned);
     let storage_key = config::storage_key(p.vars()).await?;
     let now = p.clock().unix_seconds();
-    let identity =
-        enrollments::DeviceIdentity::from_certificate(&signer.cert_hash, &signer.certificate_der);
+    let identity = enrollment_record::DeviceIdentity::from_certificate(
+        &signer.cert_hash,
+        &signer.certificate_der,
+    );
     let outcome =
         enrollments::checkin_identity(p.store(), &storage_key, &identity, &msg, now).await;
     // The device log: what the device sent and how we took it (after its signature held).
     // Refusals are logged only for devices we hold an enrollment for: a made-up UDID
     // must leave nothing behind.
     let known = |device: &str| {
-        let key = enrollments::EnrollmentRecord::key(device);
+        let key = enrollment_record::EnrollmentRecord::key(device);
         async move { p.store().exists(&key).await.unwrap_or(false) }
     };
     let logged = match (&outcome, msg.enrollment().device_id()) {

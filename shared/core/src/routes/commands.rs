@@ -9,12 +9,14 @@
 
 use crate::api::{self, Request, Response, Route};
 use crate::command;
+use crate::command::records;
 use crate::config;
 use crate::device_auth::{self, DeviceError};
 use crate::mdm::connect::{self, Next};
 use crate::mdm::devlog;
+use crate::mdm::enrollment_binding;
+use crate::mdm::enrollment_record;
 use crate::mdm::report::{Report, Status};
-use crate::mdm::{enrollment_binding, enrollments};
 use crate::queue::Channel;
 use crate::{Clock, Platform};
 
@@ -89,7 +91,7 @@ async fn connect(
     if let Some(device) = report.enrollment.device_id()
         && read.bound.as_deref() != Some(device)
     {
-        let identity = enrollments::DeviceIdentity::from_certificate(
+        let identity = enrollment_record::DeviceIdentity::from_certificate(
             &signer.cert_hash,
             &signer.certificate_der,
         );
@@ -128,7 +130,7 @@ async fn log_answer(p: &impl Platform, report: &Report, now: u64) {
         Some(u) => Channel::user(device, u),
         None => Channel::device(device),
     };
-    let request_type = match connect::result(p.store(), channel.tag(), uuid).await {
+    let request_type = match records::result(p.store(), channel.tag(), uuid).await {
         Ok(Some(r)) => r.request_type,
         _ => report
             .request_type

@@ -152,7 +152,7 @@ async fn tick(p: &impl Platform) -> Result<Response, ApiError> {
     // Command records past their retention (bounded work per tick).
     let commands = crate::command::retention::retention_tick(p).await;
     // APNs retries and the follow-up pushes of coalesced or bulk enqueues.
-    let push = crate::push::drain_retries(p, PUSH_BUDGET).await;
+    let push = crate::push::drain::drain_retries(p, PUSH_BUDGET).await;
     // Expired SCEP challenges, access tokens and enrollment references.
     let expired =
         match crate::expiry::purge_due(p.store(), p.clock().unix_seconds(), EXPIRY_BUDGET).await {

@@ -23,6 +23,7 @@
 //! verified, or whose envelope does not open with our RA key, gets HTTP 400 with a short
 //! plain-text reason; every decryption failure gets the same one (no padding oracle).
 
+use crate::mdm::enrollment_record;
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -381,10 +382,10 @@ async fn renewable<B: Backend>(
     store: &Store<B>,
     signer: &Certificate,
 ) -> Result<Result<(), &'static str>, DeviceError> {
-    use crate::mdm::{enrollment_binding, enrollments};
+    use crate::mdm::enrollment_binding;
     let (tbs, der) = crate::mdm::signature::identity_hashes(signer.der())
         .map_err(|e| DeviceError::bad_request(e.to_string()))?;
-    let bound = match enrollments::bound_device(store, &tbs).await? {
+    let bound = match enrollment_record::bound_device(store, &tbs).await? {
         Some(d) => Some(d),
         None => enrollment_binding::migrate_legacy_binding(store, &tbs, &der).await?,
     };
@@ -395,7 +396,7 @@ async fn renewable<B: Backend>(
             "not the identity of an enrollment (retired, or never used)",
         ));
     };
-    match enrollments::get(store, &device).await? {
+    match enrollment_record::get(store, &device).await? {
         Some(rec) if rec.retire.is_some() => Ok(Err("its device is being retired")),
         Some(rec) if rec.enrolled => Ok(Ok(())),
         _ => Ok(Err("its device is not enrolled")),

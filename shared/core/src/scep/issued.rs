@@ -48,7 +48,7 @@ pub struct IssuedRecord {
 
 impl IssuedRecord {
     /// Whether `identity` is the certificate this record was made for.
-    pub fn is(&self, identity: &crate::mdm::enrollments::DeviceIdentity) -> bool {
+    pub fn is(&self, identity: &crate::mdm::enrollment_record::DeviceIdentity) -> bool {
         match &self.tbs_sha256 {
             Some(tbs) => *tbs == identity.cert_hash,
             None => identity.der_hash.as_deref() == Some(self.cert_sha256.as_str()),

@@ -90,7 +90,7 @@ fn inventory_from_a_captured_device_information_answer() {
         .unwrap();
     assert_eq!(list.len(), 2);
     assert_eq!(list[1]["Identifier"], "com.example.app");
-    let rec = block_on(mdm_core::mdm::enrollments::get(&e.store, MAC))
+    let rec = block_on(mdm_core::mdm::enrollment_record::get(&e.store, MAC))
         .unwrap()
         .unwrap();
     assert!(rec.inventory["InstalledApplicationList"].external);

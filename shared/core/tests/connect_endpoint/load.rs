@@ -109,7 +109,7 @@ fn an_enqueue_costs_a_fixed_number_of_store_operations() {
     let mut costs = Vec::new();
     for i in 0..300 {
         let before = s.backend().ops.load(Ordering::SeqCst);
-        block_on(connect::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
+        block_on(records::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
         costs.push(s.backend().ops.load(Ordering::SeqCst) - before);
     }
     let (min, max) = (costs.iter().min().unwrap(), costs.iter().max().unwrap());
@@ -127,7 +127,7 @@ fn max_ops_per_request(n: usize) -> usize {
     let s = enrolled_counting();
     let ch = Channel::device(UDID);
     for i in 0..n {
-        block_on(connect::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
+        block_on(records::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
     }
     let max = Mutex::new(0usize);
     let send = |status: &str, uuid: Option<&str>| -> Option<String> {

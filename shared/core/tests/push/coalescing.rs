@@ -34,7 +34,7 @@ fn ten_enqueues_in_the_window_cause_one_push() {
     assert_eq!(apns.count(), 2);
     // That push covered the follow-up: the drain owes nothing.
     advance(&e, 120);
-    let r = block_on(push::drain_retries(&e, 10));
+    let r = block_on(push::drain::drain_retries(&e, 10));
     assert_eq!(r.pushed, 0, "{r:?}");
 }
 
@@ -87,16 +87,16 @@ fn follow_up_push_only_when_commands_are_still_pending() {
     ))
     .unwrap();
     // The follow-up is not due inside the window.
-    let r = block_on(push::drain_retries(&e, 10));
+    let r = block_on(push::drain::drain_retries(&e, 10));
     assert_eq!(r.pushed, 0, "{r:?}");
     advance(&e, 61);
-    let r = block_on(push::drain_retries(&e, 10));
+    let r = block_on(push::drain::drain_retries(&e, 10));
     assert_eq!((r.due, r.pushed, r.skipped), (2, 1, 1), "{r:?}");
     assert_eq!(apns.count(), 3);
     assert_eq!(state(&e, "BUSY").last_reason, Some(PushReason::FollowUp));
     assert_eq!(state(&e, "EMPTY").followup_at, None);
     advance(&e, 600);
-    assert_eq!(block_on(push::drain_retries(&e, 10)).due, 0);
+    assert_eq!(block_on(push::drain::drain_retries(&e, 10)).due, 0);
 }
 
 #[test]

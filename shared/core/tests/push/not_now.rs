@@ -33,12 +33,12 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
         assert_eq!(state(&e, "D1").not_now_at, Some(at));
         // Not before its time.
         let sent = apns.count();
-        block_on(push::drain_retries(&e, 10));
+        block_on(push::drain::drain_retries(&e, 10));
         assert_eq!(apns.count(), sent);
         advance(&e, at - now(&e));
-        let r = block_on(push::drain_retries(&e, 10));
+        let r = block_on(push::drain::drain_retries(&e, 10));
         assert_eq!((r.pushed, apns.count()), (1, sent + 1), "{r:?}");
-        assert_eq!(state(&e, "D1").last_reason, Some(push::PushReason::NotNow));
+        assert_eq!(state(&e, "D1").last_reason, Some(PushReason::NotNow));
         due.push(at);
     }
     let gaps: Vec<u64> = std::iter::once(T0)
@@ -65,7 +65,7 @@ fn deferred_commands_owe_pushes_with_backoff_at_most_four_an_hour() {
         .unwrap();
     advance(&e, at - now(&e));
     let sent = apns.count();
-    let r = block_on(push::drain_retries(&e, 10));
+    let r = block_on(push::drain::drain_retries(&e, 10));
     assert_eq!((r.pushed, apns.count()), (0, sent), "{r:?}");
     assert_eq!(state(&e, "D1").not_now_at, None);
 }

@@ -100,7 +100,7 @@ fn unreachable_until_token_update(first: Reply) {
             }
         );
     }
-    assert_eq!(block_on(push::drain_retries(&e, 10)).pushed, 0);
+    assert_eq!(block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
     assert_eq!(apns.count(), 1);
     // TokenUpdate (same token re-registered): the handler clears the mark.
     block_on(push::clear_unreachable(&e.store, "UDID-1")).unwrap();
@@ -177,7 +177,7 @@ fn forbidden_403_marks_the_certificate_failing_until_a_success() {
     // Not retried.
     assert!(state(&e, "UDID-1").retry.is_none());
     advance(&e, 7200);
-    assert_eq!(block_on(push::drain_retries(&e, 10)).pushed, 0);
+    assert_eq!(block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
     assert_eq!(apns.count(), 1);
     // The operator fixed the certificate: the next success says so.
     assert!(matches!(
@@ -214,7 +214,7 @@ fn other_client_errors_are_recorded_not_retried() {
         assert_eq!(s.last_error.as_deref(), Some(reason));
         assert!(s.retry.is_none() && s.reachable);
         advance(&e, 3600);
-        assert_eq!(block_on(push::drain_retries(&e, 10)).pushed, 0);
+        assert_eq!(block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
         assert_eq!(apns.count(), 1);
     }
 }
@@ -241,11 +241,11 @@ fn too_many_requests_honours_retry_after_and_drains_when_due() {
         block_on(push::notify_enqueued(&e, "UDID-1", true)).unwrap(),
         PushOutcome::RetryPending { retry_at: T0 + 600 }
     );
-    let r = block_on(push::drain_retries(&e, 10));
+    let r = block_on(push::drain::drain_retries(&e, 10));
     assert_eq!((r.pushed, r.due), (0, 0), "{r:?}");
     assert_eq!(apns.count(), 1);
     advance(&e, 500);
-    let r = block_on(push::drain_retries(&e, 10));
+    let r = block_on(push::drain::drain_retries(&e, 10));
     assert_eq!((r.pushed, r.delivered), (1, 1), "{r:?}");
     assert_eq!(apns.count(), 2);
     let s = state(&e, "UDID-1");
@@ -253,7 +253,7 @@ fn too_many_requests_honours_retry_after_and_drains_when_due() {
     assert!(s.retry.is_none());
     // Nothing left in the wheel.
     advance(&e, 3600);
-    assert_eq!(block_on(push::drain_retries(&e, 10)).due, 0);
+    assert_eq!(block_on(push::drain::drain_retries(&e, 10)).due, 0);
     assert_eq!(apns.count(), 2);
 }
 
@@ -286,12 +286,12 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
         // Not before it is due ...
         let before = apns.count();
         e.clock.set_unix(retry.next_at - 1);
-        block_on(push::drain_retries(&e, 10));
+        block_on(push::drain::drain_retries(&e, 10));
         assert_eq!(apns.count(), before);
         // ... and when due, once.
         let sent_at = retry.next_at + 60;
         e.clock.set_unix(sent_at);
-        let r = block_on(push::drain_retries(&e, 10));
+        let r = block_on(push::drain::drain_retries(&e, 10));
         assert_eq!(r.pushed, 1, "{r:?}");
         attempts += 1;
         gave_up = r.gave_up == 1;
@@ -314,7 +314,7 @@ fn server_errors_back_off_exponentially_then_give_up_after_a_day() {
     // About 8 doublings, then hourly for the rest of the day.
     assert!((25..=60).contains(&attempts), "{attempts}");
     e.clock.set_unix(now(&e) + 86_400);
-    assert_eq!(block_on(push::drain_retries(&e, 10)).pushed, 0);
+    assert_eq!(block_on(push::drain::drain_retries(&e, 10)).pushed, 0);
 }
 
 #[test]

@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn request_is_exactly_what_apns_expects() {
-    let req = push::build_request(
+    let req = push::apns::build_request(
         "https://api.push.apple.com/",
         &push_data(&TOKEN.to_uppercase()),
         T0,
@@ -27,52 +27,52 @@ fn request_is_exactly_what_apns_expects() {
     // A PushMagic needing JSON escapes stays valid JSON.
     let mut odd = push_data(TOKEN);
     odd.push_magic = "a\"b\\c".into();
-    let req = push::build_request("https://x", &odd, T0, None).unwrap();
+    let req = push::apns::build_request("https://x", &odd, T0, None).unwrap();
     assert_eq!(req.body(), br#"{"mdm":"a\"b\\c"}"#);
     assert!(req.headers().get("apns-id").is_none());
 
     for bad in ["", "abc", "zz", "0g"] {
-        let e = push::build_request("https://x", &push_data(bad), T0, None).unwrap_err();
+        let e = push::apns::build_request("https://x", &push_data(bad), T0, None).unwrap_err();
         assert!(!e.to_string().contains(TOKEN));
     }
     let mut no_topic = push_data(TOKEN);
     no_topic.topic.clear();
-    assert!(push::build_request("https://x", &no_topic, T0, None).is_err());
+    assert!(push::apns::build_request("https://x", &no_topic, T0, None).is_err());
 }
 
 #[test]
 fn apns_ids_are_v4_uuids() {
-    let a = push::new_apns_id();
+    let a = push::apns::new_apns_id();
     assert_eq!(a.len(), 36);
     assert_eq!(&a[14..15], "4");
-    assert_ne!(a, push::new_apns_id());
+    assert_ne!(a, push::apns::new_apns_id());
 }
 
 #[test]
 fn base_url_defaults_to_production() {
     let none = MapVariables::default();
     assert_eq!(
-        block_on(push::base_url(&none)),
+        block_on(push::apns::base_url(&none)),
         "https://api.push.apple.com"
     );
     let set = MapVariables::new([("apns_base_url", " https://api.sandbox.push.apple.com/ ")]);
     assert_eq!(
-        block_on(push::base_url(&set)),
+        block_on(push::apns::base_url(&set)),
         "https://api.sandbox.push.apple.com"
     );
 }
 
 #[test]
 fn redaction_keeps_only_a_prefix() {
-    assert_eq!(push::redact(TOKEN), "6e3f0a1b…");
-    assert_eq!(push::redact("short"), "…");
+    assert_eq!(push::apns::redact(TOKEN), "6e3f0a1b…");
+    assert_eq!(push::apns::redact("short"), "…");
     assert_ne!(
-        push::token_fingerprint(TOKEN),
-        push::token_fingerprint("00")
+        push::apns::token_fingerprint(TOKEN),
+        push::apns::token_fingerprint("00")
     );
     assert_eq!(
-        push::token_fingerprint(TOKEN),
-        push::token_fingerprint(&TOKEN.to_uppercase())
+        push::apns::token_fingerprint(TOKEN),
+        push::apns::token_fingerprint(&TOKEN.to_uppercase())
     );
 }
 

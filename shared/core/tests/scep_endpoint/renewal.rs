@@ -41,7 +41,7 @@ fn renewal_with_our_certificate_succeeds_and_foreign_or_expired_fail() {
     );
     // The identity of an enrolled device.
     let (tbs, _) = mdm_core::mdm::signature::identity_hashes(old.der()).unwrap();
-    let rec = mdm_core::mdm::enrollments::EnrollmentRecord {
+    let rec = mdm_core::mdm::enrollment_record::EnrollmentRecord {
         device_id: "RENEW-ME".into(),
         enrolled: true,
         cert_hashes: vec![tbs.clone()],

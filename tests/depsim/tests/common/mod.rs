@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use http::{Method, Request, Response};
-use mdm_core::dep::client::{DepClient, DevicePage, MEDIA_TYPE, PROTOCOL_HEADER, SESSION_HEADER};
+use mdm_core::dep::client::{DepClient, MEDIA_TYPE, PROTOCOL_HEADER, SESSION_HEADER};
+use mdm_core::dep::wire::DevicePage;
 use mdm_core::platform::Clock;
 use mdm_depsim::client::HyperHttp;
 use mdm_depsim::{RunningSim, SimConfig, Simulator};

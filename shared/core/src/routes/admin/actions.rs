@@ -4,6 +4,7 @@
 //! command(s) Apple defines and queued like any other command (same schema and
 //! capability checks, same queue bound, priority lane for lock and wipe).
 
+use crate::mdm::enrollment_record;
 use serde_json::{Map, Value, json};
 
 use crate::Platform;
@@ -247,8 +248,9 @@ pub async fn retire(
     params: &Params,
     req: &Request,
 ) -> Result<Response, ApiError> {
+    use crate::mdm::enrollment_record::Retire;
     use crate::mdm::enrollment_reset;
-    use crate::mdm::enrollments::{self, Retire};
+
     use crate::{Clock, enroll::enrollment_profile::PROFILE_IDENTIFIER};
     let device = params.get("device").unwrap_or_default();
     let mut force = false;
@@ -260,7 +262,7 @@ pub async fn retire(
             _ => return Err(ApiError::invalid(vec![FieldError::unknown_parameter(&k)])),
         }
     }
-    let Some(rec) = enrollments::get(p.store(), device).await? else {
+    let Some(rec) = enrollment_record::get(p.store(), device).await? else {
         return Err(ApiError::not_found(format!("no enrolled device {device}")));
     };
     let now = p.clock().unix_seconds();
@@ -284,7 +286,7 @@ pub async fn retire(
             requested_at: now,
         };
         // Deleted meanwhile (a concurrent retire finished): nothing left to retire.
-        enrollments::EnrollmentRecord::modify(p.store(), device, |rec| {
+        enrollment_record::EnrollmentRecord::modify(p.store(), device, |rec| {
             rec.retire = Some(retire.clone());
             Ok::<_, ApiError>(true)
         })

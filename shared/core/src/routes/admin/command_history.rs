@@ -10,20 +10,22 @@ use super::paging;
 use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::command;
 use crate::command::history::HistoryQuery;
-use crate::mdm::connect::{self, CancelOutcome, CommandResult};
-use crate::mdm::enrollments::{self, EnrollmentRecord};
+use crate::command::records::{self, CancelOutcome, CommandResult};
+use crate::mdm::connect;
+use crate::mdm::enrollment_record;
+use crate::mdm::enrollment_record::EnrollmentRecord;
 use crate::queue::{self, Channel, Lane, QueueError};
 use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
 
 /// History filter names and their [`CommandResult::status`].
 pub const STATUSES: &[(&str, &str)] = &[
-    ("queued", connect::STATUS_QUEUED),
-    ("not_now", connect::STATUS_NOT_NOW),
+    ("queued", records::STATUS_QUEUED),
+    ("not_now", records::STATUS_NOT_NOW),
     ("acknowledged", "Acknowledged"),
     ("error", "Error"),
     ("command_format_error", "CommandFormatError"),
-    ("cancelled", connect::STATUS_CANCELLED),
+    ("cancelled", records::STATUS_CANCELLED),
 ];
 
 fn status_name(s: &str) -> &str {
@@ -151,7 +153,7 @@ fn history_channel(device: &str, user: Option<&str>) -> Channel {
 
 /// A device that ever enrolled (its history outlives the enrollment).
 async fn known_device(p: &impl Platform, device: &str) -> Result<EnrollmentRecord, ApiError> {
-    enrollments::get(p.store(), device)
+    enrollment_record::get(p.store(), device)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no device {device:?}")))
 }
@@ -181,7 +183,7 @@ pub async fn get(p: &impl Platform, params: &Params, req: &Request) -> Result<Re
     let user = user_param(req)?;
     known_device(p, device).await?;
     let ch = history_channel(device, user.as_deref());
-    let Some(r) = connect::result(p.store(), ch.tag(), uuid).await? else {
+    let Some(r) = records::result(p.store(), ch.tag(), uuid).await? else {
         return Err(ApiError::not_found(format!(
             "device {device:?} has no command {uuid:?}"
         )));
@@ -228,7 +230,7 @@ pub async fn cancel(
     known_device(p, device).await?;
     let ch = history_channel(device, user.as_deref());
     let now = p.clock().unix_seconds();
-    match connect::cancel(p.store(), &ch, uuid, now).await {
+    match records::cancel(p.store(), &ch, uuid, now).await {
         Ok(CancelOutcome::Cancelled(r)) => Ok(api::ok_json(&view(&r))),
         Ok(CancelOutcome::InFlight) => Err(ApiError::conflict(format!(
             "command {uuid:?} was delivered to the device and is awaiting its answer"

@@ -12,7 +12,8 @@ use crate::Platform;
 use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::command::availability::{platform_name, platform_of};
 use crate::mdm::connect;
-use crate::mdm::enrollments::{self, EnrollmentKind, EnrollmentRecord};
+use crate::mdm::enrollment_record;
+use crate::mdm::enrollment_record::{EnrollmentKind, EnrollmentRecord};
 use crate::push;
 use crate::time::format_rfc3339;
 
@@ -84,7 +85,7 @@ pub async fn list(p: &impl Platform, req: &Request) -> Result<Response, ApiError
         _ => false,
     })?;
     let found =
-        enrollments::list(p.store(), page.cursor.unwrap_or(0), page.limit, enrolled).await?;
+        enrollment_record::list(p.store(), page.cursor.unwrap_or(0), page.limit, enrolled).await?;
     let devices: Vec<Value> = found
         .devices
         .iter()
@@ -110,7 +111,7 @@ pub async fn list(p: &impl Platform, req: &Request) -> Result<Response, ApiError
 /// `GET /api/v1/devices/{device}`
 pub async fn get(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
     let device = params.get("device").unwrap_or_default();
-    let Some(r) = enrollments::get(p.store(), device).await? else {
+    let Some(r) = enrollment_record::get(p.store(), device).await? else {
         return Err(ApiError::not_found(format!("no device {device:?}")));
     };
     let mut v = view(&r);

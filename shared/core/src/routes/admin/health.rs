@@ -1,3 +1,5 @@
+//! The admin API's health answer: liveness plus a real round trip through the store.
+
 use http::StatusCode;
 use serde_json::json;
 
