@@ -69,6 +69,19 @@ fn rust_files(dir: &Path, with_tests: bool, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The hand-written code: `shared/`, `functions/`, `tools/` and the test kit's own `src/`
+/// folders, without the crates' `tests/`.
+fn source_files(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for top in ["shared", "functions", "tools"] {
+        rust_files(&root.join(top), false, &mut files);
+    }
+    for kit in std::fs::read_dir(root.join("tests")).unwrap().flatten() {
+        rust_files(&kit.path().join("src"), false, &mut files);
+    }
+    files
+}
+
 /// What is wrong with `files` against the limit and `known` (the files allowed over it).
 fn long_files(root: &Path, files: &[PathBuf], known: &[&str]) -> String {
     let mut report = String::new();
@@ -119,14 +132,7 @@ fn crates(root: &Path) -> Vec<PathBuf> {
 #[test]
 fn no_hand_written_source_file_is_over_600_lines() {
     let root = mdm_e2e::workspace_root();
-    let mut files = Vec::new();
-    for top in ["shared", "functions", "tools"] {
-        rust_files(&root.join(top), false, &mut files);
-    }
-    // The test kit's own code (its src/ folders) counts too.
-    for kit in std::fs::read_dir(root.join("tests")).unwrap().flatten() {
-        rust_files(&kit.path().join("src"), false, &mut files);
-    }
+    let files = source_files(&root);
     let report = long_files(&root, &files, KNOWN_LONG);
     assert!(
         files.len() > 100,
@@ -160,13 +166,7 @@ fn no_hand_written_test_file_is_over_600_lines() {
 #[test]
 fn every_source_file_opens_with_what_it_owns() {
     let root = mdm_e2e::workspace_root();
-    let mut files = Vec::new();
-    for top in ["shared", "functions", "tools"] {
-        rust_files(&root.join(top), false, &mut files);
-    }
-    for kit in std::fs::read_dir(root.join("tests")).unwrap().flatten() {
-        rust_files(&kit.path().join("src"), false, &mut files);
-    }
+    let files = source_files(&root);
     let mut report = String::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
