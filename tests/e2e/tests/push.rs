@@ -257,7 +257,7 @@ async fn an_untrusted_push_certificate_is_marked_failing() {
 /// Under TLS 1.3 the client's handshake completes before APNs checks its certificate; the
 /// refusal arrives as a failed read, which the component sees as a plain protocol error:
 /// the push is retried like any transport failure, and the certificate status cannot
-/// tell (it stays as it was). Pins that behaviour (see mdm::push's module docs).
+/// tell (it stays as it was). Pins that behaviour (see shared/core/src/push/mod.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_tls13_a_refused_certificate_is_a_transport_failure() {
     let lab = Lab::start(20, PushCert::Untrusted).await;

@@ -1,4 +1,4 @@
-//! APNs push (`mdm::push`) without a network: request building, answer classification,
+//! APNs push (`push`) without a network: request building, answer classification,
 //! backoff, coalescing, the retry wheel and its drain, on strict and defective stores.
 //! The same paths over real HTTP/2 + TLS run in `tests/apnssim/tests/`.
 //!

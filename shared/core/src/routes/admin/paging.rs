@@ -68,7 +68,7 @@ impl Query {
 
     /// [`Query::finish`] for a route with the `from` and `to` time filters, which must
     /// not be the wrong way round.
-    pub fn finish_in_range(mut self, from: Option<u64>, to: Option<u64>) -> Result<Page, ApiError> {
+    fn finish_in_range(mut self, from: Option<u64>, to: Option<u64>) -> Result<Page, ApiError> {
         if let (Some(f), Some(t)) = (from, to)
             && f > t
         {
