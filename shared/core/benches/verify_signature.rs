@@ -40,7 +40,8 @@ fn main() {
         ..SignOptions::default()
     };
     let der = mdm_crypto::sign_data(body, &key, &cert, &[], &opts).unwrap();
-    let header = base64::engine::general_purpose::STANDARD.encode(der);
+    let header = base64::engine::general_purpose::STANDARD.encode(&der);
+    let ber_header = base64::engine::general_purpose::STANDARD.encode(indefinite_outside(&der));
     let expected = mdm_core::mdm::signature::verify(&header, body).unwrap();
     let budget = Duration::from_secs_f64(secs);
     let rate = |f: &mut dyn FnMut()| {
@@ -65,6 +66,13 @@ fn main() {
             assert_eq!(signer.as_ref(), Ok(&expected));
         })
     );
+    println!(
+        "  the same in BER, as devices send it (converted to DER first): {}",
+        rate(&mut || {
+            let signer = mdm_core::mdm::signature::verify(std::hint::black_box(&ber_header), body);
+            assert_eq!(signer.as_ref(), Ok(&expected));
+        })
+    );
     // The RSA operation alone: PKCS#1 v1.5 over a message as long as signed attributes.
     let public = {
         use rsa::pkcs8::DecodePublicKey;
@@ -82,4 +90,17 @@ fn main() {
             ));
         })
     );
+}
+
+/// The ContentInfo SEQUENCE re-encoded with an indefinite length: BER, so the verifier
+/// converts the whole message to DER (devices use indefinite lengths further in too).
+fn indefinite_outside(der: &[u8]) -> Vec<u8> {
+    let skip = match der[1] {
+        n if n < 0x80 => 2,
+        n => 2 + (n & 0x7f) as usize,
+    };
+    let mut ber = vec![0x30, 0x80];
+    ber.extend_from_slice(&der[skip..]);
+    ber.extend_from_slice(&[0, 0]);
+    ber
 }
