@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mdm_core::dep::client::DepCredentials;
+use mdm_core::dep::oauth::DepCredentials;
 
 /// Page sizes of fetch or sync (`urls[].limit` in `/account`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

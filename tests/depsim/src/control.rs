@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use mdm_core::dep::client::DepCredentials;
+use mdm_core::dep::oauth::DepCredentials;
 use serde_json::{Map, Value};
 
 use crate::devgen::Device;

@@ -52,7 +52,7 @@ pub use config::{
 };
 pub use control::SimControl;
 pub use devgen::Device;
-pub use mdm_core::dep::client::DepCredentials;
+pub use mdm_core::dep::oauth::DepCredentials;
 pub use state::{AssignOutcome, Fault, FaultAction, Stats};
 
 /// Starts simulators.

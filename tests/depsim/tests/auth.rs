@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use common::*;
 use http::Method;
-use mdm_core::dep::client::{DepClient, DepCredentials};
+use mdm_core::dep::client::DepClient;
 use mdm_core::dep::error::{ApiError, DepError};
 use mdm_core::dep::oauth;
+use mdm_core::dep::oauth::DepCredentials;
 use mdm_core::platform::Clock;
 use mdm_core::platform::testing::SystemClock;
 use mdm_depsim::client::HyperHttp;

@@ -8,8 +8,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use mdm_kv::{Backend, KvError, Store};
 
 use super::TokenId;
-use super::client::{DepClient, DepCredentials};
+use super::client::DepClient;
 use super::error::{ApiError, DepError};
+use super::oauth::DepCredentials;
 use super::sync::{DeviceFeed, FeedError, FeedPage};
 use super::tokens::{self, SealedSession, TokenRecord};
 use super::wire::DevicePage;
@@ -192,7 +193,7 @@ pub enum SyncStartError {
     /// No server token has been uploaded into the slot yet.
     NoToken,
     Unsealable(Unsealable),
-    Sync(super::sync::SyncError),
+    Sync(super::sync_state::SyncError),
 }
 
 impl std::fmt::Display for SyncStartError {
@@ -210,8 +211,8 @@ impl std::fmt::Display for SyncStartError {
 pub async fn run_sync<P: crate::Platform>(
     p: &P,
     record: &TokenRecord,
-    plan: super::sync::Plan,
-    policy: &super::sync::Policy,
+    plan: super::sync_state::Plan,
+    policy: &super::sync_state::Policy,
     storage_key: &Secret,
     base_url: &str,
 ) -> Result<super::sync::Report, SyncStartError> {

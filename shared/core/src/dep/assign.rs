@@ -18,7 +18,7 @@ use serde_json::Value;
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
 use super::TokenId;
-pub use super::assignment::AssignmentResult;
+use super::assignment::AssignmentResult;
 use super::client::DepClient;
 use super::endpoints::MAX_SERIALS;
 use super::error::DepError;

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::error::{ApiError, DepError};
 use super::oauth;
-pub use super::oauth::DepCredentials;
+use super::oauth::DepCredentials;
 use crate::platform::{Clock, HttpClient};
 
 pub const DEFAULT_BASE_URL: &str = "https://mdmenrollment.apple.com";

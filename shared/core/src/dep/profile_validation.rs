@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::profiles::{Pairing, ProfileSpec, UserAffinity};
 use super::skipkeys::{self, Platform};
 
-pub use crate::api::FieldError;
+use crate::api::FieldError;
 
 pub const NAME_TEMPLATE_MAX: usize = 63;
 pub const NAME_VARIABLES: [&str; 2] = ["{{SERIAL}}", "{{DEVICETYPE}}"];

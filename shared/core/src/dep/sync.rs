@@ -17,10 +17,9 @@ use mdm_kv::{Backend, Store};
 use super::TokenId;
 use super::inventory_apply::{self, ApplyMode, PageContext, PageStats};
 use super::reconcile;
-use super::sync_state::modify;
-pub use super::sync_state::{
-    Backoff, Lease, Listing, ManualRefusal, Plan, Policy, Reconcile, Run, RunSummary, SyncError,
-    SyncKind, SyncState, init, load,
+use super::sync_state::{
+    Lease, Listing, Plan, Policy, Reconcile, Run, RunSummary, SyncError, SyncKind, SyncState,
+    modify,
 };
 use crate::{Clock, random};
 

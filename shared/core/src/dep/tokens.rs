@@ -200,7 +200,7 @@ pub async fn allocate<B: Backend>(store: &Store<B>) -> Result<Option<TokenId>, K
 
 /// Stores a brand-new slot (no race: the id was just allocated to us).
 pub async fn create<B: Backend>(store: &Store<B>, record: &TokenRecord) -> Result<(), KvError> {
-    super::sync::init(store, record.id).await?;
+    super::sync_state::init(store, record.id).await?;
     record.save(store, record.id).await
 }
 
@@ -222,7 +222,7 @@ pub async fn remove<B: Backend>(store: &Store<B>, token: TokenId) -> Result<(), 
     store
         .delete_many(&[
             &TokenRecord::key(token),
-            &super::sync::SyncState::key(token),
+            &super::sync_state::SyncState::key(token),
             &SealedSession::key(token),
         ])
         .await?;

@@ -32,7 +32,7 @@ use crate::{Clock, Platform, Variables};
 /// The key of the [`PushCertificate`] (also what the readiness probe reads).
 pub const INFO_KEY: &str = "pushcert:info";
 /// The `apns_topic` variable: the topic when no certificate was uploaded.
-pub use crate::enroll::APNS_TOPIC;
+use crate::enroll::APNS_TOPIC;
 /// Days before expiry from which the admin API warns.
 pub const WARN_DAYS: i64 = 30;
 /// Largest upload accepted (a certificate chain in PEM is a few KiB).

@@ -8,7 +8,8 @@ use crate::api::{self, ApiError, Request, Response, Route};
 use crate::config::{self, SYNC_API_KEY};
 use crate::dep::apple;
 use crate::dep::reconcile::{self, Maintenance, PURGE_DAYS_DEFAULT, PURGE_DAYS_RANGE};
-use crate::dep::sync::{self, Policy};
+use crate::dep::sync;
+use crate::dep::sync_state::{self, Policy};
 use crate::dep::tokens;
 use crate::{Clock, Platform, Variables};
 
@@ -185,7 +186,7 @@ async fn scheduled_sync(
     if token.access_token_expiry.is_some_and(|e| e <= now) {
         return (json!("token_expired"), false);
     }
-    let state = match sync::load(p.store(), token.id).await {
+    let state = match sync_state::load(p.store(), token.id).await {
         Ok(s) => s.unwrap_or_default(),
         Err(e) => return (json!({ "error": e.to_string() }), false),
     };
@@ -223,7 +224,7 @@ async fn assignment_retries(
         return Value::Null;
     }
     // A token Apple refuses waits out its backoff for assignments too.
-    if let Ok(Some(s)) = sync::load(p.store(), token.id).await
+    if let Ok(Some(s)) = sync_state::load(p.store(), token.id).await
         && s.backed_off_until(now).is_some()
     {
         return Value::Null;

@@ -39,7 +39,7 @@ use mdm_kv::{Backend, Store};
 use super::ca::{self, ScepSetupError};
 use super::challenge::{self, ChallengeError};
 use super::issued::add_to_device_index;
-pub use super::issued::{IssuedRecord, issued_for, issued_to_device};
+use super::issued::{IssuedRecord, issued_for};
 use crate::api::{self, Request, Response};
 use crate::device_auth::DeviceError;
 use crate::log::loggable;

@@ -22,11 +22,12 @@ use hmac::{Hmac, Mac};
 use http::{Method, Request, Response};
 use mdm_core::Clock;
 use mdm_core::dep::client::{
-    DepClient, DepCredentials, MEDIA_TYPE, RetryPolicy, parse_http_date, parse_retry_after,
+    DepClient, MEDIA_TYPE, RetryPolicy, parse_http_date, parse_retry_after,
 };
 use mdm_core::dep::endpoints::MAX_SERIALS;
 use mdm_core::dep::error::{ApiError, DepError};
 use mdm_core::dep::oauth;
+use mdm_core::dep::oauth::DepCredentials;
 use mdm_core::dep::sync::FeedError;
 use mdm_core::dep::wire::{Account, DevicePage, DeviceStatus};
 use mdm_core::platform::TransportError;

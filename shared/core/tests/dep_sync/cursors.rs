@@ -50,7 +50,7 @@ fn stale_or_rejected_cursor_and_failed_delta_force_full() {
     let st = state(&s);
     assert_eq!(st.backoff.as_ref().unwrap().failures, 1, "{st:?}");
     assert!(st.scheduled_plan(clock.unix_seconds(), &p).is_none());
-    clock.advance(Duration::from_secs(sync::Backoff::delay(1)));
+    clock.advance(Duration::from_secs(sync_state::Backoff::delay(1)));
     assert_eq!(
         state(&s)
             .scheduled_plan(clock.unix_seconds(), &p)
@@ -68,7 +68,7 @@ fn exhausted_cursor_completes_a_full_fetch_and_throttling_defers() {
     // Interrupted exactly at the end: resuming fetches with an exhausted cursor.
     block_on(sync::run(&s, &clock, T, &mut feed, full(), &p)).unwrap();
     let mut st = state(&s);
-    st.run = Some(sync::Run {
+    st.run = Some(sync_state::Run {
         id: "x".into(),
         kind: SyncKind::Full,
         add_only: false,

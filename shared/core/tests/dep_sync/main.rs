@@ -17,9 +17,8 @@ use mdm_core::Clock;
 use mdm_core::dep::TokenId;
 use mdm_core::dep::inventory;
 use mdm_core::dep::inventory_list::{self, ListQuery};
-use mdm_core::dep::sync::{
-    self, DeviceFeed, FeedError, FeedPage, ManualRefusal, Outcome, Plan, Policy, SyncKind,
-};
+use mdm_core::dep::sync::{self, DeviceFeed, FeedError, FeedPage, Outcome};
+use mdm_core::dep::sync_state::{self, ManualRefusal, Plan, Policy, SyncKind};
 use mdm_core::platform::testing::ManualClock;
 use mdm_core::record::Stored;
 use mdm_kv::{Defects, MemoryBackend, Store};
@@ -93,12 +92,12 @@ impl DeviceFeed for Feed {
 
 fn setup() -> (Store<MemoryBackend>, ManualClock) {
     let s = Store::new(MemoryBackend::with_defects(Defects::spin_sqlite()));
-    block_on(sync::init(&s, T)).unwrap();
+    block_on(sync_state::init(&s, T)).unwrap();
     (s, ManualClock::at_unix(1_800_000_000))
 }
 
-fn state(s: &Store<MemoryBackend>) -> sync::SyncState {
-    block_on(sync::load(s, T)).unwrap().unwrap()
+fn state(s: &Store<MemoryBackend>) -> sync_state::SyncState {
+    block_on(sync_state::load(s, T)).unwrap().unwrap()
 }
 
 fn serials(s: &Store<MemoryBackend>) -> Vec<String> {

@@ -91,11 +91,11 @@ fn manual_sync_limits() {
 
 #[test]
 fn a_failing_token_backs_off_exponentially_up_to_12_hours() {
-    assert_eq!(sync::Backoff::delay(1), 300);
-    assert_eq!(sync::Backoff::delay(2), 600);
-    assert_eq!(sync::Backoff::delay(5), 4_800);
-    assert_eq!(sync::Backoff::delay(9), 12 * 3600);
-    assert_eq!(sync::Backoff::delay(60), 12 * 3600);
+    assert_eq!(sync_state::Backoff::delay(1), 300);
+    assert_eq!(sync_state::Backoff::delay(2), 600);
+    assert_eq!(sync_state::Backoff::delay(5), 4_800);
+    assert_eq!(sync_state::Backoff::delay(9), 12 * 3600);
+    assert_eq!(sync_state::Backoff::delay(60), 12 * 3600);
     let (s, clock) = setup();
     let p = Policy::default();
     let mut feed = Feed::new(10, 10);
@@ -109,9 +109,11 @@ fn a_failing_token_backs_off_exponentially_up_to_12_hours() {
         assert!(b.reason.contains("T_C_NOT_SIGNED"), "{b:?}");
         assert_eq!(
             b.next_try_at,
-            clock.unix_seconds() + sync::Backoff::delay(failures)
+            clock.unix_seconds() + sync_state::Backoff::delay(failures)
         );
-        clock.advance(Duration::from_secs(sync::Backoff::delay(failures) - 1));
+        clock.advance(Duration::from_secs(
+            sync_state::Backoff::delay(failures) - 1,
+        ));
         assert!(state(&s).scheduled_plan(clock.unix_seconds(), &p).is_none());
         clock.advance(Duration::from_secs(1));
     }

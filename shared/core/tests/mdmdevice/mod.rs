@@ -370,7 +370,7 @@ pub fn admit(e: &E, id: &Identity, device_id: &str, serial: &str, topic: &str) {
     while cert_serial.len() > 2 && cert_serial.starts_with("00") {
         cert_serial.drain(..2);
     }
-    let issued = mdm_core::scep::endpoint::IssuedRecord {
+    let issued = mdm_core::scep::issued::IssuedRecord {
         serial: cert_serial.clone(),
         subject: String::new(),
         not_before: 0,

@@ -61,7 +61,7 @@ fn challenges_are_one_time_expire_and_are_required() {
             .any(|(k, v)| k.contains(&c) || v.windows(c.len()).any(|w| w == c.as_bytes()))
     );
     assert_eq!(
-        block_on(endpoint::issued_to_device(&e.store, "LATE")).unwrap(),
+        block_on(issued::issued_to_device(&e.store, "LATE")).unwrap(),
         Vec::<String>::new()
     );
 }
@@ -116,7 +116,7 @@ fn admin_issues_challenges_for_manual_enrollment() {
     );
     let rep = cert_rep(&post(&e, req.msg.der.clone()), &req, &ra);
     let cert = rep.certificate.unwrap();
-    let rec = block_on(endpoint::issued_for(&e.store, &cert.serial_hex()))
+    let rec = block_on(issued::issued_for(&e.store, &cert.serial_hex()))
         .unwrap()
         .unwrap();
     assert_eq!(

@@ -27,7 +27,7 @@ use http::{Method, StatusCode};
 use mdm_core::mdm::signature::SCEP_CA_CERT_KEY;
 use mdm_core::platform::testing::{MapVariables, NoHttp, SystemClock};
 use mdm_core::scep::challenge::{self, ChallengeError, ChallengeGrant};
-use mdm_core::scep::{ca, endpoint};
+use mdm_core::scep::{ca, endpoint, issued};
 use mdm_core::{Clock, Env, Response, routes::checkin};
 use mdm_crypto::{
     BuiltRequest, CertRep, Certificate, CertificateAuthority, CsrParams, DigestAlgorithm,

@@ -65,14 +65,14 @@ fn renewal_with_our_certificate_succeeds_and_foreign_or_expired_fail() {
         Some("RENEW-ME"),
         "named by the CA, not the request"
     );
-    let rec = block_on(endpoint::issued_for(&e.store, &new.serial_hex()))
+    let rec = block_on(issued::issued_for(&e.store, &new.serial_hex()))
         .unwrap()
         .unwrap();
     assert_eq!(rec.device_id, "RENEW-ME", "renewal stays with the device");
     assert_eq!(rec.purpose, "renewal");
     assert_eq!(rec.renewed_from.as_deref(), Some(old.serial_hex().as_str()));
     assert_eq!(
-        block_on(endpoint::issued_to_device(&e.store, "RENEW-ME")).unwrap(),
+        block_on(issued::issued_to_device(&e.store, "RENEW-ME")).unwrap(),
         vec![old.serial_hex(), new.serial_hex()]
     );
 

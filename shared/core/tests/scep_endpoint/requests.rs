@@ -124,7 +124,7 @@ fn check_issued(e: &E, ca: &Certificate, cert: &Certificate, asked_cn: &str, dev
     assert_eq!(cert.not_after_unix(), now + 365 * DAY);
     assert!(cert.not_before_unix() <= now);
     assert!(cert.matches_key(client_key()));
-    let rec = block_on(endpoint::issued_for(&e.store, &cert.serial_hex()))
+    let rec = block_on(issued::issued_for(&e.store, &cert.serial_hex()))
         .unwrap()
         .expect("issued certificate recorded");
     assert_eq!(rec.serial, cert.serial_hex());
@@ -144,11 +144,11 @@ fn check_issued(e: &E, ca: &Certificate, cert: &Certificate, asked_cn: &str, dev
         .map(|c| String::from_utf8(c.to_vec()).unwrap().to_uppercase())
         .collect();
     assert_eq!(
-        block_on(endpoint::issued_for(&e.store, &colons.join(":"))).unwrap(),
+        block_on(issued::issued_for(&e.store, &colons.join(":"))).unwrap(),
         Some(rec)
     );
     assert!(
-        block_on(endpoint::issued_to_device(&e.store, device))
+        block_on(issued::issued_to_device(&e.store, device))
             .unwrap()
             .contains(&cert.serial_hex())
     );

@@ -8,7 +8,7 @@ use super::paging;
 use crate::api::{self, ApiError, FieldError, Params, Request, Response};
 use crate::dep::inventory::{self, DeviceRecord};
 use crate::dep::inventory_list::{self, Assignment, ListQuery};
-use crate::dep::sync::{self, Policy, SyncState};
+use crate::dep::sync_state::{self, Policy, SyncState};
 use crate::dep::{TokenId, tokens};
 use crate::time::format_rfc3339;
 use crate::{Clock, Platform};
@@ -106,7 +106,9 @@ pub fn sync_view(s: &SyncState, now: u64, policy: &Policy) -> Value {
 
 pub async fn get_sync(p: &impl Platform, params: &Params) -> Result<Response, ApiError> {
     let token = token_id(p, params).await?;
-    let state = sync::load(p.store(), token).await?.unwrap_or_default();
+    let state = sync_state::load(p.store(), token)
+        .await?
+        .unwrap_or_default();
     Ok(api::ok_json(&sync_view(
         &state,
         p.clock().unix_seconds(),

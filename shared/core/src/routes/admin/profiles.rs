@@ -92,7 +92,7 @@ fn start_error(e: SyncStartError) -> ApiError {
         SyncStartError::NoToken => {
             ApiError::conflict("upload the server token (.p7m) into this slot first")
         }
-        SyncStartError::Sync(crate::dep::sync::SyncError::Store(kv)) => ApiError::store(kv),
+        SyncStartError::Sync(crate::dep::sync_state::SyncError::Store(kv)) => ApiError::store(kv),
         other => ApiError::internal(other.to_string()),
     }
 }

@@ -18,9 +18,11 @@ use super::paging;
 use crate::api::{self, ApiError, Params, Request, Response};
 use crate::config::{self, Secret};
 use crate::dep::apple::{self, SlotSealer, SyncStartError};
-use crate::dep::client::{DepClient, DepCredentials};
+use crate::dep::client::DepClient;
 use crate::dep::error::{ApiError as AppleCode, DepError};
-use crate::dep::sync::{self, ManualRefusal, Outcome, Policy, SyncKind, SyncState};
+use crate::dep::oauth::DepCredentials;
+use crate::dep::sync::Outcome;
+use crate::dep::sync_state::{self, ManualRefusal, Policy, SyncKind, SyncState};
 use crate::dep::tokens::{self, AppleVerdict, KeyPair, TokenRecord};
 use crate::dep::{TokenId, inventory};
 use crate::time::{format_rfc3339, parse_rfc3339};
@@ -53,7 +55,7 @@ fn internal(message: impl Into<String>) -> ApiError {
 pub async fn view(p: &impl Platform, r: &TokenRecord) -> Result<Value, ApiError> {
     let now = p.clock().unix_seconds();
     let devices = inventory::live_count(p.store(), r.id).await?;
-    let sync_state = sync::load(p.store(), r.id).await?.unwrap_or_default();
+    let sync_state = sync_state::load(p.store(), r.id).await?.unwrap_or_default();
     let account = r.account.as_ref();
     let field = |k: &str| {
         account
@@ -459,13 +461,13 @@ pub async fn upload(
     .ok_or_else(|| ApiError::not_found(format!("no token {id}")))?;
     if other_server {
         // Another ABM server's cursor means nothing here: the next sync is full.
-        sync::init(p.store(), id).await?;
+        sync_state::init(p.store(), id).await?;
     } else {
         // A new token: a sync that failed with the old one is tried again at once.
-        crate::dep::sync_state::clear_backoff(p.store(), id)
+        sync_state::clear_backoff(p.store(), id)
             .await
             .map_err(|e| match e {
-                sync::SyncError::Store(kv) => ApiError::store(kv),
+                sync_state::SyncError::Store(kv) => ApiError::store(kv),
                 other => internal(other.to_string()),
             })?;
     }
@@ -531,7 +533,7 @@ pub async fn sync_now(
         ));
     }
     let policy = Policy::default();
-    let state: SyncState = sync::load(p.store(), r.id).await?.unwrap_or_default();
+    let state: SyncState = sync_state::load(p.store(), r.id).await?.unwrap_or_default();
     let plan = match state.manual_plan(body.kind.unwrap_or(SyncKind::Delta), now, &policy) {
         Ok(plan) => plan,
         Err(ManualRefusal::Running) => {
@@ -561,10 +563,10 @@ pub async fn sync_now(
     let report = apple::run_sync(p, &r, plan, &short, &storage_key, &base)
         .await
         .map_err(|e| match e {
-            SyncStartError::Sync(sync::SyncError::Store(kv)) => ApiError::store(kv),
+            SyncStartError::Sync(sync_state::SyncError::Store(kv)) => ApiError::store(kv),
             other => internal(other.to_string()),
         })?;
-    let state = sync::load(p.store(), r.id).await?.unwrap_or_default();
+    let state = sync_state::load(p.store(), r.id).await?.unwrap_or_default();
     let status = match report.outcome {
         Outcome::Completed | Outcome::Failed(_) | Outcome::TimedOut => StatusCode::OK,
         Outcome::Paused | Outcome::Throttled { .. } | Outcome::Busy => StatusCode::ACCEPTED,
