@@ -1,6 +1,6 @@
 //! The command loop at the ServerURL: a verified report in, the next command (or an
-//! empty 200) out. An answer completes its command's record ([`crate::command::records`]),
-//! inventory results update the enrollment record (large sections under their own key,
+//! empty 200) out. An answer completes its command's record ([`crate::command::records`])
+//! and adds an entry to the device log ([`devlog`]), inventory results update the enrollment record (large sections under their own key,
 //! [`InventorySection`]'s), and the answer to the device's retire
 //! command purges the enrollment.
 //!
@@ -17,6 +17,7 @@ use crate::command::records::record_completion;
 use crate::command::records::{
     CommandResult, EnqueueError, ErrorResult, NewCommand, STATUS_NOT_NOW, enqueue, result,
 };
+use crate::mdm::devlog;
 use crate::mdm::enrollment_record::{
     self, EnrollmentRecord, InventorySection, Refusal, device_type, modify_record,
 };
@@ -127,6 +128,8 @@ pub async fn report_read<B: Backend>(
     let mut retired: Option<bool> = None;
     // The queue head as Idle left it, for the delivery below.
     let mut head: Option<queue::Head> = None;
+    // The RequestType of the command this report answers, when its record says.
+    let mut answered: Option<String> = None;
     match report.status {
         Status::Idle => {
             let h = queue::delivery::idle_from(store, &ch, read.extra.as_deref()).await;
@@ -141,7 +144,7 @@ pub async fn report_read<B: Backend>(
             {
                 // Compare-and-swap: an admin may cancel the deferred command meanwhile,
                 // and that outcome must not be overwritten.
-                CommandResult::modify(store, (&tag, &uuid), |r| {
+                answered = CommandResult::modify(store, (&tag, &uuid), |r| {
                     if r.finished() {
                         return Ok::<_, Refusal>(false);
                     }
@@ -150,7 +153,8 @@ pub async fn report_read<B: Backend>(
                     r.last_not_now_at = Some(now);
                     Ok(true)
                 })
-                .await?;
+                .await?
+                .map(|r| r.request_type);
                 metrics::bump(store, Counter::CommandResults("NotNow")).await;
             }
         }
@@ -162,6 +166,7 @@ pub async fn report_read<B: Backend>(
                 .await
                 .map_err(queue_refusal)?
             {
+                answered = Some(cmd.request_type.clone());
                 let previous = result(store, &tag, &uuid).await?;
                 let (raw, raw_omitted_bytes) = raw_report(report);
                 let result = CommandResult {
@@ -210,6 +215,7 @@ pub async fn report_read<B: Backend>(
     if retired == Some(true) {
         // Our MDM profile is gone from the device: so is everything we held for it.
         purge(store, &device_id, now).await?;
+        log_answer(store, report, &device_id, answered, now).await?;
         return Ok(Next::Nothing);
     }
     let retire_failed = retired == Some(false);
@@ -220,6 +226,7 @@ pub async fn report_read<B: Backend>(
     {
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
+    log_answer(store, report, &device_id, answered, now).await?;
     let delivery = queue::delivery::next_from(store, &ch, now, head)
         .await
         .map_err(queue_refusal)?;
@@ -238,6 +245,64 @@ pub async fn report_read<B: Backend>(
             Ok(Next::Nothing)
         }
     }
+}
+
+/// The device log's entry for a report that answers a command: its RequestType
+/// (`answered`, else the stored result's, else what the report says) and the status.
+/// A log that cannot be written is warned about, never a refusal of the report.
+async fn log_answer<B: Backend>(
+    store: &Store<B>,
+    report: &Report,
+    device_id: &str,
+    answered: Option<String>,
+    now: u64,
+) -> Result<(), Refusal> {
+    let Some(uuid) = &report.command_uuid else {
+        return Ok(());
+    };
+    let status = match report.status {
+        Status::Idle => return Ok(()),
+        Status::Acknowledged => "Acknowledged",
+        Status::Error => "Error",
+        Status::CommandFormatError => "CommandFormatError",
+        Status::NotNow => "NotNow",
+    };
+    let request_type = match answered {
+        Some(rt) => rt,
+        // An answer to a command no longer queued (answered before, or never ours).
+        None => match result(store, channel_of(report, device_id).tag(), uuid).await {
+            Ok(Some(r)) => r.request_type,
+            _ => report
+                .request_type
+                .clone()
+                .unwrap_or_else(|| "Unknown".into()),
+        },
+    };
+    let details = report
+        .error_chain
+        .first()
+        .map(|e| {
+            format!(
+                "{} {}: {}",
+                e.error_domain.as_deref().unwrap_or("?"),
+                e.error_code.unwrap_or(0),
+                e.us_english_description
+                    .as_deref()
+                    .or(e.localized_description.as_deref())
+                    .unwrap_or("")
+            )
+        })
+        .unwrap_or_default();
+    let entry = devlog::NewEntry {
+        action: &request_type,
+        status,
+        details: &details,
+        user: report.enrollment.user_id(),
+    };
+    if let Err(e) = devlog::append(store, device_id, &entry, now).await {
+        crate::log::warn("device log not written", &[("error", e.to_string().into())]);
+    }
+    Ok(())
 }
 
 /// Which key of a result carries inventory, per RequestType.

@@ -9,15 +9,12 @@
 
 use crate::api::{self, Request, Response, Route};
 use crate::command;
-use crate::command::records;
 use crate::config;
 use crate::device_auth::{self, DeviceError};
 use crate::mdm::connect::{self, Next};
-use crate::mdm::devlog;
 use crate::mdm::enrollment_binding;
 use crate::mdm::enrollment_record;
-use crate::mdm::report::{Report, Status};
-use crate::queue::Channel;
+use crate::mdm::report::Report;
 use crate::{Clock, Platform};
 
 /// Largest report accepted: results such as InstalledApplicationList or CertificateList
@@ -100,7 +97,6 @@ async fn connect(
         }
     }
     let next = connect::report_read(store, read, &signer.cert_hash, &report, now).await?;
-    log_answer(p, &report, now).await;
     match next {
         Next::Command(body) => Ok(device_auth::plist_response(body)),
         Next::Sealed { body, aad } => {
@@ -117,55 +113,5 @@ async fn connect(
             Ok(device_auth::plist_response(plain))
         }
         Next::Nothing => Ok(device_auth::empty_response()),
-    }
-}
-
-/// The device log gets one entry per answered command: its RequestType and the status.
-async fn log_answer(p: &impl Platform, report: &Report, now: u64) {
-    let (Some(device), Some(uuid)) = (report.enrollment.device_id(), &report.command_uuid) else {
-        return;
-    };
-    let user = report.enrollment.user_id();
-    let channel = match user {
-        Some(u) => Channel::user(device, u),
-        None => Channel::device(device),
-    };
-    let request_type = match records::result(p.store(), channel.tag(), uuid).await {
-        Ok(Some(r)) => r.request_type,
-        _ => report
-            .request_type
-            .clone()
-            .unwrap_or_else(|| "Unknown".into()),
-    };
-    let details = report
-        .error_chain
-        .first()
-        .map(|e| {
-            format!(
-                "{} {}: {}",
-                e.error_domain.as_deref().unwrap_or("?"),
-                e.error_code.unwrap_or(0),
-                e.us_english_description
-                    .as_deref()
-                    .or(e.localized_description.as_deref())
-                    .unwrap_or("")
-            )
-        })
-        .unwrap_or_default();
-    let status = match report.status {
-        Status::Idle => return,
-        Status::Acknowledged => "Acknowledged",
-        Status::Error => "Error",
-        Status::CommandFormatError => "CommandFormatError",
-        Status::NotNow => "NotNow",
-    };
-    let entry = devlog::NewEntry {
-        action: &request_type,
-        status,
-        details: &details,
-        user,
-    };
-    if let Err(e) = devlog::append(p.store(), device, &entry, now).await {
-        crate::log::warn("device log not written", &[("error", e.to_string().into())]);
     }
 }

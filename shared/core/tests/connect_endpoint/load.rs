@@ -120,6 +120,54 @@ fn an_enqueue_costs_a_fixed_number_of_store_operations() {
     assert!(*max <= 11, "{max} store operations for one enqueue");
 }
 
+/// An answer to a queued command costs a fixed number of store operations, its
+/// device-log entry included: the entry takes the RequestType from the command it
+/// completed rather than reading the record it has just written.
+#[test]
+fn an_answer_costs_a_fixed_number_of_store_operations_with_its_log_entry() {
+    let s = enrolled_counting();
+    let ch = Channel::device(UDID);
+    for i in 0..2 {
+        block_on(records::enqueue(&s, &ch, &new_command(i), 0, 100_000)).unwrap();
+    }
+    let report = |status: &str, uuid: Option<&str>| {
+        let u = uuid
+            .map(|u| format!("<key>CommandUUID</key><string>{u}</string>"))
+            .unwrap_or_default();
+        Report::parse(&xml(&format!(
+            "<key>Status</key><string>{status}</string><key>UDID</key><string>{UDID}</string>{u}"
+        )))
+        .unwrap()
+    };
+    let first = block_on(connect::report(&s, "cert", &report("Idle", None), 1)).unwrap();
+    assert_eq!(first, Next::Command(b"c00000".to_vec()));
+    let before = s.backend().ops.load(Ordering::SeqCst);
+    let next = block_on(connect::report(
+        &s,
+        "cert",
+        &report("Acknowledged", Some("c00000")),
+        2,
+    ))
+    .unwrap();
+    let used = s.backend().ops.load(Ordering::SeqCst) - before;
+    assert_eq!(next, Next::Command(b"c00001".to_vec()));
+    assert!(used <= 23, "{used} store operations for one answer");
+    let log = block_on(mdm_core::mdm::devlog::list(
+        &s,
+        UDID,
+        &mdm_core::mdm::devlog::LogQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    let e = &log.entries[0];
+    assert_eq!(
+        (e.action.as_str(), e.status.as_str()),
+        ("ProfileList", "Acknowledged")
+    );
+}
+
 /// The most store operations one device request needed, over a scripted session with
 /// `n` queued commands: NotNow on the first quarter, answers to the next quarter, a new
 /// exchange that delivers the deferred ones again (and the device answers them all).
