@@ -178,6 +178,21 @@ pub(crate) async fn record_completion<B: Backend>(
     log: Option<u64>,
     at: u64,
 ) -> Result<(), KvError> {
+    let mut writes = Writes::default();
+    completion_into(store, tag, uuid, log, at, &mut writes).await?;
+    writes.save(store).await
+}
+
+/// [`record_completion`] with its entry added to `writes`, for a caller that writes it
+/// with others (the place in the order is taken now).
+pub(crate) async fn completion_into<B: Backend>(
+    store: &Store<B>,
+    tag: &str,
+    uuid: &str,
+    log: Option<u64>,
+    at: u64,
+    writes: &mut Writes,
+) -> Result<(), KvError> {
     let n = store.increment(&done_counter(), 1).await? as u64;
     let c = Completion {
         c: tag.to_owned(),
@@ -185,7 +200,8 @@ pub(crate) async fn record_completion<B: Backend>(
         n: log,
         t: at,
     };
-    c.save(store, n).await
+    writes.put(&c, n)?;
+    Ok(())
 }
 
 /// A command record by channel tag and UUID.

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use mdm_kv::{Backend, KvError, Store};
 
-use crate::command::records::record_completion;
+use crate::command::records::completion_into;
 use crate::command::records::{
     CommandResult, EnqueueError, ErrorResult, NewCommand, STATUS_NOT_NOW, enqueue, result,
 };
@@ -24,7 +24,7 @@ use crate::mdm::enrollment_record::{
 use crate::mdm::enrollment_reset::purge;
 use crate::mdm::report::{Report, Status};
 use crate::queue::{self, Channel, Lane, QueueError};
-use crate::record::{Record, Stored};
+use crate::record::{Record, Stored, Writes};
 
 /// Reports larger than this are not kept verbatim in the command record (KV values stay
 /// well below every backend's item limit).
@@ -128,8 +128,10 @@ pub async fn report_read<B: Backend>(
     let mut retired: Option<bool> = None;
     // The queue head as Idle left it, for the delivery below.
     let mut head: Option<queue::Head> = None;
-    // The RequestType of the command this report answers, when its record says.
+    // The RequestType of the command this report answers, when its record says, and
+    // whether the device log has the answer already.
     let mut answered: Option<String> = None;
+    let mut logged = false;
     match report.status {
         Status::Idle => {
             let h = queue::delivery::idle_from(store, &ch, read.extra.as_deref()).await;
@@ -166,7 +168,6 @@ pub async fn report_read<B: Backend>(
                 .await
                 .map_err(queue_refusal)?
             {
-                answered = Some(cmd.request_type.clone());
                 let previous = result(store, &tag, &uuid).await?;
                 let (raw, raw_omitted_bytes) = raw_report(report);
                 let result = CommandResult {
@@ -184,13 +185,21 @@ pub async fn report_read<B: Backend>(
                     last_not_now_at: previous.as_ref().and_then(|p| p.last_not_now_at),
                     cancelled_at: None,
                 };
-                result.save(store, (&tag, &uuid)).await?;
-                record_completion(store, &tag, &uuid, result.log, now).await?;
-                let status = match report.status {
-                    Status::Acknowledged => "Acknowledged",
-                    Status::Error => "Error",
-                    _ => "CommandFormatError",
+                // The result, its place in the finishing order and the device log's
+                // entry: one batched write.
+                let mut writes = Writes::default();
+                writes.put(&result, (&tag, &uuid))?;
+                completion_into(store, &tag, &uuid, result.log, now, &mut writes).await?;
+                let (status, details) = answer_entry(report);
+                let entry = devlog::NewEntry {
+                    action: &cmd.request_type,
+                    status,
+                    details: &details,
+                    user: report.enrollment.user_id(),
                 };
+                devlog::append_into(store, &device_id, &entry, now, &mut writes).await?;
+                writes.save(store).await?;
+                logged = true;
                 metrics::bump(store, Counter::CommandResults(status)).await;
                 // The device leaves Setup Assistant: it no longer awaits configuration.
                 configured |= report.status == Status::Acknowledged
@@ -215,7 +224,9 @@ pub async fn report_read<B: Backend>(
     if retired == Some(true) {
         // Our MDM profile is gone from the device: so is everything we held for it.
         purge(store, &device_id, now).await?;
-        log_answer(store, report, &device_id, answered, now).await?;
+        if !logged {
+            log_answer(store, report, &device_id, answered, now).await?;
+        }
         return Ok(Next::Nothing);
     }
     let retire_failed = retired == Some(false);
@@ -226,7 +237,9 @@ pub async fn report_read<B: Backend>(
     {
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
-    log_answer(store, report, &device_id, answered, now).await?;
+    if !logged {
+        log_answer(store, report, &device_id, answered, now).await?;
+    }
     let delivery = queue::delivery::next_from(store, &ch, now, head)
         .await
         .map_err(queue_refusal)?;
@@ -247,9 +260,10 @@ pub async fn report_read<B: Backend>(
     }
 }
 
-/// The device log's entry for a report that answers a command: its RequestType
-/// (`answered`, else the stored result's, else what the report says) and the status.
-/// A log that cannot be written is warned about, never a refusal of the report.
+/// The device log's entry for a report that answers a command it did not complete
+/// (deferred, or no longer queued): its RequestType (`answered`, else the stored
+/// result's, else what the report says) and the status. A log that cannot be written is
+/// warned about, never a refusal of the report.
 async fn log_answer<B: Backend>(
     store: &Store<B>,
     report: &Report,
@@ -260,13 +274,9 @@ async fn log_answer<B: Backend>(
     let Some(uuid) = &report.command_uuid else {
         return Ok(());
     };
-    let status = match report.status {
-        Status::Idle => return Ok(()),
-        Status::Acknowledged => "Acknowledged",
-        Status::Error => "Error",
-        Status::CommandFormatError => "CommandFormatError",
-        Status::NotNow => "NotNow",
-    };
+    if report.status == Status::Idle {
+        return Ok(());
+    }
     let request_type = match answered {
         Some(rt) => rt,
         // An answer to a command no longer queued (answered before, or never ours).
@@ -277,6 +287,28 @@ async fn log_answer<B: Backend>(
                 .clone()
                 .unwrap_or_else(|| "Unknown".into()),
         },
+    };
+    let (status, details) = answer_entry(report);
+    let entry = devlog::NewEntry {
+        action: &request_type,
+        status,
+        details: &details,
+        user: report.enrollment.user_id(),
+    };
+    if let Err(e) = devlog::append(store, device_id, &entry, now).await {
+        crate::log::warn("device log not written", &[("error", e.to_string().into())]);
+    }
+    Ok(())
+}
+
+/// The status and details of an answer's device-log entry (details: the first error).
+fn answer_entry(report: &Report) -> (&'static str, String) {
+    let status = match report.status {
+        Status::Acknowledged => "Acknowledged",
+        Status::Error => "Error",
+        Status::CommandFormatError => "CommandFormatError",
+        Status::NotNow => "NotNow",
+        Status::Idle => "Idle",
     };
     let details = report
         .error_chain
@@ -293,16 +325,7 @@ async fn log_answer<B: Backend>(
             )
         })
         .unwrap_or_default();
-    let entry = devlog::NewEntry {
-        action: &request_type,
-        status,
-        details: &details,
-        user: report.enrollment.user_id(),
-    };
-    if let Err(e) = devlog::append(store, device_id, &entry, now).await {
-        crate::log::warn("device log not written", &[("error", e.to_string().into())]);
-    }
-    Ok(())
+    (status, details)
 }
 
 /// Which key of a result carries inventory, per RequestType.

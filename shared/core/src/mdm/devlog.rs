@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use mdm_kv::key::segment;
 use mdm_kv::{Backend, CounterKey, KvError, Store};
 
-use crate::record::{self, Record, Stored};
+use crate::record::{self, Record, Stored, Writes};
 
 /// Entries read per listing request at most.
 pub const MAX_SCAN: u64 = 5_000;
@@ -139,6 +139,21 @@ pub async fn append<B: Backend>(
     entry: &NewEntry<'_>,
     now: u64,
 ) -> Result<u64, KvError> {
+    let mut writes = Writes::default();
+    let n = append_into(store, device, entry, now, &mut writes).await?;
+    writes.save(store).await?;
+    Ok(n)
+}
+
+/// [`append`] with the entry and its pointer added to `writes`, for a caller that writes
+/// them with other records (their numbers are taken now).
+pub async fn append_into<B: Backend>(
+    store: &Store<B>,
+    device: &str,
+    entry: &NewEntry<'_>,
+    now: u64,
+    writes: &mut Writes,
+) -> Result<u64, KvError> {
     let n = store.increment(&counter(device)?, 1).await? as u64;
     let g = store.increment(&all_counter(), 1).await? as u64;
     let e = Entry {
@@ -153,12 +168,7 @@ pub async fn append<B: Backend>(
         entry: Some((device.to_owned(), n)),
         at: now,
     };
-    // Entry and pointer in one batched write.
-    let (k1, k2) = (Entry::key((device, n)), Pointer::key(g));
-    let (v1, v2) = (e.encode_at(&k1)?, pointer.encode_at(&k2)?);
-    store
-        .set_many(&[(k1.as_str(), &v1), (k2.as_str(), &v2)])
-        .await?;
+    writes.put(&e, (device, n))?.put(&pointer, g)?;
     Ok(n)
 }
 
