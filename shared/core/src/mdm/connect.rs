@@ -1,8 +1,8 @@
 //! The command loop at the ServerURL: a verified report in, the next command (or an
 //! empty 200) out. An answer completes its command's record ([`crate::command::records`])
-//! and adds an entry to the device log ([`devlog`]), inventory results update the enrollment record (large sections under their own key,
-//! [`InventorySection`]'s), and the answer to the device's retire
-//! command purges the enrollment.
+//! and adds an entry to the device log ([`devlog`]); inventory results update the
+//! enrollment record (large sections under their own key, [`InventorySection`]'s); and
+//! the answer to the device's retire command purges the enrollment.
 //!
 //! Every report reads and writes a fixed number of keys, whatever the length of the queue
 //! or of the history.
@@ -225,7 +225,7 @@ pub async fn report_read<B: Backend>(
         // Our MDM profile is gone from the device: so is everything we held for it.
         purge(store, &device_id, now).await?;
         if !logged {
-            log_answer(store, report, &device_id, answered, now).await?;
+            log_answer(store, report, &device_id, answered, now).await;
         }
         return Ok(Next::Nothing);
     }
@@ -238,7 +238,7 @@ pub async fn report_read<B: Backend>(
         update_device(store, &device_id, inventory, configured, retire_failed, now).await?;
     }
     if !logged {
-        log_answer(store, report, &device_id, answered, now).await?;
+        log_answer(store, report, &device_id, answered, now).await;
     }
     let delivery = queue::delivery::next_from(store, &ch, now, head)
         .await
@@ -270,12 +270,12 @@ async fn log_answer<B: Backend>(
     device_id: &str,
     answered: Option<String>,
     now: u64,
-) -> Result<(), Refusal> {
+) {
     let Some(uuid) = &report.command_uuid else {
-        return Ok(());
+        return;
     };
     if report.status == Status::Idle {
-        return Ok(());
+        return;
     }
     let request_type = match answered {
         Some(rt) => rt,
@@ -298,7 +298,6 @@ async fn log_answer<B: Backend>(
     if let Err(e) = devlog::append(store, device_id, &entry, now).await {
         crate::log::warn("device log not written", &[("error", e.to_string().into())]);
     }
-    Ok(())
 }
 
 /// The status and details of an answer's device-log entry (details: the first error).
