@@ -99,7 +99,7 @@ pub fn loggable(s: &str) -> String {
 /// into one string: every request writes one.
 pub fn line(level: Level, msg: &str, fields: &[(&str, Value)]) -> String {
     let mut s = String::with_capacity(256);
-    let _ = write!(s, "{{\"time\":\"");
+    s.push_str("{\"time\":\"");
     push_rfc3339(&mut s);
     let _ = write!(s, "\",\"level\":\"{}\"", level.name());
     if let Some(c) = COMPONENT.get() {
@@ -114,12 +114,9 @@ pub fn line(level: Level, msg: &str, fields: &[(&str, Value)]) -> String {
     s
 }
 
-/// `,"name":value`, both escaped as JSON.
+/// `,"name":value`, both escaped as JSON (`Value`'s Display writes compact JSON).
 fn push_field(s: &mut String, name: &str, value: &Value) {
-    s.push(',');
-    s.push_str(&Value::from(name).to_string());
-    s.push(':');
-    s.push_str(&value.to_string());
+    let _ = write!(s, ",{}:{value}", Value::String(name.to_owned()));
 }
 
 /// Writes the event if its level is enabled. One write per line, so lines from
@@ -213,16 +210,14 @@ mod tests {
         assert_eq!(v["n"], 3);
         assert_eq!(v["a\"b"], "v\u{7}");
         assert_eq!(v["m"]["k"][0], 1.5);
-        let keys: Vec<&str> = [
+        let keys = [
             "\"time\"",
             "\"level\"",
             "\"msg\"",
             "\"n\"",
             "\"a\\\"b\"",
             "\"m\"",
-        ]
-        .into_iter()
-        .collect();
+        ];
         let at: Vec<usize> = keys.iter().map(|k| l.find(k).unwrap()).collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{l}");
         let t = v["time"].as_str().unwrap();
